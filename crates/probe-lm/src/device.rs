@@ -1,0 +1,82 @@
+//! Run-time device selection: `cpu` (burn's Flex backend) or `cuda[:N]` (burn-tch, behind the
+//! `tch` cargo feature).
+
+use burn::tensor::Device;
+
+use crate::error::{Error, Result};
+
+/// A parsed `--device` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "cpu" {
+            return Ok(DeviceSpec::Cpu);
+        }
+        if s == "cuda" || s == "gpu" {
+            return Ok(DeviceSpec::Cuda(0));
+        }
+        if let Some(idx) = s.strip_prefix("cuda:") {
+            let idx = idx
+                .parse()
+                .map_err(|_| Error::Device(format!("`{s}`: expected cuda:<index>")))?;
+            return Ok(DeviceSpec::Cuda(idx));
+        }
+        Err(Error::Device(format!("unknown device `{s}` (expected cpu, cuda or cuda:N)")))
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// The burn device, or an error saying how to get CUDA support.
+    pub fn device(self) -> Result<Device> {
+        match self {
+            DeviceSpec::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)] // burn-tch is deprecated upstream; it is our only CUDA path on burn 0.22.
+            DeviceSpec::Cuda(i) => Ok(Device::libtorch_cuda(i)),
+            #[cfg(not(feature = "tch"))]
+            DeviceSpec::Cuda(_) => Err(Error::Device(
+                "this probe binary was built without GPU support: rebuild with \
+                 `scripts/build-tch.sh` (cargo feature `tch`, libtorch from PyTorch 2.9.0)"
+                    .into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("CUDA:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
+        assert!("tpu".parse::<DeviceSpec>().is_err());
+        assert!("cuda:x".parse::<DeviceSpec>().is_err());
+    }
+
+    #[cfg(not(feature = "tch"))]
+    #[test]
+    fn cuda_without_the_feature_says_how_to_build_it() {
+        let err = DeviceSpec::Cuda(0).device().unwrap_err().to_string();
+        assert!(err.contains("build-tch.sh"), "{err}");
+    }
+}

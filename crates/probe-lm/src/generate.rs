@@ -1,0 +1,224 @@
+//! Autoregressive decoding with a KV cache: greedy or sampled (temperature, top-k, top-p,
+//! seeded), stop strings, batched prompts of different lengths (left padding).
+
+use crate::error::{Error, Result};
+use crate::tokenizer::Tokenizer;
+use crate::transformer::{Batch, Transformer};
+
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    pub max_new_tokens: usize,
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// Keep the smallest set of tokens whose probability reaches `top_p` (1.0 = off).
+    pub top_p: f32,
+    /// Keep the `top_k` most likely tokens (0 = off).
+    pub top_k: usize,
+    pub seed: u64,
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        GenerateParams {
+            max_new_tokens: 32,
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+            stop: Vec::new(),
+        }
+    }
+}
+
+impl GenerateParams {
+    pub fn check(&self) -> Result<()> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            return Err(Error::Input(format!("temperature {} must be ≥ 0", self.temperature)));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(Error::Input(format!("top_p {} must lie in (0, 1]", self.top_p)));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    Eos,
+    Stop,
+    Length,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Generation {
+    pub token_ids: Vec<u32>,
+    pub text: String,
+    pub finish_reason: FinishReason,
+}
+
+/// SplitMix64: small, seedable, reproducible across platforms.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Picks the next token from one row of logits.
+pub fn sample(logits: &[f32], params: &GenerateParams, rng: &mut Rng) -> u32 {
+    if params.temperature == 0.0 {
+        return argmax(logits);
+    }
+    let mut idx: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if params.top_k > 0 {
+        idx.truncate(params.top_k);
+    }
+    let max = logits[idx[0]] as f64;
+    let t = params.temperature as f64;
+    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / t).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    probs.iter_mut().for_each(|p| *p /= total);
+    if params.top_p < 1.0 {
+        let mut acc = 0.0;
+        let keep = probs
+            .iter()
+            .position(|&p| {
+                acc += p;
+                acc >= params.top_p as f64
+            })
+            .map_or(probs.len(), |i| i + 1);
+        probs.truncate(keep);
+        idx.truncate(keep);
+        let total: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+    }
+    let mut u = rng.next_f64();
+    for (p, &i) in probs.iter().zip(&idx) {
+        if u < *p {
+            return i as u32;
+        }
+        u -= p;
+    }
+    idx[idx.len() - 1] as u32
+}
+
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Generates continuations of several prompts at once.
+pub fn generate(
+    model: &Transformer,
+    tokenizer: &Tokenizer,
+    prompts: &[Vec<u32>],
+    params: &GenerateParams,
+    mut on_token: impl FnMut(usize),
+) -> Result<Vec<Generation>> {
+    params.check()?;
+    let batch = Batch::left_padded(prompts, tokenizer.pad_token_id())?;
+    let n = prompts.len();
+    let mut rng = Rng::new(params.seed);
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut finished: Vec<Option<FinishReason>> = vec![None; n];
+    if params.max_new_tokens == 0 {
+        return Ok(prompts.iter().map(|_| Generation { token_ids: vec![], text: String::new(), finish_reason: FinishReason::Length }).collect());
+    }
+    let (mut logits, mut kv) = model.prefill(&batch)?;
+    let vocab = model.config.vocab_size;
+    let eos = tokenizer.eos_token_ids();
+    for step in 0..params.max_new_tokens {
+        let rows = logits
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Input(format!("reading logits: {e:?}")))?;
+        let mut next = Vec::with_capacity(n);
+        for (i, row) in rows.chunks_exact(vocab).enumerate() {
+            if finished[i].is_some() {
+                next.push(tokenizer.pad_token_id());
+                continue;
+            }
+            let tok = sample(row, params, &mut rng);
+            next.push(tok);
+            if eos.contains(&tok) {
+                finished[i] = Some(FinishReason::Eos);
+                continue;
+            }
+            out[i].push(tok);
+            if !params.stop.is_empty() {
+                let text = tokenizer.decode(&out[i], false)?;
+                if params.stop.iter().any(|s| text.contains(s.as_str())) {
+                    finished[i] = Some(FinishReason::Stop);
+                }
+            }
+        }
+        on_token(step + 1);
+        if finished.iter().all(Option::is_some) || step + 1 == params.max_new_tokens {
+            break;
+        }
+        logits = model.decode_step(&next, &mut kv)?;
+    }
+    out.into_iter()
+        .zip(finished)
+        .map(|(ids, fin)| {
+            let mut text = tokenizer.decode(&ids, true)?;
+            let mut reason = fin.unwrap_or(FinishReason::Length);
+            if reason == FinishReason::Stop {
+                if let Some(cut) = params.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                    text.truncate(cut);
+                }
+            } else if let Some(cut) = params.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                text.truncate(cut);
+                reason = FinishReason::Stop;
+            }
+            Ok(Generation {
+                token_ids: ids,
+                text,
+                finish_reason: reason,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_is_argmax_and_sampling_is_seeded() {
+        let logits = [0.1f32, 3.0, -1.0, 2.9];
+        let greedy = GenerateParams::default();
+        assert_eq!(sample(&logits, &greedy, &mut Rng::new(1)), 1);
+        let hot = GenerateParams { temperature: 1.0, ..Default::default() };
+        let a: Vec<u32> = { let mut r = Rng::new(7); (0..20).map(|_| sample(&logits, &hot, &mut r)).collect() };
+        let b: Vec<u32> = { let mut r = Rng::new(7); (0..20).map(|_| sample(&logits, &hot, &mut r)).collect() };
+        assert_eq!(a, b);
+        assert!(a.iter().all(|&t| t < 4));
+        let top1 = GenerateParams { temperature: 1.0, top_k: 1, ..Default::default() };
+        assert_eq!(sample(&logits, &top1, &mut Rng::new(3)), 1);
+        let nucleus = GenerateParams { temperature: 1.0, top_p: 0.4, ..Default::default() };
+        assert!((0..50).all(|s| sample(&logits, &nucleus, &mut Rng::new(s)) == 1));
+    }
+}

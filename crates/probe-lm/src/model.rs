@@ -1,0 +1,234 @@
+//! Loading a complete model (weights, config, tokenizer, chat template) from a `.gguf` file
+//! or an HF checkpoint directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use crate::chat::ChatTemplate;
+use crate::config::{HfConfig, ModelConfig};
+use crate::error::{Error, Result};
+use crate::models::{config_from_gguf, config_from_hf, Architecture};
+use crate::tokenizer::Tokenizer;
+use crate::transformer::Transformer;
+use crate::weights::gguf::GgufFile;
+use crate::weights::{HeadLayout, Weights};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFormat {
+    Gguf,
+    HfSafetensors,
+}
+
+/// What a checkpoint is, read without loading its weights.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub format: ModelFormat,
+    pub config: ModelConfig,
+    /// Storage type → number of tensors.
+    pub weight_dtypes: BTreeMap<String, usize>,
+    pub has_tokenizer: bool,
+    pub has_chat_template: bool,
+}
+
+pub struct Model {
+    pub transformer: Transformer,
+    pub tokenizer: Option<Tokenizer>,
+    pub chat_template: Option<ChatTemplate>,
+    pub info: ModelInfo,
+}
+
+/// Where the pieces of a checkpoint are.
+enum Source {
+    Gguf(GgufFile),
+    Hf { dir: PathBuf, config: HfConfig },
+}
+
+fn open_source(path: &Path) -> Result<Source> {
+    if !path.exists() {
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or directory"),
+        });
+    }
+    if path.is_file() {
+        // Decide by content, not extension: a GGUF starts with its magic.
+        let mut magic = [0u8; 4];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+            .map_err(|e| Error::io(path, e))?;
+        let is_gguf_name = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        if (n == 4 && &magic == b"GGUF") || is_gguf_name {
+            return Ok(Source::Gguf(GgufFile::open(path)?));
+        }
+        return Err(Error::Input(format!(
+            "{}: expected a .gguf file or an HF model directory (config.json + safetensors)",
+            path.display()
+        )));
+    }
+    let config_path = path.join("config.json");
+    if !config_path.is_file() {
+        return Err(Error::Config(format!("{} has no config.json", path.display())));
+    }
+    Ok(Source::Hf {
+        dir: path.to_path_buf(),
+        config: HfConfig::from_file(&config_path)?,
+    })
+}
+
+impl ModelInfo {
+    /// Reads config and tensor directory only.
+    pub fn read(path: &Path) -> Result<Self> {
+        let source = open_source(path)?;
+        Self::from_source(path, &source)
+    }
+
+    fn from_source(path: &Path, source: &Source) -> Result<Self> {
+        let mut weight_dtypes = BTreeMap::new();
+        match source {
+            Source::Gguf(file) => {
+                for t in file.tensors() {
+                    *weight_dtypes.entry(t.ggml_type.name().to_string()).or_insert(0) += 1;
+                }
+                Ok(ModelInfo {
+                    path: path.to_path_buf(),
+                    format: ModelFormat::Gguf,
+                    config: config_from_gguf(file)?,
+                    weight_dtypes,
+                    has_tokenizer: file.meta("tokenizer.ggml.tokens").is_some(),
+                    has_chat_template: file.meta("tokenizer.chat_template").is_some(),
+                })
+            }
+            Source::Hf { dir, config } => {
+                let model_config = config_from_hf(config)?;
+                if let Ok(Weights::Safetensors(st)) = Weights::open_safetensors(dir) {
+                    let names: Vec<String> = st.names().map(str::to_string).collect();
+                    for n in names {
+                        if let Some(dt) = st.dtype_of(&n) {
+                            *weight_dtypes.entry(dt).or_insert(0) += 1;
+                        }
+                    }
+                }
+                Ok(ModelInfo {
+                    path: path.to_path_buf(),
+                    format: ModelFormat::HfSafetensors,
+                    config: model_config,
+                    weight_dtypes,
+                    has_tokenizer: dir.join("tokenizer.json").is_file(),
+                    has_chat_template: hf_chat_template(dir).is_some(),
+                })
+            }
+        }
+    }
+}
+
+/// `(template, bos, eos)` from `tokenizer_config.json` (or `chat_template.jinja`).
+fn hf_chat_template(dir: &Path) -> Option<(String, String, String)> {
+    let cfg: Option<serde_json::Value> = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let token = |key: &str| -> String {
+        cfg.as_ref()
+            .and_then(|c| c.get(key))
+            .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.get("content")?.as_str().map(str::to_string)))
+            .unwrap_or_default()
+    };
+    let template = cfg
+        .as_ref()
+        .and_then(|c| c.get("chat_template"))
+        .and_then(|v| v.as_str().map(str::to_string))
+        .or_else(|| std::fs::read_to_string(dir.join("chat_template.jinja")).ok())?;
+    Some((template, token("bos_token"), token("eos_token")))
+}
+
+/// Options for [`Model::load`].
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// A `tokenizer.json` overriding the checkpoint's own.
+    pub tokenizer: Option<PathBuf>,
+    /// Called with (done, total) while blocks load.
+    pub progress: Option<&'a dyn Fn(usize, usize)>,
+}
+
+impl Model {
+    pub fn load(path: &Path, device: &Device, options: LoadOptions<'_>) -> Result<Self> {
+        let source = open_source(path)?;
+        let info = ModelInfo::from_source(path, &source)?;
+        let no_progress = |_: usize, _: usize| {};
+        let progress = options.progress.unwrap_or(&no_progress);
+        let (weights, mut tokenizer, chat_template) = match source {
+            Source::Gguf(file) => {
+                let tokenizer = match &options.tokenizer {
+                    Some(_) => None,
+                    None if info.has_tokenizer => Some(Tokenizer::from_gguf(&file)?),
+                    None => None,
+                };
+                let chat_template = file.meta("tokenizer.chat_template").and_then(|v| v.as_str()).map(|src| {
+                    let tok_text = |key: &str| {
+                        file.meta(key)
+                            .and_then(|v| v.as_u64())
+                            .and_then(|id| file.meta("tokenizer.ggml.tokens")?.as_array()?.get(id as usize)?.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    };
+                    ChatTemplate::new(
+                        src.to_string(),
+                        tok_text("tokenizer.ggml.bos_token_id"),
+                        tok_text("tokenizer.ggml.eos_token_id"),
+                    )
+                });
+                let permuted_qk = (file.meta_str("general.architecture")? == "llama").then_some(HeadLayout {
+                    n_heads: info.config.num_heads,
+                    n_kv_heads: info.config.num_kv_heads,
+                });
+                (Weights::Gguf { file, permuted_qk }, tokenizer, chat_template)
+            }
+            Source::Hf { dir, .. } => {
+                let tok_path = dir.join("tokenizer.json");
+                let tokenizer = match &options.tokenizer {
+                    Some(_) => None,
+                    None if tok_path.is_file() => Some(Tokenizer::from_file(&tok_path)?),
+                    None => None,
+                };
+                let chat_template = hf_chat_template(&dir).map(|(t, b, e)| ChatTemplate::new(t, b, e));
+                (Weights::open_safetensors(&dir)?, tokenizer, chat_template)
+            }
+        };
+        if let Some(p) = &options.tokenizer {
+            tokenizer = Some(Tokenizer::from_file(p)?);
+        }
+        if let Some(tok) = tokenizer.as_mut() {
+            if tok.eos_token_ids().is_empty() {
+                tok.set_eos_token_ids(info.config.eos_token_ids.clone());
+            }
+        }
+        let transformer = Transformer::load(info.config.clone(), &weights, device, progress)?;
+        Ok(Model {
+            transformer,
+            tokenizer,
+            chat_template,
+            info,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.transformer.config
+    }
+
+    pub fn architecture(&self) -> Architecture {
+        self.config().architecture
+    }
+
+    /// The tokenizer, or an error saying where one was looked for.
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::Tokenizer(format!(
+                "{} has no tokenizer (no tokenizer.json / no tokenizer.ggml.* metadata): pass \
+                 --tokenizer <tokenizer.json> or give token ids",
+                self.info.path.display()
+            ))
+        })
+    }
+}

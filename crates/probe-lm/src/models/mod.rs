@@ -1,0 +1,135 @@
+//! One file per architecture: each knows its `config.json` defaults and its GGUF metadata.
+//! The forward pass they share lives in `transformer.rs` and `layers/`.
+
+pub mod llama;
+pub mod mistral;
+pub mod qwen2;
+
+use crate::config::{HfConfig, ModelConfig};
+use crate::error::{Error, Result};
+use crate::weights::gguf::GgufFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    Llama,
+    Qwen2,
+    Mistral,
+}
+
+pub const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, mistral";
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Mistral => "mistral",
+        }
+    }
+
+    fn from_model_type(model_type: &str) -> Result<Self> {
+        match model_type {
+            "llama" => Ok(Architecture::Llama),
+            "qwen2" => Ok(Architecture::Qwen2),
+            "mistral" => Ok(Architecture::Mistral),
+            other => Err(Error::UnknownArchitecture {
+                found: other.to_string(),
+                supported: SUPPORTED_MODEL_TYPES.to_string(),
+            }),
+        }
+    }
+}
+
+/// Builds the model description from an HF `config.json`.
+pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
+    let model_type = hf
+        .model_type
+        .as_deref()
+        .ok_or_else(|| Error::Config("config.json lacks `model_type`".into()))?;
+    hf.check_activation()?;
+    let config = match Architecture::from_model_type(model_type)? {
+        Architecture::Llama => llama::config_from_hf(hf)?,
+        Architecture::Qwen2 => qwen2::config_from_hf(hf)?,
+        Architecture::Mistral => mistral::config_from_hf(hf)?,
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// Builds the model description from GGUF metadata (`general.architecture` and its keys).
+pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
+    let arch = file.meta_str("general.architecture")?;
+    let config = match arch {
+        "llama" => llama::config_from_gguf(file)?,
+        "qwen2" => qwen2::config_from_gguf(file)?,
+        other => {
+            return Err(Error::UnknownArchitecture {
+                found: format!("{other} (GGUF general.architecture)"),
+                supported: "llama (Llama 2/3, Mistral, SmolLM), qwen2".to_string(),
+            })
+        }
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// The hyper-parameters every llama.cpp architecture stores under `<arch>.*`.
+pub(crate) fn gguf_common(file: &GgufFile, arch: &str, architecture: Architecture) -> Result<ModelConfig> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let hidden_size = file.meta_u64(&key("embedding_length"))? as usize;
+    let num_heads = file.meta_u64(&key("attention.head_count"))? as usize;
+    let num_kv_heads = match file.meta(&key("attention.head_count_kv")) {
+        Some(v) => v.as_u64().unwrap_or(num_heads as u64) as usize,
+        None => num_heads,
+    };
+    let head_dim = match file.meta(&key("attention.key_length")) {
+        Some(v) => v.as_u64().unwrap_or(0) as usize,
+        None if num_heads > 0 => hidden_size / num_heads,
+        None => 0,
+    };
+    let vocab_size = match file.meta(&key("vocab_size")) {
+        Some(v) => v.as_u64().unwrap_or(0) as usize,
+        None => file
+            .meta("tokenizer.ggml.tokens")
+            .and_then(|t| t.as_array())
+            .map(|a| a.len())
+            .or_else(|| file.tensor_info("token_embd.weight").map(|t| t.shape()[0]))
+            .unwrap_or(0),
+    };
+    let eos = file
+        .meta("tokenizer.ggml.eos_token_id")
+        .and_then(|v| v.as_u64())
+        .map(|v| vec![v as u32])
+        .unwrap_or_default();
+    Ok(ModelConfig {
+        architecture,
+        vocab_size,
+        hidden_size,
+        intermediate_size: file.meta_u64(&key("feed_forward_length"))? as usize,
+        num_layers: file.meta_u64(&key("block_count"))? as usize,
+        num_heads,
+        num_kv_heads,
+        head_dim,
+        rms_norm_eps: file.meta_f64(&key("attention.layer_norm_rms_epsilon"))?,
+        rope_theta: file
+            .meta(&key("rope.freq_base"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(10_000.0),
+        rope_scaling: None,
+        tie_word_embeddings: file.tensor_info("output.weight").is_none(),
+        qkv_bias: file.tensor_info("blk.0.attn_q.bias").is_some(),
+        o_bias: file.tensor_info("blk.0.attn_output.bias").is_some(),
+        mlp_bias: file.tensor_info("blk.0.ffn_up.bias").is_some(),
+        sliding_window: None,
+        max_position_embeddings: file
+            .meta(&key("context_length"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(4096) as usize,
+        bos_token_id: file
+            .meta("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.as_u64())
+            .map(|v| v as u32),
+        eos_token_ids: eos,
+    })
+}

@@ -1,0 +1,92 @@
+//! Helpers shared by the integration tests: locating `../shared` and the embedded model,
+//! reading reference tensors, comparing numerics.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use probe_lm::burn::tensor::Tensor;
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// `../shared/reference`, or `None` (with a printed notice) where it is absent.
+pub fn reference_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PROBE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared"))
+        .join("reference");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("notice: {} is absent; skipping this reference test", dir.display());
+        None
+    }
+}
+
+/// The embedded default model; absent → skip with a notice, except under CI, where the
+/// setup script must have fetched it.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let path = workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing: CI must run scripts/setup.sh first", path.display());
+    }
+    eprintln!("notice: {} is absent (run scripts/setup.sh); skipping", path.display());
+    None
+}
+
+pub struct RefTensor {
+    pub shape: Vec<usize>,
+    pub f32: Vec<f32>,
+    pub i64: Vec<i64>,
+}
+
+pub fn read_reference(path: &std::path::Path) -> HashMap<String, RefTensor> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let (f32v, i64v) = match view.dtype() {
+            safetensors::Dtype::F32 => (
+                data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+                vec![],
+            ),
+            safetensors::Dtype::I64 => (
+                vec![],
+                data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect(),
+            ),
+            other => panic!("unexpected dtype {other:?} for {name}"),
+        };
+        out.insert(name, RefTensor { shape: view.shape().to_vec(), f32: f32v, i64: i64v });
+    }
+    out
+}
+
+pub fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.clone().into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// Errors over the real (unpadded) positions of `[batch, seq, dim]` tensors:
+/// (max abs error, max abs error / max |reference|).
+pub fn compare_masked(ours: &[f32], reference: &[f32], shape: &[usize], mask: &[i64]) -> (f32, f32) {
+    assert_eq!(ours.len(), reference.len(), "length mismatch");
+    let dim = shape[2];
+    let mut max_err = 0f32;
+    let mut max_ref = 0f32;
+    for (row, &m) in mask.iter().enumerate() {
+        if m == 0 {
+            continue;
+        }
+        for k in row * dim..(row + 1) * dim {
+            assert!(ours[k].is_finite(), "non-finite value at {k}");
+            max_err = max_err.max((ours[k] - reference[k]).abs());
+            max_ref = max_ref.max(reference[k].abs());
+        }
+    }
+    (max_err, max_err / max_ref.max(f32::MIN_POSITIVE))
+}

@@ -1,0 +1,104 @@
+//! Numerics against HuggingFace transformers (`../shared/reference/`, see its README).
+//! Bars: logits max abs error ≤ 1e-3; hidden states ‖ours − ref‖∞ / ‖ref‖∞ ≤ 1e-4, over the
+//! real (unpadded) positions.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use probe_lm::{Batch, DeviceSpec, HookPoint, HookSpec, LoadOptions, Logits, Model};
+
+const LOGITS_MAX_ABS: f32 = 1e-3;
+const HIDDEN_MAX_REL: f32 = 1e-4;
+
+fn batch_from_reference(r: &std::collections::HashMap<String, RefTensor>) -> (Batch, Vec<i64>) {
+    let ids = &r["input_ids"];
+    let mask = &r["attention_mask"];
+    let (b, s) = (ids.shape[0], ids.shape[1]);
+    let seqs: Vec<Vec<u32>> = (0..b)
+        .map(|i| {
+            (0..s)
+                .filter(|&j| mask.i64[i * s + j] == 1)
+                .map(|j| ids.i64[i * s + j] as u32)
+                .collect()
+        })
+        .collect();
+    let batch = Batch::left_padded(&seqs, 0).unwrap();
+    assert_eq!(batch.attention_mask(), mask.i64, "reference must be left-padded");
+    (batch, mask.i64.clone())
+}
+
+/// Runs the model on the reference batch and checks every stored tensor.
+fn check_against(model: &Model, reference: &Path) {
+    let r = read_reference(reference);
+    let (batch, mask) = batch_from_reference(&r);
+    let n_layers = model.config().num_layers;
+    let mut hooks = HookSpec::from_points([HookPoint::Embed]);
+    for l in 0..n_layers {
+        hooks.insert(HookPoint::ResidPost(l));
+        hooks.insert(HookPoint::MlpPost(l));
+    }
+    let full_logits = r["logits"].shape[1] == batch.seq_len;
+    let which = if full_logits { Logits::All } else { Logits::Last };
+    let out = model.transformer.forward(&batch, &hooks, which).unwrap();
+    let mut checked = 0;
+    for (name, t) in &r {
+        let point = if name == "embed" {
+            HookPoint::Embed
+        } else if let Ok(p) = HookPoint::parse(name, n_layers) {
+            p
+        } else {
+            continue;
+        };
+        let ours = to_vec(out.cache.get(point).unwrap());
+        let (abs, rel) = compare_masked(&ours, &t.f32, &t.shape, &mask);
+        assert!(rel <= HIDDEN_MAX_REL, "{}: {name} rel err {rel:e} (abs {abs:e})", reference.display());
+        checked += 1;
+    }
+    let logits = to_vec(out.logits.as_ref().unwrap());
+    let lref = &r["logits"];
+    let (abs, _) = if full_logits {
+        compare_masked(&logits, &lref.f32, &lref.shape, &mask)
+    } else {
+        compare_masked(&logits, &lref.f32, &lref.shape, &vec![1; lref.shape[0]])
+    };
+    assert!(abs <= LOGITS_MAX_ABS, "{}: logits max abs err {abs:e}", reference.display());
+    eprintln!("{}: {checked} hook tensors + logits within bounds (logits max abs err {abs:.2e})", reference.display());
+}
+
+fn check_tiny(name: &str) {
+    let Some(dir) = reference_dir() else { return };
+    let dir = dir.join(name);
+    let model = Model::load(&dir, &DeviceSpec::Cpu.device().unwrap(), LoadOptions::default()).unwrap();
+    check_against(&model, &dir.join("reference.safetensors"));
+}
+
+#[test]
+fn tiny_llama_matches_transformers() {
+    check_tiny("tiny-llama");
+}
+
+#[test]
+fn tiny_qwen2_matches_transformers() {
+    check_tiny("tiny-qwen2");
+}
+
+#[test]
+fn tiny_mistral_matches_transformers() {
+    check_tiny("tiny-mistral");
+}
+
+#[test]
+fn smollm2_gguf_matches_transformers_single_prompts_and_padded_batch() {
+    let (Some(dir), Some(gguf)) = (reference_dir(), smollm2_gguf()) else { return };
+    let model = Model::load(&gguf, &DeviceSpec::Cpu.device().unwrap(), LoadOptions::default()).unwrap();
+    for file in [
+        "smollm2-135m-prompt0.safetensors",
+        "smollm2-135m-prompt1.safetensors",
+        "smollm2-135m-prompt2.safetensors",
+        "smollm2-135m-leftpad-batch.safetensors",
+    ] {
+        check_against(&model, &dir.join(file));
+    }
+}
