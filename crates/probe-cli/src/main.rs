@@ -1,1 +1,45 @@
-fn main(){}
+//! `probe`: latent-space interpretability of language models for survey simulation.
+//! This file only parses arguments and dispatches; each subcommand lives in `commands/`.
+
+// Forward passes allocate and free many large activation buffers; glibc returns them to the
+// kernel and page-faults them back in on every op, which mimalloc avoids.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod commands;
+mod common;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "probe", version, about = "Latent-space interpretability of LLMs for survey simulation", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model's architecture, layers, hook points, dtypes and parameter count.
+    Inspect(commands::inspect::Args),
+    /// Continue a prompt (greedy or sampled) with a KV cache.
+    Generate(commands::generate::Args),
+    /// Run prompts through a model and save hooked activations to safetensors.
+    RunWithCache(commands::run_with_cache::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::RunWithCache(args) => commands::run_with_cache::run(args),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -54,7 +54,20 @@ impl Linear {
         Ok(Linear { weight, bias })
     }
 
+    /// Applies the layer to `[..., d_in]`. Leading dimensions are folded into one so the
+    /// backend runs a single large GEMM (weights packed once) instead of one per batch row.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        burn::tensor::module::linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
+        let dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product::<usize>();
+        let w = self.weight.val();
+        let d_out = w.dims()[1];
+        let mut y = x.reshape([rows, d_in]).matmul(w);
+        if let Some(b) = &self.bias {
+            y = y.add(b.val().unsqueeze::<2>());
+        }
+        let mut out_shape = dims;
+        out_shape[D - 1] = d_out;
+        y.reshape(out_shape)
     }
 }

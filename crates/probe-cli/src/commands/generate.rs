@@ -1,0 +1,86 @@
+//! `probe generate <model> "<prompt>"`: greedy or sampled continuation with a KV cache.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use probe_lm::{generate, GenerateParams, Message};
+
+use crate::common::ModelArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt; several may be given and are decoded as one left-padded batch.
+    #[arg(required = true)]
+    pub prompts: Vec<String>,
+    /// Number of tokens to generate.
+    #[arg(short = 'n', long, default_value_t = 32)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(short, long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// 0 disables top-k.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop when the continuation contains this string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Wrap the prompt as a user turn in the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+    /// Print one JSON object per prompt instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let params = GenerateParams {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        top_k: args.top_k,
+        seed: args.seed,
+        stop: args.stop.clone(),
+    };
+    params.check()?;
+    let model = args.model.load()?;
+    let tok = model.tokenizer()?;
+    let mut prompts = Vec::with_capacity(args.prompts.len());
+    for p in &args.prompts {
+        let text = if args.chat {
+            let template = model
+                .chat_template
+                .as_ref()
+                .context("--chat: the model has no chat template")?;
+            template.render(&[Message::new("user", p.as_str())], true)?
+        } else {
+            p.clone()
+        };
+        prompts.push(tok.encode(&text)?);
+    }
+    let start = Instant::now();
+    let bar = crate::common::progress_bar(args.max_new_tokens as u64, "generating");
+    let gens = generate(&model.transformer, tok, &prompts, &params, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    for (prompt, g) in args.prompts.iter().zip(&gens) {
+        if args.json {
+            let v = serde_json::json!({"prompt": prompt, "text": g.text, "token_ids": g.token_ids, "finish_reason": g.finish_reason});
+            writeln!(out, "{v}")?;
+        } else if gens.len() == 1 {
+            writeln!(out, "{}", g.text)?;
+        } else {
+            writeln!(out, "{prompt:?} → {:?}", g.text)?;
+        }
+    }
+    let new_tokens: usize = gens.iter().map(|g| g.token_ids.len()).sum();
+    eprintln!("{new_tokens} tokens in {secs:.2}s ({:.1} tok/s)", new_tokens as f64 / secs);
+    Ok(())
+}

@@ -1,0 +1,3 @@
+pub mod generate;
+pub mod inspect;
+pub mod run_with_cache;
