@@ -7,7 +7,9 @@ use support::*;
 fn run_ids(model: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let out = tempfile::tempdir().unwrap();
     let mut cmd = probe();
-    cmd.arg("run-with-cache").arg(model).args(["--ids", "1,2,3"]);
+    cmd.arg("run-with-cache")
+        .arg(model)
+        .args(["--ids", "1,2,3"]);
     if !extra.contains(&"--hooks") {
         cmd.args(["--hooks", "blocks.0.hook_resid_post"]);
     }
@@ -54,7 +56,10 @@ fn truncated_gguf() {
     tiny_gguf_llama().write(&path);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() * 6 / 10]).unwrap();
-    assert_clean_failure(&probe().arg("inspect").arg(&path).output().unwrap(), "truncated");
+    assert_clean_failure(
+        &probe().arg("inspect").arg(&path).output().unwrap(),
+        "truncated",
+    );
 }
 
 #[test]
@@ -72,8 +77,15 @@ fn gguf_with_unsupported_quant_type() {
 #[test]
 fn missing_tensor() {
     let dir = tempfile::tempdir().unwrap();
-    write_tiny_llama(dir.path(), &tiny_config(), Some("model.layers.1.mlp.up_proj.weight"));
-    assert_clean_failure(&run_ids(dir.path(), &[]), "missing tensor `model.layers.1.mlp.up_proj.weight`");
+    write_tiny_llama(
+        dir.path(),
+        &tiny_config(),
+        Some("model.layers.1.mlp.up_proj.weight"),
+    );
+    assert_clean_failure(
+        &run_ids(dir.path(), &[]),
+        "missing tensor `model.layers.1.mlp.up_proj.weight`",
+    );
 }
 
 #[test]
@@ -81,7 +93,9 @@ fn missing_tensor_in_gguf_names_both_names() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.gguf");
     let embed: Vec<u8> = vec![0u8; 64 * 32 * 4];
-    tiny_gguf_llama().tensor("token_embd.weight", vec![32, 64], 0, embed).write(&path);
+    tiny_gguf_llama()
+        .tensor("token_embd.weight", vec![32, 64], 0, embed)
+        .write(&path);
     assert_clean_failure(&run_ids(&path, &[]), "blk.0.attn_norm.weight");
 }
 
@@ -102,14 +116,22 @@ fn unknown_model_type() {
     config["model_type"] = serde_json::json!("gpt_neox");
     write_tiny_llama(dir.path(), &config, None);
     let out = run_ids(dir.path(), &[]);
-    assert_clean_failure(&out, "unknown model_type `gpt_neox`: supported architectures are llama, qwen2, mistral");
+    assert_clean_failure(
+        &out,
+        "unknown model_type `gpt_neox`: supported architectures are llama, qwen2, mistral",
+    );
 }
 
 #[test]
 fn missing_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_llama(dir.path(), &tiny_config(), None);
-    let out = probe().arg("generate").arg(dir.path()).arg("Hallo").output().unwrap();
+    let out = probe()
+        .arg("generate")
+        .arg(dir.path())
+        .arg("Hallo")
+        .output()
+        .unwrap();
     assert_clean_failure(&out, "has no tokenizer");
 }
 
@@ -117,7 +139,10 @@ fn missing_tokenizer() {
 fn out_of_range_layer_fraction() {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_llama(dir.path(), &tiny_config(), None);
-    let out = run_ids(dir.path(), &["--hooks", "blocks.{0.5L..1.5L}.hook_resid_post"]);
+    let out = run_ids(
+        dir.path(),
+        &["--hooks", "blocks.{0.5L..1.5L}.hook_resid_post"],
+    );
     assert_clean_failure(&out, "layer fraction 1.5 is outside (0, 1]");
 }
 
@@ -140,7 +165,10 @@ fn out_of_range_layer_index_and_token_id() {
 
 #[test]
 fn missing_model_path() {
-    let out = probe().args(["inspect", "/nonexistent/model.gguf"]).output().unwrap();
+    let out = probe()
+        .args(["inspect", "/nonexistent/model.gguf"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, "no such file");
 }
 

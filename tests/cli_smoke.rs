@@ -9,7 +9,11 @@ fn read_st(path: &std::path::Path) -> (Vec<u8>, Vec<(String, Vec<usize>)>) {
     let bytes = std::fs::read(path).unwrap();
     let names = {
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut v: Vec<(String, Vec<usize>)> = st.tensors().into_iter().map(|(n, t)| (n, t.shape().to_vec())).collect();
+        let mut v: Vec<(String, Vec<usize>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
         v.sort();
         v
     };
@@ -24,7 +28,17 @@ fn run_with_cache_writes_hooked_tensors_with_padding_mask() {
     let status = probe()
         .arg("run-with-cache")
         .arg(dir.path())
-        .args(["--ids", "1,2,3,4", "--ids", "5,6", "--hooks", "blocks.*.hook_resid_post; blocks.1.mlp.hook_post; hook_embed", "--logits", "last", "--out"])
+        .args([
+            "--ids",
+            "1,2,3,4",
+            "--ids",
+            "5,6",
+            "--hooks",
+            "blocks.*.hook_resid_post; blocks.1.mlp.hook_post; hook_embed",
+            "--logits",
+            "last",
+            "--out",
+        ])
         .arg(&out)
         .status()
         .unwrap();
@@ -36,10 +50,22 @@ fn run_with_cache_writes_hooked_tensors_with_padding_mask() {
     assert_eq!(shapes["hook_embed"], vec![2, 4, TINY_HIDDEN]);
     assert_eq!(shapes["logits"], vec![2, TINY_VOCAB]);
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mask: Vec<i64> = st.tensor("attention_mask").unwrap().data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+    let mask: Vec<i64> = st
+        .tensor("attention_mask")
+        .unwrap()
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     assert_eq!(mask, vec![1, 1, 1, 1, 0, 0, 1, 1]);
     // Padded positions are zero-filled; real ones are not.
-    let embed: Vec<f32> = st.tensor("hook_embed").unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let embed: Vec<f32> = st
+        .tensor("hook_embed")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
     let row = |i: usize| &embed[i * TINY_HIDDEN..(i + 1) * TINY_HIDDEN];
     assert!(row(4).iter().all(|&x| x == 0.0));
     assert!(row(6).iter().any(|&x| x != 0.0));
@@ -56,17 +82,36 @@ fn padded_sequence_equals_its_unpadded_run() {
         for i in ids {
             cmd.args(["--ids", i]);
         }
-        let ok = cmd.args(["--hooks", "blocks.1.hook_resid_post", "--reduce", reduce, "--out"]).arg(&out).status().unwrap();
+        let ok = cmd
+            .args([
+                "--hooks",
+                "blocks.1.hook_resid_post",
+                "--reduce",
+                reduce,
+                "--out",
+            ])
+            .arg(&out)
+            .status()
+            .unwrap();
         assert!(ok.success());
         let bytes = std::fs::read(&out).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        st.tensor("blocks.1.hook_resid_post").unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+        st.tensor("blocks.1.hook_resid_post")
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
     };
     for reduce in ["last", "mean"] {
         let alone = run(&["7,8,9"], reduce);
         let batched = run(&["1,2,3,4,5,6", "7,8,9"], reduce);
         let second = &batched[TINY_HIDDEN..];
-        let err = alone.iter().zip(second).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let err = alone
+            .iter()
+            .zip(second)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(err < 1e-5, "{reduce}: padded vs unpadded differ by {err}");
     }
 }
@@ -80,7 +125,12 @@ fn inspect_reports_architecture_and_hook_points() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("architecture   llama"), "{text}");
     assert!(text.contains("blocks.{0..1}.mlp.hook_post"), "{text}");
-    let json = probe().arg("inspect").arg(dir.path()).arg("--json").output().unwrap();
+    let json = probe()
+        .arg("inspect")
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["config"]["num_layers"], 2);
 }
@@ -88,8 +138,17 @@ fn inspect_reports_architecture_and_hook_points() {
 #[test]
 fn generate_on_the_embedded_default_says_paris() {
     let Some(gguf) = smollm2_gguf() else { return };
-    let out = probe().arg("generate").arg(&gguf).args(["The capital of France is", "-n", "3"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = probe()
+        .arg("generate")
+        .arg(&gguf)
+        .args(["The capital of France is", "-n", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(" Paris."), "{text:?}");
 }

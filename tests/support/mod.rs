@@ -19,16 +19,25 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{} is missing: CI must run scripts/setup.sh first", path.display());
+        panic!(
+            "{} is missing: CI must run scripts/setup.sh first",
+            path.display()
+        );
     }
-    eprintln!("notice: {} is absent (run scripts/setup.sh); skipping", path.display());
+    eprintln!(
+        "notice: {} is absent (run scripts/setup.sh); skipping",
+        path.display()
+    );
     None
 }
 
 /// Runs and asserts a clean failure: non-zero exit, one `error:` line, no panic.
 pub fn assert_clean_failure(out: &Output, expected: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
     assert!(stderr.contains("error:"), "no `error:` line: {stderr}");
     assert!(
@@ -39,10 +48,14 @@ pub fn assert_clean_failure(out: &Output, expected: &str) {
 
 /// Deterministic pseudo-random weights.
 fn weights(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
         })
         .collect()
@@ -101,7 +114,11 @@ pub fn tiny_tensor_shapes() -> Vec<(String, Vec<usize>)> {
 /// tensor out.
 pub fn write_tiny_llama(dir: &Path, config: &serde_json::Value, skip: Option<&str>) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(config).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(config).unwrap(),
+    )
+    .unwrap();
     let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = tiny_tensor_shapes()
         .into_iter()
         .enumerate()
@@ -114,7 +131,13 @@ pub fn write_tiny_llama(dir: &Path, config: &serde_json::Value, skip: Option<&st
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
-        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
 }
@@ -128,7 +151,11 @@ pub struct GgufWriter {
 
 impl GgufWriter {
     pub fn new() -> Self {
-        GgufWriter { meta: Vec::new(), n_meta: 0, tensors: Vec::new() }
+        GgufWriter {
+            meta: Vec::new(),
+            n_meta: 0,
+            tensors: Vec::new(),
+        }
     }
 
     fn key(&mut self, key: &str, ty: u32) {

@@ -36,10 +36,9 @@ fn main() {
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
     };
     if let Err(err) = result {
-        eprintln!("error: {err}");
-        for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
-        }
+        // One line, outermost context first: "error: loading model x: missing tensor `y` in z".
+        let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+        eprintln!("error: {}", chain.join(": "));
         std::process::exit(1);
     }
 }

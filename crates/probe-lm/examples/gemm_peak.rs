@@ -20,7 +20,13 @@ fn bench(device: &Device, m: usize, k: usize, n: usize) -> f64 {
 
 fn main() {
     let device = Device::flex();
-    for (m, k, n) in [(512, 2048, 2048), (1024, 576, 1536), (1024, 1536, 576), (1024, 576, 576), (1024, 576, 192)] {
+    for (m, k, n) in [
+        (512, 2048, 2048),
+        (1024, 576, 1536),
+        (1024, 1536, 576),
+        (1024, 576, 576),
+        (1024, 576, 192),
+    ] {
         println!("{m}x{k}x{n}: {:.1} GFLOP/s", bench(&device, m, k, n));
     }
 }

@@ -29,7 +29,9 @@ impl std::str::FromStr for DeviceSpec {
                 .map_err(|_| Error::Device(format!("`{s}`: expected cuda:<index>")))?;
             return Ok(DeviceSpec::Cuda(idx));
         }
-        Err(Error::Device(format!("unknown device `{s}` (expected cpu, cuda or cuda:N)")))
+        Err(Error::Device(format!(
+            "unknown device `{s}` (expected cpu, cuda or cuda:N)"
+        )))
     }
 }
 
@@ -48,7 +50,8 @@ impl DeviceSpec {
         match self {
             DeviceSpec::Cpu => Ok(Device::flex()),
             #[cfg(feature = "tch")]
-            #[allow(deprecated)] // burn-tch is deprecated upstream; it is our only CUDA path on burn 0.22.
+            #[allow(deprecated)]
+            // burn-tch is deprecated upstream; it is our only CUDA path on burn 0.22.
             DeviceSpec::Cuda(i) => Ok(Device::libtorch_cuda(i)),
             #[cfg(not(feature = "tch"))]
             DeviceSpec::Cuda(_) => Err(Error::Device(

@@ -34,10 +34,16 @@ impl Default for GenerateParams {
 impl GenerateParams {
     pub fn check(&self) -> Result<()> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(Error::Input(format!("temperature {} must be ≥ 0", self.temperature)));
+            return Err(Error::Input(format!(
+                "temperature {} must be ≥ 0",
+                self.temperature
+            )));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(Error::Input(format!("top_p {} must lie in (0, 1]", self.top_p)));
+            return Err(Error::Input(format!(
+                "top_p {} must lie in (0, 1]",
+                self.top_p
+            )));
         }
         Ok(())
     }
@@ -85,14 +91,19 @@ pub fn sample(logits: &[f32], params: &GenerateParams, rng: &mut Rng) -> u32 {
     if params.temperature == 0.0 {
         return argmax(logits);
     }
-    let mut idx: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
+    let mut idx: Vec<usize> = (0..logits.len())
+        .filter(|&i| logits[i].is_finite())
+        .collect();
     idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     if params.top_k > 0 {
         idx.truncate(params.top_k);
     }
     let max = logits[idx[0]] as f64;
     let t = params.temperature as f64;
-    let mut probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - max) / t).exp()).collect();
+    let mut probs: Vec<f64> = idx
+        .iter()
+        .map(|&i| ((logits[i] as f64 - max) / t).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if params.top_p < 1.0 {
@@ -144,7 +155,14 @@ pub fn generate(
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut finished: Vec<Option<FinishReason>> = vec![None; n];
     if params.max_new_tokens == 0 {
-        return Ok(prompts.iter().map(|_| Generation { token_ids: vec![], text: String::new(), finish_reason: FinishReason::Length }).collect());
+        return Ok(prompts
+            .iter()
+            .map(|_| Generation {
+                token_ids: vec![],
+                text: String::new(),
+                finish_reason: FinishReason::Length,
+            })
+            .collect());
     }
     let (mut logits, mut kv) = model.prefill(&batch)?;
     let vocab = model.config.vocab_size;
@@ -186,10 +204,20 @@ pub fn generate(
             let mut text = tokenizer.decode(&ids, true)?;
             let mut reason = fin.unwrap_or(FinishReason::Length);
             if reason == FinishReason::Stop {
-                if let Some(cut) = params.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+                if let Some(cut) = params
+                    .stop
+                    .iter()
+                    .filter_map(|s| text.find(s.as_str()))
+                    .min()
+                {
                     text.truncate(cut);
                 }
-            } else if let Some(cut) = params.stop.iter().filter_map(|s| text.find(s.as_str())).min() {
+            } else if let Some(cut) = params
+                .stop
+                .iter()
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
                 text.truncate(cut);
                 reason = FinishReason::Stop;
             }
@@ -211,14 +239,31 @@ mod tests {
         let logits = [0.1f32, 3.0, -1.0, 2.9];
         let greedy = GenerateParams::default();
         assert_eq!(sample(&logits, &greedy, &mut Rng::new(1)), 1);
-        let hot = GenerateParams { temperature: 1.0, ..Default::default() };
-        let a: Vec<u32> = { let mut r = Rng::new(7); (0..20).map(|_| sample(&logits, &hot, &mut r)).collect() };
-        let b: Vec<u32> = { let mut r = Rng::new(7); (0..20).map(|_| sample(&logits, &hot, &mut r)).collect() };
+        let hot = GenerateParams {
+            temperature: 1.0,
+            ..Default::default()
+        };
+        let a: Vec<u32> = {
+            let mut r = Rng::new(7);
+            (0..20).map(|_| sample(&logits, &hot, &mut r)).collect()
+        };
+        let b: Vec<u32> = {
+            let mut r = Rng::new(7);
+            (0..20).map(|_| sample(&logits, &hot, &mut r)).collect()
+        };
         assert_eq!(a, b);
         assert!(a.iter().all(|&t| t < 4));
-        let top1 = GenerateParams { temperature: 1.0, top_k: 1, ..Default::default() };
+        let top1 = GenerateParams {
+            temperature: 1.0,
+            top_k: 1,
+            ..Default::default()
+        };
         assert_eq!(sample(&logits, &top1, &mut Rng::new(3)), 1);
-        let nucleus = GenerateParams { temperature: 1.0, top_p: 0.4, ..Default::default() };
+        let nucleus = GenerateParams {
+            temperature: 1.0,
+            top_p: 0.4,
+            ..Default::default()
+        };
         assert!((0..50).all(|s| sample(&logits, &nucleus, &mut Rng::new(s)) == 1));
     }
 }

@@ -66,7 +66,9 @@ impl HookPoint {
         let spec = HookSpec::parse(name, num_layers)?;
         match spec.points.iter().collect::<Vec<_>>().as_slice() {
             [one] => Ok(**one),
-            _ => Err(Error::Hook(format!("`{name}` names more than one hook point"))),
+            _ => Err(Error::Hook(format!(
+                "`{name}` names more than one hook point"
+            ))),
         }
     }
 }
@@ -260,10 +262,19 @@ mod tests {
 
     #[test]
     fn fractions_follow_the_paper_on_smollm2() {
-        assert_eq!(parse_layers("0.6L..0.9L", 30).unwrap(), (18..=27).collect::<Vec<_>>());
+        assert_eq!(
+            parse_layers("0.6L..0.9L", 30).unwrap(),
+            (18..=27).collect::<Vec<_>>()
+        );
         assert_eq!(parse_layers("1.0L", 30).unwrap(), vec![29]);
-        assert_eq!(parse_layers("18..28", 30).unwrap(), (18..28).collect::<Vec<_>>());
-        assert_eq!(parse_layers("18..=27", 30).unwrap(), (18..=27).collect::<Vec<_>>());
+        assert_eq!(
+            parse_layers("18..28", 30).unwrap(),
+            (18..28).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            parse_layers("18..=27", 30).unwrap(),
+            (18..=27).collect::<Vec<_>>()
+        );
         assert_eq!(parse_layers("0,5, 7", 30).unwrap(), vec![0, 5, 7]);
     }
 

@@ -44,7 +44,7 @@ pub struct Model {
 /// Where the pieces of a checkpoint are.
 enum Source {
     Gguf(GgufFile),
-    Hf { dir: PathBuf, config: HfConfig },
+    Hf { dir: PathBuf, config: Box<HfConfig> },
 }
 
 fn open_source(path: &Path) -> Result<Source> {
@@ -60,7 +60,9 @@ fn open_source(path: &Path) -> Result<Source> {
         let n = std::fs::File::open(path)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
             .map_err(|e| Error::io(path, e))?;
-        let is_gguf_name = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+        let is_gguf_name = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
         if (n == 4 && &magic == b"GGUF") || is_gguf_name {
             return Ok(Source::Gguf(GgufFile::open(path)?));
         }
@@ -71,11 +73,14 @@ fn open_source(path: &Path) -> Result<Source> {
     }
     let config_path = path.join("config.json");
     if !config_path.is_file() {
-        return Err(Error::Config(format!("{} has no config.json", path.display())));
+        return Err(Error::Config(format!(
+            "{} has no config.json",
+            path.display()
+        )));
     }
     Ok(Source::Hf {
         dir: path.to_path_buf(),
-        config: HfConfig::from_file(&config_path)?,
+        config: Box::new(HfConfig::from_file(&config_path)?),
     })
 }
 
@@ -91,7 +96,9 @@ impl ModelInfo {
         match source {
             Source::Gguf(file) => {
                 for t in file.tensors() {
-                    *weight_dtypes.entry(t.ggml_type.name().to_string()).or_insert(0) += 1;
+                    *weight_dtypes
+                        .entry(t.ggml_type.name().to_string())
+                        .or_insert(0) += 1;
                 }
                 Ok(ModelInfo {
                     path: path.to_path_buf(),
@@ -133,7 +140,11 @@ fn hf_chat_template(dir: &Path) -> Option<(String, String, String)> {
     let token = |key: &str| -> String {
         cfg.as_ref()
             .and_then(|c| c.get(key))
-            .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.get("content")?.as_str().map(str::to_string)))
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.get("content")?.as_str().map(str::to_string))
+            })
             .unwrap_or_default()
     };
     let template = cfg
@@ -166,24 +177,38 @@ impl Model {
                     None if info.has_tokenizer => Some(Tokenizer::from_gguf(&file)?),
                     None => None,
                 };
-                let chat_template = file.meta("tokenizer.chat_template").and_then(|v| v.as_str()).map(|src| {
-                    let tok_text = |key: &str| {
-                        file.meta(key)
-                            .and_then(|v| v.as_u64())
-                            .and_then(|id| file.meta("tokenizer.ggml.tokens")?.as_array()?.get(id as usize)?.as_str().map(str::to_string))
-                            .unwrap_or_default()
-                    };
-                    ChatTemplate::new(
-                        src.to_string(),
-                        tok_text("tokenizer.ggml.bos_token_id"),
-                        tok_text("tokenizer.ggml.eos_token_id"),
-                    )
-                });
-                let permuted_qk = (file.meta_str("general.architecture")? == "llama").then_some(HeadLayout {
-                    n_heads: info.config.num_heads,
-                    n_kv_heads: info.config.num_kv_heads,
-                });
-                (Weights::Gguf { file, permuted_qk }, tokenizer, chat_template)
+                let chat_template = file
+                    .meta("tokenizer.chat_template")
+                    .and_then(|v| v.as_str())
+                    .map(|src| {
+                        let tok_text = |key: &str| {
+                            file.meta(key)
+                                .and_then(|v| v.as_u64())
+                                .and_then(|id| {
+                                    file.meta("tokenizer.ggml.tokens")?
+                                        .as_array()?
+                                        .get(id as usize)?
+                                        .as_str()
+                                        .map(str::to_string)
+                                })
+                                .unwrap_or_default()
+                        };
+                        ChatTemplate::new(
+                            src.to_string(),
+                            tok_text("tokenizer.ggml.bos_token_id"),
+                            tok_text("tokenizer.ggml.eos_token_id"),
+                        )
+                    });
+                let permuted_qk =
+                    (file.meta_str("general.architecture")? == "llama").then_some(HeadLayout {
+                        n_heads: info.config.num_heads,
+                        n_kv_heads: info.config.num_kv_heads,
+                    });
+                (
+                    Weights::Gguf { file, permuted_qk },
+                    tokenizer,
+                    chat_template,
+                )
             }
             Source::Hf { dir, .. } => {
                 let tok_path = dir.join("tokenizer.json");
@@ -192,7 +217,8 @@ impl Model {
                     None if tok_path.is_file() => Some(Tokenizer::from_file(&tok_path)?),
                     None => None,
                 };
-                let chat_template = hf_chat_template(&dir).map(|(t, b, e)| ChatTemplate::new(t, b, e));
+                let chat_template =
+                    hf_chat_template(&dir).map(|(t, b, e)| ChatTemplate::new(t, b, e));
                 (Weights::open_safetensors(&dir)?, tokenizer, chat_template)
             }
         };

@@ -84,7 +84,10 @@ impl Tokenizer {
             vocab.insert(s.to_string(), id as u32);
             strings.push(s);
         }
-        let merges = match file.meta("tokenizer.ggml.merges").and_then(|m| m.as_array()) {
+        let merges = match file
+            .meta("tokenizer.ggml.merges")
+            .and_then(|m| m.as_array())
+        {
             Some(list) => list
                 .iter()
                 .enumerate()
@@ -112,13 +115,18 @@ impl Tokenizer {
         inner.with_decoder(Some(ByteLevel::default()));
 
         // Control tokens (<|im_start|>, <|endoftext|>, ...) must match as wholes in text.
-        if let Some(types) = file.meta("tokenizer.ggml.token_type").and_then(|t| t.as_array()) {
+        if let Some(types) = file
+            .meta("tokenizer.ggml.token_type")
+            .and_then(|t| t.as_array())
+        {
             let mut special = Vec::new();
             let mut user = Vec::new();
             for (id, ty) in types.iter().enumerate() {
                 match ty.as_u64() {
                     Some(TOKEN_TYPE_CONTROL) => special.push(AddedToken::from(strings[id], true)),
-                    Some(TOKEN_TYPE_USER_DEFINED) => user.push(AddedToken::from(strings[id], false)),
+                    Some(TOKEN_TYPE_USER_DEFINED) => {
+                        user.push(AddedToken::from(strings[id], false))
+                    }
                     _ => {}
                 }
             }
@@ -202,7 +210,8 @@ fn ahash_vocab(capacity: usize) -> Vocab {
 
 /// The pre-tokenizer HF uses for the tokenizer llama.cpp calls `pre`.
 fn gguf_pre_tokenizer(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {
-    let byte_level = |use_regex: bool| -> PreTokenizerWrapper { ByteLevel::new(false, true, use_regex).into() };
+    let byte_level =
+        |use_regex: bool| -> PreTokenizerWrapper { ByteLevel::new(false, true, use_regex).into() };
     let split = |pattern: &str| -> Result<PreTokenizerWrapper> {
         let regex = SplitPattern::Regex(pattern.to_string());
         Ok(Split::new(regex, SplitDelimiterBehavior::Isolated, false)

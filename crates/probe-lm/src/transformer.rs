@@ -59,7 +59,9 @@ impl Batch {
             return Err(Error::Input("empty batch".into()));
         }
         if let Some(i) = seqs.iter().position(|s| s.is_empty()) {
-            return Err(Error::Input(format!("sequence {i} of the batch has no tokens")));
+            return Err(Error::Input(format!(
+                "sequence {i} of the batch has no tokens"
+            )));
         }
         let seq_len = seqs.iter().map(Vec::len).max().unwrap_or(0);
         let mut input_ids = Vec::with_capacity(seqs.len() * seq_len);
@@ -138,7 +140,12 @@ impl KvCache {
 }
 
 impl Transformer {
-    pub fn load(config: ModelConfig, weights: &Weights, device: &Device, progress: &dyn Fn(usize, usize)) -> Result<Self> {
+    pub fn load(
+        config: ModelConfig,
+        weights: &Weights,
+        device: &Device,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Self> {
         config.validate()?;
         let c = &config;
         let embed = weights.get("model.embed_tokens.weight", &[c.vocab_size, c.hidden_size])?;
@@ -149,18 +156,50 @@ impl Transformer {
             progress(l, total);
             let p = format!("model.layers.{l}");
             layers.push(Block {
-                input_layernorm: RmsNorm::load(weights, &format!("{p}.input_layernorm.weight"), c.hidden_size, c.rms_norm_eps, device)?,
+                input_layernorm: RmsNorm::load(
+                    weights,
+                    &format!("{p}.input_layernorm.weight"),
+                    c.hidden_size,
+                    c.rms_norm_eps,
+                    device,
+                )?,
                 self_attn: Attention::load(weights, &format!("{p}.self_attn"), c, device)?,
-                post_attention_layernorm: RmsNorm::load(weights, &format!("{p}.post_attention_layernorm.weight"), c.hidden_size, c.rms_norm_eps, device)?,
-                mlp: SwiGluMlp::load(weights, &format!("{p}.mlp"), c.hidden_size, c.intermediate_size, c.mlp_bias, device)?,
+                post_attention_layernorm: RmsNorm::load(
+                    weights,
+                    &format!("{p}.post_attention_layernorm.weight"),
+                    c.hidden_size,
+                    c.rms_norm_eps,
+                    device,
+                )?,
+                mlp: SwiGluMlp::load(
+                    weights,
+                    &format!("{p}.mlp"),
+                    c.hidden_size,
+                    c.intermediate_size,
+                    c.mlp_bias,
+                    device,
+                )?,
             });
         }
-        let norm = RmsNorm::load(weights, "model.norm.weight", c.hidden_size, c.rms_norm_eps, device)?;
+        let norm = RmsNorm::load(
+            weights,
+            "model.norm.weight",
+            c.hidden_size,
+            c.rms_norm_eps,
+            device,
+        )?;
         // Some tied checkpoints still ship lm_head.weight; a missing one means tied.
         let lm_head = if c.tie_word_embeddings || !weights.contains("lm_head.weight") {
             None
         } else {
-            Some(Linear::load(weights, "lm_head", c.hidden_size, c.vocab_size, false, device)?)
+            Some(Linear::load(
+                weights,
+                "lm_head",
+                c.hidden_size,
+                c.vocab_size,
+                false,
+                device,
+            )?)
         };
         progress(total, total);
         let kernel = default_kernel(device);
@@ -200,7 +239,12 @@ impl Transformer {
 
     /// A full forward pass over a left-padded batch, recording the hooked points. Stops after
     /// the last block any hook needs unless logits are asked for.
-    pub fn forward(&self, batch: &Batch, hooks: &HookSpec, logits: Logits) -> Result<ForwardOutput> {
+    pub fn forward(
+        &self,
+        batch: &Batch,
+        hooks: &HookSpec,
+        logits: Logits,
+    ) -> Result<ForwardOutput> {
         hooks.validate(self.config.num_layers)?;
         self.check_ids(&batch.input_ids)?;
         let run_layers = if logits == Logits::None {
@@ -262,7 +306,11 @@ impl Transformer {
             )));
         }
         self.check_ids(tokens)?;
-        let positions: Vec<i64> = kv.pad_lens.iter().map(|&p| (kv.past_len - p) as i64).collect();
+        let positions: Vec<i64> = kv
+            .pad_lens
+            .iter()
+            .map(|&p| (kv.past_len - p) as i64)
+            .collect();
         let pad_lens = kv.pad_lens.clone();
         let past = kv.past_len;
         let hidden = self.run(
@@ -293,7 +341,14 @@ impl Transformer {
 
     /// `[batch, 1, seq, past + seq]`, true where a key is hidden: padding, the future, and
     /// keys beyond the sliding window.
-    fn mask(&self, batch: usize, seq: usize, pad_lens: &[usize], past: usize, device: &Device) -> Tensor<4, Bool> {
+    fn mask(
+        &self,
+        batch: usize,
+        seq: usize,
+        pad_lens: &[usize],
+        past: usize,
+        device: &Device,
+    ) -> Tensor<4, Bool> {
         let total = past + seq;
         let window = self.config.sliding_window;
         let mut m = Vec::with_capacity(batch * seq * total);
@@ -325,7 +380,8 @@ impl Transformer {
     ) -> Tensor<3> {
         let device = self.device();
         let ids_i64: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
-        let ids: Tensor<2, Int> = Tensor::from_data(TensorData::new(ids_i64, [batch, seq]), &device);
+        let ids: Tensor<2, Int> =
+            Tensor::from_data(TensorData::new(ids_i64, [batch, seq]), &device);
         let mut x = burn::tensor::module::embedding(self.embed_tokens.val(), ids);
         if hooks.contains(HookPoint::Embed) {
             cache.tensors.insert(HookPoint::Embed, x.clone());
@@ -353,7 +409,9 @@ impl Transformer {
             }
             x = x.add(attn);
             record(HookPoint::ResidMid(l), &x);
-            let m = block.mlp.coefficients(block.post_attention_layernorm.forward(x.clone()));
+            let m = block
+                .mlp
+                .coefficients(block.post_attention_layernorm.forward(x.clone()));
             record(HookPoint::MlpPost(l), &m);
             x = x.add(block.mlp.project(m));
             record(HookPoint::ResidPost(l), &x);
@@ -391,4 +449,3 @@ fn default_kernel(device: &Device) -> SdpaKernel {
         SdpaKernel::Composed
     }
 }
-

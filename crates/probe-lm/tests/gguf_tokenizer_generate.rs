@@ -14,8 +14,10 @@ struct Prompts {
 
 fn load_prompts() -> Option<Prompts> {
     let dir = reference_dir()?;
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("smollm2-135m-prompts.json")).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("smollm2-135m-prompts.json")).unwrap(),
+    )
+    .unwrap();
     Some(Prompts {
         prompts: serde_json::from_value(v["prompts"].clone()).unwrap(),
         token_ids: serde_json::from_value(v["token_ids"].clone()).unwrap(),
@@ -25,16 +27,29 @@ fn load_prompts() -> Option<Prompts> {
 
 fn load_model() -> Option<Model> {
     let path = smollm2_gguf()?;
-    Some(Model::load(&path, &DeviceSpec::Cpu.device().unwrap(), LoadOptions::default()).unwrap())
+    Some(
+        Model::load(
+            &path,
+            &DeviceSpec::Cpu.device().unwrap(),
+            LoadOptions::default(),
+        )
+        .unwrap(),
+    )
 }
 
 #[test]
 fn gguf_tokenizer_reproduces_reference_ids_and_round_trips() {
-    let (Some(p), Some(model)) = (load_prompts(), load_model()) else { return };
+    let (Some(p), Some(model)) = (load_prompts(), load_model()) else {
+        return;
+    };
     let tok = model.tokenizer().unwrap();
     for (prompt, ids) in p.prompts.iter().zip(&p.token_ids) {
         assert_eq!(&tok.encode(prompt).unwrap(), ids, "ids of {prompt:?}");
-        assert_eq!(&tok.decode(ids, false).unwrap(), prompt, "decoding {prompt:?}");
+        assert_eq!(
+            &tok.decode(ids, false).unwrap(),
+            prompt,
+            "decoding {prompt:?}"
+        );
     }
     // Control tokens from the GGUF vocabulary are matched whole.
     let im_start = tok.token_to_id("<|im_start|>").expect("ChatML token");
@@ -43,26 +58,46 @@ fn gguf_tokenizer_reproduces_reference_ids_and_round_trips() {
 
 #[test]
 fn greedy_generation_matches_transformers_one_by_one_and_batched() {
-    let (Some(p), Some(model)) = (load_prompts(), load_model()) else { return };
+    let (Some(p), Some(model)) = (load_prompts(), load_model()) else {
+        return;
+    };
     let tok = model.tokenizer().unwrap();
-    let params = GenerateParams { max_new_tokens: 12, ..Default::default() };
+    let params = GenerateParams {
+        max_new_tokens: 12,
+        ..Default::default()
+    };
     for (prompt, ids) in p.prompts.iter().zip(&p.token_ids) {
-        let g = generate(&model.transformer, tok, std::slice::from_ref(ids), &params, |_| {}).unwrap();
+        let g = generate(
+            &model.transformer,
+            tok,
+            std::slice::from_ref(ids),
+            &params,
+            |_| {},
+        )
+        .unwrap();
         assert_eq!(g[0].text, p.greedy_12[prompt], "continuation of {prompt:?}");
     }
     // Left-padded batch of all three: same continuations.
     let g = generate(&model.transformer, tok, &p.token_ids, &params, |_| {}).unwrap();
     for (gen, prompt) in g.iter().zip(&p.prompts) {
-        assert_eq!(gen.text, p.greedy_12[prompt], "batched continuation of {prompt:?}");
+        assert_eq!(
+            gen.text, p.greedy_12[prompt],
+            "batched continuation of {prompt:?}"
+        );
     }
     assert!(g[0].text.starts_with(" Paris."));
 }
 
 #[test]
 fn kv_cache_decoding_equals_full_recomputation() {
-    let (Some(p), Some(model)) = (load_prompts(), load_model()) else { return };
+    let (Some(p), Some(model)) = (load_prompts(), load_model()) else {
+        return;
+    };
     let ids = &p.token_ids[2];
-    let (mut logits, mut kv) = model.transformer.prefill(&Batch::left_padded(&[ids.clone()], 0).unwrap()).unwrap();
+    let (mut logits, mut kv) = model
+        .transformer
+        .prefill(&Batch::left_padded(std::slice::from_ref(ids), 0).unwrap())
+        .unwrap();
     let mut seq = ids.clone();
     for _ in 0..4 {
         let row = to_vec(&logits);
@@ -71,10 +106,18 @@ fn kv_cache_decoding_equals_full_recomputation() {
         logits = model.transformer.decode_step(&[next], &mut kv).unwrap();
         let full = model
             .transformer
-            .forward(&Batch::left_padded(&[seq.clone()], 0).unwrap(), &HookSpec::new(), Logits::Last)
+            .forward(
+                &Batch::left_padded(&[seq.clone()], 0).unwrap(),
+                &HookSpec::new(),
+                Logits::Last,
+            )
             .unwrap();
         let (a, b) = (to_vec(&logits), to_vec(full.logits.as_ref().unwrap()));
-        let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(err < 1e-3, "cached vs full logits differ by {err}");
     }
 }

@@ -25,7 +25,11 @@ fn batch_from_reference(r: &std::collections::HashMap<String, RefTensor>) -> (Ba
         })
         .collect();
     let batch = Batch::left_padded(&seqs, 0).unwrap();
-    assert_eq!(batch.attention_mask(), mask.i64, "reference must be left-padded");
+    assert_eq!(
+        batch.attention_mask(),
+        mask.i64,
+        "reference must be left-padded"
+    );
     (batch, mask.i64.clone())
 }
 
@@ -40,7 +44,11 @@ fn check_against(model: &Model, reference: &Path) {
         hooks.insert(HookPoint::MlpPost(l));
     }
     let full_logits = r["logits"].shape[1] == batch.seq_len;
-    let which = if full_logits { Logits::All } else { Logits::Last };
+    let which = if full_logits {
+        Logits::All
+    } else {
+        Logits::Last
+    };
     let out = model.transformer.forward(&batch, &hooks, which).unwrap();
     let mut checked = 0;
     for (name, t) in &r {
@@ -53,7 +61,11 @@ fn check_against(model: &Model, reference: &Path) {
         };
         let ours = to_vec(out.cache.get(point).unwrap());
         let (abs, rel) = compare_masked(&ours, &t.f32, &t.shape, &mask);
-        assert!(rel <= HIDDEN_MAX_REL, "{}: {name} rel err {rel:e} (abs {abs:e})", reference.display());
+        assert!(
+            rel <= HIDDEN_MAX_REL,
+            "{}: {name} rel err {rel:e} (abs {abs:e})",
+            reference.display()
+        );
         checked += 1;
     }
     let logits = to_vec(out.logits.as_ref().unwrap());
@@ -63,14 +75,26 @@ fn check_against(model: &Model, reference: &Path) {
     } else {
         compare_masked(&logits, &lref.f32, &lref.shape, &vec![1; lref.shape[0]])
     };
-    assert!(abs <= LOGITS_MAX_ABS, "{}: logits max abs err {abs:e}", reference.display());
-    eprintln!("{}: {checked} hook tensors + logits within bounds (logits max abs err {abs:.2e})", reference.display());
+    assert!(
+        abs <= LOGITS_MAX_ABS,
+        "{}: logits max abs err {abs:e}",
+        reference.display()
+    );
+    eprintln!(
+        "{}: {checked} hook tensors + logits within bounds (logits max abs err {abs:.2e})",
+        reference.display()
+    );
 }
 
 fn check_tiny(name: &str) {
     let Some(dir) = reference_dir() else { return };
     let dir = dir.join(name);
-    let model = Model::load(&dir, &DeviceSpec::Cpu.device().unwrap(), LoadOptions::default()).unwrap();
+    let model = Model::load(
+        &dir,
+        &DeviceSpec::Cpu.device().unwrap(),
+        LoadOptions::default(),
+    )
+    .unwrap();
     check_against(&model, &dir.join("reference.safetensors"));
 }
 
@@ -91,8 +115,15 @@ fn tiny_mistral_matches_transformers() {
 
 #[test]
 fn smollm2_gguf_matches_transformers_single_prompts_and_padded_batch() {
-    let (Some(dir), Some(gguf)) = (reference_dir(), smollm2_gguf()) else { return };
-    let model = Model::load(&gguf, &DeviceSpec::Cpu.device().unwrap(), LoadOptions::default()).unwrap();
+    let (Some(dir), Some(gguf)) = (reference_dir(), smollm2_gguf()) else {
+        return;
+    };
+    let model = Model::load(
+        &gguf,
+        &DeviceSpec::Cpu.device().unwrap(),
+        LoadOptions::default(),
+    )
+    .unwrap();
     for file in [
         "smollm2-135m-prompt0.safetensors",
         "smollm2-135m-prompt1.safetensors",

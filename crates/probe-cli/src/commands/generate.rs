@@ -66,7 +66,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let start = Instant::now();
     let bar = crate::common::progress_bar(args.max_new_tokens as u64, "generating");
-    let gens = generate(&model.transformer, tok, &prompts, &params, |n| bar.set_position(n as u64))?;
+    let gens = generate(&model.transformer, tok, &prompts, &params, |n| {
+        bar.set_position(n as u64)
+    })?;
     bar.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
@@ -81,6 +83,9 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let new_tokens: usize = gens.iter().map(|g| g.token_ids.len()).sum();
-    eprintln!("{new_tokens} tokens in {secs:.2}s ({:.1} tok/s)", new_tokens as f64 / secs);
+    eprintln!(
+        "{new_tokens} tokens in {secs:.2}s ({:.1} tok/s)",
+        new_tokens as f64 / secs
+    );
     Ok(())
 }

@@ -16,27 +16,59 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let info = ModelInfo::read(&args.model).with_context(|| format!("inspecting {}", args.model.display()))?;
+    let info = ModelInfo::read(&args.model)
+        .with_context(|| format!("inspecting {}", args.model.display()))?;
     let c = &info.config;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());
     }
-    let dtypes: Vec<String> = info.weight_dtypes.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+    let dtypes: Vec<String> = info
+        .weight_dtypes
+        .iter()
+        .map(|(k, v)| format!("{k} ×{v}"))
+        .collect();
     println!("model          {}", info.path.display());
     println!("format         {:?}", info.format);
     println!("architecture   {}", c.architecture.name());
-    println!("parameters     {} ({:.1} M)", c.parameter_count(), c.parameter_count() as f64 / 1e6);
+    println!(
+        "parameters     {} ({:.1} M)",
+        c.parameter_count(),
+        c.parameter_count() as f64 / 1e6
+    );
     println!("weights        {}", dtypes.join(", "));
     println!("layers         {}", c.num_layers);
     println!("hidden size    {}", c.hidden_size);
-    println!("mlp size       {} (value vectors per layer)", c.intermediate_size);
-    println!("heads          {} query / {} key-value, head_dim {}", c.num_heads, c.num_kv_heads, c.head_dim);
+    println!(
+        "mlp size       {} (value vectors per layer)",
+        c.intermediate_size
+    );
+    println!(
+        "heads          {} query / {} key-value, head_dim {}",
+        c.num_heads, c.num_kv_heads, c.head_dim
+    );
     println!("vocab          {}", c.vocab_size);
-    println!("rope           theta {}{}", c.rope_theta, c.rope_scaling.as_ref().map(|s| format!(", scaling {s:?}")).unwrap_or_default());
+    println!(
+        "rope           theta {}{}",
+        c.rope_theta,
+        c.rope_scaling
+            .as_ref()
+            .map(|s| format!(", scaling {s:?}"))
+            .unwrap_or_default()
+    );
     println!("tied embedding {}", c.tie_word_embeddings);
-    println!("tokenizer      {}", if info.has_tokenizer { "yes" } else { "no (pass --tokenizer)" });
-    println!("chat template  {}", if info.has_chat_template { "yes" } else { "no" });
+    println!(
+        "tokenizer      {}",
+        if info.has_tokenizer {
+            "yes"
+        } else {
+            "no (pass --tokenizer)"
+        }
+    );
+    println!(
+        "chat template  {}",
+        if info.has_chat_template { "yes" } else { "no" }
+    );
     let last = c.num_layers.saturating_sub(1);
     println!("hook points    hook_embed");
     for kind in LAYER_HOOK_KINDS {

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use probe_lm::burn::tensor::{Tensor, TensorData};
 use probe_lm::generate::Rng;
 use probe_lm::{Batch, HookPoint, HookSpec, Logits, Message, Model};
+use rayon::prelude::*;
 use safetensors::{Dtype, View};
 
 use crate::common::{progress_bar, ModelArgs};
@@ -74,19 +75,30 @@ pub struct Args {
 
 fn parse_ids(text: &str) -> Result<Vec<u32>> {
     text.split(',')
-        .map(|t| t.trim().parse::<u32>().with_context(|| format!("`{t}` in --ids is not a token id")))
+        .map(|t| {
+            t.trim()
+                .parse::<u32>()
+                .with_context(|| format!("`{t}` in --ids is not a token id"))
+        })
         .collect()
 }
 
 fn read_prompts_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let jsonl = path.extension().is_some_and(|e| e == "jsonl");
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         if jsonl {
             let v: serde_json::Value = serde_json::from_str(line)
                 .with_context(|| format!("{}:{}: not JSON", path.display(), i + 1))?;
-            let p = v["prompt"].as_str().with_context(|| format!("{}:{}: no \"prompt\" string", path.display(), i + 1))?;
+            let p = v["prompt"]
+                .as_str()
+                .with_context(|| format!("{}:{}: no \"prompt\" string", path.display(), i + 1))?;
             out.push(p.to_string());
         } else {
             out.push(line.to_string());
@@ -106,7 +118,10 @@ fn collect_inputs(args: &Args, model: &Model) -> Result<Vec<Vec<u32>>> {
         let tok = model.tokenizer()?;
         for t in &texts {
             let text = if args.chat {
-                let template = model.chat_template.as_ref().context("--chat: the model has no chat template")?;
+                let template = model
+                    .chat_template
+                    .as_ref()
+                    .context("--chat: the model has no chat template")?;
                 template.render(&[Message::new("user", t.as_str())], true)?
             } else {
                 t.clone()
@@ -124,7 +139,11 @@ fn collect_inputs(args: &Args, model: &Model) -> Result<Vec<Vec<u32>>> {
         let mut rng = Rng::new(args.seed);
         let vocab = model.config().vocab_size as u64;
         for _ in 0..n {
-            seqs.push((0..args.seq_len).map(|_| (rng.next_u64() % vocab) as u32).collect());
+            seqs.push(
+                (0..args.seq_len)
+                    .map(|_| (rng.next_u64() % vocab) as u32)
+                    .collect(),
+            );
         }
     }
     if seqs.is_empty() {
@@ -136,8 +155,9 @@ fn collect_inputs(args: &Args, model: &Model) -> Result<Vec<Vec<u32>>> {
     Ok(seqs)
 }
 
-/// One output tensor, accumulated over batches.
-struct Collected {
+/// One output tensor on the host: its shape without the leading prompt dimension and its
+/// data, accumulated over batches.
+struct HostActivation {
     shape_tail: Vec<usize>,
     data: Vec<f32>,
 }
@@ -159,27 +179,57 @@ pub fn run(args: Args) -> Result<()> {
         LogitsArg::All => Logits::All,
     };
 
-    let mut collected: BTreeMap<String, Collected> = BTreeMap::new();
+    let mut collected: BTreeMap<String, HostActivation> = BTreeMap::new();
     let bar = progress_bar(seqs.len() as u64, "forward");
     let start = Instant::now();
-    let mut done_tokens = 0usize;
-    for chunk in seqs.chunks(args.batch_size) {
-        let batch = Batch::left_padded(chunk, pad_id)?;
-        let out = model.transformer.forward(&batch, &hooks, logits_mode)?;
-        let mut tensors: Vec<(String, Tensor<3>)> =
-            out.cache.tensors.into_iter().map(|(p, t)| (p.to_string(), t)).collect();
-        if let Some(l) = out.logits {
-            tensors.push(("logits".into(), l));
+    let done_tokens = std::sync::atomic::AtomicUsize::new(0);
+    // Batches run concurrently, one per worker thread: two single-threaded GEMMs on two cores
+    // outrun one GEMM split across both (measured in docs/PERFORMANCE.md). Results keep order.
+    let chunks: Vec<&[Vec<u32>]> = seqs.chunks(args.batch_size).collect();
+    let results: Vec<Result<Vec<(String, HostActivation)>>> = chunks
+        .par_iter()
+        .map(|chunk| {
+            let batch = Batch::left_padded(chunk, pad_id)?;
+            let out = model.transformer.forward(&batch, &hooks, logits_mode)?;
+            let mut tensors: Vec<(String, Tensor<3>)> = out
+                .cache
+                .tensors
+                .into_iter()
+                .map(|(p, t)| (p.to_string(), t))
+                .collect();
+            if let Some(l) = out.logits {
+                tensors.push(("logits".into(), l));
+            }
+            let mut host = Vec::with_capacity(tensors.len());
+            for (name, t) in tensors {
+                let is_last_logits = name == "logits" && logits_mode == Logits::Last;
+                let how = if is_last_logits {
+                    Reduce::Last
+                } else {
+                    args.reduce
+                };
+                let (shape_tail, data) = reduce(t, &batch, how, max_len)?;
+                host.push((name, HostActivation { shape_tail, data }));
+            }
+            let tokens: usize = chunk.iter().map(Vec::len).sum();
+            let done = done_tokens.fetch_add(tokens, std::sync::atomic::Ordering::Relaxed) + tokens;
+            bar.inc(chunk.len() as u64);
+            bar.set_message(format!(
+                "{:.0} tok/s",
+                done as f64 / start.elapsed().as_secs_f64()
+            ));
+            Ok(host)
+        })
+        .collect();
+    for result in results {
+        for (name, part) in result? {
+            match collected.get_mut(&name) {
+                Some(whole) => whole.data.extend(part.data),
+                None => {
+                    collected.insert(name, part);
+                }
+            }
         }
-        for (name, t) in tensors {
-            let is_last_logits = name == "logits" && logits_mode == Logits::Last;
-            let (shape_tail, data) = reduce(t, &batch, if is_last_logits { Reduce::Last } else { args.reduce }, max_len)?;
-            let entry = collected.entry(name).or_insert_with(|| Collected { shape_tail, data: Vec::new() });
-            entry.data.extend(data);
-        }
-        done_tokens += chunk.iter().map(Vec::len).sum::<usize>();
-        bar.inc(chunk.len() as u64);
-        bar.set_message(format!("{:.0} tok/s", done_tokens as f64 / start.elapsed().as_secs_f64()));
     }
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -195,17 +245,42 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let mut entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    entries.push(("input_ids".into(), Dtype::I64, vec![n, max_len], ids.iter().flat_map(|v| v.to_le_bytes()).collect()));
-    entries.push(("attention_mask".into(), Dtype::I64, vec![n, max_len], mask.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    entries.push((
+        "input_ids".into(),
+        Dtype::I64,
+        vec![n, max_len],
+        ids.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    ));
+    entries.push((
+        "attention_mask".into(),
+        Dtype::I64,
+        vec![n, max_len],
+        mask.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    ));
     for (name, c) in collected {
         let mut shape = vec![n];
         shape.extend(c.shape_tail);
-        entries.push((name, Dtype::F32, shape, c.data.iter().flat_map(|v| v.to_le_bytes()).collect()));
+        entries.push((
+            name,
+            Dtype::F32,
+            shape,
+            c.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
     }
     let mut metadata = std::collections::HashMap::new();
     metadata.insert("model".to_string(), args.model.model.display().to_string());
-    metadata.insert("hooks".to_string(), hooks.points().map(|p: HookPoint| p.to_string()).collect::<Vec<_>>().join(","));
-    metadata.insert("reduce".to_string(), format!("{:?}", args.reduce).to_lowercase());
+    metadata.insert(
+        "hooks".to_string(),
+        hooks
+            .points()
+            .map(|p: HookPoint| p.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    metadata.insert(
+        "reduce".to_string(),
+        format!("{:?}", args.reduce).to_lowercase(),
+    );
     metadata.insert("padding".to_string(), "left".to_string());
     write_safetensors(&args.out, &entries, metadata)?;
 
@@ -217,23 +292,35 @@ pub fn run(args: Args) -> Result<()> {
     );
     if let Some(path) = &args.timing_json {
         let v = serde_json::json!({"tokens": total_tokens, "prompts": n, "forward_seconds": secs, "tokens_per_second": total_tokens as f64 / secs});
-        std::fs::write(path, v.to_string()).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, v.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
 
 /// Reduces `[b, s, d]` on the device and returns (shape without the batch dim, host data).
-fn reduce(t: Tensor<3>, batch: &Batch, how: Reduce, max_len: usize) -> Result<(Vec<usize>, Vec<f32>)> {
+fn reduce(
+    t: Tensor<3>,
+    batch: &Batch,
+    how: Reduce,
+    max_len: usize,
+) -> Result<(Vec<usize>, Vec<f32>)> {
     let [b, s, d] = t.dims();
     let device = t.device();
     let host = |t: Tensor<2>| -> Result<Vec<f32>> {
-        t.into_data().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading activations: {e:?}"))
+        t.into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading activations: {e:?}"))
     };
     match how {
         Reduce::Last => Ok((vec![d], host(t.narrow(1, s - 1, 1).reshape([b, d]))?)),
         Reduce::Mean => {
             let mask: Vec<f32> = batch.attention_mask().iter().map(|&m| m as f32).collect();
-            let counts: Vec<f32> = batch.pad_lens.iter().map(|&p| 1.0 / (s - p) as f32).collect();
+            let counts: Vec<f32> = batch
+                .pad_lens
+                .iter()
+                .map(|&p| 1.0 / (s - p) as f32)
+                .collect();
             let mask: Tensor<3> = Tensor::from_data(TensorData::new(mask, [b, s, 1]), &device);
             let inv: Tensor<2> = Tensor::from_data(TensorData::new(counts, [b, 1]), &device);
             let mean = t.mul(mask).sum_dim(1).reshape([b, d]).mul(inv);
@@ -281,7 +368,16 @@ pub fn write_safetensors(
     entries: &[(String, Dtype, Vec<usize>, Vec<u8>)],
     metadata: std::collections::HashMap<String, String>,
 ) -> Result<()> {
-    let views = entries.iter().map(|(name, dtype, shape, bytes)| (name.as_str(), Entry { dtype: *dtype, shape, bytes }));
+    let views = entries.iter().map(|(name, dtype, shape, bytes)| {
+        (
+            name.as_str(),
+            Entry {
+                dtype: *dtype,
+                shape,
+                bytes,
+            },
+        )
+    });
     let bytes = safetensors::serialize(views, Some(metadata)).context("serializing safetensors")?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

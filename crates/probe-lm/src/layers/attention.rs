@@ -44,9 +44,30 @@ impl Attention {
         let (d, hd) = (c.hidden_size, c.head_dim);
         let p = |name: &str| format!("{prefix}.{name}");
         Ok(Attention {
-            q_proj: Linear::load(weights, &p("q_proj"), d, c.num_heads * hd, c.qkv_bias, device)?,
-            k_proj: Linear::load(weights, &p("k_proj"), d, c.num_kv_heads * hd, c.qkv_bias, device)?,
-            v_proj: Linear::load(weights, &p("v_proj"), d, c.num_kv_heads * hd, c.qkv_bias, device)?,
+            q_proj: Linear::load(
+                weights,
+                &p("q_proj"),
+                d,
+                c.num_heads * hd,
+                c.qkv_bias,
+                device,
+            )?,
+            k_proj: Linear::load(
+                weights,
+                &p("k_proj"),
+                d,
+                c.num_kv_heads * hd,
+                c.qkv_bias,
+                device,
+            )?,
+            v_proj: Linear::load(
+                weights,
+                &p("v_proj"),
+                d,
+                c.num_kv_heads * hd,
+                c.qkv_bias,
+                device,
+            )?,
             o_proj: Linear::load(weights, &p("o_proj"), c.num_heads * hd, d, c.o_bias, device)?,
             n_heads: c.num_heads,
             n_kv_heads: c.num_kv_heads,
@@ -101,12 +122,20 @@ impl Attention {
             ),
             SdpaKernel::Composed => self.composed_sdpa(q, k, v, mask),
         };
-        let z = z.swap_dims(1, 2).reshape([b, s, self.n_heads * self.head_dim]);
+        let z = z
+            .swap_dims(1, 2)
+            .reshape([b, s, self.n_heads * self.head_dim]);
         let hook_z = want_z.then(|| z.clone());
         (self.o_proj.forward(z), hook_z)
     }
 
-    fn composed_sdpa(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>) -> Tensor<4> {
+    fn composed_sdpa(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Tensor<4, Bool>,
+    ) -> Tensor<4> {
         let rep = self.n_heads / self.n_kv_heads;
         let (k, v) = if rep > 1 {
             let [b, kvh, t, hd] = k.dims();

@@ -25,9 +25,30 @@ impl SwiGluMlp {
         device: &Device,
     ) -> Result<Self> {
         Ok(SwiGluMlp {
-            gate_proj: Linear::load(weights, &format!("{prefix}.gate_proj"), hidden, intermediate, bias, device)?,
-            up_proj: Linear::load(weights, &format!("{prefix}.up_proj"), hidden, intermediate, bias, device)?,
-            down_proj: Linear::load(weights, &format!("{prefix}.down_proj"), intermediate, hidden, bias, device)?,
+            gate_proj: Linear::load(
+                weights,
+                &format!("{prefix}.gate_proj"),
+                hidden,
+                intermediate,
+                bias,
+                device,
+            )?,
+            up_proj: Linear::load(
+                weights,
+                &format!("{prefix}.up_proj"),
+                hidden,
+                intermediate,
+                bias,
+                device,
+            )?,
+            down_proj: Linear::load(
+                weights,
+                &format!("{prefix}.down_proj"),
+                intermediate,
+                hidden,
+                bias,
+                device,
+            )?,
         })
     }
 

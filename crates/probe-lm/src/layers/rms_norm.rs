@@ -14,7 +14,13 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
-    pub fn load(weights: &Weights, name: &str, dim: usize, eps: f64, device: &Device) -> Result<Self> {
+    pub fn load(
+        weights: &Weights,
+        name: &str,
+        dim: usize,
+        eps: f64,
+        device: &Device,
+    ) -> Result<Self> {
         let w = weights.get(name, &[dim])?;
         Ok(RmsNorm {
             weight: Param::from_tensor(to_device(w, device)),
@@ -23,7 +29,13 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let inv_rms = x.clone().square().mean_dim(2).add_scalar(self.eps).sqrt().recip();
+        let inv_rms = x
+            .clone()
+            .square()
+            .mean_dim(2)
+            .add_scalar(self.eps)
+            .sqrt()
+            .recip();
         x.mul(inv_rms).mul(self.weight.val().unsqueeze::<3>())
     }
 }

@@ -10,7 +10,13 @@ pub struct RopeTables {
 
 impl RopeTables {
     /// `positions` is `[batch * seq]` row-major.
-    pub fn new(inv_freq: &[f32], positions: &[i64], batch: usize, seq: usize, device: &Device) -> Self {
+    pub fn new(
+        inv_freq: &[f32],
+        positions: &[i64],
+        batch: usize,
+        seq: usize,
+        device: &Device,
+    ) -> Self {
         let half = inv_freq.len();
         let head_dim = 2 * half;
         let mut cos = Vec::with_capacity(batch * seq * head_dim);

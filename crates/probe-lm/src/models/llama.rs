@@ -42,8 +42,10 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
         let (_, factors) = file.dequantize("rope_freqs.weight")?;
         config.rope_scaling = Some(RopeScaling::Factors(factors));
     } else if let (Some("linear"), Some(factor)) = (
-        file.meta("llama.rope.scaling.type").and_then(|v| v.as_str()),
-        file.meta("llama.rope.scaling.factor").and_then(|v| v.as_f64()),
+        file.meta("llama.rope.scaling.type")
+            .and_then(|v| v.as_str()),
+        file.meta("llama.rope.scaling.factor")
+            .and_then(|v| v.as_f64()),
     ) {
         config.rope_scaling = Some(RopeScaling::Linear { factor });
     }

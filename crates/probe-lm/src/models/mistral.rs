@@ -10,12 +10,13 @@ use super::Architecture;
 pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     let hidden_size = hf.require(hf.hidden_size, "hidden_size")?;
     let num_heads = hf.require(hf.num_attention_heads, "num_attention_heads")?;
-    let sliding_window = match &hf.sliding_window {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|&w| w > 0).ok_or_else(|| {
-            Error::Config(format!("sliding_window {v} is not a positive integer"))
-        })? as usize),
-    };
+    let sliding_window =
+        match &hf.sliding_window {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|&w| w > 0).ok_or_else(|| {
+                Error::Config(format!("sliding_window {v} is not a positive integer"))
+            })? as usize),
+        };
     Ok(ModelConfig {
         architecture: Architecture::Mistral,
         vocab_size: hf.require(hf.vocab_size, "vocab_size")?,

@@ -75,7 +75,11 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
 }
 
 /// The hyper-parameters every llama.cpp architecture stores under `<arch>.*`.
-pub(crate) fn gguf_common(file: &GgufFile, arch: &str, architecture: Architecture) -> Result<ModelConfig> {
+pub(crate) fn gguf_common(
+    file: &GgufFile,
+    arch: &str,
+    architecture: Architecture,
+) -> Result<ModelConfig> {
     let key = |k: &str| format!("{arch}.{k}");
     let hidden_size = file.meta_u64(&key("embedding_length"))? as usize;
     let num_heads = file.meta_u64(&key("attention.head_count"))? as usize;

@@ -207,9 +207,9 @@ impl<'a> Cursor<'a> {
                     8 | 10..=12 => 8,
                     9 => 12,
                     other => {
-                        return Err(self.err(format!(
-                            "metadata `{key}`: unknown array item type {other}"
-                        )))
+                        return Err(
+                            self.err(format!("metadata `{key}`: unknown array item type {other}"))
+                        )
                     }
                 };
                 let n = self.count(key, min_bytes)?;

@@ -140,8 +140,10 @@ fn unpermute_rows(data: &[f32], shape: &[usize], n_heads: usize) -> Result<Vec<f
         [r, c] => (*r, *c),
         _ => return Err(format!("expected a matrix, got shape {shape:?}")),
     };
-    if n_heads == 0 || rows % n_heads != 0 || (rows / n_heads) % 2 != 0 {
-        return Err(format!("{rows} rows do not split into {n_heads} heads of even size"));
+    if n_heads == 0 || !rows.is_multiple_of(n_heads) || !(rows / n_heads).is_multiple_of(2) {
+        return Err(format!(
+            "{rows} rows do not split into {n_heads} heads of even size"
+        ));
     }
     let head_dim = rows / n_heads;
     let half = head_dim / 2;
@@ -151,7 +153,8 @@ fn unpermute_rows(data: &[f32], shape: &[usize], n_heads: usize) -> Result<Vec<f
             for t in 0..2 {
                 let src = h * head_dim + 2 * j + t;
                 let dst = h * head_dim + t * half + j;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&data[src * cols..(src + 1) * cols]);
             }
         }
     }
@@ -192,6 +195,9 @@ mod tests {
                 }
             }
         }
-        assert_eq!(unpermute_rows(&permuted, &[rows, cols], n_heads).unwrap(), hf);
+        assert_eq!(
+            unpermute_rows(&permuted, &[rows, cols], n_heads).unwrap(),
+            hf
+        );
     }
 }

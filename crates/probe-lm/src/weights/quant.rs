@@ -20,7 +20,8 @@ pub enum GgmlType {
 }
 
 /// The formats listed in error messages.
-pub const SUPPORTED_GGML_TYPES: &str = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K";
+pub const SUPPORTED_GGML_TYPES: &str =
+    "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K";
 
 const QK_K: usize = 256;
 
@@ -96,7 +97,7 @@ impl GgmlType {
     /// Bytes taken by `n_elements`, or `None` if `n_elements` is not a whole number of blocks.
     pub fn byte_size(self, n_elements: u64) -> Option<u64> {
         let (block, bytes) = self.block_layout();
-        if n_elements % block as u64 != 0 {
+        if !n_elements.is_multiple_of(block as u64) {
             return None;
         }
         (n_elements / block as u64).checked_mul(bytes as u64)

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use probe_lm::burn::tensor::Tensor;
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// `../shared/reference`, or `None` (with a printed notice) where it is absent.
@@ -20,7 +23,10 @@ pub fn reference_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("notice: {} is absent; skipping this reference test", dir.display());
+        eprintln!(
+            "notice: {} is absent; skipping this reference test",
+            dir.display()
+        );
         None
     }
 }
@@ -33,9 +39,15 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{} is missing: CI must run scripts/setup.sh first", path.display());
+        panic!(
+            "{} is missing: CI must run scripts/setup.sh first",
+            path.display()
+        );
     }
-    eprintln!("notice: {} is absent (run scripts/setup.sh); skipping", path.display());
+    eprintln!(
+        "notice: {} is absent (run scripts/setup.sh); skipping",
+        path.display()
+    );
     None
 }
 
@@ -53,16 +65,27 @@ pub fn read_reference(path: &std::path::Path) -> HashMap<String, RefTensor> {
         let data = view.data();
         let (f32v, i64v) = match view.dtype() {
             safetensors::Dtype::F32 => (
-                data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+                data.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
                 vec![],
             ),
             safetensors::Dtype::I64 => (
                 vec![],
-                data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect(),
+                data.chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
             ),
             other => panic!("unexpected dtype {other:?} for {name}"),
         };
-        out.insert(name, RefTensor { shape: view.shape().to_vec(), f32: f32v, i64: i64v });
+        out.insert(
+            name,
+            RefTensor {
+                shape: view.shape().to_vec(),
+                f32: f32v,
+                i64: i64v,
+            },
+        );
     }
     out
 }
@@ -73,7 +96,12 @@ pub fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
 
 /// Errors over the real (unpadded) positions of `[batch, seq, dim]` tensors:
 /// (max abs error, max abs error / max |reference|).
-pub fn compare_masked(ours: &[f32], reference: &[f32], shape: &[usize], mask: &[i64]) -> (f32, f32) {
+pub fn compare_masked(
+    ours: &[f32],
+    reference: &[f32],
+    shape: &[usize],
+    mask: &[i64],
+) -> (f32, f32) {
     assert_eq!(ours.len(), reference.len(), "length mismatch");
     let dim = shape[2];
     let mut max_err = 0f32;

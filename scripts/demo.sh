@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job on the embedded default model (SmolLM2-135M-Instruct, Q4_1 GGUF): set up, build,
+# then show what the runtime does. Outputs go to out/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --release --quiet
+PROBE=target/release/probe
+MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+mkdir -p out/demo
+
+echo "== probe inspect"
+$PROBE inspect "$MODEL"
+
+echo; echo "== probe generate (greedy, KV cache)"
+$PROBE generate "$MODEL" "The capital of France is" -n 12
+$PROBE generate "$MODEL" --chat "Which party would a 45-year-old woman from Saxony vote for? Answer in one sentence." -n 40
+
+echo; echo "== probe run-with-cache: residual stream at 0.6L..0.9L and MLP coefficients"
+$PROBE run-with-cache "$MODEL" \
+  --prompt "Ich bin 45 Jahre alt und weiblich. Wenn morgen Bundestagswahl wäre, würde ich wählen:" \
+  --prompt "I am a 30-year-old man from Hamburg. In the next federal election I will vote for" \
+  --hooks "blocks.{0.6L..0.9L}.hook_resid_post; blocks.{0.6L..0.9L}.mlp.hook_post" \
+  --reduce last --out out/demo/activations.safetensors
+echo "wrote out/demo/activations.safetensors (open with safetensors.numpy.load_file)"
