@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 pub enum DeviceSpec {
     Cpu,
     Cuda(usize),
+    /// libtorch on the CPU: checks the `tch` build's numerics on machines without a GPU.
+    TorchCpu,
 }
 
 impl std::str::FromStr for DeviceSpec {
@@ -19,6 +21,9 @@ impl std::str::FromStr for DeviceSpec {
         let s = s.trim().to_ascii_lowercase();
         if s == "cpu" {
             return Ok(DeviceSpec::Cpu);
+        }
+        if s == "torch-cpu" {
+            return Ok(DeviceSpec::TorchCpu);
         }
         if s == "cuda" || s == "gpu" {
             return Ok(DeviceSpec::Cuda(0));
@@ -30,7 +35,7 @@ impl std::str::FromStr for DeviceSpec {
             return Ok(DeviceSpec::Cuda(idx));
         }
         Err(Error::Device(format!(
-            "unknown device `{s}` (expected cpu, cuda or cuda:N)"
+            "unknown device `{s}` (expected cpu, cuda, cuda:N or torch-cpu)"
         )))
     }
 }
@@ -40,6 +45,7 @@ impl std::fmt::Display for DeviceSpec {
         match self {
             DeviceSpec::Cpu => write!(f, "cpu"),
             DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
+            DeviceSpec::TorchCpu => write!(f, "torch-cpu"),
         }
     }
 }
@@ -53,8 +59,11 @@ impl DeviceSpec {
             #[allow(deprecated)]
             // burn-tch is deprecated upstream; it is our only CUDA path on burn 0.22.
             DeviceSpec::Cuda(i) => Ok(Device::libtorch_cuda(i)),
+            #[cfg(feature = "tch")]
+            #[allow(deprecated)]
+            DeviceSpec::TorchCpu => Ok(Device::libtorch()),
             #[cfg(not(feature = "tch"))]
-            DeviceSpec::Cuda(_) => Err(Error::Device(
+            DeviceSpec::Cuda(_) | DeviceSpec::TorchCpu => Err(Error::Device(
                 "this probe binary was built without GPU support: rebuild with \
                  `scripts/build-tch.sh` (cargo feature `tch`, libtorch from PyTorch 2.9.0)"
                     .into(),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use probe_lm::{generate, Batch, DeviceSpec, GenerateParams, HookSpec, LoadOptions, Logits, Model};
+use probe_lm::{generate, Batch, GenerateParams, HookSpec, LoadOptions, Logits, Model};
 
 struct Prompts {
     prompts: Vec<String>,
@@ -27,14 +27,7 @@ fn load_prompts() -> Option<Prompts> {
 
 fn load_model() -> Option<Model> {
     let path = smollm2_gguf()?;
-    Some(
-        Model::load(
-            &path,
-            &DeviceSpec::Cpu.device().unwrap(),
-            LoadOptions::default(),
-        )
-        .unwrap(),
-    )
+    Some(Model::load(&path, &test_device(), LoadOptions::default()).unwrap())
 }
 
 #[test]

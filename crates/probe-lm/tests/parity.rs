@@ -7,7 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use probe_lm::{Batch, DeviceSpec, HookPoint, HookSpec, LoadOptions, Logits, Model};
+use probe_lm::layers::attention::SdpaKernel;
+use probe_lm::{Batch, HookPoint, HookSpec, LoadOptions, Logits, Model};
 
 const LOGITS_MAX_ABS: f32 = 1e-3;
 const HIDDEN_MAX_REL: f32 = 1e-4;
@@ -91,13 +92,20 @@ fn check_against(model: &Model, reference: &Path) {
 fn check_tiny(name: &str) {
     let Some(dir) = reference_dir() else { return };
     let dir = dir.join(name);
-    let model = Model::load(
-        &dir,
-        &DeviceSpec::Cpu.device().unwrap(),
-        LoadOptions::default(),
-    )
-    .unwrap();
+    let model = Model::load(&dir, &test_device(), LoadOptions::default()).unwrap();
     check_against(&model, &dir.join("reference.safetensors"));
+}
+
+#[test]
+fn composed_attention_kernel_matches_transformers_too() {
+    // The portable kernel (used on libtorch devices and for autodiff) on the CPU backend.
+    let Some(dir) = reference_dir() else { return };
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-mistral"] {
+        let dir = dir.join(name);
+        let mut model = Model::load(&dir, &test_device(), LoadOptions::default()).unwrap();
+        model.transformer.set_sdpa_kernel(SdpaKernel::Composed);
+        check_against(&model, &dir.join("reference.safetensors"));
+    }
 }
 
 #[test]
@@ -120,12 +128,7 @@ fn smollm2_gguf_matches_transformers_single_prompts_and_padded_batch() {
     let (Some(dir), Some(gguf)) = (reference_dir(), smollm2_gguf()) else {
         return;
     };
-    let model = Model::load(
-        &gguf,
-        &DeviceSpec::Cpu.device().unwrap(),
-        LoadOptions::default(),
-    )
-    .unwrap();
+    let model = Model::load(&gguf, &test_device(), LoadOptions::default()).unwrap();
     for file in [
         "smollm2-135m-prompt0.safetensors",
         "smollm2-135m-prompt1.safetensors",

@@ -90,6 +90,15 @@ pub fn read_reference(path: &std::path::Path) -> HashMap<String, RefTensor> {
     out
 }
 
+/// The device under test: `PROBE_TEST_DEVICE` (cpu, torch-cpu, cuda), default cpu.
+pub fn test_device() -> probe_lm::burn::tensor::Device {
+    let spec: probe_lm::DeviceSpec = std::env::var("PROBE_TEST_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .unwrap();
+    spec.device().unwrap()
+}
+
 pub fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.clone().into_data().try_into_vec::<f32>().unwrap()
 }
