@@ -1,0 +1,107 @@
+//! `probe-metrics`: every yardstick the source studies use to compare a model's answer
+//! distributions with real people's, in one dependency-free crate (f64 throughout).
+//!
+//! | module | metrics | source |
+//! | --- | --- | --- |
+//! | [`entropy`] | entropy, normalized entropy H/ln N | latent-space voting study |
+//! | [`divergence`] | total variation, KL (explicit smoothing), Jensen–Shannon, RMSE | alignment benchmark, survey fine-tuning |
+//! | [`wasserstein`] | W1 on ordered categories (+ normalized), barycenters, prompt sensitivity | OpinionQA, latent-space study |
+//! | [`ot`] | exact optimal transport with any cost matrix, Sinkhorn | POT's `emd2` / `sinkhorn2` |
+//! | [`alignment`] | distributional alignment A, knowledge-to-simulation gap, baselines, discretization error | Meister et al. 2024 |
+//! | [`calibration`] | temperature scaling, expected calibration error | alignment benchmark |
+//! | [`correlation`] | Pearson/Spearman item×item matrices and their distances | representativeness framework |
+//! | [`stats`] | OLS regression with CI, percentile bootstrap, weighted means | |
+//!
+//! Inputs are checked: lengths must agree, values be finite and non-negative, probability
+//! vectors sum to 1 within [`PROB_TOLERANCE`]. Failures are [`MetricError`]s, never NaN.
+
+pub mod alignment;
+pub mod calibration;
+pub mod correlation;
+pub mod divergence;
+pub mod entropy;
+mod error;
+pub mod ot;
+pub mod stats;
+pub mod wasserstein;
+
+pub use error::{MetricError, Result};
+
+/// How far a probability vector's sum may stray from 1.
+pub const PROB_TOLERANCE: f64 = 1e-6;
+
+/// Checks that `p` is a probability vector: non-empty, finite, non-negative, summing to 1.
+pub fn check_distribution(p: &[f64], what: &str) -> Result<()> {
+    if p.is_empty() {
+        return Err(MetricError::Empty(what.to_string()));
+    }
+    for (i, &x) in p.iter().enumerate() {
+        if !x.is_finite() {
+            return Err(MetricError::NonFinite {
+                what: what.to_string(),
+                index: i,
+            });
+        }
+        if x < 0.0 {
+            return Err(MetricError::Negative {
+                what: what.to_string(),
+                index: i,
+                value: x,
+            });
+        }
+    }
+    let sum: f64 = p.iter().sum();
+    if (sum - 1.0).abs() > PROB_TOLERANCE {
+        return Err(MetricError::NotNormalized {
+            what: what.to_string(),
+            sum,
+        });
+    }
+    Ok(())
+}
+
+/// Counts or unnormalized weights → probabilities.
+pub fn normalize(counts: &[f64], what: &str) -> Result<Vec<f64>> {
+    if counts.is_empty() {
+        return Err(MetricError::Empty(what.to_string()));
+    }
+    for (i, &x) in counts.iter().enumerate() {
+        if !x.is_finite() {
+            return Err(MetricError::NonFinite {
+                what: what.to_string(),
+                index: i,
+            });
+        }
+        if x < 0.0 {
+            return Err(MetricError::Negative {
+                what: what.to_string(),
+                index: i,
+                value: x,
+            });
+        }
+    }
+    let total: f64 = counts.iter().sum();
+    if total <= 0.0 {
+        return Err(MetricError::InvalidInput(format!(
+            "{what}: all counts are zero"
+        )));
+    }
+    Ok(counts.iter().map(|c| c / total).collect())
+}
+
+pub(crate) fn check_same_len(a: &[f64], b: &[f64], what: &str) -> Result<()> {
+    if a.len() != b.len() {
+        return Err(MetricError::LengthMismatch {
+            what: what.to_string(),
+            left: a.len(),
+            right: b.len(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_pair(p: &[f64], q: &[f64]) -> Result<()> {
+    check_same_len(p, q, "p and q")?;
+    check_distribution(p, "p")?;
+    check_distribution(q, "q")
+}
