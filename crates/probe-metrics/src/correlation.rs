@@ -191,11 +191,12 @@ pub fn structure_baselines(
         }
         let mut shuffled = answers.to_vec();
         for item in 0..human.n_items {
+            let mut column: Vec<f64> = shuffled.iter().map(|row| row[item]).collect();
             for r in (1..n).rev() {
-                let s = rng.below(r + 1);
-                let tmp = shuffled[r][item];
-                shuffled[r][item] = shuffled[s][item];
-                shuffled[s][item] = tmp;
+                column.swap(r, rng.below(r + 1));
+            }
+            for (row, x) in shuffled.iter_mut().zip(column) {
+                row[item] = x;
             }
         }
         if let Ok(m) = correlation_matrix(&shuffled, method) {

@@ -250,7 +250,8 @@ pub fn student_t_cdf(t: f64, df: f64) -> f64 {
 
 /// Quantile of Student's t (`scipy.stats.t.ppf`), by bisection on the CDF.
 pub fn student_t_ppf(p: f64, df: f64) -> Result<f64> {
-    if !(p > 0.0 && p < 1.0) || !(df > 0.0) {
+    let valid = p > 0.0 && p < 1.0 && df > 0.0;
+    if !valid {
         return Err(MetricError::InvalidInput(format!(
             "t quantile needs 0 < p < 1 and df > 0 (p = {p}, df = {df})"
         )));
