@@ -1,0 +1,199 @@
+//! OpinionQA group data (Santurkar et al. 2023) as redistributed with the distributional
+//! alignment benchmark: `<ATTR>_data.json` (weighted answer counts per group) + `info.csv`
+//! (option order and ordinal positions) + `metadata.csv` (the groups of each attribute).
+//!
+//! "Refused" is dropped from the distributions by default (and renormalized), as OpinionQA
+//! does for its ordinal metrics; `keep_refused` keeps it as a last, non-ordinal option.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::cells::Cell;
+use crate::pylit::parse_list;
+use crate::{DataError, Result};
+
+pub const REFUSED: &str = "Refused";
+
+fn file_err(path: &Path, reason: impl Into<String>) -> DataError {
+    DataError::File {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Per question: options in order and their ordinal positions, from `info.csv`.
+struct QuestionInfo {
+    ordinal: Vec<f64>,
+}
+
+fn read_info(dir: &Path) -> Result<HashMap<String, QuestionInfo>> {
+    let path = dir.join("info.csv");
+    let mut reader = csv::Reader::from_path(&path).map_err(|e| file_err(&path, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| file_err(&path, e.to_string()))?
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| file_err(&path, format!("no `{name}` column")))
+    };
+    let (key_col, ord_col) = (col("key")?, col("option_ordinal")?);
+    let mut out = HashMap::new();
+    for (i, rec) in reader.records().enumerate() {
+        let rec = rec.map_err(|e| DataError::Line {
+            path: path.clone(),
+            line: i + 2,
+            reason: e.to_string(),
+        })?;
+        let ordinal = parse_list(rec.get(ord_col).unwrap_or(""))
+            .and_then(|l| {
+                l.iter()
+                    .map(|x| x.parse::<f64>().ok())
+                    .collect::<Option<Vec<f64>>>()
+            })
+            .ok_or_else(|| DataError::Line {
+                path: path.clone(),
+                line: i + 2,
+                reason: "option_ordinal is not a list of numbers".into(),
+            })?;
+        out.insert(
+            rec.get(key_col).unwrap_or("").to_string(),
+            QuestionInfo { ordinal },
+        );
+    }
+    Ok(out)
+}
+
+/// The groups `metadata.csv` lists for an attribute, if it lists it.
+fn read_groups(dir: &Path, attribute: &str) -> Result<Option<Vec<String>>> {
+    let path = dir.join("metadata.csv");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let mut reader = csv::Reader::from_path(&path).map_err(|e| file_err(&path, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| file_err(&path, e.to_string()))?
+        .clone();
+    let (Some(k), Some(o)) = (
+        headers.iter().position(|h| h == "key"),
+        headers.iter().position(|h| h == "options"),
+    ) else {
+        return Err(file_err(&path, "needs `key` and `options` columns"));
+    };
+    for rec in reader.records() {
+        let rec = rec.map_err(|e| file_err(&path, e.to_string()))?;
+        if rec.get(k) == Some(attribute) {
+            return Ok(parse_list(rec.get(o).unwrap_or("")));
+        }
+    }
+    Ok(None)
+}
+
+/// The attributes with a `<ATTR>_data.json` in `dir`.
+pub fn attributes(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix("_data.json")
+                .map(str::to_string)
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Reference cells for every (question, group) of one attribute, labelled
+/// `dataset=opinionqa, attribute, group, question`. Groups with no answers to a question are
+/// skipped (they have no distribution).
+pub fn read_attribute(dir: &Path, attribute: &str, keep_refused: bool) -> Result<Vec<Cell>> {
+    let path: PathBuf = dir.join(format!("{attribute}_data.json"));
+    let text = std::fs::read_to_string(&path).map_err(|source| DataError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let data: BTreeMap<String, Value> =
+        serde_json::from_str(&text).map_err(|e| file_err(&path, format!("not JSON: {e}")))?;
+    let info = read_info(dir)?;
+    let groups = read_groups(dir, attribute)?;
+    let mut cells = Vec::new();
+    for (key, q) in &data {
+        let options_all: Vec<String> = q
+            .get("MC_options")
+            .and_then(|o| o.as_array())
+            .ok_or_else(|| file_err(&path, format!("question `{key}` has no MC_options")))?
+            .iter()
+            .filter_map(|o| o.as_str().map(str::to_string))
+            .collect();
+        let options: Vec<String> = options_all
+            .iter()
+            .filter(|o| keep_refused || o.as_str() != REFUSED)
+            .cloned()
+            .collect();
+        let ordinal = info.get(key).map(|qi| {
+            let mut it = qi.ordinal.iter();
+            options
+                .iter()
+                .map(|o| {
+                    if o == REFUSED {
+                        None
+                    } else {
+                        it.next().copied()
+                    }
+                })
+                .collect::<Vec<Option<f64>>>()
+        });
+        let group_names: Vec<String> = match &groups {
+            Some(g) => g.clone(),
+            None => q
+                .as_object()
+                .map(|m| {
+                    m.keys()
+                        .filter(|k| *k != "MC_options" && *k != "question_text")
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        for group in group_names {
+            let Some(counts) = q.get(&group).and_then(|g| g.as_object()) else {
+                continue;
+            };
+            let values: Vec<f64> = options
+                .iter()
+                .map(|o| counts.get(o).and_then(|c| c.as_f64()).unwrap_or(0.0))
+                .collect();
+            let total: f64 = values.iter().sum();
+            if total <= 0.0 {
+                continue;
+            }
+            let mut labels = BTreeMap::new();
+            labels.insert("dataset".to_string(), "opinionqa".to_string());
+            labels.insert("attribute".to_string(), attribute.to_string());
+            labels.insert("group".to_string(), group.clone());
+            labels.insert("question".to_string(), key.clone());
+            cells.push(Cell {
+                labels,
+                options: options.clone(),
+                predicted: None,
+                reference: Some(values.iter().map(|v| v / total).collect()),
+                weight: Some(total),
+                ordinal: ordinal.clone(),
+            });
+        }
+    }
+    if cells.is_empty() {
+        return Err(file_err(&path, "no (question, group) cell has answers"));
+    }
+    Ok(cells)
+}

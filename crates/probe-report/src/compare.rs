@@ -1,0 +1,508 @@
+//! `probe compare`: join predicted cells with reference cells, compute metrics per cell, and
+//! aggregate them by any labels with seeded bootstrap confidence intervals.
+
+use std::collections::{BTreeMap, HashMap};
+
+use probe_data::cells::Cell;
+use probe_metrics::divergence::{js_distance, kl_divergence, total_variation};
+use probe_metrics::entropy::normalized_entropy;
+use probe_metrics::stats::{bootstrap_mean, Estimate};
+use probe_metrics::wasserstein::{normalized_wasserstein_1d, wasserstein_1d};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{0}")]
+    Join(String),
+    #[error("metric `{metric}` on cell {cell}: {source}")]
+    Metric {
+        metric: &'static str,
+        cell: String,
+        #[source]
+        source: probe_metrics::MetricError,
+    },
+    #[error("{0}")]
+    Input(String),
+}
+
+pub type Result<T, E = CompareError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Metric {
+    /// Total variation (Meister et al.'s A when averaged).
+    Tv,
+    /// KL(reference ‖ predicted) with smoothing.
+    Kl,
+    /// Jensen–Shannon distance.
+    Js,
+    /// Wasserstein-1 on the ordinal positions (ordinal options only).
+    W1,
+    /// W1 / max possible W1 (OpinionQA's form).
+    W1Norm,
+    /// Normalized entropy of the predicted distribution.
+    EntropyPredicted,
+    /// Normalized entropy of the reference distribution.
+    EntropyReference,
+}
+
+pub const METRIC_NAMES: &str = "tv, kl, js, w1, w1n, hpred, href";
+
+impl Metric {
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name.trim() {
+            "tv" => Metric::Tv,
+            "kl" => Metric::Kl,
+            "js" => Metric::Js,
+            "w1" => Metric::W1,
+            "w1n" => Metric::W1Norm,
+            "hpred" => Metric::EntropyPredicted,
+            "href" => Metric::EntropyReference,
+            other => {
+                return Err(CompareError::Input(format!(
+                    "unknown metric `{other}` (known: {METRIC_NAMES})"
+                )))
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Tv => "tv",
+            Metric::Kl => "kl",
+            Metric::Js => "js",
+            Metric::W1 => "w1",
+            Metric::W1Norm => "w1n",
+            Metric::EntropyPredicted => "hpred",
+            Metric::EntropyReference => "href",
+        }
+    }
+}
+
+/// A predicted distribution with its reference, options aligned.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub labels: BTreeMap<String, String>,
+    pub options: Vec<String>,
+    pub predicted: Vec<f64>,
+    pub reference: Vec<f64>,
+    pub ordinal: Option<Vec<Option<f64>>>,
+    pub weight: f64,
+}
+
+/// The labels every reference cell has: the key that identifies a reference cell.
+fn join_keys(reference: &[Cell]) -> Vec<String> {
+    let mut keys: Vec<String> = reference
+        .first()
+        .map(|c| c.labels.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.retain(|k| reference.iter().all(|c| c.labels.contains_key(k)));
+    keys
+}
+
+fn project(labels: &BTreeMap<String, String>, keys: &[String]) -> Option<Vec<String>> {
+    keys.iter().map(|k| labels.get(k).cloned()).collect()
+}
+
+/// Pairs every predicted cell with its reference: the reference cell whose identifying labels
+/// the predicted cell carries (or the predicted cell's own `reference`). Options must be the
+/// same set; predicted values are reordered to the reference's order.
+pub fn join(predicted: &[Cell], reference: &[Cell]) -> Result<Vec<Pair>> {
+    let keys = join_keys(reference);
+    let mut index: HashMap<Vec<String>, &Cell> = HashMap::new();
+    for r in reference {
+        let Some(key) = project(&r.labels, &keys) else {
+            continue;
+        };
+        if r.reference.is_none() {
+            return Err(CompareError::Join(format!(
+                "reference cell {} has no `reference` distribution",
+                r.describe()
+            )));
+        }
+        if index.insert(key, r).is_some() {
+            return Err(CompareError::Join(format!(
+                "two reference cells share the labels {}",
+                r.describe()
+            )));
+        }
+    }
+    let mut pairs = Vec::with_capacity(predicted.len());
+    let mut unmatched = Vec::new();
+    for p in predicted {
+        let Some(pred) = &p.predicted else { continue };
+        let (r_cell, r_dist) = match (
+            &p.reference,
+            project(&p.labels, &keys).and_then(|k| index.get(&k)),
+        ) {
+            (Some(own), _) => (p, own),
+            (None, Some(r)) => (*r, r.reference.as_ref().expect("checked above")),
+            (None, None) => {
+                unmatched.push(p.describe());
+                continue;
+            }
+        };
+        let mut aligned = vec![0.0; r_cell.options.len()];
+        if p.options.len() != r_cell.options.len() {
+            return Err(CompareError::Join(format!(
+                "options differ: predicted cell {} has {:?}, its reference has {:?}",
+                p.describe(),
+                p.options,
+                r_cell.options
+            )));
+        }
+        for (o, v) in p.options.iter().zip(pred) {
+            let j = r_cell.options.iter().position(|x| x == o).ok_or_else(|| {
+                CompareError::Join(format!(
+                    "options differ: predicted cell {} has `{o}`, its reference has {:?}",
+                    p.describe(),
+                    r_cell.options
+                ))
+            })?;
+            aligned[j] = *v;
+        }
+        let mut labels = r_cell.labels.clone();
+        labels.extend(p.labels.clone());
+        pairs.push(Pair {
+            labels,
+            options: r_cell.options.clone(),
+            predicted: aligned,
+            reference: r_dist.clone(),
+            ordinal: r_cell.ordinal.clone().or_else(|| p.ordinal.clone()),
+            weight: p.weight.or(r_cell.weight).unwrap_or(1.0),
+        });
+    }
+    if !unmatched.is_empty() {
+        return Err(CompareError::Join(format!(
+            "{} predicted cell(s) have no reference (joined on {:?}), e.g. {}",
+            unmatched.len(),
+            keys,
+            unmatched[0]
+        )));
+    }
+    if pairs.is_empty() {
+        return Err(CompareError::Join("no predicted cells to compare".into()));
+    }
+    Ok(pairs)
+}
+
+/// Restricts a pair to its ordinal options (renormalized), for the Wasserstein metrics.
+fn ordinal_part(pair: &Pair) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let ord = pair.ordinal.as_ref()?;
+    let (mut p, mut q, mut x) = (Vec::new(), Vec::new(), Vec::new());
+    for ((a, b), o) in pair.predicted.iter().zip(&pair.reference).zip(ord) {
+        if let Some(pos) = o {
+            p.push(*a);
+            q.push(*b);
+            x.push(*pos);
+        }
+    }
+    let (sp, sq): (f64, f64) = (p.iter().sum(), q.iter().sum());
+    if x.len() < 2 || sp <= 0.0 || sq <= 0.0 {
+        return None;
+    }
+    Some((
+        p.iter().map(|v| v / sp).collect(),
+        q.iter().map(|v| v / sq).collect(),
+        x,
+    ))
+}
+
+/// One metric on one pair; `None` when it does not apply (W1 on a non-ordinal question).
+pub fn metric_value(metric: Metric, pair: &Pair, kl_smoothing: f64) -> Result<Option<f64>> {
+    let wrap = |source| CompareError::Metric {
+        metric: metric.name(),
+        cell: pair
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+        source,
+    };
+    let (p, q) = (&pair.predicted, &pair.reference);
+    let v = match metric {
+        Metric::Tv => total_variation(p, q),
+        Metric::Kl => kl_divergence(q, p, Some(kl_smoothing)),
+        Metric::Js => js_distance(p, q),
+        Metric::EntropyPredicted => normalized_entropy(p),
+        Metric::EntropyReference => normalized_entropy(q),
+        Metric::W1 | Metric::W1Norm => {
+            let Some((po, qo, x)) = ordinal_part(pair) else {
+                return Ok(None);
+            };
+            if metric == Metric::W1 {
+                wasserstein_1d(&po, &qo, Some(&x))
+            } else {
+                normalized_wasserstein_1d(&po, &qo, Some(&x))
+            }
+        }
+    };
+    v.map(Some).map_err(wrap)
+}
+
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    pub metrics: Vec<Metric>,
+    pub by: Vec<String>,
+    pub bootstrap: usize,
+    pub level: f64,
+    pub seed: u64,
+    pub kl_smoothing: f64,
+    /// Weight cells by their `weight` (e.g. group size) in the aggregates.
+    pub weighted: bool,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            metrics: vec![Metric::Tv],
+            by: vec![],
+            bootstrap: 1000,
+            level: 0.95,
+            seed: 0,
+            kl_smoothing: 1e-4,
+            weighted: false,
+        }
+    }
+}
+
+/// One aggregate: a metric over the cells of one group.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub group: BTreeMap<String, String>,
+    pub metric: &'static str,
+    pub n_cells: usize,
+    pub estimate: Estimate,
+}
+
+/// Aggregates every metric over the pairs of each `by` group (mean with bootstrap CI).
+pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
+    let mut groups: BTreeMap<Vec<String>, Vec<&Pair>> = BTreeMap::new();
+    for p in pairs {
+        let key: Vec<String> = options
+            .by
+            .iter()
+            .map(|k| p.labels.get(k).cloned().unwrap_or_else(|| "-".into()))
+            .collect();
+        groups.entry(key).or_default().push(p);
+    }
+    if let Some(missing) = options
+        .by
+        .iter()
+        .find(|k| pairs.iter().all(|p| !p.labels.contains_key(*k)))
+    {
+        return Err(CompareError::Input(format!(
+            "no cell has the label `{missing}` given to --by"
+        )));
+    }
+    let mut rows = Vec::new();
+    for (key, members) in groups {
+        for &metric in &options.metrics {
+            let mut values = Vec::with_capacity(members.len());
+            let mut weights = Vec::with_capacity(members.len());
+            for p in &members {
+                if let Some(v) = metric_value(metric, p, options.kl_smoothing)? {
+                    values.push(v);
+                    weights.push(p.weight);
+                }
+            }
+            if values.is_empty() {
+                continue;
+            }
+            let w = options.weighted.then_some(weights.as_slice());
+            let estimate = bootstrap_mean(
+                &values,
+                w,
+                options.bootstrap.max(1),
+                options.level,
+                options.seed,
+            )
+            .map_err(|source| CompareError::Metric {
+                metric: metric.name(),
+                cell: format!("group {key:?}"),
+                source,
+            })?;
+            rows.push(Row {
+                group: options
+                    .by
+                    .iter()
+                    .cloned()
+                    .zip(key.iter().cloned())
+                    .collect(),
+                metric: metric.name(),
+                n_cells: values.len(),
+                estimate,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Baseline predictions for reference cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// Every option equally likely.
+    Uniform,
+    /// All mass on the option most chosen by the whole population of the question (all groups
+    /// of the same question pooled, weighted by their `weight`).
+    Majority,
+}
+
+pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
+    let question_key = |c: &Cell| -> Vec<String> {
+        c.labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "group")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+    };
+    let mut pooled: HashMap<Vec<String>, Vec<f64>> = HashMap::new();
+    if baseline == Baseline::Majority {
+        for c in reference {
+            if let Some(r) = &c.reference {
+                let acc = pooled
+                    .entry(question_key(c))
+                    .or_insert_with(|| vec![0.0; r.len()]);
+                let w = c.weight.unwrap_or(1.0);
+                acc.iter_mut().zip(r).for_each(|(a, b)| *a += w * b);
+            }
+        }
+    }
+    reference
+        .iter()
+        .filter(|c| c.reference.is_some())
+        .map(|c| {
+            let n = c.options.len();
+            let predicted = match baseline {
+                Baseline::Uniform => vec![1.0 / n as f64; n],
+                Baseline::Majority => {
+                    let acc = &pooled[&question_key(c)];
+                    let k = acc
+                        .iter()
+                        .enumerate()
+                        .fold(0, |best, (i, &v)| if v > acc[best] { i } else { best });
+                    (0..n).map(|i| if i == k { 1.0 } else { 0.0 }).collect()
+                }
+            };
+            let mut labels = c.labels.clone();
+            labels.insert(
+                "model".into(),
+                match baseline {
+                    Baseline::Uniform => "baseline-uniform".into(),
+                    Baseline::Majority => "baseline-majority".into(),
+                },
+            );
+            Cell {
+                labels,
+                options: c.options.clone(),
+                predicted: Some(predicted),
+                reference: None,
+                weight: c.weight,
+                ordinal: c.ordinal.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(
+        labels: &[(&str, &str)],
+        options: &[&str],
+        predicted: Option<Vec<f64>>,
+        reference: Option<Vec<f64>>,
+    ) -> Cell {
+        Cell {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            options: options.iter().map(|s| s.to_string()).collect(),
+            predicted,
+            reference,
+            weight: None,
+            ordinal: Some(vec![Some(1.0), Some(2.0)]),
+        }
+    }
+
+    #[test]
+    fn joins_on_reference_labels_and_reorders_options() {
+        let reference = vec![cell(
+            &[("question", "q1"), ("group", "g")],
+            &["a", "b"],
+            None,
+            Some(vec![0.25, 0.75]),
+        )];
+        let predicted = vec![cell(
+            &[("question", "q1"), ("group", "g"), ("model", "m")],
+            &["b", "a"],
+            Some(vec![1.0, 0.0]),
+            None,
+        )];
+        let pairs = join(&predicted, &reference).unwrap();
+        assert_eq!(pairs[0].predicted, vec![0.0, 1.0]);
+        let rows = compare(
+            &pairs,
+            &CompareOptions {
+                metrics: vec![Metric::Tv, Metric::W1],
+                by: vec!["model".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(rows[0].estimate.value, 0.25);
+        assert_eq!(rows[1].estimate.value, 0.25);
+    }
+
+    #[test]
+    fn differing_options_and_unmatched_cells_are_errors() {
+        let reference = vec![cell(
+            &[("question", "q1")],
+            &["a", "b"],
+            None,
+            Some(vec![0.5, 0.5]),
+        )];
+        let other = vec![cell(
+            &[("question", "q1")],
+            &["a", "c"],
+            Some(vec![0.5, 0.5]),
+            None,
+        )];
+        assert!(join(&other, &reference)
+            .unwrap_err()
+            .to_string()
+            .contains("options differ"));
+        let missing = vec![cell(
+            &[("question", "q2")],
+            &["a", "b"],
+            Some(vec![0.5, 0.5]),
+            None,
+        )];
+        assert!(join(&missing, &reference)
+            .unwrap_err()
+            .to_string()
+            .contains("no reference"));
+    }
+
+    #[test]
+    fn majority_baseline_pools_groups() {
+        let mut r1 = cell(
+            &[("question", "q"), ("group", "x")],
+            &["a", "b"],
+            None,
+            Some(vec![0.9, 0.1]),
+        );
+        r1.weight = Some(10.0);
+        let mut r2 = cell(
+            &[("question", "q"), ("group", "y")],
+            &["a", "b"],
+            None,
+            Some(vec![0.3, 0.7]),
+        );
+        r2.weight = Some(100.0);
+        let b = baseline_cells(&[r1, r2], Baseline::Majority);
+        assert_eq!(b[0].predicted, Some(vec![0.0, 1.0]));
+        assert_eq!(b[1].predicted, Some(vec![0.0, 1.0]));
+    }
+}
