@@ -152,3 +152,134 @@ fn generate_on_the_embedded_default_says_paris() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(" Paris."), "{text:?}");
 }
+
+fn opinionqa_dir() -> Option<std::path::PathBuf> {
+    let dir = workspace_root().join("../shared/data/opinionqa/pew-atp-disagreement-500");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("notice: {} is absent; skipping", dir.display());
+        None
+    }
+}
+
+#[test]
+fn compare_uniform_baseline_on_opinionqa_matches_hand_computation() {
+    let Some(dir) = opinionqa_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // One question, one group, by hand: Democrats on WORRYB_W26 (Refused dropped) answered
+    // 66 / 294 / 372 → (0.0902, 0.4016, 0.5082); TV to uniform = max(0, 1/3 − p_i) summed
+    // = 1/3 − 66/732 = 0.243169...
+    let reference = tmp.path().join("ref.jsonl");
+    std::fs::write(
+        &reference,
+        r#"{"question":"WORRYB_W26","group":"Democrat","options":["Worry a lot","Worry a little","Do not worry at all"],"reference_counts":[66,294,372],"ordinal":[1,2,3]}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("t.json");
+    let status = probe()
+        .args([
+            "compare",
+            "--baseline",
+            "uniform",
+            "--by",
+            "model",
+            "--metrics",
+            "tv",
+            "--reference",
+        ])
+        .arg(&reference)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let tv = rows[0]["estimate"]["value"].as_f64().unwrap();
+    assert!((tv - (1.0 / 3.0 - 66.0 / 732.0)).abs() < 1e-12, "{tv}");
+
+    // The same cell read from the OpinionQA files gives the same number.
+    let out2 = tmp.path().join("all.json");
+    let status = probe()
+        .arg("compare")
+        .arg("--opinionqa")
+        .arg(&dir)
+        .args([
+            "--attribute",
+            "POLPARTY",
+            "--baseline",
+            "uniform",
+            "--by",
+            "group,question",
+            "--metrics",
+            "tv",
+            "--bootstrap",
+            "10",
+            "--out",
+        ])
+        .arg(&out2)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out2).unwrap()).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r["group"]["group"] == "Democrat" && r["group"]["question"] == "WORRYB_W26")
+        .unwrap();
+    assert!((row["estimate"]["value"].as_f64().unwrap() - tv).abs() < 1e-12);
+}
+
+#[test]
+fn compare_rejects_bad_cells_naming_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"question\":\"q\",\"options\":[\"a\",\"b\"],\"reference\":[0.5,0.5]}\n{\"question\":\"q2\",\"options\":[\"a\",\"b\"],\"reference\":[0.5,0.6]}\n").unwrap();
+    let out = probe()
+        .args(["compare", "--baseline", "uniform", "--reference"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "bad.jsonl:2: `reference` sums to 1.1, not 1");
+    let ok = probe()
+        .args([
+            "compare",
+            "--baseline",
+            "uniform",
+            "--normalize",
+            "--reference",
+        ])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let pred = tmp.path().join("pred.jsonl");
+    std::fs::write(
+        &pred,
+        "{\"question\":\"q\",\"model\":\"m\",\"options\":[\"a\",\"c\"],\"predicted\":[0.5,0.5]}\n",
+    )
+    .unwrap();
+    let good = tmp.path().join("ref.jsonl");
+    std::fs::write(
+        &good,
+        "{\"question\":\"q\",\"options\":[\"a\",\"b\"],\"reference\":[0.5,0.5]}\n",
+    )
+    .unwrap();
+    let out = probe()
+        .args(["compare", "--predicted"])
+        .arg(&pred)
+        .arg("--reference")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "options differ");
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = probe()
+        .args(["compare", "--baseline", "uniform", "--reference"])
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "no cells");
+}

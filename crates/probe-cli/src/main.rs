@@ -26,6 +26,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Run prompts through a model and save hooked activations to safetensors.
     RunWithCache(commands::run_with_cache::Args),
+    /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
+    Compare(commands::compare::Args),
 }
 
 fn main() {
@@ -40,6 +42,7 @@ fn main() {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
+        Command::Compare(args) => commands::compare::run(args),
     };
     if let Err(err) = result {
         // One line, outermost context first: "error: loading model x: missing tensor `y` in z".

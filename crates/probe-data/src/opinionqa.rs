@@ -25,6 +25,9 @@ fn file_err(path: &Path, reason: impl Into<String>) -> DataError {
 
 /// Per question: options in order and their ordinal positions, from `info.csv`.
 struct QuestionInfo {
+    /// `references`: the options in order. Preferred over the data file's `MC_options`, which
+    /// upstream split at commas inside option texts ("Yes, frequently" → "Yes", "frequently").
+    options: Option<Vec<String>>,
     ordinal: Vec<f64>,
 }
 
@@ -42,6 +45,7 @@ fn read_info(dir: &Path) -> Result<HashMap<String, QuestionInfo>> {
             .ok_or_else(|| file_err(&path, format!("no `{name}` column")))
     };
     let (key_col, ord_col) = (col("key")?, col("option_ordinal")?);
+    let ref_col = headers.iter().position(|h| h == "references");
     let mut out = HashMap::new();
     for (i, rec) in reader.records().enumerate() {
         let rec = rec.map_err(|e| DataError::Line {
@@ -60,9 +64,10 @@ fn read_info(dir: &Path) -> Result<HashMap<String, QuestionInfo>> {
                 line: i + 2,
                 reason: "option_ordinal is not a list of numbers".into(),
             })?;
+        let options = ref_col.and_then(|c| rec.get(c)).and_then(parse_list);
         out.insert(
             rec.get(key_col).unwrap_or("").to_string(),
-            QuestionInfo { ordinal },
+            QuestionInfo { options, ordinal },
         );
     }
     Ok(out)
@@ -128,13 +133,23 @@ pub fn read_attribute(dir: &Path, attribute: &str, keep_refused: bool) -> Result
     let groups = read_groups(dir, attribute)?;
     let mut cells = Vec::new();
     for (key, q) in &data {
-        let options_all: Vec<String> = q
-            .get("MC_options")
-            .and_then(|o| o.as_array())
-            .ok_or_else(|| file_err(&path, format!("question `{key}` has no MC_options")))?
-            .iter()
-            .filter_map(|o| o.as_str().map(str::to_string))
-            .collect();
+        let options_all: Vec<String> = match info.get(key).and_then(|i| i.options.clone()) {
+            Some(options) => options,
+            None => q
+                .get("MC_options")
+                .and_then(|o| o.as_array())
+                .ok_or_else(|| file_err(&path, format!("question `{key}` has no MC_options")))?
+                .iter()
+                .filter_map(|o| o.as_str().map(str::to_string))
+                .collect(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = options_all.iter().find(|o| !seen.insert(o.as_str())) {
+            return Err(file_err(
+                &path,
+                format!("question `{key}` lists option `{dup}` twice"),
+            ));
+        }
         let options: Vec<String> = options_all
             .iter()
             .filter(|o| keep_refused || o.as_str() != REFUSED)

@@ -13,12 +13,11 @@ use probe_metrics::wasserstein::{normalized_wasserstein_1d, wasserstein_1d};
 pub enum CompareError {
     #[error("{0}")]
     Join(String),
-    #[error("metric `{metric}` on cell {cell}: {source}")]
+    #[error("metric `{metric}` on cell {cell}: {error}")]
     Metric {
         metric: &'static str,
         cell: String,
-        #[source]
-        source: probe_metrics::MetricError,
+        error: probe_metrics::MetricError,
     },
     #[error("{0}")]
     Input(String),
@@ -196,7 +195,8 @@ fn ordinal_part(pair: &Pair) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
         }
     }
     let (sp, sq): (f64, f64) = (p.iter().sum(), q.iter().sum());
-    if x.len() < 2 || sp <= 0.0 || sq <= 0.0 {
+    let distinct = x.iter().any(|v| *v != x[0]);
+    if !distinct || sp <= 0.0 || sq <= 0.0 {
         return None;
     }
     Some((
@@ -208,7 +208,7 @@ fn ordinal_part(pair: &Pair) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
 
 /// One metric on one pair; `None` when it does not apply (W1 on a non-ordinal question).
 pub fn metric_value(metric: Metric, pair: &Pair, kl_smoothing: f64) -> Result<Option<f64>> {
-    let wrap = |source| CompareError::Metric {
+    let wrap = |error| CompareError::Metric {
         metric: metric.name(),
         cell: pair
             .labels
@@ -216,7 +216,7 @@ pub fn metric_value(metric: Metric, pair: &Pair, kl_smoothing: f64) -> Result<Op
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(","),
-        source,
+        error,
     };
     let (p, q) = (&pair.predicted, &pair.reference);
     let v = match metric {
@@ -316,10 +316,10 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
                 options.level,
                 options.seed,
             )
-            .map_err(|source| CompareError::Metric {
+            .map_err(|error| CompareError::Metric {
                 metric: metric.name(),
                 cell: format!("group {key:?}"),
-                source,
+                error,
             })?;
             rows.push(Row {
                 group: options

@@ -1,0 +1,204 @@
+//! `probe compare`: model distributions against survey references, metrics by group with
+//! bootstrap confidence intervals.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use probe_data::cells::{read_jsonl, Cell};
+use probe_report::compare::{baseline_cells, compare, join, Baseline, CompareOptions, Metric, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BaselineArg {
+    Uniform,
+    Majority,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Predicted cells (JSONL; see docs). Repeatable.
+    #[arg(long)]
+    pub predicted: Vec<PathBuf>,
+    /// Reference cells (JSONL). Repeatable.
+    #[arg(long)]
+    pub reference: Vec<PathBuf>,
+    /// An OpinionQA folder (`<ATTR>_data.json`, `info.csv`, `metadata.csv`) as reference.
+    #[arg(long)]
+    pub opinionqa: Option<PathBuf>,
+    /// OpinionQA attributes to read (default: all in the folder).
+    #[arg(long, value_delimiter = ',')]
+    pub attribute: Vec<String>,
+    /// Keep OpinionQA's "Refused" answers as an option instead of dropping them.
+    #[arg(long)]
+    pub keep_refused: bool,
+    /// Also score these baselines against the reference.
+    #[arg(long, value_enum)]
+    pub baseline: Vec<BaselineArg>,
+    /// Labels to group by, e.g. model,method.
+    #[arg(long, value_delimiter = ',', default_value = "model")]
+    pub by: Vec<String>,
+    /// Metrics (tv, kl, js, w1, w1n, hpred, href).
+    #[arg(long, value_delimiter = ',', default_value = "tv")]
+    pub metrics: Vec<String>,
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Rescale probability vectors that do not sum to 1 instead of rejecting them.
+    #[arg(long)]
+    pub normalize: bool,
+    /// Weight cells by their `weight` field (e.g. group size) in the aggregates.
+    #[arg(long)]
+    pub weighted: bool,
+    /// Smoothing ε for KL.
+    #[arg(long, default_value_t = 1e-4)]
+    pub kl_smoothing: f64,
+    /// Write the table as CSV (.csv) or JSON (.json).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let metrics = args
+        .metrics
+        .iter()
+        .map(|m| Metric::parse(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut reference: Vec<Cell> = Vec::new();
+    for path in &args.reference {
+        reference.extend(read_jsonl(path, args.normalize)?);
+    }
+    if let Some(dir) = &args.opinionqa {
+        let attributes = if args.attribute.is_empty() {
+            probe_data::opinionqa::attributes(dir)?
+        } else {
+            args.attribute.clone()
+        };
+        if attributes.is_empty() {
+            bail!("{} has no <ATTR>_data.json files", dir.display());
+        }
+        for a in &attributes {
+            reference.extend(
+                probe_data::opinionqa::read_attribute(dir, a, args.keep_refused)
+                    .with_context(|| format!("reading OpinionQA attribute {a}"))?,
+            );
+        }
+    }
+    let mut predicted: Vec<Cell> = Vec::new();
+    for path in &args.predicted {
+        predicted.extend(read_jsonl(path, args.normalize)?);
+    }
+    for b in &args.baseline {
+        let kind = match b {
+            BaselineArg::Uniform => Baseline::Uniform,
+            BaselineArg::Majority => Baseline::Majority,
+        };
+        predicted.extend(baseline_cells(&reference, kind));
+    }
+    if predicted.is_empty() {
+        bail!("nothing to compare: give --predicted files or --baseline");
+    }
+    if reference.is_empty() && predicted.iter().all(|c| c.reference.is_none()) {
+        bail!("no reference: give --reference files or --opinionqa, or cells with a `reference` field");
+    }
+    let pairs = join(&predicted, &reference)?;
+    let options = CompareOptions {
+        metrics,
+        by: args.by.clone(),
+        bootstrap: args.bootstrap,
+        level: args.level,
+        seed: args.seed,
+        kl_smoothing: args.kl_smoothing,
+        weighted: args.weighted,
+    };
+    let rows = compare(&pairs, &options)?;
+    print_table(&rows, &args.by, args.level)?;
+    if let Some(path) = &args.out {
+        write_rows(path, &rows, &args.by)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let header: Vec<String> = by
+        .iter()
+        .cloned()
+        .chain([
+            "metric".into(),
+            "cells".into(),
+            "mean".into(),
+            format!("{:.0}% CI", level * 100.0),
+        ])
+        .collect();
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            by.iter()
+                .map(|k| r.group.get(k).cloned().unwrap_or_default())
+                .chain([
+                    r.metric.to_string(),
+                    r.n_cells.to_string(),
+                    format!("{:.4}", r.estimate.value),
+                    format!("[{:.4}, {:.4}]", r.estimate.low, r.estimate.high),
+                ])
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            body.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cols: &[String]| {
+        cols.iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    writeln!(out, "{}", line(&header))?;
+    for r in &body {
+        writeln!(out, "{}", line(r))?;
+    }
+    Ok(())
+}
+
+fn write_rows(path: &PathBuf, rows: &[Row], by: &[String]) -> Result<()> {
+    let text = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::to_string_pretty(rows)?
+    } else {
+        let mut s = by.join(",");
+        s.push_str(if by.is_empty() { "" } else { "," });
+        s.push_str("metric,cells,mean,ci_low,ci_high\n");
+        for r in rows {
+            let quote = |v: &str| {
+                if v.contains([',', '"']) {
+                    format!("\"{}\"", v.replace('"', "\"\""))
+                } else {
+                    v.to_string()
+                }
+            };
+            for k in by {
+                s.push_str(&quote(r.group.get(k).map(String::as_str).unwrap_or("")));
+                s.push(',');
+            }
+            s.push_str(&format!(
+                "{},{},{},{},{}\n",
+                r.metric, r.n_cells, r.estimate.value, r.estimate.low, r.estimate.high
+            ));
+        }
+        s
+    };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
