@@ -4,6 +4,7 @@
 pub mod cells;
 pub mod opinionqa;
 mod pylit;
+pub mod wahl_o_mat;
 
 use std::path::PathBuf;
 
