@@ -124,7 +124,8 @@ fn edit(dir: &Path, file: &str, f: impl FnOnce(&mut serde_json::Value)) {
 
 #[test]
 fn malformed_elections_are_clear_errors() {
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "refers to party 99",
             Box::new(|d: &Path| edit(d, "opinion.json", |v| v[0]["party"] = 99.into())),
