@@ -51,6 +51,15 @@ pub fn party_key(name: &str) -> String {
         .collect()
 }
 
+/// Every known spelling of a canonical party (empty for parties outside the alias table).
+pub fn alias_spellings(canonical: &str) -> &'static [&'static str] {
+    ALIASES
+        .iter()
+        .find(|(c, _)| *c == canonical)
+        .map(|(_, s)| *s)
+        .unwrap_or(&[])
+}
+
 /// The canonical name of a known party spelling, if it is one.
 pub fn canonical_party(name: &str) -> Option<&'static str> {
     let key = party_key(name);

@@ -182,3 +182,69 @@ fn a_party_without_opinions_is_an_error_when_selected() {
         .to_string();
     assert!(err.contains("has no opinions"), "{err}");
 }
+
+mod prompts {
+    use super::*;
+    use probe_data::probe_prompts::{build_probe_prompts, TemplateSet};
+
+    fn templates() -> TemplateSet {
+        TemplateSet::load(&root().join("data/templates/probe-prompts.toml")).unwrap()
+    }
+
+    #[test]
+    fn ten_or_more_templates_in_german_and_english() {
+        let t = templates();
+        assert!(t.templates.len() >= 10);
+        assert!(
+            t.templates.iter().any(|x| x.language == "de")
+                && t.templates.iter().any(|x| x.language == "en")
+        );
+    }
+
+    #[test]
+    fn prompts_cover_every_opinion_and_template_and_hide_the_answer() {
+        let Some(dir) = shared_elections() else {
+            return;
+        };
+        let e = Election::load(&dir.join("2025-deutschland")).unwrap();
+        let parties = e.select_parties(&[]).unwrap();
+        let t = templates();
+        let all = t.select(&[]).unwrap();
+        let prompts = build_probe_prompts(&e, &parties, &all, &t.positions, 0).unwrap();
+        assert_eq!(prompts.len(), 38 * 6 * all.len());
+        for p in &prompts {
+            assert!(!p.prompt.contains("{"), "unfilled placeholder in {}", p.id);
+            // The party list names every party, and the justification no longer names it.
+            let list_free = p.prompt.replacen(&p.party, "", 1);
+            assert!(p.prompt.contains(&p.party));
+            assert!(
+                !list_free.contains(&p.party) || p.party.len() <= 3,
+                "{}: justification still names {}",
+                p.id,
+                p.party
+            );
+        }
+        // Deterministic.
+        assert_eq!(
+            prompts,
+            build_probe_prompts(&e, &parties, &all, &t.positions, 0).unwrap()
+        );
+        assert_ne!(
+            prompts[0].prompt,
+            build_probe_prompts(&e, &parties, &all, &t.positions, 1).unwrap()[0].prompt
+        );
+    }
+
+    #[test]
+    fn bad_template_files_are_errors() {
+        let bad = [
+            ("[positions.de]\nagree='a'\ndisagree='b'\nneutral='c'\nmasked_party='x'\n[[template]]\nid='a'\nlanguage='de'\ntext='{statement} {position} {parties} {nope}'", "unknown placeholder {nope}"),
+            ("[positions.de]\nagree='a'\ndisagree='b'\nneutral='c'\nmasked_party='x'\n[[template]]\nid='a'\nlanguage='fr'\ntext='{statement} {position} {parties}'", "no [positions.fr]"),
+            ("[positions.de]\nagree='a'\ndisagree='b'\nneutral='c'\nmasked_party='x'\n[[template]]\nid='a'\nlanguage='de'\ntext='{statement}'", "lacks {position}"),
+        ];
+        for (text, expected) in bad {
+            let err = TemplateSet::parse(text).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+}
