@@ -159,13 +159,6 @@ fn spellings(party: &Party) -> Vec<String> {
     if let Some(c) = canonical_party(&party.name) {
         out.push(c.to_string());
         out.extend(alias_spellings(c).iter().map(|s| s.to_string()));
-        // German inflections of the plural names ("die Grünen", "der Linken").
-        out.extend(
-            ["Grünen", "Linken"]
-                .iter()
-                .filter(|s| party_key(s).starts_with(&party_key(c).replace("die", "")))
-                .map(|s| s.to_string()),
-        );
     }
     out.retain(|s| s.chars().count() >= 2);
     out.sort_by_key(|s| std::cmp::Reverse(s.len()));

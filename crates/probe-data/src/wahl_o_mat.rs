@@ -33,13 +33,23 @@ const ALIASES: [(&str, &[&str]); 6] = [
             "Bündnis 90/Die Grünen",
             "Gruene",
             "Greens",
+            // inflected plural: "die Grünen"
+            "Grünen",
         ],
     ),
     ("FDP", &["FDP", "Freie Demokratische Partei"]),
     ("AfD", &["AfD", "Alternative für Deutschland"]),
     (
         "DIE LINKE",
-        &["DIE LINKE", "Die Linke", "Linke", "LINKE", "Die Linke."],
+        // "Linken": inflected, as in "der Linken"
+        &[
+            "DIE LINKE",
+            "Die Linke",
+            "Linke",
+            "LINKE",
+            "Die Linke.",
+            "Linken",
+        ],
     ),
 ];
 
