@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::wahl_o_mat::{alias_spellings, canonical_party, party_key, Election, Party, Position};
+use crate::wahl_o_mat::{alias_spellings, canonical_party, Election, Party, Position};
 use crate::{DataError, Result};
 
 #[derive(Debug, Clone, Deserialize)]
