@@ -23,3 +23,8 @@ $PROBE run-with-cache "$MODEL" \
   --hooks "blocks.{0.6L..0.9L}.hook_resid_post; blocks.{0.6L..0.9L}.mlp.hook_post" \
   --reduce last --out out/demo/activations.safetensors
 echo "wrote out/demo/activations.safetensors (open with safetensors.numpy.load_file)"
+
+echo; echo "== probe extract: residual streams of Wahl-o-Mat probe prompts (fictional demo election)"
+$PROBE extract "$MODEL" --election data/demo/wahl-o-mat/2099-demowahl --parties "SA,ÖU,FB,LM,KBP,HL" \
+  --templates de-quiz,en-short --out out/demo/cache
+echo "cache in out/demo/cache (python scripts/read_cache.py out/demo/cache loads it into numpy)"

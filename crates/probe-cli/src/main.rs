@@ -26,6 +26,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Run prompts through a model and save hooked activations to safetensors.
     RunWithCache(commands::run_with_cache::Args),
+    /// Cache residual streams of Wahl-o-Mat probe prompts (resumable, shardable).
+    Extract(commands::extract::Args),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
     Compare(commands::compare::Args),
 }
@@ -43,6 +45,7 @@ fn main() {
         Command::Generate(args) => commands::generate::run(args),
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Extract(args) => commands::extract::run(args),
     };
     if let Err(err) = result {
         // One line, outermost context first: "error: loading model x: missing tensor `y` in z".

@@ -58,7 +58,19 @@ impl DeviceSpec {
             #[cfg(feature = "tch")]
             #[allow(deprecated)]
             // burn-tch is deprecated upstream; it is our only CUDA path on burn 0.22.
-            DeviceSpec::Cuda(i) => Ok(Device::libtorch_cuda(i)),
+            DeviceSpec::Cuda(i) => {
+                // libtorch panics on first use of an unusable device (no driver, no GPU, wrong
+                // index), so allocate a probe tensor through tch's fallible API first.
+                let probe = tch::Tensor::f_zeros([1], (tch::Kind::Float, tch::Device::Cuda(i)));
+                if let Err(e) = probe {
+                    let reason = e.to_string();
+                    let first = reason.lines().next().unwrap_or("unknown error");
+                    return Err(Error::Device(format!(
+                        "cuda:{i} is not usable: {first} (use --device cpu)"
+                    )));
+                }
+                Ok(Device::libtorch_cuda(i))
+            }
             #[cfg(feature = "tch")]
             #[allow(deprecated)]
             DeviceSpec::TorchCpu => Ok(Device::libtorch()),

@@ -158,6 +158,12 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Encodes text that continues a sequence: no BOS, no other special tokens added.
+    pub fn encode_continuation(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(tok_err)?;
+        Ok(enc.get_ids().to_vec())
+    }
+
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         self.inner.decode(ids, skip_special).map_err(tok_err)
     }

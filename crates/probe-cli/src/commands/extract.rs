@@ -1,0 +1,184 @@
+//! `probe extract`: probe prompts from a Wahl-o-Mat election through a model, hooked residual
+//! streams reduced to one row per prompt, streamed into a resumable on-disk cache.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use probe_cache::{CacheWriter, Manifest, ShardSplit};
+use probe_data::probe_prompts::{build_probe_prompts, TemplateSet};
+use probe_data::wahl_o_mat::Election;
+use probe_extract::{extract, model_fingerprint, rows, PositionRule};
+use probe_lm::{parse_layers, HookPoint};
+
+use crate::common::{progress_bar, ModelArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A Wahl-o-Mat election directory (qual-o-mat layout), e.g. data/demo/wahl-o-mat/2099-demowahl.
+    #[arg(long)]
+    pub election: PathBuf,
+    /// Parties to probe, comma-separated (aliases accepted); default: the six Bundestag parties.
+    #[arg(long, value_delimiter = ',')]
+    pub parties: Vec<String>,
+    /// Prompt template file.
+    #[arg(long, default_value = "data/templates/probe-prompts.toml")]
+    pub template_file: PathBuf,
+    /// Template ids to use, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub templates: Vec<String>,
+    /// Layers whose `hook_resid_post` is cached: fractions (0.6L..0.9L) or indices.
+    #[arg(long, default_value = "0.6L..0.9L")]
+    pub layers: String,
+    /// Token positions per prompt: last-before-answer (default, leak-free), answer-predicting
+    /// (the authors' rule; sees the answer), prompt-mean.
+    #[arg(long, default_value = "last-before-answer")]
+    pub positions: String,
+    /// Storage dtype of the cache: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Prompts per shard file.
+    #[arg(long, default_value_t = 256)]
+    pub shard_size: usize,
+    /// Fill only shards i with i mod n = k (independent jobs, e.g. a SLURM array, share one cache).
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Seed of the party-order shuffling in the prompts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Cache directory (default: out/cache/<model>-<election>-<positions>).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Delete an existing cache made with other settings instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let rule = PositionRule::parse(&args.positions)?;
+    let split: ShardSplit = args
+        .shard
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--shard {e}"))?;
+    if !matches!(args.dtype.as_str(), "f32" | "f16") {
+        anyhow::bail!("--dtype must be f32 or f16, not `{}`", args.dtype);
+    }
+    let election = Election::load(&args.election)
+        .with_context(|| format!("loading election {}", args.election.display()))?;
+    let parties = election.select_parties(&args.parties)?;
+    let templates = TemplateSet::load(&args.template_file)?;
+    let chosen = templates
+        .select(&args.templates)
+        .map_err(anyhow::Error::msg)?;
+    let prompts = build_probe_prompts(
+        &election,
+        &parties,
+        &chosen,
+        &templates.positions,
+        args.seed,
+    )?;
+
+    let model = args.model.load()?;
+    let layers = parse_layers(&args.layers, model.config().num_layers).context("--layers")?;
+    let hooks: Vec<String> = layers
+        .iter()
+        .map(|&l| HookPoint::ResidPost(l).to_string())
+        .collect();
+    let stem = args
+        .model
+        .model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!("out/cache/{stem}-{}-{}", election.id, rule.name()))
+    });
+    let mut source = std::collections::BTreeMap::new();
+    source.insert("election".to_string(), election.id.clone());
+    source.insert(
+        "templates".to_string(),
+        chosen
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    source.insert(
+        "template_file_sha256".to_string(),
+        sha256_file(&args.template_file)?,
+    );
+    source.insert("seed".to_string(), args.seed.to_string());
+    let manifest = Manifest {
+        format_version: 1,
+        model: args.model.model.display().to_string(),
+        model_hash: model_fingerprint(&args.model.model)?,
+        dims: vec![model.config().hidden_size; hooks.len()],
+        hooks,
+        positions: rule.name().to_string(),
+        dtype: args.dtype.clone(),
+        label_names: parties.iter().map(|p| Election::display_name(p)).collect(),
+        source,
+        shard_size: args.shard_size.max(1),
+        rows: rows(&prompts),
+    };
+    let mut writer = CacheWriter::open(&out, manifest, split, args.overwrite)?;
+    let pending = writer.pending();
+    let n_pending_rows: usize = pending
+        .iter()
+        .map(|&i| {
+            let (s, e) = writer.manifest().shard_rows(i);
+            e - s
+        })
+        .sum();
+    eprintln!(
+        "{} prompts ({} parties × {} statements × {} templates); {} of {} shards to do → {}",
+        prompts.len(),
+        parties.len(),
+        election.statements.len(),
+        chosen.len(),
+        pending.len(),
+        writer.manifest().n_shards(),
+        out.display()
+    );
+    let bar = progress_bar(n_pending_rows as u64, "extract");
+    let start = Instant::now();
+    extract(
+        &model,
+        &prompts,
+        rule,
+        &mut writer,
+        args.batch_size,
+        &|done, tokens| {
+            bar.set_position(done as u64);
+            bar.set_message(format!(
+                "{:.0} tok/s",
+                tokens as f64 / start.elapsed().as_secs_f64()
+            ));
+        },
+    )?;
+    bar.finish_and_clear();
+    let complete = writer.is_complete()?;
+    eprintln!(
+        "{n_pending_rows} prompts in {:.1}s; cache {}",
+        start.elapsed().as_secs_f64(),
+        if complete {
+            "complete"
+        } else {
+            "waiting for other --shard jobs"
+        }
+    );
+    Ok(())
+}
+
+fn sha256_file(path: &std::path::Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}

@@ -1,0 +1,260 @@
+//! `probe-extract`: probe prompts → token ids → forward pass with hooks → one row per prompt
+//! (the hooked vectors reduced over the chosen positions) → cache shards.
+
+use std::path::Path;
+
+use probe_cache::{CacheWriter, Manifest, Row};
+use probe_data::probe_prompts::ProbePrompt;
+use probe_lm::{Batch, HookPoint, HookSpec, Logits, Model, Tokenizer};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Model(#[from] probe_lm::Error),
+    #[error(transparent)]
+    Cache(#[from] probe_cache::CacheError),
+    #[error("{0}")]
+    Input(String),
+}
+
+pub type Result<T, E = ExtractError> = std::result::Result<T, E>;
+
+/// Per batch: (row index within the shard, one reduced vector per hook).
+type BatchRows = Vec<(usize, Vec<Vec<f32>>)>;
+
+/// Which token positions of a teacher-forced probe prompt become the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionRule {
+    /// The last prompt token before the party's name: sees the opinion, never the answer.
+    LastBeforeAnswer,
+    /// The mean over the positions that predict the answer's tokens (the authors' code).
+    /// Leaky: from the second answer token on, those positions already contain the name.
+    AnswerPredicting,
+    /// The mean over all prompt tokens (answer excluded).
+    PromptMean,
+}
+
+impl PositionRule {
+    pub const NAMES: &'static str = "last-before-answer, answer-predicting, prompt-mean";
+
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "last-before-answer" | "last" => Ok(PositionRule::LastBeforeAnswer),
+            "answer-predicting" => Ok(PositionRule::AnswerPredicting),
+            "prompt-mean" => Ok(PositionRule::PromptMean),
+            other => Err(ExtractError::Input(format!(
+                "unknown position rule `{other}` (known: {})",
+                Self::NAMES
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PositionRule::LastBeforeAnswer => "last-before-answer",
+            PositionRule::AnswerPredicting => "answer-predicting",
+            PositionRule::PromptMean => "prompt-mean",
+        }
+    }
+
+    /// Whether the rule's positions can see answer tokens (a probe on them reads the name).
+    pub fn sees_answer(self) -> bool {
+        self == PositionRule::AnswerPredicting
+    }
+}
+
+/// Token ids fed to the model and the positions (indices into them) reduced into the row.
+pub fn tokenize(
+    tok: &Tokenizer,
+    prompt: &ProbePrompt,
+    rule: PositionRule,
+) -> Result<(Vec<u32>, Vec<usize>)> {
+    let mut ids = tok.encode(&prompt.prompt)?;
+    let p = ids.len();
+    if p == 0 {
+        return Err(ExtractError::Input(format!(
+            "prompt {} has no tokens",
+            prompt.id
+        )));
+    }
+    let positions = match rule {
+        // Causal attention: tokens after position p−1 cannot change it, so they are not fed.
+        PositionRule::LastBeforeAnswer => vec![p - 1],
+        PositionRule::PromptMean => (0..p).collect(),
+        PositionRule::AnswerPredicting => {
+            let answer = tok.encode_continuation(&prompt.answer)?;
+            if answer.is_empty() {
+                return Err(ExtractError::Input(format!(
+                    "prompt {}: empty answer",
+                    prompt.id
+                )));
+            }
+            ids.extend_from_slice(&answer[..answer.len() - 1]);
+            (p - 1..p - 1 + answer.len()).collect()
+        }
+    };
+    Ok((ids, positions))
+}
+
+/// A content fingerprint of a model: SHA-256 over each file's name, size and first and last
+/// MiB (a `.gguf` file, or the checkpoint's config, tokenizer and safetensors files). Cheap
+/// on multi-GB checkpoints, and any re-quantization or re-export changes it.
+pub fn model_fingerprint(path: &Path) -> Result<String> {
+    let io =
+        |e: std::io::Error| ExtractError::Input(format!("fingerprinting {}: {e}", path.display()));
+    let mut files: Vec<std::path::PathBuf> = if path.is_file() {
+        vec![path.to_path_buf()]
+    } else {
+        std::fs::read_dir(path)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                        n.ends_with(".safetensors")
+                            || n == "config.json"
+                            || n == "tokenizer.json"
+                            || n.ends_with(".index.json")
+                    })
+            })
+            .collect()
+    };
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = std::fs::File::open(&f).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        h.update(
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        h.update(len.to_le_bytes());
+        let mut buf = vec![0u8; (1 << 20).min(len as usize)];
+        file.read_exact(&mut buf).map_err(io)?;
+        h.update(&buf);
+        if len > (2 << 20) {
+            file.seek(SeekFrom::End(-(1 << 20))).map_err(io)?;
+            file.read_exact(&mut buf).map_err(io)?;
+            h.update(&buf);
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Cache rows of the prompts, in order.
+pub fn rows(prompts: &[ProbePrompt]) -> Vec<Row> {
+    prompts
+        .iter()
+        .map(|p| Row {
+            id: p.id.clone(),
+            label: Some(p.label),
+            group: Some(p.statement.to_string()),
+            meta: [
+                ("template".to_string(), p.template.clone()),
+                ("position".to_string(), p.position.as_str().to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        })
+        .collect()
+}
+
+/// Fills every pending shard of `writer`; calls `progress(prompts_done, tokens_done)` after
+/// each batch.
+pub fn extract(
+    model: &Model,
+    prompts: &[ProbePrompt],
+    rule: PositionRule,
+    writer: &mut CacheWriter,
+    batch_size: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<()> {
+    let manifest: Manifest = writer.manifest().clone();
+    if manifest.rows.len() != prompts.len() {
+        return Err(ExtractError::Input(format!(
+            "{} prompts for a cache of {} rows",
+            prompts.len(),
+            manifest.rows.len()
+        )));
+    }
+    let points: Vec<HookPoint> = manifest
+        .hooks
+        .iter()
+        .map(|h| HookPoint::parse(h, model.config().num_layers))
+        .collect::<probe_lm::Result<_>>()?;
+    let hooks = HookSpec::from_points(points.iter().copied());
+    let tok = model.tokenizer()?;
+    let pad = tok.pad_token_id();
+    let done_prompts = std::sync::atomic::AtomicUsize::new(0);
+    let done_tokens = std::sync::atomic::AtomicUsize::new(0);
+    for shard in writer.pending() {
+        let (start, end) = manifest.shard_rows(shard);
+        let mut inputs = Vec::with_capacity(end - start);
+        for p in &prompts[start..end] {
+            inputs.push(tokenize(tok, p, rule)?);
+        }
+        // Batch prompts of similar length together (less padding); rows go back in order.
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| inputs[i].0.len());
+        let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+        let results: Vec<Result<BatchRows>> = batches
+            .par_iter()
+            .map(|members| {
+                let seqs: Vec<Vec<u32>> = members.iter().map(|&i| inputs[i].0.clone()).collect();
+                let batch = Batch::left_padded(&seqs, pad)?;
+                let out = model.transformer.forward(&batch, &hooks, Logits::None)?;
+                let mut per_row: Vec<(usize, Vec<Vec<f32>>)> = members
+                    .iter()
+                    .map(|&i| (i, Vec::with_capacity(points.len())))
+                    .collect();
+                for (point, dim) in points.iter().zip(&manifest.dims) {
+                    let t = out.cache.get(*point).expect("hooked");
+                    let data =
+                        t.clone().into_data().try_into_vec::<f32>().map_err(|e| {
+                            ExtractError::Input(format!("reading activations: {e:?}"))
+                        })?;
+                    for (b, (i, row)) in per_row.iter_mut().enumerate() {
+                        let offset = batch.pad_lens[b];
+                        let positions = &inputs[*i].1;
+                        let mut v = vec![0f32; *dim];
+                        for &pos in positions {
+                            let at = (b * batch.seq_len + offset + pos) * dim;
+                            v.iter_mut()
+                                .zip(&data[at..at + dim])
+                                .for_each(|(a, x)| *a += x);
+                        }
+                        let n = positions.len() as f32;
+                        v.iter_mut().for_each(|a| *a /= n);
+                        row.push(v);
+                    }
+                }
+                let tokens: usize = seqs.iter().map(Vec::len).sum();
+                progress(
+                    done_prompts.fetch_add(members.len(), std::sync::atomic::Ordering::Relaxed)
+                        + members.len(),
+                    done_tokens.fetch_add(tokens, std::sync::atomic::Ordering::Relaxed) + tokens,
+                );
+                Ok(per_row)
+            })
+            .collect();
+        let mut blocks: Vec<Vec<f32>> = manifest
+            .dims
+            .iter()
+            .map(|d| vec![0f32; (end - start) * d])
+            .collect();
+        for r in results {
+            for (i, vectors) in r? {
+                for ((block, v), dim) in blocks.iter_mut().zip(vectors).zip(&manifest.dims) {
+                    block[i * dim..(i + 1) * dim].copy_from_slice(&v);
+                }
+            }
+        }
+        writer.write_shard(shard, &blocks)?;
+    }
+    Ok(())
+}
