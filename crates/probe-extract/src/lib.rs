@@ -6,7 +6,6 @@ use std::path::Path;
 use probe_cache::{CacheWriter, Manifest, Row};
 use probe_data::probe_prompts::ProbePrompt;
 use probe_lm::{Batch, HookPoint, HookSpec, Logits, Model, Tokenizer};
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
@@ -202,9 +201,11 @@ pub fn extract(
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| inputs[i].0.len());
         let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
-        let results: Vec<Result<BatchRows>> = batches
-            .par_iter()
-            .map(|members| {
+        let results: Vec<Result<BatchRows>> = probe_lm::parallel::run_batches(
+            batches.len(),
+            probe_lm::parallel::default_workers(),
+            |b| {
+                let members = batches[b];
                 let seqs: Vec<Vec<u32>> = members.iter().map(|&i| inputs[i].0.clone()).collect();
                 let batch = Batch::left_padded(&seqs, pad)?;
                 let out = model.transformer.forward(&batch, &hooks, Logits::None)?;
@@ -240,8 +241,8 @@ pub fn extract(
                     done_tokens.fetch_add(tokens, std::sync::atomic::Ordering::Relaxed) + tokens,
                 );
                 Ok(per_row)
-            })
-            .collect();
+            },
+        );
         let mut blocks: Vec<Vec<f32>> = manifest
             .dims
             .iter()

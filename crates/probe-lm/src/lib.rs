@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod layers;
 pub mod model;
 pub mod models;
+pub mod parallel;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;

@@ -8,8 +8,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use probe_lm::burn::tensor::{Tensor, TensorData};
 use probe_lm::generate::Rng;
+use probe_lm::parallel::{default_workers, run_batches};
 use probe_lm::{Batch, HookPoint, HookSpec, Logits, Message, Model};
-use rayon::prelude::*;
 use safetensors::{Dtype, View};
 
 use crate::common::{progress_bar, ModelArgs};
@@ -186,9 +186,9 @@ pub fn run(args: Args) -> Result<()> {
     // Batches run concurrently, one per worker thread: two single-threaded GEMMs on two cores
     // outrun one GEMM split across both (measured in docs/PERFORMANCE.md). Results keep order.
     let chunks: Vec<&[Vec<u32>]> = seqs.chunks(args.batch_size).collect();
-    let results: Vec<Result<Vec<(String, HostActivation)>>> = chunks
-        .par_iter()
-        .map(|chunk| {
+    let results: Vec<Result<Vec<(String, HostActivation)>>> =
+        run_batches(chunks.len(), default_workers(), |c| {
+            let chunk = chunks[c];
             let batch = Batch::left_padded(chunk, pad_id)?;
             let out = model.transformer.forward(&batch, &hooks, logits_mode)?;
             let mut tensors: Vec<(String, Tensor<3>)> = out
@@ -219,8 +219,7 @@ pub fn run(args: Args) -> Result<()> {
                 done as f64 / start.elapsed().as_secs_f64()
             ));
             Ok(host)
-        })
-        .collect();
+        });
     for result in results {
         for (name, part) in result? {
             match collected.get_mut(&name) {
