@@ -30,12 +30,12 @@ pub use error::{MetricError, Result};
 /// How far a probability vector's sum may stray from 1.
 pub const PROB_TOLERANCE: f64 = 1e-6;
 
-/// Checks that `p` is a probability vector: non-empty, finite, non-negative, summing to 1.
-pub fn check_distribution(p: &[f64], what: &str) -> Result<()> {
-    if p.is_empty() {
+/// Non-empty, finite and non-negative.
+fn check_values(values: &[f64], what: &str) -> Result<()> {
+    if values.is_empty() {
         return Err(MetricError::Empty(what.to_string()));
     }
-    for (i, &x) in p.iter().enumerate() {
+    for (i, &x) in values.iter().enumerate() {
         if !x.is_finite() {
             return Err(MetricError::NonFinite {
                 what: what.to_string(),
@@ -50,6 +50,12 @@ pub fn check_distribution(p: &[f64], what: &str) -> Result<()> {
             });
         }
     }
+    Ok(())
+}
+
+/// Checks that `p` is a probability vector: non-empty, finite, non-negative, summing to 1.
+pub fn check_distribution(p: &[f64], what: &str) -> Result<()> {
+    check_values(p, what)?;
     let sum: f64 = p.iter().sum();
     if (sum - 1.0).abs() > PROB_TOLERANCE {
         return Err(MetricError::NotNormalized {
@@ -62,24 +68,7 @@ pub fn check_distribution(p: &[f64], what: &str) -> Result<()> {
 
 /// Counts or unnormalized weights → probabilities.
 pub fn normalize(counts: &[f64], what: &str) -> Result<Vec<f64>> {
-    if counts.is_empty() {
-        return Err(MetricError::Empty(what.to_string()));
-    }
-    for (i, &x) in counts.iter().enumerate() {
-        if !x.is_finite() {
-            return Err(MetricError::NonFinite {
-                what: what.to_string(),
-                index: i,
-            });
-        }
-        if x < 0.0 {
-            return Err(MetricError::Negative {
-                what: what.to_string(),
-                index: i,
-                value: x,
-            });
-        }
-    }
+    check_values(counts, what)?;
     let total: f64 = counts.iter().sum();
     if total <= 0.0 {
         return Err(MetricError::InvalidInput(format!(
