@@ -182,3 +182,17 @@ fn cuda_without_gpu_build() {
     let out = run_ids(dir.path(), &["--device", "cuda"]);
     assert_clean_failure(&out, "built without GPU support");
 }
+
+#[test]
+fn data_fetch_rejects_unknown_datasets_and_odd_names_before_any_download() {
+    let out = probe()
+        .args(["data", "fetch", "gles", "2021", "deutschland"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "unknown dataset `gles`");
+    let out = probe()
+        .args(["data", "fetch", "wahl-o-mat", "2021", "../etc"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "must be a plain name");
+}

@@ -26,6 +26,8 @@ enum Command {
     Generate(commands::generate::Args),
     /// Run prompts through a model and save hooked activations to safetensors.
     RunWithCache(commands::run_with_cache::Args),
+    /// Download datasets (Wahl-o-Mat elections) for users with internet.
+    Data(commands::data::Args),
     /// Cache residual streams of Wahl-o-Mat probe prompts (resumable, shardable).
     Extract(commands::extract::Args),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
@@ -46,6 +48,7 @@ fn main() {
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Extract(args) => commands::extract::run(args),
+        Command::Data(args) => commands::data::run(args),
     };
     if let Err(err) = result {
         // One line, outermost context first: "error: loading model x: missing tensor `y` in z".

@@ -1,4 +1,5 @@
 pub mod compare;
+pub mod data;
 pub mod extract;
 pub mod generate;
 pub mod inspect;
