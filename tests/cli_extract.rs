@@ -123,46 +123,34 @@ fn killed_extraction_resumes_to_a_byte_identical_cache() {
     assert_clean_failure(&other, "was made for hook points");
 }
 
+/// `probe extract` on the demo election with `extra` arguments, output in `out`.
+fn extract_with(gguf: &Path, extra: &[&str], out: &Path) -> std::process::Output {
+    probe()
+        .current_dir(workspace_root())
+        .arg("extract")
+        .arg(gguf)
+        .args(["--election", ELECTION])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn extract_bad_inputs() {
     let Some(gguf) = smollm2_gguf() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let out = probe()
-        .current_dir(workspace_root())
-        .arg("extract")
-        .arg(&gguf)
-        .args([
-            "--election",
-            ELECTION,
-            "--parties",
-            "SA,Mondpartei",
-            "--out",
-        ])
-        .arg(tmp.path().join("c"))
-        .output()
-        .unwrap();
+    let cache = tmp.path().join("c");
+    let out = extract_with(&gguf, &["--parties", "SA,Mondpartei"], &cache);
     assert_clean_failure(&out, "unknown party `Mondpartei`");
-    let out = probe()
-        .current_dir(workspace_root())
-        .arg("extract")
-        .arg(&gguf)
-        .args([
-            "--election",
-            ELECTION,
-            "--parties",
-            "SA,HL",
-            "--positions",
-            "everywhere",
-            "--out",
-        ])
-        .arg(tmp.path().join("c"))
-        .output()
-        .unwrap();
-    assert_clean_failure(&out, "unknown position rule `everywhere`");
-    assert!(
-        !tmp.path().join("c").exists(),
-        "nothing written on bad input"
+    let out = extract_with(
+        &gguf,
+        &["--parties", "SA,HL", "--positions", "everywhere"],
+        &cache,
     );
+    assert_clean_failure(&out, "unknown position rule `everywhere`");
+    assert!(!cache.exists(), "nothing written on bad input");
 }
 
 #[test]
