@@ -30,6 +30,8 @@ enum Command {
     Data(commands::data::Args),
     /// Cache residual streams of Wahl-o-Mat probe prompts (resumable, shardable).
     Extract(commands::extract::Args),
+    /// Train per-party probes (party vs rest) on a residual cache, extracting it first if needed.
+    Train(commands::train::Args),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
     Compare(commands::compare::Args),
 }
@@ -48,6 +50,7 @@ fn main() {
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Extract(args) => commands::extract::run(args),
+        Command::Train(args) => commands::train::run(args),
         Command::Data(args) => commands::data::run(args),
     };
     if let Err(err) = result {

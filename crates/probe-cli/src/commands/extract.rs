@@ -59,6 +59,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    ensure_cache(&args).map(|_| ())
+}
+
+/// Fills (or resumes, or just validates) the cache `args` describe; returns its directory and
+/// whether every shard is finished.
+pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
     let rule = PositionRule::parse(&args.positions)?;
     let split: ShardSplit = args
         .shard
@@ -171,7 +177,7 @@ pub fn run(args: Args) -> Result<()> {
             "waiting for other --shard jobs"
         }
     );
-    Ok(())
+    Ok((out, complete))
 }
 
 fn sha256_file(path: &std::path::Path) -> Result<String> {

@@ -1,0 +1,44 @@
+//! `probe-train`: one logistic-regression probe per party (party vs rest) on cached
+//! activations, per layer and shared across layers, cross-validated by statement.
+//!
+//! ```text
+//! Features::from_cache ──► train(features, ProbeParams::check()) ──► TrainedProbes ──► save
+//! ```
+//! Class weighting: linfa-logistic has no sample weights, so each positive row is repeated
+//! `round(n_neg / n_pos)` times (5 for six parties): exactly scikit-learn's
+//! `sample_weight`/`class_weight` with that integer weight, which `scripts/probe_sklearn.py`
+//! uses to check the probes.
+
+mod artifacts;
+pub mod convert;
+mod dataset;
+pub mod fit;
+pub mod folds;
+pub mod metrics;
+mod params;
+mod train;
+
+pub use artifacts::{load, save, LoadedProbes, ProbesJson, Provenance, PROBES_FILE, REPORT_FILE};
+pub use dataset::Features;
+pub use metrics::Scores;
+pub use params::{ProbeParams, ValidProbeParams};
+pub use train::{train, CvResult, HookSummary, Probe, TrainReport, TrainedProbes};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Cache(#[from] probe_cache::CacheError),
+    #[error("invalid probe parameters: {0}")]
+    Params(String),
+    #[error("{0}")]
+    Data(String),
+    #[error("logistic regression failed: {0}")]
+    Fit(String),
+    #[error("{path}: {reason}")]
+    Artifact {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}
+
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,371 @@
+//! Cross-validated training of every party-vs-rest probe, per layer and shared across layers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::{concatenate, Array2, Axis};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::convert::standardized_rows;
+use crate::fit::{fit_binary, BinaryFit, FitSettings, Scaler};
+use crate::folds::grouped_stratified_folds;
+use crate::metrics::{self, Scores};
+use crate::{Features, ProbeParams, Result, ValidProbeParams};
+
+/// A probe ready to apply to raw activations: standardize, then `w·z + b`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub scaler: Scaler,
+    /// Weights in standardized space.
+    pub weight: Vec<f64>,
+    pub bias: f64,
+}
+
+impl Probe {
+    /// The probe's direction in activation space, `w / std`: `decision(x) = direction·x +
+    /// raw_bias`. This is the vector to compare with MLP value vectors.
+    pub fn direction(&self) -> Vec<f64> {
+        self.weight
+            .iter()
+            .zip(&self.scaler.std)
+            .map(|(w, s)| w / s)
+            .collect()
+    }
+
+    pub fn raw_bias(&self) -> f64 {
+        self.bias
+            - self
+                .direction()
+                .iter()
+                .zip(&self.scaler.mean)
+                .map(|(d, m)| d * m)
+                .sum::<f64>()
+    }
+
+    /// Decision value (log-odds of the party) of one raw activation vector.
+    pub fn decision(&self, x: &[f32]) -> f64 {
+        x.iter()
+            .zip(&self.weight)
+            .zip(self.scaler.mean.iter().zip(&self.scaler.std))
+            .map(|((&x, w), (m, s))| w * (x as f64 - m) / s)
+            .sum::<f64>()
+            + self.bias
+    }
+}
+
+/// Cross-validation scores of one party's probe on one hook (or `all` hooks pooled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CvResult {
+    pub party: String,
+    pub hook: String,
+    pub folds: Vec<Scores>,
+    pub mean: Scores,
+}
+
+/// Mean over parties of the mean CV scores, per hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookSummary {
+    pub hook: String,
+    pub per_layer: Option<Scores>,
+    pub shared: Option<Scores>,
+}
+
+/// Everything about a training run except the probe weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub params: ProbeParams,
+    pub parties: Vec<String>,
+    pub hooks: Vec<String>,
+    /// How many times each positive row is repeated in a fit (the class weight), per party.
+    pub positive_replication: Vec<usize>,
+    /// The CV fold of every cache row.
+    pub folds: Vec<usize>,
+    pub per_layer: Vec<CvResult>,
+    pub shared: Vec<CvResult>,
+    pub summary: Vec<HookSummary>,
+    /// Largest ‖∇ mean loss‖∞ at any fit's solution, and how many fits stayed above tolerance.
+    pub max_gradient_norm: f64,
+    pub unconverged_fits: usize,
+    pub fits: usize,
+    pub seconds: f64,
+}
+
+/// Trained probes: `per_layer[party][hook]`, `shared[party]` (empty when not trained).
+#[derive(Debug, Clone)]
+pub struct TrainedProbes {
+    pub per_layer: Vec<Vec<Probe>>,
+    pub shared: Vec<Probe>,
+    pub report: TrainReport,
+}
+
+struct Fold {
+    train: Vec<usize>,
+    test: Vec<usize>,
+}
+
+/// Fits and cross-validates all probes; `progress(done, total)` counts fits.
+pub fn train(
+    features: &Features,
+    params: &ValidProbeParams,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<TrainedProbes> {
+    let start = std::time::Instant::now();
+    let k = params.folds;
+    let n_parties = features.label_names.len();
+    let n_hooks = features.hooks.len();
+    let fold_of = grouped_stratified_folds(&features.labels, &features.groups, k, params.seed)?;
+    // Folds 0..k are the CV splits; fold k trains on everything (the saved probe).
+    let folds: Vec<Fold> = (0..=k)
+        .map(|f| Fold {
+            train: (0..features.n_rows).filter(|&i| fold_of[i] != f).collect(),
+            test: (0..features.n_rows).filter(|&i| fold_of[i] == f).collect(),
+        })
+        .collect();
+    let settings = FitSettings {
+        c: params.c,
+        max_iterations: params.max_iterations,
+        tolerance: params.tolerance,
+    };
+    // Per-layer: every (fold, party, hook) plus the first layer's all-data warm-up fits.
+    let per_layer_fits = if params.per_layer {
+        n_parties * ((k + 1) * n_hooks + 1)
+    } else {
+        0
+    };
+    let total = per_layer_fits + usize::from(params.shared) * (k + 1) * n_parties;
+    let done = AtomicUsize::new(0);
+    let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+    let truth = |rows: &[usize], p: usize| -> Vec<bool> {
+        rows.iter().map(|&i| features.labels[i] == p).collect()
+    };
+    let mut all_fits: Vec<BinaryFit> = Vec::new();
+
+    let mut per_layer: Vec<Vec<Probe>> = vec![Vec::new(); n_parties];
+    let mut per_layer_cv = Vec::new();
+    let mut per_layer_scores: Vec<Vec<Vec<Scores>>> = vec![vec![Vec::new(); n_hooks]; n_parties];
+    if params.per_layer {
+        // Warm starts: a fold's fit starts from the same party and fold at the previous layer
+        // (adjacent residual streams are similar); at the first layer, the CV folds start from
+        // the all-data fit. The optimum is unique (strictly convex), only the path shortens.
+        let mut previous: Vec<Option<BinaryFit>> = vec![None; (k + 1) * n_parties];
+        for (h, data) in features.matrices.iter().enumerate() {
+            let scalers: Vec<Scaler> = folds
+                .par_iter()
+                .map(|f| Scaler::fit(data, features.dim, &f.train))
+                .collect();
+            let train_z: Vec<Array2<f64>> = folds
+                .par_iter()
+                .zip(&scalers)
+                .map(|(f, s)| standardized_rows(data, features.dim, &f.train, s))
+                .collect();
+            let run = |jobs: &[(usize, usize)], previous: &[Option<BinaryFit>]| {
+                jobs.par_iter()
+                    .map(|&(f, p)| {
+                        let fit = fit_binary(
+                            train_z[f].view(),
+                            &truth(&folds[f].train, p),
+                            settings,
+                            previous[f * n_parties + p].as_ref(),
+                        );
+                        tick();
+                        fit
+                    })
+                    .collect::<Result<Vec<BinaryFit>>>()
+            };
+            if h == 0 {
+                let all_data: Vec<(usize, usize)> = (0..n_parties).map(|p| (k, p)).collect();
+                for (p, fit) in run(&all_data, &previous)?.into_iter().enumerate() {
+                    for f in 0..=k {
+                        previous[f * n_parties + p] = Some(fit.clone());
+                    }
+                }
+            }
+            let jobs: Vec<(usize, usize)> = (0..=k)
+                .flat_map(|f| (0..n_parties).map(move |p| (f, p)))
+                .collect();
+            let fits = run(&jobs, &previous)?;
+            for (&(f, p), fit) in jobs.iter().zip(&fits) {
+                if f < k {
+                    let z = standardized_rows(data, features.dim, &folds[f].test, &scalers[f]);
+                    per_layer_scores[p][h].push(metrics::score(
+                        &truth(&folds[f].test, p),
+                        &fit.decisions(z.view()),
+                    ));
+                } else {
+                    per_layer[p].push(Probe {
+                        scaler: scalers[k].clone(),
+                        weight: fit.weight.clone(),
+                        bias: fit.bias,
+                    });
+                }
+            }
+            all_fits.extend(fits.iter().cloned());
+            previous = fits.into_iter().map(Some).collect();
+        }
+        for p in 0..n_parties {
+            for h in 0..n_hooks {
+                per_layer_cv.push(CvResult {
+                    party: features.label_names[p].clone(),
+                    hook: features.hooks[h].clone(),
+                    mean: metrics::mean(&per_layer_scores[p][h]),
+                    folds: per_layer_scores[p][h].clone(),
+                });
+            }
+        }
+    }
+
+    let mut shared = Vec::new();
+    let mut shared_cv = Vec::new();
+    let mut shared_scores: Vec<Vec<Vec<Scores>>> = vec![vec![Vec::new(); n_hooks + 1]; n_parties];
+    if params.shared {
+        // Each (row, layer) is a sample: stack the layers' rows into one matrix.
+        let stacked: Vec<f32> = features.matrices.concat();
+        let n = features.n_rows;
+        // The all-data fit goes first, starting from the per-layer probes' mean direction;
+        // the CV folds then start from it.
+        let mut start_from: Vec<Option<BinaryFit>> = vec![None; n_parties];
+        for f in std::iter::once(k).chain(0..k) {
+            let fold = &folds[f];
+            let rows: Vec<usize> = (0..n_hooks)
+                .flat_map(|h| fold.train.iter().map(move |&i| h * n + i))
+                .collect();
+            let scaler = Scaler::fit(&stacked, features.dim, &rows);
+            let z = standardized_rows(&stacked, features.dim, &rows, &scaler);
+            if f == k && !per_layer[0].is_empty() {
+                for (p, probes) in per_layer.iter().enumerate() {
+                    start_from[p] = Some(mean_probe_in(&scaler, probes));
+                }
+            }
+            let fits: Vec<Result<BinaryFit>> = (0..n_parties)
+                .into_par_iter()
+                .map(|p| {
+                    let t: Vec<bool> = rows.iter().map(|&r| features.labels[r % n] == p).collect();
+                    let fit = fit_binary(z.view(), &t, settings, start_from[p].as_ref());
+                    tick();
+                    fit
+                })
+                .collect();
+            let fits: Vec<BinaryFit> = fits.into_iter().collect::<Result<_>>()?;
+            if f < k {
+                let tests: Vec<Array2<f64>> = features
+                    .matrices
+                    .iter()
+                    .map(|data| standardized_rows(data, features.dim, &fold.test, &scaler))
+                    .collect();
+                let pooled =
+                    concatenate(Axis(0), &tests.iter().map(|t| t.view()).collect::<Vec<_>>())
+                        .expect("same width");
+                for (p, fit) in fits.iter().enumerate() {
+                    let t = truth(&fold.test, p);
+                    for (h, z) in tests.iter().enumerate() {
+                        shared_scores[p][h].push(metrics::score(&t, &fit.decisions(z.view())));
+                    }
+                    let pooled_truth: Vec<bool> =
+                        t.iter().copied().cycle().take(t.len() * n_hooks).collect();
+                    shared_scores[p][n_hooks]
+                        .push(metrics::score(&pooled_truth, &fit.decisions(pooled.view())));
+                }
+            } else {
+                start_from = fits.iter().cloned().map(Some).collect();
+                shared = fits
+                    .iter()
+                    .map(|fit| Probe {
+                        scaler: scaler.clone(),
+                        weight: fit.weight.clone(),
+                        bias: fit.bias,
+                    })
+                    .collect();
+            }
+            all_fits.extend(fits);
+        }
+        for p in 0..n_parties {
+            for h in 0..=n_hooks {
+                shared_cv.push(CvResult {
+                    party: features.label_names[p].clone(),
+                    hook: features
+                        .hooks
+                        .get(h)
+                        .cloned()
+                        .unwrap_or_else(|| "all".into()),
+                    mean: metrics::mean(&shared_scores[p][h]),
+                    folds: shared_scores[p][h].clone(),
+                });
+            }
+        }
+    }
+
+    let summary = (0..n_hooks)
+        .map(|h| {
+            let over_parties = |scores: &Vec<Vec<Vec<Scores>>>| {
+                let means: Vec<Scores> = (0..n_parties)
+                    .map(|p| metrics::mean(&scores[p][h]))
+                    .collect();
+                metrics::mean(&means)
+            };
+            HookSummary {
+                hook: features.hooks[h].clone(),
+                per_layer: params.per_layer.then(|| over_parties(&per_layer_scores)),
+                shared: params.shared.then(|| over_parties(&shared_scores)),
+            }
+        })
+        .collect();
+    let positive_replication = (0..n_parties)
+        .map(|p| {
+            let n_pos = features.labels.iter().filter(|&&l| l == p).count();
+            crate::fit::replication(n_pos, features.n_rows - n_pos)
+        })
+        .collect();
+    let max_gradient_norm = all_fits.iter().map(|f| f.gradient_norm).fold(0.0, f64::max);
+    let unconverged_fits = all_fits
+        .iter()
+        .filter(|f| f.gradient_norm > params.tolerance)
+        .count();
+    Ok(TrainedProbes {
+        per_layer,
+        shared,
+        report: TrainReport {
+            params: (**params).clone(),
+            parties: features.label_names.clone(),
+            hooks: features.hooks.clone(),
+            positive_replication,
+            folds: fold_of,
+            per_layer: per_layer_cv,
+            shared: shared_cv,
+            summary,
+            max_gradient_norm,
+            unconverged_fits,
+            fits: all_fits.len(),
+            seconds: start.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+/// The mean of several probes' activation-space decision functions, expressed on the
+/// standardized features of `scaler` (a warm start for the shared probe).
+fn mean_probe_in(scaler: &Scaler, probes: &[Probe]) -> BinaryFit {
+    let dim = scaler.mean.len();
+    let mut direction = vec![0f64; dim];
+    let mut raw_bias = 0.0;
+    for p in probes {
+        for (d, x) in direction.iter_mut().zip(p.direction()) {
+            *d += x / probes.len() as f64;
+        }
+        raw_bias += p.raw_bias() / probes.len() as f64;
+    }
+    // d·x + rb with x = s∘z + m  ⇒  w = d∘s, b = rb + d·m.
+    BinaryFit {
+        weight: direction
+            .iter()
+            .zip(&scaler.std)
+            .map(|(d, s)| d * s)
+            .collect(),
+        bias: raw_bias
+            + direction
+                .iter()
+                .zip(&scaler.mean)
+                .map(|(d, m)| d * m)
+                .sum::<f64>(),
+        positive_replication: 1,
+        gradient_norm: f64::NAN,
+    }
+}

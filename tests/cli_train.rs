@@ -1,0 +1,127 @@
+//! `probe train` end to end: extraction when the cache is missing, artifacts that load back
+//! and reproduce the saved decisions, and clean errors on bad input.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+const ELECTION: &str = "data/demo/wahl-o-mat/2099-demowahl";
+
+fn train(gguf: &Path, tmp: &Path, extra: &[&str]) -> std::process::Output {
+    probe()
+        .current_dir(workspace_root())
+        .arg("train")
+        .arg(gguf)
+        .args([
+            "--election",
+            ELECTION,
+            "--parties",
+            "SA,ÖU,FB,LM,KBP,HL",
+            "--templates",
+            "de-quiz,en-short",
+            "--layers",
+            "0.8L..0.9L",
+            "--folds",
+            "3",
+            "--out",
+        ])
+        .arg(tmp.join("cache"))
+        .arg("--probes-dir")
+        .arg(tmp.join("probes"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn train_extracts_then_saves_probes_that_load_back() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = train(&gguf, tmp.path(), &["--run", "demo"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("6 of 6 shards to do") || stderr.contains("shards to do"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("leak-free"), "{stdout}");
+    assert!(stdout.contains("best layer"), "{stdout}");
+
+    let run = tmp.path().join("probes/SmolLM2-135M-Instruct.Q4_1/demo");
+    let loaded = probe_train::load(&run).unwrap();
+    let report = &loaded.json.report;
+    // 0.8L..0.9L of 30 layers = blocks 24..27.
+    assert_eq!(report.hooks.len(), 4);
+    assert_eq!(report.parties.len(), 6);
+    assert_eq!(loaded.per_layer.len(), 6);
+    assert_eq!(loaded.per_layer[0].len(), 4);
+    assert_eq!(loaded.shared.len(), 6);
+    assert_eq!(report.per_layer.len(), 6 * 4);
+    assert_eq!(report.shared.len(), 6 * 5);
+    assert_eq!(report.positive_replication, vec![5; 6]);
+    for r in report.per_layer.iter().chain(&report.shared) {
+        assert_eq!(r.folds.len(), 3);
+        let m = r.mean;
+        for v in [m.accuracy, m.balanced_accuracy, m.auc, m.f1] {
+            assert!((0.0..=1.0).contains(&v), "{r:?}");
+        }
+    }
+    // Statements never straddle folds: 12 statements × 6 parties × 2 templates.
+    assert_eq!(report.folds.len(), 144);
+
+    // The saved probe applied to the cached rows reproduces its own training-set decisions,
+    // through both parameterizations (standardized weights, and activation-space direction).
+    let cache = probe_cache::CacheReader::open(&tmp.path().join("cache")).unwrap();
+    let (x, dim) = cache.read_hook(&report.hooks[0]).unwrap();
+    let probe = &loaded.per_layer[2][0];
+    let direction = probe.direction();
+    let mut correct = 0;
+    for (i, row) in cache.manifest().rows.iter().enumerate() {
+        let v = &x[i * dim..(i + 1) * dim];
+        let a = probe.decision(v);
+        let b: f64 = direction
+            .iter()
+            .zip(v)
+            .map(|(d, &x)| d * x as f64)
+            .sum::<f64>()
+            + probe.raw_bias();
+        assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{a} vs {b}");
+        correct += usize::from((a > 0.0) == (row.label == Some(2)));
+    }
+    assert!(correct > 144 / 2, "training accuracy {correct}/144");
+
+    // A second run reuses the finished cache, and reproduces the same scores (fixed seeds).
+    let again = train(&gguf, tmp.path(), &["--run", "again"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("0 of"));
+    let second =
+        probe_train::load(&tmp.path().join("probes/SmolLM2-135M-Instruct.Q4_1/again")).unwrap();
+    assert_eq!(second.json.report.per_layer, report.per_layer);
+    assert_eq!(second.json.data_sha256, loaded.json.data_sha256);
+}
+
+#[test]
+fn train_bad_inputs() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = train(&gguf, tmp.path(), &["--C", "0"]);
+    assert_clean_failure(&out, "C must be a positive number");
+    let out = train(&gguf, tmp.path(), &["--parties", "SA,Mondpartei"]);
+    assert_clean_failure(&out, "unknown party `Mondpartei`");
+    let out = train(&gguf, tmp.path(), &["--templates", "no-such-template"]);
+    assert_clean_failure(&out, "no-such-template");
+    assert!(
+        !tmp.path().join("cache").exists(),
+        "nothing written on bad input"
+    );
+    // More folds than statements.
+    let out = train(&gguf, tmp.path(), &["--folds", "13", "--layers", "27"]);
+    assert_clean_failure(&out, "needs at least 13 groups");
+    // The cache now exists for layer 27 only: asking for other layers must not reuse it.
+    let out = train(&gguf, tmp.path(), &["--layers", "26"]);
+    assert_clean_failure(&out, "was made for hook points");
+    assert!(!tmp.path().join("probes").exists());
+}
