@@ -28,3 +28,17 @@ echo; echo "== probe extract: residual streams of Wahl-o-Mat probe prompts (fict
 $PROBE extract "$MODEL" --election data/demo/wahl-o-mat/2099-demowahl --parties "SA,ÖU,FB,LM,KBP,HL" \
   --templates de-quiz,en-short --out out/demo/cache
 echo "cache in out/demo/cache (python scripts/read_cache.py out/demo/cache loads it into numpy)"
+
+echo; echo "== probe train: per-party probes, 5-fold CV grouped by statement"
+# A real election when one is at hand (../shared in this project's CI, or `probe data fetch`),
+# else the fictional demo election. All 11 templates: ~25 min of extraction on 2 cores, resumable.
+ELECTION=${ELECTION:-}
+for candidate in ../shared/data/wahl-o-mat/2025-deutschland data/wahl-o-mat/2025-deutschland; do
+  [[ -z "$ELECTION" && -f "$candidate/statement.json" ]] && ELECTION=$candidate
+done
+if [[ -n "$ELECTION" ]]; then
+  $PROBE train "$MODEL" --election "$ELECTION" --out out/demo/cache-$(basename "$ELECTION")
+else
+  $PROBE train "$MODEL" --election data/demo/wahl-o-mat/2099-demowahl --parties "SA,ÖU,FB,LM,KBP,HL" \
+    --templates de-quiz,en-short --folds 3 --out out/demo/cache
+fi

@@ -1,7 +1,7 @@
 //! Times one probe fit on synthetic data shaped like a Wahl-o-Mat cache layer
 //! (2000 rows × 576 dims, 1:5 classes). `cargo run --release -p probe-train --example fit_speed`
 use ndarray::{Array2, ShapeBuilder};
-use probe_train::fit::{fit_binary, FitSettings};
+use probe_train::fit::{fit_binary, FitSettings, Solver};
 
 fn main() {
     let (n, d) = (2000usize, 576usize);
@@ -25,6 +25,7 @@ fn main() {
             z.view(),
             &truth,
             FitSettings {
+                solver: Solver::Lbfgs,
                 c: 1.0,
                 max_iterations: 1000,
                 tolerance: tol,

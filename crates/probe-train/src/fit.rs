@@ -4,6 +4,8 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis, ShapeBuilder};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Result, TrainError};
 
 /// Per-feature standardization, fitted on training rows (population std, like scikit-learn's
@@ -67,6 +69,7 @@ impl BinaryFit {
 /// Settings of one fit.
 #[derive(Debug, Clone, Copy)]
 pub struct FitSettings {
+    pub solver: Solver,
     pub c: f64,
     pub max_iterations: u64,
     pub tolerance: f64,
@@ -78,8 +81,29 @@ pub fn replication(n_pos: usize, n_neg: usize) -> usize {
     ((n_neg as f64 / n_pos.max(1) as f64).round() as usize).max(1)
 }
 
-/// Fits `truth` on standardized rows `z` (column-major preferred), positives replicated to
-/// balance the classes, warm-started from `init` (weights then bias) when given.
+/// Which optimiser minimises the (identical) objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Solver {
+    /// Newton's method with the exact Hessian and sample weights (`crate::newton`): ~10 steps.
+    Newton,
+    /// linfa-logistic's L-BFGS, classes balanced by repeating the positive rows.
+    Lbfgs,
+}
+
+impl std::str::FromStr for Solver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "newton" => Ok(Solver::Newton),
+            "lbfgs" | "linfa" => Ok(Solver::Lbfgs),
+            other => Err(format!("unknown solver `{other}` (known: newton, lbfgs)")),
+        }
+    }
+}
+
+/// Fits `truth` on standardized rows `z` (column-major preferred), the positives weighted
+/// `round(n_neg / n_pos)` to balance the classes, warm-started from `init` when given.
 pub fn fit_binary(
     z: ArrayView2<f64>,
     truth: &[bool],
@@ -94,6 +118,27 @@ pub fn fit_binary(
         )));
     }
     let r = replication(n_pos, n_neg);
+    if settings.solver == Solver::Newton {
+        let weights: Vec<f64> = truth
+            .iter()
+            .map(|&t| if t { r as f64 } else { 1.0 })
+            .collect();
+        let (weight, bias, gradient_norm) = crate::newton::fit(
+            z,
+            truth,
+            &weights,
+            settings.c,
+            settings.max_iterations,
+            settings.tolerance,
+            init.map(|f| (&f.weight[..], f.bias)),
+        )?;
+        return Ok(BinaryFit {
+            weight,
+            bias,
+            positive_replication: r,
+            gradient_norm,
+        });
+    }
     let positives: Vec<usize> = (0..truth.len()).filter(|&i| truth[i]).collect();
     let n_eff = truth.len() + (r - 1) * n_pos;
     let dim = z.ncols();
@@ -194,11 +239,28 @@ mod tests {
             z[[i, 1]] = v;
         }
         let settings = FitSettings {
+            solver: Solver::Lbfgs,
             c: 1.0,
             max_iterations: 500,
             tolerance: 1e-8,
         };
         let fit = fit_binary(z.view(), &truth, settings, None).unwrap();
+        // Newton on sample weights reaches the same optimum as L-BFGS on repeated rows.
+        let newton = fit_binary(
+            z.view(),
+            &truth,
+            FitSettings {
+                solver: Solver::Newton,
+                ..settings
+            },
+            None,
+        )
+        .unwrap();
+        assert!(newton.gradient_norm < 1e-8);
+        for (a, b) in newton.weight.iter().zip(&fit.weight) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert!((newton.bias - fit.bias).abs() < 1e-5);
         assert_eq!(fit.positive_replication, 5);
         assert!(
             fit.weight[0] > 1.0 && fit.weight[1].abs() < fit.weight[0] / 4.0,
@@ -216,6 +278,7 @@ mod tests {
             z.view(),
             &[false; 4],
             FitSettings {
+                solver: Solver::Newton,
                 c: 1.0,
                 max_iterations: 10,
                 tolerance: 1e-4,

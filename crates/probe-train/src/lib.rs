@@ -15,11 +15,13 @@ mod dataset;
 pub mod fit;
 pub mod folds;
 pub mod metrics;
+mod newton;
 mod params;
 mod train;
 
 pub use artifacts::{load, save, LoadedProbes, ProbesJson, Provenance, PROBES_FILE, REPORT_FILE};
 pub use dataset::Features;
+pub use fit::Solver;
 pub use metrics::Scores;
 pub use params::{ProbeParams, ValidProbeParams};
 pub use train::{train, CvResult, HookSummary, Probe, TrainReport, TrainedProbes};

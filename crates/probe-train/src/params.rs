@@ -9,6 +9,8 @@ use crate::{Result, TrainError};
 /// at 100 steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeParams {
+    /// Optimiser; both minimise the same objective (checked against scikit-learn).
+    pub solver: crate::fit::Solver,
     /// Inverse L2 strength, scikit-learn's `C`: the objective is
     /// `C · Σᵢ wᵢ · logloss(xᵢ) + ½‖w‖²` (bias not penalised).
     pub c: f64,
@@ -28,6 +30,7 @@ pub struct ProbeParams {
 impl Default for ProbeParams {
     fn default() -> Self {
         ProbeParams {
+            solver: crate::fit::Solver::Newton,
             c: 1.0,
             folds: 5,
             seed: 0,

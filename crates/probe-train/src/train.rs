@@ -87,7 +87,10 @@ pub struct TrainReport {
     pub max_gradient_norm: f64,
     pub unconverged_fits: usize,
     pub fits: usize,
+    /// Wall time of all fitting, and of its per-layer and shared parts.
     pub seconds: f64,
+    pub per_layer_seconds: f64,
+    pub shared_seconds: f64,
 }
 
 /// Trained probes: `per_layer[party][hook]`, `shared[party]` (empty when not trained).
@@ -122,16 +125,12 @@ pub fn train(
         })
         .collect();
     let settings = FitSettings {
+        solver: params.solver,
         c: params.c,
         max_iterations: params.max_iterations,
         tolerance: params.tolerance,
     };
-    // Per-layer: every (fold, party, hook) plus the first layer's all-data warm-up fits.
-    let per_layer_fits = if params.per_layer {
-        n_parties * ((k + 1) * n_hooks + 1)
-    } else {
-        0
-    };
+    let per_layer_fits = usize::from(params.per_layer) * n_parties * (k + 1) * n_hooks;
     let total = per_layer_fits + usize::from(params.shared) * (k + 1) * n_parties;
     let done = AtomicUsize::new(0);
     let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
@@ -144,10 +143,8 @@ pub fn train(
     let mut per_layer_cv = Vec::new();
     let mut per_layer_scores: Vec<Vec<Vec<Scores>>> = vec![vec![Vec::new(); n_hooks]; n_parties];
     if params.per_layer {
-        // Warm starts: a fold's fit starts from the same party and fold at the previous layer
-        // (adjacent residual streams are similar); at the first layer, the CV folds start from
-        // the all-data fit. The optimum is unique (strictly convex), only the path shortens.
-        let mut previous: Vec<Option<BinaryFit>> = vec![None; (k + 1) * n_parties];
+        // Every fit starts from zero: warm starts from the neighbouring layer's optimum were
+        // measured 2.5× slower (|w| ≈ 19 there, so the neighbour's weights are a poor start).
         for (h, data) in features.matrices.iter().enumerate() {
             let scalers: Vec<Scaler> = folds
                 .par_iter()
@@ -158,32 +155,22 @@ pub fn train(
                 .zip(&scalers)
                 .map(|(f, s)| standardized_rows(data, features.dim, &f.train, s))
                 .collect();
-            let run = |jobs: &[(usize, usize)], previous: &[Option<BinaryFit>]| {
-                jobs.par_iter()
-                    .map(|&(f, p)| {
-                        let fit = fit_binary(
-                            train_z[f].view(),
-                            &truth(&folds[f].train, p),
-                            settings,
-                            previous[f * n_parties + p].as_ref(),
-                        );
-                        tick();
-                        fit
-                    })
-                    .collect::<Result<Vec<BinaryFit>>>()
-            };
-            if h == 0 {
-                let all_data: Vec<(usize, usize)> = (0..n_parties).map(|p| (k, p)).collect();
-                for (p, fit) in run(&all_data, &previous)?.into_iter().enumerate() {
-                    for f in 0..=k {
-                        previous[f * n_parties + p] = Some(fit.clone());
-                    }
-                }
-            }
             let jobs: Vec<(usize, usize)> = (0..=k)
                 .flat_map(|f| (0..n_parties).map(move |p| (f, p)))
                 .collect();
-            let fits = run(&jobs, &previous)?;
+            let fits = jobs
+                .par_iter()
+                .map(|&(f, p)| {
+                    let fit = fit_binary(
+                        train_z[f].view(),
+                        &truth(&folds[f].train, p),
+                        settings,
+                        None,
+                    );
+                    tick();
+                    fit
+                })
+                .collect::<Result<Vec<BinaryFit>>>()?;
             for (&(f, p), fit) in jobs.iter().zip(&fits) {
                 if f < k {
                     let z = standardized_rows(data, features.dim, &folds[f].test, &scalers[f]);
@@ -199,8 +186,7 @@ pub fn train(
                     });
                 }
             }
-            all_fits.extend(fits.iter().cloned());
-            previous = fits.into_iter().map(Some).collect();
+            all_fits.extend(fits);
         }
         for p in 0..n_parties {
             for h in 0..n_hooks {
@@ -214,6 +200,7 @@ pub fn train(
         }
     }
 
+    let per_layer_seconds = start.elapsed().as_secs_f64();
     let mut shared = Vec::new();
     let mut shared_cv = Vec::new();
     let mut shared_scores: Vec<Vec<Vec<Scores>>> = vec![vec![Vec::new(); n_hooks + 1]; n_parties];
@@ -221,26 +208,18 @@ pub fn train(
         // Each (row, layer) is a sample: stack the layers' rows into one matrix.
         let stacked: Vec<f32> = features.matrices.concat();
         let n = features.n_rows;
-        // The all-data fit goes first, starting from the per-layer probes' mean direction;
-        // the CV folds then start from it.
-        let mut start_from: Vec<Option<BinaryFit>> = vec![None; n_parties];
-        for f in std::iter::once(k).chain(0..k) {
+        for f in 0..=k {
             let fold = &folds[f];
             let rows: Vec<usize> = (0..n_hooks)
                 .flat_map(|h| fold.train.iter().map(move |&i| h * n + i))
                 .collect();
             let scaler = Scaler::fit(&stacked, features.dim, &rows);
             let z = standardized_rows(&stacked, features.dim, &rows, &scaler);
-            if f == k && !per_layer[0].is_empty() {
-                for (p, probes) in per_layer.iter().enumerate() {
-                    start_from[p] = Some(mean_probe_in(&scaler, probes));
-                }
-            }
             let fits: Vec<Result<BinaryFit>> = (0..n_parties)
                 .into_par_iter()
                 .map(|p| {
                     let t: Vec<bool> = rows.iter().map(|&r| features.labels[r % n] == p).collect();
-                    let fit = fit_binary(z.view(), &t, settings, start_from[p].as_ref());
+                    let fit = fit_binary(z.view(), &t, settings, None);
                     tick();
                     fit
                 })
@@ -266,7 +245,6 @@ pub fn train(
                         .push(metrics::score(&pooled_truth, &fit.decisions(pooled.view())));
                 }
             } else {
-                start_from = fits.iter().cloned().map(Some).collect();
                 shared = fits
                     .iter()
                     .map(|fit| Probe {
@@ -336,36 +314,8 @@ pub fn train(
             unconverged_fits,
             fits: all_fits.len(),
             seconds: start.elapsed().as_secs_f64(),
+            per_layer_seconds,
+            shared_seconds: start.elapsed().as_secs_f64() - per_layer_seconds,
         },
     })
-}
-
-/// The mean of several probes' activation-space decision functions, expressed on the
-/// standardized features of `scaler` (a warm start for the shared probe).
-fn mean_probe_in(scaler: &Scaler, probes: &[Probe]) -> BinaryFit {
-    let dim = scaler.mean.len();
-    let mut direction = vec![0f64; dim];
-    let mut raw_bias = 0.0;
-    for p in probes {
-        for (d, x) in direction.iter_mut().zip(p.direction()) {
-            *d += x / probes.len() as f64;
-        }
-        raw_bias += p.raw_bias() / probes.len() as f64;
-    }
-    // d·x + rb with x = s∘z + m  ⇒  w = d∘s, b = rb + d·m.
-    BinaryFit {
-        weight: direction
-            .iter()
-            .zip(&scaler.std)
-            .map(|(d, s)| d * s)
-            .collect(),
-        bias: raw_bias
-            + direction
-                .iter()
-                .zip(&scaler.mean)
-                .map(|(d, m)| d * m)
-                .sum::<f64>(),
-        positive_replication: 1,
-        gradient_norm: f64::NAN,
-    }
 }

@@ -15,6 +15,10 @@ use crate::common::progress_bar;
 pub struct Args {
     #[command(flatten)]
     pub extract: extract::Args,
+    /// Optimiser: newton (exact Hessian, sample weights; default) or lbfgs (linfa-logistic,
+    /// positives repeated). Same objective, same optimum.
+    #[arg(long, default_value = "newton")]
+    pub solver: String,
     /// Inverse L2 strength (scikit-learn's C) on standardized features.
     #[arg(long = "C", default_value_t = 1.0)]
     pub c: f64,
@@ -45,6 +49,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let params = ProbeParams {
+        solver: args.solver.parse().map_err(anyhow::Error::msg)?,
         c: args.c,
         folds: args.folds,
         seed: args.cv_seed,
@@ -116,9 +121,11 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     eprintln!(
-        "{} fits in {:.1}s → {}",
+        "{} fits in {:.1}s (per-layer {:.1}s, shared {:.1}s) → {}",
         probes.report.fits,
         probes.report.seconds,
+        probes.report.per_layer_seconds,
+        probes.report.shared_seconds,
         out.display()
     );
     Ok(())
@@ -221,6 +228,8 @@ mod tests {
             unconverged_fits: 0,
             fits: 0,
             seconds: 0.0,
+            per_layer_seconds: 0.0,
+            shared_seconds: 0.0,
         }
     }
 
