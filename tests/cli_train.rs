@@ -125,3 +125,54 @@ fn train_bad_inputs() {
     assert_clean_failure(&out, "was made for hook points");
     assert!(!tmp.path().join("probes").exists());
 }
+
+/// The real Wahl-o-Mat elections in `../shared` (different party sets and spellings) go
+/// through extract + train unchanged; one template and one layer keep it to a minute each.
+#[test]
+fn train_runs_on_every_shared_election() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let shared = workspace_root().join("../shared/data/wahl-o-mat");
+    if !shared.is_dir() {
+        eprintln!("notice: {} is absent; skipping", shared.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for id in [
+        "2017-deutschland",
+        "2019-europa",
+        "2024-europa",
+        "2025-deutschland",
+    ] {
+        let out = probe()
+            .current_dir(workspace_root())
+            .arg("train")
+            .arg(&gguf)
+            .arg("--election")
+            .arg(shared.join(id))
+            .args(["--templates", "de-quiz", "--layers", "22", "--out"])
+            .arg(tmp.path().join(id))
+            .arg("--probes-dir")
+            .arg(tmp.path().join("probes"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{id}: {stderr}");
+        let run = tmp.path().join(format!(
+            "probes/SmolLM2-135M-Instruct.Q4_1/{id}-last-before-answer"
+        ));
+        let loaded = probe_train::load(&run).unwrap();
+        let report = &loaded.json.report;
+        assert_eq!(report.parties.len(), 6, "{id}");
+        assert_eq!(report.hooks, vec!["blocks.22.hook_resid_post"], "{id}");
+        assert_eq!(report.folds.len(), 38 * 6, "{id}");
+        let summary = report.summary[0].per_layer.unwrap();
+        assert!(
+            (0.0..=1.0).contains(&summary.balanced_accuracy) && (0.0..=1.0).contains(&summary.auc),
+            "{id}: {summary:?}"
+        );
+        eprintln!(
+            "{id}: mean balanced accuracy {:.3}, AUC {:.3}",
+            summary.balanced_accuracy, summary.auc
+        );
+    }
+}

@@ -9,6 +9,9 @@
 //! `sample_weight`/`class_weight` with that integer weight, which `scripts/probe_sklearn.py`
 //! uses to check the probes.
 
+// Party × hook × fold tables are indexed in parallel; index loops say that most plainly.
+#![allow(clippy::needless_range_loop)]
+
 mod artifacts;
 pub mod convert;
 mod dataset;
