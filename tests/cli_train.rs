@@ -8,7 +8,10 @@ use std::path::Path;
 use support::*;
 
 const ELECTION: &str = "data/demo/wahl-o-mat/2099-demowahl";
+/// Layers 24..=27 and 3 folds: a few seconds of training.
+const DEMO: &[&str] = &["--layers", "0.8L..0.9L", "--folds", "3"];
 
+/// `probe train` on the demo election; `extra` must include `--layers` and `--folds`.
 fn train(gguf: &Path, tmp: &Path, extra: &[&str]) -> std::process::Output {
     probe()
         .current_dir(workspace_root())
@@ -21,10 +24,6 @@ fn train(gguf: &Path, tmp: &Path, extra: &[&str]) -> std::process::Output {
             "SA,ÖU,FB,LM,KBP,HL",
             "--templates",
             "de-quiz,en-short",
-            "--layers",
-            "0.8L..0.9L",
-            "--folds",
-            "3",
             "--out",
         ])
         .arg(tmp.join("cache"))
@@ -39,7 +38,7 @@ fn train(gguf: &Path, tmp: &Path, extra: &[&str]) -> std::process::Output {
 fn train_extracts_then_saves_probes_that_load_back() {
     let Some(gguf) = smollm2_gguf() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let out = train(&gguf, tmp.path(), &["--run", "demo"]);
+    let out = train(&gguf, tmp.path(), &[DEMO, &["--run", "demo"]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stderr}");
@@ -94,7 +93,7 @@ fn train_extracts_then_saves_probes_that_load_back() {
     assert!(correct > 144 / 2, "training accuracy {correct}/144");
 
     // A second run reuses the finished cache, and reproduces the same scores (fixed seeds).
-    let again = train(&gguf, tmp.path(), &["--run", "again"]);
+    let again = train(&gguf, tmp.path(), &[DEMO, &["--run", "again"]].concat());
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("0 of"));
     let second =
@@ -107,11 +106,19 @@ fn train_extracts_then_saves_probes_that_load_back() {
 fn train_bad_inputs() {
     let Some(gguf) = smollm2_gguf() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let out = train(&gguf, tmp.path(), &["--C", "0"]);
+    let out = train(&gguf, tmp.path(), &[DEMO, &["--C", "0"]].concat());
     assert_clean_failure(&out, "C must be a positive number");
-    let out = train(&gguf, tmp.path(), &["--parties", "SA,Mondpartei"]);
+    let out = train(
+        &gguf,
+        tmp.path(),
+        &[DEMO, &["--parties", "Mondpartei"]].concat(),
+    );
     assert_clean_failure(&out, "unknown party `Mondpartei`");
-    let out = train(&gguf, tmp.path(), &["--templates", "no-such-template"]);
+    let out = train(
+        &gguf,
+        tmp.path(),
+        &[DEMO, &["--templates", "no-such-template"]].concat(),
+    );
     assert_clean_failure(&out, "no-such-template");
     assert!(
         !tmp.path().join("cache").exists(),
@@ -121,7 +128,7 @@ fn train_bad_inputs() {
     let out = train(&gguf, tmp.path(), &["--folds", "13", "--layers", "27"]);
     assert_clean_failure(&out, "needs at least 13 groups");
     // The cache now exists for layer 27 only: asking for other layers must not reuse it.
-    let out = train(&gguf, tmp.path(), &["--layers", "26"]);
+    let out = train(&gguf, tmp.path(), &["--layers", "26", "--folds", "3"]);
     assert_clean_failure(&out, "was made for hook points");
     assert!(!tmp.path().join("probes").exists());
 }
