@@ -5,7 +5,7 @@
 //! needs ~10: each builds the exact Hessian `Xᵀ diag(s·p(1−p)) X + I/C` with one GEMM and
 //! solves it by Cholesky. Sample weights enter the loss directly, so no rows are repeated.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, ShapeBuilder};
+use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
 
 use crate::{Result, TrainError};
 
@@ -49,14 +49,13 @@ pub fn fit(
     let mut last_gradient_norm = f64::INFINITY;
     let mut factor: Option<Vec<f64>> = None;
     for _ in 0..max_iterations {
-        let mut residual = Array1::<f64>::zeros(z.len());
-        let mut curvature = Array1::<f64>::zeros(z.len());
+        let mut residual = vec![0f64; z.len()];
+        let mut curvature = vec![0f64; z.len()];
         for (i, &zi) in z.iter().enumerate() {
             let p = sigmoid(zi + b);
             residual[i] = sample_weight[i] * (p - target[i]);
             curvature[i] = sample_weight[i] * p * (1.0 - p);
         }
-        let residual = residual.to_vec();
         let grad_w: Vec<f64> = transposed_matvec(x, &residual)
             .iter()
             .zip(&w)
@@ -169,7 +168,7 @@ fn softplus(m: f64) -> f64 {
 /// The Cholesky factor of the Hessian `[[Xᵀ D X + I/C, Xᵀ D 1], [1ᵀ D X, 1ᵀ D 1]]` of the
 /// (w, b) system. The `Xᵀ D X` GEMM, the bulk of a Newton step, runs in f32: the factor only
 /// steers the step, while gradient and objective (what convergence is judged on) stay f64.
-fn hessian_factor(x: ArrayView2<f64>, curvature: &Array1<f64>, c: f64) -> Result<Vec<f64>> {
+fn hessian_factor(x: ArrayView2<f64>, curvature: &[f64], c: f64) -> Result<Vec<f64>> {
     let (n, d) = x.dim();
     let mut scaled = Array2::<f32>::zeros((n, d).f());
     let root: Vec<f64> = curvature.iter().map(|v| v.sqrt()).collect();
@@ -204,7 +203,7 @@ fn hessian_factor(x: ArrayView2<f64>, curvature: &Array1<f64>, c: f64) -> Result
             gemm::Parallelism::None,
         );
     }
-    let xtd1 = transposed_matvec(x, curvature.as_slice().expect("contiguous"));
+    let xtd1 = transposed_matvec(x, curvature);
     let m = d + 1;
     let mut h = vec![0f64; m * m];
     for i in 0..d {
@@ -214,7 +213,7 @@ fn hessian_factor(x: ArrayView2<f64>, curvature: &Array1<f64>, c: f64) -> Result
         h[i * m + i] += 1.0 / c;
         h[d * m + i] = xtd1[i];
     }
-    h[d * m + d] = curvature.sum().max(f64::MIN_POSITIVE);
+    h[d * m + d] = curvature.iter().sum::<f64>().max(f64::MIN_POSITIVE);
     cholesky_factor(&mut h, m)?;
     Ok(h)
 }
@@ -309,9 +308,9 @@ mod gemm_tests {
     fn hessian_equals_the_dense_product() {
         let x =
             ndarray::Array2::from_shape_fn((7, 3).f(), |(i, j)| ((i * 3 + j) as f64 * 0.37).sin());
-        let curvature = Array1::from_shape_fn(7, |i| 0.1 + i as f64 * 0.05);
+        let curvature = ndarray::Array1::from_shape_fn(7, |i| 0.1 + i as f64 * 0.05);
         let c = 2.0;
-        let l = hessian_factor(x.view(), &curvature, c).unwrap();
+        let l = hessian_factor(x.view(), curvature.as_slice().unwrap(), c).unwrap();
         let m = 4;
         // Rebuild H = L·Lᵀ and compare with the definition.
         let mut xa = ndarray::Array2::<f64>::zeros((7, 4));

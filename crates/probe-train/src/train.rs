@@ -171,12 +171,15 @@ pub fn train(
                     fit
                 })
                 .collect::<Result<Vec<BinaryFit>>>()?;
+            // Each CV fold's test rows, standardized once for all parties.
+            let test_z: Vec<Array2<f64>> = (0..k)
+                .map(|f| standardized_rows(data, features.dim, &folds[f].test, &scalers[f]))
+                .collect();
             for (&(f, p), fit) in jobs.iter().zip(&fits) {
                 if f < k {
-                    let z = standardized_rows(data, features.dim, &folds[f].test, &scalers[f]);
                     per_layer_scores[p][h].push(metrics::score(
                         &truth(&folds[f].test, p),
-                        &fit.decisions(z.view()),
+                        &fit.decisions(test_z[f].view()),
                     ));
                 } else {
                     per_layer[p].push(Probe {
