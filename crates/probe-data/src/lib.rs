@@ -3,6 +3,7 @@
 
 pub mod cells;
 pub mod opinionqa;
+pub mod personas;
 pub mod probe_prompts;
 mod pylit;
 pub mod wahl_o_mat;

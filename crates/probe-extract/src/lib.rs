@@ -173,30 +173,76 @@ pub fn extract(
     batch_size: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<()> {
-    let manifest: Manifest = writer.manifest().clone();
-    if manifest.rows.len() != prompts.len() {
+    if writer.manifest().rows.len() != prompts.len() {
         return Err(ExtractError::Input(format!(
             "{} prompts for a cache of {} rows",
             prompts.len(),
-            manifest.rows.len()
+            writer.manifest().rows.len()
         )));
     }
+    let tok = model.tokenizer()?;
+    let columns = vec![None; writer.manifest().hooks.len()];
+    fill_cache(
+        model,
+        writer,
+        &|row| tokenize(tok, &prompts[row], rule),
+        &columns,
+        batch_size,
+        progress,
+    )
+}
+
+/// Fills every pending shard of `writer` with the manifest's hook points: row `r` is the
+/// model run on `inputs(r) = (token ids, positions)`, each hooked vector averaged over those
+/// positions and, where `columns[h]` is given, reduced to those columns (e.g. the few MLP
+/// neurons a selection needs). Calls `progress(prompts_done, tokens_done)` after each batch.
+pub fn fill_cache(
+    model: &Model,
+    writer: &mut CacheWriter,
+    inputs: &(dyn Fn(usize) -> Result<(Vec<u32>, Vec<usize>)> + Sync),
+    columns: &[Option<Vec<usize>>],
+    batch_size: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<()> {
+    let manifest: Manifest = writer.manifest().clone();
     let points: Vec<HookPoint> = manifest
         .hooks
         .iter()
         .map(|h| HookPoint::parse(h, model.config().num_layers))
         .collect::<probe_lm::Result<_>>()?;
+    if columns.len() != points.len() {
+        return Err(ExtractError::Input(format!(
+            "{} column selections for {} hook points",
+            columns.len(),
+            points.len()
+        )));
+    }
+    for ((point, dim), cols) in points.iter().zip(&manifest.dims).zip(columns) {
+        let want = cols.as_ref().map_or(*dim, Vec::len);
+        if want != *dim {
+            return Err(ExtractError::Input(format!(
+                "{point}: {want} columns selected for a cache dimension of {dim}"
+            )));
+        }
+    }
     let hooks = HookSpec::from_points(points.iter().copied());
-    let tok = model.tokenizer()?;
-    let pad = tok.pad_token_id();
+    let pad = model.tokenizer()?.pad_token_id();
     let done_prompts = std::sync::atomic::AtomicUsize::new(0);
     let done_tokens = std::sync::atomic::AtomicUsize::new(0);
     for shard in writer.pending() {
         let (start, end) = manifest.shard_rows(shard);
-        let mut inputs = Vec::with_capacity(end - start);
-        for p in &prompts[start..end] {
-            inputs.push(tokenize(tok, p, rule)?);
+        let mut shard_inputs = Vec::with_capacity(end - start);
+        for row in start..end {
+            let (ids, positions) = inputs(row)?;
+            if ids.is_empty() || positions.is_empty() || positions.iter().any(|&p| p >= ids.len()) {
+                return Err(ExtractError::Input(format!(
+                    "row {} (`{}`): no tokens or positions outside the prompt",
+                    row, manifest.rows[row].id
+                )));
+            }
+            shard_inputs.push((ids, positions));
         }
+        let inputs = shard_inputs;
         // Batch prompts of similar length together (less padding); rows go back in order.
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| inputs[i].0.len());
@@ -213,8 +259,14 @@ pub fn extract(
                     .iter()
                     .map(|&i| (i, Vec::with_capacity(points.len())))
                     .collect();
-                for (point, dim) in points.iter().zip(&manifest.dims) {
+                for (point, cols) in points.iter().zip(columns) {
                     let t = out.cache.get(*point).expect("hooked");
+                    let width = t.dims()[2];
+                    if let Some(&c) = cols.iter().flatten().find(|&&c| c >= width) {
+                        return Err(ExtractError::Input(format!(
+                            "{point}: column {c} selected from a width of {width}"
+                        )));
+                    }
                     let data =
                         t.clone().into_data().try_into_vec::<f32>().map_err(|e| {
                             ExtractError::Input(format!("reading activations: {e:?}"))
@@ -222,16 +274,19 @@ pub fn extract(
                     for (b, (i, row)) in per_row.iter_mut().enumerate() {
                         let offset = batch.pad_lens[b];
                         let positions = &inputs[*i].1;
-                        let mut v = vec![0f32; *dim];
+                        let mut v = vec![0f32; width];
                         for &pos in positions {
-                            let at = (b * batch.seq_len + offset + pos) * dim;
+                            let at = (b * batch.seq_len + offset + pos) * width;
                             v.iter_mut()
-                                .zip(&data[at..at + dim])
+                                .zip(&data[at..at + width])
                                 .for_each(|(a, x)| *a += x);
                         }
                         let n = positions.len() as f32;
                         v.iter_mut().for_each(|a| *a /= n);
-                        row.push(v);
+                        row.push(match cols {
+                            Some(cols) => cols.iter().map(|&c| v[c]).collect(),
+                            None => v,
+                        });
                     }
                 }
                 let tokens: usize = seqs.iter().map(Vec::len).sum();
