@@ -1,11 +1,12 @@
 //! Pieces every subcommand shares: device and model options, loading with a progress bar.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use probe_lm::{DeviceSpec, LoadOptions, Model};
+use safetensors::{Dtype, View};
 
 /// Where the model is and where it runs.
 #[derive(clap::Args, Debug, Clone)]
@@ -54,4 +55,51 @@ pub fn progress_bar(len: u64, prefix: &'static str) -> ProgressBar {
     bar.set_prefix(prefix);
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+struct Entry<'a> {
+    dtype: Dtype,
+    shape: &'a [usize],
+    bytes: &'a [u8],
+}
+
+impl View for Entry<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Writes to a temporary name beside `path`, then renames: readers never see half a file.
+pub fn write_safetensors(
+    path: &Path,
+    entries: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<()> {
+    let views = entries.iter().map(|(name, dtype, shape, bytes)| {
+        (
+            name.as_str(),
+            Entry {
+                dtype: *dtype,
+                shape,
+                bytes,
+            },
+        )
+    });
+    let bytes = safetensors::serialize(views, Some(metadata)).context("serializing safetensors")?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
 }

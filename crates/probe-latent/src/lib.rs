@@ -8,6 +8,7 @@
 //! 4. [`scale`]: persona scaling factors m_p^n = Σ m_i cos θ_i / Σ cos θ_i over V̂_n and the
 //!    party distributions ψ, ψ_g, ψ_{j,g}, with an explicit rule for negative factors.
 
+pub mod coefficients;
 pub mod cosine;
 pub mod scale;
 pub mod select;

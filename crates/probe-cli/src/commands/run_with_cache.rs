@@ -10,9 +10,9 @@ use probe_lm::burn::tensor::{Tensor, TensorData};
 use probe_lm::generate::Rng;
 use probe_lm::parallel::{default_workers, run_batches};
 use probe_lm::{Batch, HookPoint, HookSpec, Logits, Message, Model};
-use safetensors::{Dtype, View};
+use safetensors::Dtype;
 
-use crate::common::{progress_bar, ModelArgs};
+use crate::common::{progress_bar, write_safetensors, ModelArgs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Reduce {
@@ -338,51 +338,4 @@ fn reduce(
             Ok((vec![max_len, d], out))
         }
     }
-}
-
-struct Entry<'a> {
-    dtype: Dtype,
-    shape: &'a [usize],
-    bytes: &'a [u8],
-}
-
-impl View for Entry<'_> {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
-/// Writes to a temporary name beside `path`, then renames: readers never see half a file.
-pub fn write_safetensors(
-    path: &Path,
-    entries: &[(String, Dtype, Vec<usize>, Vec<u8>)],
-    metadata: std::collections::HashMap<String, String>,
-) -> Result<()> {
-    let views = entries.iter().map(|(name, dtype, shape, bytes)| {
-        (
-            name.as_str(),
-            Entry {
-                dtype: *dtype,
-                shape,
-                bytes,
-            },
-        )
-    });
-    let bytes = safetensors::serialize(views, Some(metadata)).context("serializing safetensors")?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
 }

@@ -1,0 +1,175 @@
+//! The coefficients `probe scale` reads are exactly `blocks.{l}.mlp.hook_post` of the
+//! HuggingFace transformers reference for SmolLM2 (SwiGLU gate included), at the last token.
+
+use std::path::PathBuf;
+
+use probe_cache::{CacheReader, CacheWriter, Manifest, Row, ShardSplit};
+use probe_latent::coefficients::{collect, hook_layout, read};
+use probe_latent::{FactorPlan, Selected};
+use probe_lm::burn::tensor::Device;
+use probe_lm::{LoadOptions, Model};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn reference_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("PROBE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared"))
+        .join("reference");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("notice: {} is absent; skipping", dir.display());
+        None
+    }
+}
+
+fn smollm2() -> Option<PathBuf> {
+    let path = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: CI must run scripts/setup.sh first",
+        path.display()
+    );
+    eprintln!(
+        "notice: {} is absent (run scripts/setup.sh); skipping",
+        path.display()
+    );
+    None
+}
+
+/// `name` of a reference file as f32 with its shape.
+fn reference_tensor(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    assert_eq!(t.dtype(), safetensors::Dtype::F32);
+    let data = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (t.shape().to_vec(), data)
+}
+
+#[test]
+fn scale_coefficients_equal_reference_mlp_hook_post() {
+    let (Some(reference), Some(gguf)) = (reference_dir(), smollm2()) else {
+        return;
+    };
+    let prompts_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reference.join("smollm2-135m-prompts.json")).unwrap(),
+    )
+    .unwrap();
+    let prompts: Vec<String> = prompts_json["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    let model = Model::load(&gguf, &Device::flex(), LoadOptions::default()).unwrap();
+    let tok = model.tokenizer().unwrap();
+    for (p, ids) in prompts
+        .iter()
+        .zip(prompts_json["token_ids"].as_array().unwrap())
+    {
+        let want: Vec<u32> = ids
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tok.encode(p).unwrap(), want, "tokenization of {p:?}");
+    }
+
+    // Two "parties" whose value vectors span early, middle and last layers, sharing one.
+    let picks = |v: &[(usize, usize)]| -> Vec<Selected> {
+        v.iter()
+            .map(|&(layer, neuron)| Selected {
+                layer,
+                neuron,
+                cos: 0.5,
+            })
+            .collect()
+    };
+    let plan = FactorPlan::new(
+        &["A".into(), "B".into()],
+        &[
+            picks(&[(0, 5), (18, 1535), (29, 700)]),
+            picks(&[(18, 1535), (18, 3), (27, 1024), (29, 0)]),
+        ],
+    )
+    .unwrap();
+    let layout = hook_layout(&plan);
+    assert_eq!(
+        layout.hooks,
+        [
+            "blocks.0.mlp.hook_post",
+            "blocks.18.mlp.hook_post",
+            "blocks.27.mlp.hook_post",
+            "blocks.29.mlp.hook_post"
+        ]
+    );
+    let manifest = Manifest {
+        format_version: 1,
+        model: gguf.display().to_string(),
+        model_hash: "test".into(),
+        hooks: layout.hooks.clone(),
+        dims: layout.dims.clone(),
+        positions: "last".into(),
+        dtype: "f32".into(),
+        label_names: vec![],
+        source: Default::default(),
+        shard_size: 2,
+        rows: (0..prompts.len())
+            .map(|i| Row {
+                id: format!("p{i}"),
+                label: None,
+                group: None,
+                meta: Default::default(),
+            })
+            .collect(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer =
+        CacheWriter::open(dir.path(), manifest, ShardSplit { k: 0, n: 1 }, false).unwrap();
+    collect(
+        &model,
+        &mut writer,
+        &plan,
+        &|r| prompts[r].clone(),
+        2,
+        &|_, _| {},
+    )
+    .unwrap();
+    let got = read(&CacheReader::open(dir.path()).unwrap(), &plan).unwrap();
+    let width = plan.columns.len();
+
+    for (i, _) in prompts.iter().enumerate() {
+        let file = reference.join(format!("smollm2-135m-prompt{i}.safetensors"));
+        for (c, &(layer, neuron)) in plan.columns.iter().enumerate() {
+            let (shape, data) = reference_tensor(&file, &format!("blocks.{layer}.mlp.hook_post"));
+            let (seq, width_ref) = (shape[1], shape[2]);
+            let want = data[(seq - 1) * width_ref + neuron];
+            let scale = data.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let g = got[i * width + c];
+            assert!(
+                (g - want).abs() <= 1e-4 * scale + 1e-5,
+                "prompt {i} layer {layer} neuron {neuron}: {g} vs reference {want} (scale {scale})"
+            );
+        }
+        // The scaling factors are the cosine-weighted means of exactly these numbers.
+        let row = &got[i * width..(i + 1) * width];
+        let m = plan.factors(row);
+        let col = |l: usize, n: usize| {
+            row[plan.columns.iter().position(|&x| x == (l, n)).unwrap()] as f64
+        };
+        let a = (col(0, 5) + col(18, 1535) + col(29, 700)) / 3.0;
+        assert!((m[0] - a).abs() < 1e-9 * a.abs().max(1.0));
+    }
+}
