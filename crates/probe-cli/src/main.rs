@@ -32,6 +32,10 @@ enum Command {
     Extract(commands::extract::Args),
     /// Train per-party probes (party vs rest) on a residual cache, extracting it first if needed.
     Train(commands::train::Args),
+    /// Rank each party's MLP value vectors by cosine with its probe; show the tokens they promote.
+    Vectors(commands::vectors::Args),
+    /// Persona scaling factors and party distributions ψ from the parties' value vectors.
+    Scale(commands::scale::Args),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
     Compare(commands::compare::Args),
 }
@@ -52,6 +56,8 @@ fn main() {
         Command::Extract(args) => commands::extract::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Data(args) => commands::data::run(args),
+        Command::Vectors(args) => commands::vectors::run(args),
+        Command::Scale(args) => commands::scale::run(args),
     };
     if let Err(err) = result {
         // One line, outermost context first: "error: loading model x: missing tensor `y` in z".

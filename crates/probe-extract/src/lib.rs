@@ -23,6 +23,67 @@ pub type Result<T, E = ExtractError> = std::result::Result<T, E>;
 /// Per batch: (row index within the shard, one reduced vector per hook).
 type BatchRows = Vec<(usize, Vec<Vec<f32>>)>;
 
+/// Shorter common prefixes are not worth a separate prefix pass.
+const MIN_SHARED: usize = 8;
+
+/// The longest prefix all rows share that still leaves every reduced position (and at least
+/// one token) of every row after it.
+fn shared_prefix<'a>(mut rows: impl Iterator<Item = &'a (Vec<u32>, Vec<usize>)>) -> usize {
+    let Some((first, first_pos)) = rows.next() else {
+        return 0;
+    };
+    let mut shared = first_pos
+        .iter()
+        .copied()
+        .min()
+        .unwrap_or(0)
+        .min(first.len() - 1);
+    for (ids, positions) in rows {
+        let common = first.iter().zip(ids).take_while(|(a, b)| a == b).count();
+        let earliest = positions.iter().copied().min().unwrap_or(0);
+        shared = shared.min(common).min(earliest).min(ids.len() - 1);
+    }
+    shared
+}
+
+/// Cuts rows in token order into batches of at most `size`, preferring to cut where the
+/// common prefix would shrink: once a batch is half full it ends before a row that shares
+/// less with it than its members share with each other, so batches follow the branches of
+/// the prompts' prefix tree instead of straddling them (on the persona grid this skips about
+/// a third more tokens than fixed-size cuts).
+fn prefix_batches<'a>(
+    order: &'a [usize],
+    inputs: &[(Vec<u32>, Vec<usize>)],
+    size: usize,
+) -> Vec<&'a [usize]> {
+    let common = |a: usize, b: usize| {
+        inputs[a]
+            .0
+            .iter()
+            .zip(&inputs[b].0)
+            .take_while(|(x, y)| x == y)
+            .count()
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let first = order[start];
+        let mut end = start + 1;
+        let mut shared = inputs[first].0.len();
+        while end < order.len() && end - start < size {
+            let next = common(first, order[end]);
+            if end - start >= size.div_ceil(2) && next < shared {
+                break;
+            }
+            shared = shared.min(next);
+            end += 1;
+        }
+        out.push(&order[start..end]);
+        start = end;
+    }
+    out
+}
+
 /// Which token positions of a teacher-forced probe prompt become the row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PositionRule {
@@ -188,6 +249,7 @@ pub fn extract(
         &|row| tokenize(tok, &prompts[row], rule),
         &columns,
         batch_size,
+        false,
         progress,
     )
 }
@@ -196,12 +258,17 @@ pub fn extract(
 /// model run on `inputs(r) = (token ids, positions)`, each hooked vector averaged over those
 /// positions and, where `columns[h]` is given, reduced to those columns (e.g. the few MLP
 /// neurons a selection needs). Calls `progress(prompts_done, tokens_done)` after each batch.
+///
+/// With `share_prefixes`, prompts are batched in lexicographic token order and a batch's
+/// common prefix (up to its first reduced position) is computed once and continued for every
+/// row: for templated prompts (a persona grid) this skips most of the tokens.
 pub fn fill_cache(
     model: &Model,
     writer: &mut CacheWriter,
     inputs: &(dyn Fn(usize) -> Result<(Vec<u32>, Vec<usize>)> + Sync),
     columns: &[Option<Vec<usize>>],
     batch_size: usize,
+    share_prefixes: bool,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<()> {
     let manifest: Manifest = writer.manifest().clone();
@@ -243,24 +310,52 @@ pub fn fill_cache(
             shard_inputs.push((ids, positions));
         }
         let inputs = shard_inputs;
-        // Batch prompts of similar length together (less padding); rows go back in order.
+        // Batch prompts of similar length together (less padding), or neighbours in token
+        // order (long common prefixes); rows go back in order.
         let mut order: Vec<usize> = (0..inputs.len()).collect();
-        order.sort_by_key(|&i| inputs[i].0.len());
-        let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+        if share_prefixes {
+            order.sort_by(|&a, &b| inputs[a].0.cmp(&inputs[b].0));
+        } else {
+            order.sort_by_key(|&i| inputs[i].0.len());
+        }
+        let batches: Vec<&[usize]> = if share_prefixes {
+            prefix_batches(&order, &inputs, batch_size.max(1))
+        } else {
+            order.chunks(batch_size.max(1)).collect()
+        };
         let results: Vec<Result<BatchRows>> = probe_lm::parallel::run_batches(
             batches.len(),
             probe_lm::parallel::default_workers(),
             |b| {
                 let members = batches[b];
                 let seqs: Vec<Vec<u32>> = members.iter().map(|&i| inputs[i].0.clone()).collect();
-                let batch = Batch::left_padded(&seqs, pad)?;
-                let out = model.transformer.forward(&batch, &hooks, Logits::None)?;
+                let shared = if share_prefixes {
+                    shared_prefix(members.iter().map(|&i| &inputs[i]))
+                } else {
+                    0
+                };
+                // Per row: the index of prompt position 0 in the hooked tensors' seq axis.
+                let (cache, seq_len, origin): (_, usize, Vec<isize>) = if shared >= MIN_SHARED {
+                    let kv = model.transformer.prefix(&seqs[0][..shared], &hooks)?;
+                    let suffixes: Vec<Vec<u32>> =
+                        seqs.iter().map(|s| s[shared..].to_vec()).collect();
+                    let longest = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+                    let cache = model
+                        .transformer
+                        .forward_continuations(&kv, &suffixes, pad, &hooks)?;
+                    (cache, longest, vec![-(shared as isize); seqs.len()])
+                } else {
+                    let batch = Batch::left_padded(&seqs, pad)?;
+                    let out = model.transformer.forward(&batch, &hooks, Logits::None)?;
+                    let origin = batch.pad_lens.iter().map(|&p| p as isize).collect();
+                    (out.cache, batch.seq_len, origin)
+                };
                 let mut per_row: Vec<(usize, Vec<Vec<f32>>)> = members
                     .iter()
                     .map(|&i| (i, Vec::with_capacity(points.len())))
                     .collect();
                 for (point, cols) in points.iter().zip(columns) {
-                    let t = out.cache.get(*point).expect("hooked");
+                    let t = cache.get(*point).expect("hooked");
                     let width = t.dims()[2];
                     if let Some(&c) = cols.iter().flatten().find(|&&c| c >= width) {
                         return Err(ExtractError::Input(format!(
@@ -272,11 +367,10 @@ pub fn fill_cache(
                             ExtractError::Input(format!("reading activations: {e:?}"))
                         })?;
                     for (b, (i, row)) in per_row.iter_mut().enumerate() {
-                        let offset = batch.pad_lens[b];
                         let positions = &inputs[*i].1;
                         let mut v = vec![0f32; width];
                         for &pos in positions {
-                            let at = (b * batch.seq_len + offset + pos) * width;
+                            let at = (b * seq_len + (origin[b] + pos as isize) as usize) * width;
                             v.iter_mut()
                                 .zip(&data[at..at + width])
                                 .for_each(|(a, x)| *a += x);

@@ -57,6 +57,7 @@ pub fn collect(
         &inputs,
         &layout.columns,
         batch_size,
+        true,
         progress,
     )
     .map_err(|e| LatentError::Input(e.to_string()))

@@ -47,7 +47,7 @@ impl FactorPlan {
                 )));
             }
             let sum: f64 = sel.iter().map(|s| f64::from(s.cos)).sum();
-            if !(sum > 0.0) {
+            if sum.is_nan() || sum <= 0.0 {
                 return Err(LatentError::Input(format!(
                     "the value vectors of `{party}` have Σ cos θ = {sum:.4} ≤ 0: the scaling \
                      factor is a cosine-weighted mean and needs positively aligned vectors \

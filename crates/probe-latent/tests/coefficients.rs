@@ -173,3 +173,94 @@ fn scale_coefficients_equal_reference_mlp_hook_post() {
         assert!((m[0] - a).abs() < 1e-9 * a.abs().max(1.0));
     }
 }
+
+/// `probe scale` computes a batch's common prefix once and continues it per persona; that
+/// must give the same coefficients as running every prompt whole.
+#[test]
+fn shared_prefix_batches_match_whole_prompts() {
+    let Some(gguf) = smollm2() else {
+        return;
+    };
+    let spec =
+        probe_data::personas::PersonaSpec::load(&root().join("data/personas/paper-grid.toml"))
+            .unwrap();
+    let templates =
+        probe_data::personas::load_templates(&root().join("data/personas/prompts.toml")).unwrap();
+    let filter = probe_data::personas::GridFilter::parse(&[
+        "age=45-54".into(),
+        "education=abitur,university".into(),
+        "income=middle".into(),
+        "employment=employed".into(),
+    ])
+    .unwrap();
+    let personas = spec.grid(&filter).unwrap();
+    let prompts: Vec<String> = personas
+        .iter()
+        .flat_map(|p| templates.iter().take(2).map(|t| spec.render(t, p)))
+        .collect();
+    assert_eq!(prompts.len(), 2 * 2 * 5 * 2 * 2 * 2);
+    let model = Model::load(&gguf, &Device::flex(), LoadOptions::default()).unwrap();
+    let tok = model.tokenizer().unwrap();
+    let inputs = |r: usize| -> probe_extract::Result<(Vec<u32>, Vec<usize>)> {
+        let ids = tok.encode(&prompts[r]).unwrap();
+        let last = ids.len() - 1;
+        Ok((ids, vec![last]))
+    };
+    let plan = FactorPlan::new(
+        &["A".into()],
+        &[(0..30)
+            .map(|l| Selected {
+                layer: l,
+                neuron: 37 * l + 11,
+                cos: 0.3,
+            })
+            .collect()],
+    )
+    .unwrap();
+    let layout = hook_layout(&plan);
+    let run = |share: bool| -> Vec<f32> {
+        let manifest = Manifest {
+            format_version: 1,
+            model: "m".into(),
+            model_hash: "test".into(),
+            hooks: layout.hooks.clone(),
+            dims: layout.dims.clone(),
+            positions: "last".into(),
+            dtype: "f32".into(),
+            label_names: vec![],
+            source: Default::default(),
+            shard_size: 64,
+            rows: (0..prompts.len())
+                .map(|i| Row {
+                    id: format!("p{i}"),
+                    label: None,
+                    group: None,
+                    meta: Default::default(),
+                })
+                .collect(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer =
+            CacheWriter::open(dir.path(), manifest, ShardSplit { k: 0, n: 1 }, false).unwrap();
+        probe_extract::fill_cache(
+            &model,
+            &mut writer,
+            &inputs,
+            &layout.columns,
+            8,
+            share,
+            &|_, _| {},
+        )
+        .unwrap();
+        read(&CacheReader::open(dir.path()).unwrap(), &plan).unwrap()
+    };
+    let whole = run(false);
+    let shared = run(true);
+    let scale = whole.iter().fold(0f32, |m, x| m.max(x.abs()));
+    for (i, (a, b)) in whole.iter().zip(&shared).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-4 * scale,
+            "coefficient {i}: whole {a} vs shared prefix {b}"
+        );
+    }
+}

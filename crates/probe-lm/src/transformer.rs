@@ -296,6 +296,109 @@ impl Transformer {
         Ok((logits, kv))
     }
 
+    /// The keys and values of one shared prompt prefix (batch of 1), through the layers that
+    /// `hooks` needs, for [`Self::forward_continuations`].
+    pub fn prefix(&self, ids: &[u32], hooks: &HookSpec) -> Result<KvCache> {
+        if ids.is_empty() {
+            return Err(Error::Input("empty prefix".into()));
+        }
+        hooks.validate(self.config.num_layers)?;
+        self.check_ids(ids)?;
+        let run_layers = hooks.last_layer().map_or(0, |l| l + 1);
+        let mut kv = KvCache {
+            layers: vec![None; self.config.num_layers],
+            pad_lens: vec![0],
+            past_len: 0,
+        };
+        let positions: Vec<i64> = (0..ids.len() as i64).collect();
+        self.run(
+            ids,
+            &positions,
+            1,
+            ids.len(),
+            &[0],
+            0,
+            Some(&mut kv),
+            &HookSpec::new(),
+            run_layers,
+            &mut ActivationCache::default(),
+        );
+        kv.past_len = ids.len();
+        Ok(kv)
+    }
+
+    /// Runs several continuations of one prefix in a batch, recording `hooks`: each row is
+    /// `prefix ++ suffixes[b]`, with the prefix computed once. Suffixes are right-padded with
+    /// `pad_id`; causal attention keeps the padding invisible to every real token, so row b's
+    /// activations at suffix positions `0..suffixes[b].len()` equal those of the full prompt
+    /// run alone. Returned tensors are `[batch, longest suffix, dim]`.
+    pub fn forward_continuations(
+        &self,
+        prefix: &KvCache,
+        suffixes: &[Vec<u32>],
+        pad_id: u32,
+        hooks: &HookSpec,
+    ) -> Result<ActivationCache> {
+        hooks.validate(self.config.num_layers)?;
+        if prefix.pad_lens.len() != 1 {
+            return Err(Error::Input(
+                "a shared prefix must be a batch of one".into(),
+            ));
+        }
+        if suffixes.is_empty() || suffixes.iter().any(Vec::is_empty) {
+            return Err(Error::Input(
+                "every continuation needs at least one token".into(),
+            ));
+        }
+        let batch = suffixes.len();
+        let seq = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+        let past = prefix.past_len;
+        let mut ids = Vec::with_capacity(batch * seq);
+        for s in suffixes {
+            self.check_ids(s)?;
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(pad_id, seq - s.len()));
+        }
+        let positions: Vec<i64> = (0..batch)
+            .flat_map(|_| (past..past + seq).map(|p| p as i64))
+            .collect();
+        let mut kv = KvCache {
+            layers: prefix
+                .layers
+                .iter()
+                .map(|l| {
+                    l.as_ref().map(|l| LayerKv {
+                        k: l.k.clone().repeat_dim(0, batch),
+                        v: l.v.clone().repeat_dim(0, batch),
+                    })
+                })
+                .collect(),
+            pad_lens: vec![0; batch],
+            past_len: past,
+        };
+        let run_layers = hooks.last_layer().map_or(0, |l| l + 1);
+        if prefix.layers.iter().take(run_layers).any(Option::is_none) {
+            return Err(Error::Input(
+                "the prefix was computed for fewer layers than these hooks need".into(),
+            ));
+        }
+        let mut cache = ActivationCache::default();
+        let pad_lens = vec![0; batch];
+        self.run(
+            &ids,
+            &positions,
+            batch,
+            seq,
+            &pad_lens,
+            past,
+            Some(&mut kv),
+            hooks,
+            run_layers,
+            &mut cache,
+        );
+        Ok(cache)
+    }
+
     /// Feeds one new token per sequence; returns its logits `[batch, 1, vocab]`.
     pub fn decode_step(&self, tokens: &[u32], kv: &mut KvCache) -> Result<Tensor<3>> {
         if tokens.len() != kv.pad_lens.len() {

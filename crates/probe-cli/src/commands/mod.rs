@@ -4,4 +4,6 @@ pub mod extract;
 pub mod generate;
 pub mod inspect;
 pub mod run_with_cache;
+pub mod scale;
 pub mod train;
+pub mod vectors;

@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use probe_latent::{
-    cosine_scan, probe_directions, select, vocab, PartyDirection, ProbeChoice, Selected,
-    Selection,
+    cosine_scan, probe_directions, select, vocab, PartyDirection, ProbeChoice, Selected, Selection,
 };
 use probe_lm::burn::tensor::{Int, Tensor, TensorData};
 use probe_lm::{parse_layers, Model};
@@ -190,7 +189,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut rows: Vec<VectorRow> = Vec::new();
     let mut thresholds = Vec::new();
     for (p, dir) in directions.iter().enumerate() {
-        thresholds.push(probe_latent::select::iqr_threshold(table.party(p), args.iqr_c));
+        thresholds.push(probe_latent::select::iqr_threshold(
+            table.party(p),
+            args.iqr_c,
+        ));
         for mode in modes {
             for (rank, s) in select(&table, p, mode)?.into_iter().enumerate() {
                 rows.push(VectorRow {
@@ -207,7 +209,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     project_to_vocabulary(&model, &value_vectors, &mut rows, args.top_tokens)?;
 
-    let out = args.out.clone().unwrap_or_else(|| args.probes.join("vectors"));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.probes.join("vectors"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = VectorsJson {
         format_version: 1,
@@ -379,7 +384,14 @@ fn write_outputs(
             r.layer,
             r.neuron,
             r.cos,
-            csv_field(&r.tokens.join(" | "))
+            // Escaped (`\n`, `\t`, …) so that every vector is one line.
+            csv_field(
+                &r.tokens
+                    .iter()
+                    .map(|t| t.escape_debug().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )
         ));
     }
     probe_cache::write_atomic(&out.join("vectors.csv"), csv.as_bytes())?;

@@ -1,0 +1,336 @@
+//! `probe vectors` and `probe scale` end to end on the embedded default model: train on the
+//! demo election → value vectors with vocabulary projections → persona scaling factors and
+//! ψ, ψ_g, ψ_{j,g} that each sum to 1; resuming; clean errors on bad input.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::*;
+
+/// A CPU-sized subset of the paper's grid: 2 genders × 5 ideologies × 2 regions × 2 years =
+/// 40 personas, × 5 variants (3 German, 2 English) = 200 prompts.
+const SUBSET: &[&str] = &[
+    "--where",
+    "age=45-54",
+    "--where",
+    "education=abitur",
+    "--where",
+    "income=middle",
+    "--where",
+    "employment=employed",
+    "--variants",
+    "de-stimme,de-interview,de-umfrage,en-vote,en-survey",
+];
+
+/// Trains demo probes (layers 24..27, 3 folds) in `tmp` and returns the run directory.
+fn demo_probes(gguf: &Path, tmp: &Path) -> PathBuf {
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("train")
+        .arg(gguf)
+        .args([
+            "--election",
+            "data/demo/wahl-o-mat/2099-demowahl",
+            "--parties",
+            "SA,ÖU,FB,LM,KBP,HL",
+            "--templates",
+            "de-quiz,en-short",
+            "--layers",
+            "0.8L..0.9L",
+            "--folds",
+            "3",
+            "--run",
+            "demo",
+            "--out",
+        ])
+        .arg(tmp.join("cache"))
+        .arg("--probes-dir")
+        .arg(tmp.join("probes"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tmp.join("probes/SmolLM2-135M-Instruct.Q4_1/demo")
+}
+
+fn sums_to_one(psi: &serde_json::Value, what: &str) {
+    let total: f64 = psi
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: no distribution"))
+        .values()
+        .map(|x| x.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-9, "{what}: ψ sums to {total}");
+}
+
+#[test]
+fn train_vectors_scale_end_to_end() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let probes = demo_probes(&gguf, tmp.path());
+
+    // probe vectors: all four selections, vocabulary projections printed per party.
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("vectors")
+        .arg(&gguf)
+        .arg("--probes")
+        .arg(&probes)
+        .args(["--k", "10"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for party in ["SA", "ÖU", "FB", "LM", "KBP", "HL"] {
+        assert!(
+            stdout.contains(&format!("{party} (probe shared")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.matches("cos +").count() >= 6 * 5, "{stdout}");
+    let vectors: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(probes.join("vectors/vectors.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(vectors["layers"].as_array().unwrap().len(), 30);
+    assert_eq!(vectors["neurons"], 1536);
+    let rows = vectors["vectors"].as_array().unwrap();
+    let count = |mode: &str| rows.iter().filter(|r| r["mode"] == mode).count();
+    assert_eq!(count("joint"), 6 * 10);
+    assert_eq!(count("per-layer"), 6 * 10 * 30);
+    assert_eq!(count("diametric"), 6 * 10);
+    for r in rows {
+        assert_eq!(r["tokens"].as_array().unwrap().len(), 10, "{r}");
+        let cos = r["cos"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&cos));
+        if r["mode"] == "joint" || r["mode"] == "iqr" {
+            assert!(cos > 0.0, "{r}");
+        }
+        if r["mode"] == "diametric" {
+            assert!(cos < 0.0, "{r}");
+        }
+    }
+    let csv = std::fs::read_to_string(probes.join("vectors/vectors.csv")).unwrap();
+    assert_eq!(csv.lines().count(), rows.len() + 1);
+    assert!(probes.join("vectors/vectors.safetensors").is_file());
+
+    // probe scale on a grid subset.
+    let scale_args = |extra: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec!["scale".into(), gguf.clone().into()];
+        v.push("--probes".into());
+        v.push(probes.clone().into());
+        v.extend(SUBSET.iter().map(|s| s.into()));
+        v.extend(extra.iter().map(|s| s.into()));
+        v
+    };
+    let out = probe()
+        .current_dir(workspace_root())
+        .args(scale_args(&[]))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("40 personas × 5 variants = 200 prompts"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("ψ (all 200 rows)"), "{stdout}");
+    assert!(stdout.contains("negative:"), "{stdout}");
+    let dir = probes.join("scale-paper-grid");
+    let psi: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("psi.json")).unwrap()).unwrap();
+    sums_to_one(&psi["all"]["psi"], "ψ");
+    assert_eq!(psi["all"]["rows"], 200);
+    let groups = psi["by_group"].as_object().unwrap();
+    assert_eq!(groups["gender"].as_object().unwrap().len(), 2);
+    assert_eq!(groups["ideology"].as_object().unwrap().len(), 5);
+    for (attr, values) in groups {
+        for (value, d) in values.as_object().unwrap() {
+            sums_to_one(&d["psi"], &format!("ψ_g {attr}={value}"));
+        }
+    }
+    let variants = psi["by_variant"].as_object().unwrap();
+    assert_eq!(variants.len(), 5);
+    for (j, v) in variants {
+        sums_to_one(&v["all"]["psi"], &format!("ψ_j {j}"));
+        for (attr, values) in v["by_group"].as_object().unwrap() {
+            for (value, d) in values.as_object().unwrap() {
+                assert_eq!(
+                    d["rows"],
+                    if attr == "gender" || attr == "region" || attr == "year" {
+                        20
+                    } else if attr == "ideology" {
+                        8
+                    } else {
+                        40
+                    }
+                );
+                sums_to_one(&d["psi"], &format!("ψ_jg {j} {attr}={value}"));
+            }
+        }
+    }
+    assert_eq!(psi["negative"], "clip");
+    assert!(psi["negative_factors"]["of"] == 200 * 6);
+    let rows_csv = std::fs::read_to_string(dir.join("rows.csv")).unwrap();
+    assert_eq!(rows_csv.lines().count(), 201);
+    assert!(rows_csv.starts_with(
+        "persona,variant,age,gender,education,income,employment,ideology,region,year,weight,m:SA"
+    ));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("rows.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        200
+    );
+    assert!(dir.join("psi.csv").is_file());
+
+    // Re-running reuses every coefficient; another negative rule only re-aggregates.
+    let out = probe()
+        .current_dir(workspace_root())
+        .args(scale_args(&["--negative", "softmax"]))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("0 of 1 shards to do"), "{stderr}");
+    let psi: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("psi.json")).unwrap()).unwrap();
+    assert_eq!(psi["negative"], "softmax");
+    sums_to_one(&psi["all"]["psi"], "softmax ψ");
+
+    // Explicit personas with survey weights.
+    let jsonl = tmp.path().join("personas.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": \"a\", \"weight\": 3, \"attributes\": {\"age\": \"18-24\", \"gender\": \"female\", \"education\": \"university\", \"income\": \"low\", \"employment\": \"employed\", \"ideology\": \"left\", \"region\": \"east\", \"year\": \"2021\"}}\n\
+         {\"id\": \"b\", \"weight\": 1, \"attributes\": {\"age\": \"75+\", \"gender\": \"male\", \"education\": \"hauptschule\", \"income\": \"high\", \"employment\": \"not-in-labour-force\", \"ideology\": \"right\", \"region\": \"west\", \"year\": \"tomorrow\"}}\n",
+    )
+    .unwrap();
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("scale")
+        .arg(&gguf)
+        .arg("--probes")
+        .arg(&probes)
+        .arg("--personas")
+        .arg(&jsonl)
+        .args(["--variants", "de-stimme,en-vote"])
+        .arg("--out")
+        .arg(tmp.path().join("weighted"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let psi: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("weighted/psi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(psi["all"]["rows"], 4);
+    assert_eq!(psi["all"]["weight"], 8.0);
+    sums_to_one(&psi["all"]["psi"], "weighted ψ");
+
+    // Bad input: the clean errors the issue asks for.
+    let bad_spec = tmp.path().join("empty-attribute.toml");
+    let spec =
+        std::fs::read_to_string(workspace_root().join("data/personas/paper-grid.toml")).unwrap();
+    let start = spec.find("name = \"income\"").unwrap();
+    let values_start = start + spec[start..].find("values = [").unwrap();
+    let values_end = values_start + spec[values_start..].find("]\n").unwrap() + 1;
+    std::fs::write(
+        &bad_spec,
+        format!(
+            "{}values = []{}",
+            &spec[..values_start],
+            &spec[values_end..]
+        ),
+    )
+    .unwrap();
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("scale")
+        .arg(&gguf)
+        .arg("--probes")
+        .arg(&probes)
+        .arg("--persona")
+        .arg(&bad_spec)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "attribute `income` has no values");
+
+    let bad_prompts = tmp.path().join("no-slot.toml");
+    std::fs::write(
+        &bad_prompts,
+        "[[template]]\nid = \"de-ohne\"\nlanguage = \"de\"\ntext = \"Meine Stimme {year} geht an die Partei\"\n",
+    )
+    .unwrap();
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("scale")
+        .arg(&gguf)
+        .arg("--probes")
+        .arg(&probes)
+        .arg("--prompts")
+        .arg(&bad_prompts)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "template `de-ohne` has no {persona} slot");
+
+    // Probes from another model: a different hidden size…
+    let tiny = tmp.path().join("tiny");
+    write_tiny_llama(&tiny, &tiny_config(), None);
+    for cmd in ["vectors", "scale"] {
+        let out = probe()
+            .current_dir(workspace_root())
+            .arg(cmd)
+            .arg(&tiny)
+            .arg("--probes")
+            .arg(&probes)
+            .output()
+            .unwrap();
+        assert_clean_failure(&out, "made with another model");
+    }
+    // …or the same architecture with other weights (a re-quantized file): fingerprint.
+    let other = tmp.path().join("other.gguf");
+    let mut bytes = std::fs::read(&gguf).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 4096..n - 2048] {
+        *b ^= 0x11;
+    }
+    std::fs::write(&other, bytes).unwrap();
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("vectors")
+        .arg(&other)
+        .arg("--probes")
+        .arg(&probes)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "fingerprint");
+
+    // Selections that cannot make a scaling factor.
+    let out = probe()
+        .current_dir(workspace_root())
+        .args(scale_args(&["--select", "diametric"]))
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "positively aligned");
+    let out = probe()
+        .current_dir(workspace_root())
+        .args(scale_args(&["--where", "age=200"]))
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "no value `200`");
+}
