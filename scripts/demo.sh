@@ -39,6 +39,19 @@ done
 if [[ -n "$ELECTION" ]]; then
   $PROBE train "$MODEL" --election "$ELECTION" --out out/demo/cache-$(basename "$ELECTION")
 else
-  $PROBE train "$MODEL" --election data/demo/wahl-o-mat/2099-demowahl --parties "SA,ÖU,FB,LM,KBP,HL" \
+  ELECTION=data/demo/wahl-o-mat/2099-demowahl
+  $PROBE train "$MODEL" --election "$ELECTION" --parties "SA,ÖU,FB,LM,KBP,HL" \
     --templates de-quiz,en-short --folds 3 --out out/demo/cache
 fi
+RUN=probes/$(basename "$MODEL" .gguf)/$(basename "$ELECTION")-last-before-answer
+
+echo; echo "== probe vectors: each party's MLP value vectors and the tokens they promote"
+$PROBE vectors "$MODEL" --probes "$RUN"
+
+echo; echo "== probe scale: persona scaling factors and ψ on a subset of the paper's persona grid"
+# 2 genders × 5 ideologies × 2 regions × 2 years × 5 variants = 200 prompts (~30 s); drop the
+# --where clauses for the full grid (12,600 personas; see docs/PERFORMANCE.md for its time).
+$PROBE scale "$MODEL" --probes "$RUN" --where age=45-54 --where education=abitur \
+  --where income=middle --where employment=employed \
+  --variants de-stimme,de-interview,de-umfrage,en-vote,en-survey
+echo "ψ, ψ_g, ψ_jg in $RUN/scale-paper-grid/psi.{json,csv}"

@@ -195,6 +195,40 @@ mod tests {
             .is_empty());
     }
 
+    /// From value vectors to selections: vectors built to have known cosines with the
+    /// direction e₁ (v = s·(c, √(1−c²), 0) for arbitrary norms s), searched in two layers.
+    #[test]
+    fn modes_on_hand_made_value_vectors() {
+        use burn::tensor::{Device, Tensor, TensorData};
+        let device = Device::flex();
+        let layer = |cosines: &[f32], scale: f32| {
+            let flat: Vec<f32> = cosines
+                .iter()
+                .flat_map(|&c| [scale * c, scale * (1.0 - c * c).sqrt(), 0.0])
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(flat, [cosines.len(), 3]), &device)
+        };
+        let cos = table().cos;
+        let layers = [(4, layer(&cos[..5], 3.0)), (9, layer(&cos[5..], 0.2))];
+        let dir = crate::PartyDirection {
+            party: "A".into(),
+            source: "shared".into(),
+            direction: vec![0.5, 0.0, 0.0],
+        };
+        let t = crate::cosine_scan(&[dir], &layers, &device).unwrap();
+        for (got, want) in t.cos.iter().zip(&cos) {
+            assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        let top3 = select(&t, 0, Selection::Joint { k: 3 }).unwrap();
+        assert_eq!(picks(&top3), vec![(4, 1), (9, 0), (9, 4)]);
+        let per = select(&t, 0, Selection::PerLayer { k: 1 }).unwrap();
+        assert_eq!(picks(&per), vec![(4, 1), (9, 0)]);
+        let iqr = select(&t, 0, Selection::Iqr { c: 0.1 }).unwrap();
+        assert_eq!(picks(&iqr), vec![(4, 1), (9, 0), (9, 4)]);
+        let neg = select(&t, 0, Selection::Diametric { k: 1 }).unwrap();
+        assert_eq!(picks(&neg), vec![(9, 3)]);
+    }
+
     #[test]
     fn bad_parameters_are_errors() {
         assert!(Selection::parse("joint", 0, 2.5).is_err());
