@@ -1,6 +1,10 @@
 //! Times `cosine_scan` at 7B-model sizes: 32 layers × 14,336 value vectors of 4,096 dims
 //! against 6 party directions (one random layer matrix reused, so memory stays at ~235 MB).
-//!     cargo run --release -p probe-latent --example scan_speed
+//!     MIMALLOC_PURGE_DELAY=-1 cargo run --release -p probe-latent --example scan_speed
+//! (the allocator settings of the `probe` binary, which keep freed buffers mapped).
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 

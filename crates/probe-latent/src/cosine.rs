@@ -121,6 +121,9 @@ fn per_layer(probes: &LoadedProbes, party: usize, hook: usize) -> Result<&probe_
         .ok_or_else(|| LatentError::Input("this run has no per-layer probes".into()))
 }
 
+/// Value vectors per matrix product in the scan.
+const ROWS_PER_BLOCK: usize = 2048;
+
 /// cos θ of every (party, layer, neuron): `cos[(party * layers + layer_index) * neurons + i]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CosineTable {
@@ -187,15 +190,30 @@ pub fn cosine_scan(
             )));
         }
         let vv = vv.clone().to_device(device);
-        let dots = vv.clone().matmul(units.clone()); // [neurons, parties]
-                                                     // A zero value vector (pruned neuron) gets cosine 0, not NaN.
-        let norms = vv.square().sum_dim(1).sqrt().clamp_min(f32::MIN_POSITIVE);
-        let cos = dots.div(norms).transpose(); // [parties, neurons]
-        let data = cos
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| LatentError::Input(format!("reading cosines: {e:?}")))?;
+        // Row blocks keep the squared copy for the norms small (a 7B layer is 235 MB).
+        let mut data = vec![0f32; parties * neurons];
+        for start in (0..neurons).step_by(ROWS_PER_BLOCK) {
+            let rows = ROWS_PER_BLOCK.min(neurons - start);
+            let block = vv.clone().narrow(0, start, rows);
+            // [rows, parties]; a zero value vector (pruned neuron) gets cosine 0, not NaN.
+            let dots = block.clone().matmul(units.clone());
+            let norms = block
+                .square()
+                .sum_dim(1)
+                .sqrt()
+                .clamp_min(f32::MIN_POSITIVE);
+            let cos = dots
+                .div(norms)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| LatentError::Input(format!("reading cosines: {e:?}")))?;
+            for (r, row) in cos.chunks_exact(parties).enumerate() {
+                for (p, &c) in row.iter().enumerate() {
+                    data[p * neurons + start + r] = c;
+                }
+            }
+        }
         if let Some(bad) = data.iter().position(|x| !x.is_finite()) {
             return Err(LatentError::Input(format!(
                 "layer {layer}: non-finite cosine at neuron {} (NaN in the weights?)",

@@ -11,7 +11,7 @@ use probe_data::wahl_o_mat::Election;
 use probe_extract::{extract, model_fingerprint, rows, PositionRule};
 use probe_lm::{parse_layers, HookPoint};
 
-use crate::common::{progress_bar, ModelArgs};
+use crate::common::{progress_bar, sha256_file, ModelArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -178,13 +178,4 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         }
     );
     Ok((out, complete))
-}
-
-fn sha256_file(path: &std::path::Path) -> Result<String> {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

@@ -13,7 +13,7 @@ use probe_latent::scale::{row_distributions, summarize, Distribution, Ordered};
 use probe_latent::{FactorPlan, NegativePolicy, ScaleRow, Summary};
 
 use super::vectors::{check_same_model, csv_field, VectorsJson};
-use crate::common::{progress_bar, ModelArgs};
+use crate::common::{progress_bar, sha256_file, ModelArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -436,13 +436,4 @@ fn print_summary(summary: &Summary, negative_coefficients: usize, coefficients: 
         summary.negative,
         summary.undefined_rows
     );
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::Digest;
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(sha2::Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
