@@ -47,6 +47,8 @@ pub struct Args {
     /// negative), shift (subtract the run's minimum) or softmax (per row).
     #[arg(long, default_value = "clip")]
     pub negative: String,
+    /// Prompts per forward batch; batches follow the prompts' shared prefixes, whose K/V
+    /// are computed once per batch.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Prompts per shard file.
