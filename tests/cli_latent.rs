@@ -193,6 +193,13 @@ fn train_vectors_scale_end_to_end() {
         200
     );
     assert!(dir.join("psi.csv").is_file());
+    // The distributions as `probe compare` cells: they read back and each sums to 1.
+    let cells = probe_data::cells::read_jsonl(&dir.join("psi.cells.jsonl"), false).unwrap();
+    // Scopes: all, and the 15 kept attribute values (1+2+1+1+1+5+2+2); again per variant.
+    assert_eq!(cells.len(), 1 + 15 + 5 * (1 + 15));
+    assert!(cells
+        .iter()
+        .all(|c| c.options.len() == 6 && c.labels["method"] == "latent"));
 
     // Re-running reuses every coefficient; another negative rule only re-aggregates.
     let out = probe()

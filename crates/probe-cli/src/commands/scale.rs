@@ -303,7 +303,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     print_summary(&summary, negative_coefficients, coefficients.len());
     eprintln!(
-        "rows.csv, rows.jsonl, psi.json, psi.csv → {}",
+        "rows.csv, rows.jsonl, psi.json, psi.csv, psi.cells.jsonl (for `probe compare`) → {}",
         out.display()
     );
     Ok(())
@@ -375,10 +375,30 @@ fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> Resul
         &out.join("psi.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
-    // Long format: one line per (scope, variant, attribute, value, party).
+    // Long format: one line per (scope, variant, attribute, value, party); and the same
+    // distributions as `probe compare` cells (method=latent), one per scope.
     let mut csv = String::from("variant,attribute,value,party,psi,rows,weight\n");
+    let mut cells = String::new();
     let mut push = |variant: &str, attr: &str, value: &str, d: &Distribution| {
         if let Some(psi) = &d.psi {
+            let cell = probe_data::cells::Cell {
+                labels: [
+                    ("method", "latent"),
+                    ("variant", variant),
+                    ("attribute", attr),
+                    ("value", value),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                options: psi.0.iter().map(|(p, _)| p.clone()).collect(),
+                predicted: Some(psi.0.iter().map(|(_, x)| *x).collect()),
+                reference: None,
+                weight: Some(d.weight),
+                ordinal: None,
+            };
+            cells.push_str(&cell.to_json().to_string());
+            cells.push('\n');
             for (party, x) in &psi.0 {
                 csv.push_str(&format!(
                     "{},{},{},{},{x:.6},{},{}\n",
@@ -407,6 +427,7 @@ fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> Resul
         }
     }
     probe_cache::write_atomic(&out.join("psi.csv"), csv.as_bytes())?;
+    probe_cache::write_atomic(&out.join("psi.cells.jsonl"), cells.as_bytes())?;
     Ok(())
 }
 
