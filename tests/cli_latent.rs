@@ -57,6 +57,19 @@ fn demo_probes(gguf: &Path, tmp: &Path) -> PathBuf {
     tmp.join("probes/SmolLM2-135M-Instruct.Q4_1/demo")
 }
 
+/// `probe scale <gguf> --probes <probes> <args…>` from the workspace root.
+fn scale(gguf: &Path, probes: &Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    probe()
+        .current_dir(workspace_root())
+        .arg("scale")
+        .arg(gguf)
+        .arg("--probes")
+        .arg(probes)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 fn sums_to_one(psi: &serde_json::Value, what: &str) {
     let total: f64 = psi
         .as_object()
@@ -265,16 +278,11 @@ fn train_vectors_scale_end_to_end() {
         ),
     )
     .unwrap();
-    let out = probe()
-        .current_dir(workspace_root())
-        .arg("scale")
-        .arg(&gguf)
-        .arg("--probes")
-        .arg(&probes)
-        .arg("--persona")
-        .arg(&bad_spec)
-        .output()
-        .unwrap();
+    let out = scale(
+        &gguf,
+        &probes,
+        &["--persona".as_ref(), bad_spec.as_os_str()],
+    );
     assert_clean_failure(&out, "attribute `income` has no values");
 
     let bad_prompts = tmp.path().join("no-slot.toml");
@@ -283,16 +291,11 @@ fn train_vectors_scale_end_to_end() {
         "[[template]]\nid = \"de-ohne\"\nlanguage = \"de\"\ntext = \"Meine Stimme {year} geht an die Partei\"\n",
     )
     .unwrap();
-    let out = probe()
-        .current_dir(workspace_root())
-        .arg("scale")
-        .arg(&gguf)
-        .arg("--probes")
-        .arg(&probes)
-        .arg("--prompts")
-        .arg(&bad_prompts)
-        .output()
-        .unwrap();
+    let out = scale(
+        &gguf,
+        &probes,
+        &["--prompts".as_ref(), bad_prompts.as_os_str()],
+    );
     assert_clean_failure(&out, "template `de-ohne` has no {persona} slot");
 
     // Probes from another model: a different hidden size…

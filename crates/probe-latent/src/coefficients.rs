@@ -43,7 +43,7 @@ pub fn collect(
             "the cache's hook points do not match the value-vector selection".into(),
         ));
     }
-    let tok = model.tokenizer().map_err(extract_err)?;
+    let tok = model.tokenizer()?;
     let inputs = |row: usize| -> probe_extract::Result<(Vec<u32>, Vec<usize>)> {
         let ids = tok.encode(&prompt(row))?;
         let last = ids.len().checked_sub(1).ok_or_else(|| {
@@ -60,11 +60,7 @@ pub fn collect(
         true,
         progress,
     )
-    .map_err(|e| LatentError::Input(e.to_string()))
-}
-
-fn extract_err(e: probe_lm::Error) -> LatentError {
-    LatentError::Input(e.to_string())
+    .map_err(LatentError::from)
 }
 
 /// Every row's coefficients in the plan's column order: `[rows × columns]`.
@@ -75,9 +71,7 @@ pub fn read(reader: &CacheReader, plan: &FactorPlan) -> Result<Vec<f32>> {
     let mut out = vec![0f32; rows * width];
     let mut offset = 0;
     for (hook, dim) in layout.hooks.iter().zip(&layout.dims) {
-        let (data, d) = reader
-            .read_hook(hook)
-            .map_err(|e| LatentError::Input(e.to_string()))?;
+        let (data, d) = reader.read_hook(hook)?;
         if d != *dim {
             return Err(LatentError::Input(format!(
                 "{hook}: {d} cached neurons, the selection needs {dim}"

@@ -24,6 +24,12 @@ pub enum LatentError {
     Input(String),
     #[error(transparent)]
     Probes(#[from] probe_train::TrainError),
+    #[error(transparent)]
+    Model(#[from] probe_lm::Error),
+    #[error(transparent)]
+    Extract(#[from] probe_extract::ExtractError),
+    #[error(transparent)]
+    Cache(#[from] probe_cache::CacheError),
 }
 
 pub type Result<T, E = LatentError> = std::result::Result<T, E>;

@@ -57,6 +57,37 @@ fn reference_tensor(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>
     (t.shape().to_vec(), data)
 }
 
+/// A fresh cache in `dir` for `rows` prompts with the hook layout of `plan`.
+fn open_cache(
+    dir: &std::path::Path,
+    plan: &FactorPlan,
+    rows: usize,
+    shard_size: usize,
+) -> CacheWriter {
+    let layout = hook_layout(plan);
+    let manifest = Manifest {
+        format_version: 1,
+        model: "test".into(),
+        model_hash: "test".into(),
+        hooks: layout.hooks,
+        dims: layout.dims,
+        positions: "last".into(),
+        dtype: "f32".into(),
+        label_names: vec![],
+        source: Default::default(),
+        shard_size,
+        rows: (0..rows)
+            .map(|i| Row {
+                id: format!("p{i}"),
+                label: None,
+                group: None,
+                meta: Default::default(),
+            })
+            .collect(),
+    };
+    CacheWriter::open(dir, manifest, ShardSplit { k: 0, n: 1 }, false).unwrap()
+}
+
 #[test]
 fn scale_coefficients_equal_reference_mlp_hook_post() {
     let (Some(reference), Some(gguf)) = (reference_dir(), smollm2()) else {
@@ -115,29 +146,8 @@ fn scale_coefficients_equal_reference_mlp_hook_post() {
             "blocks.29.mlp.hook_post"
         ]
     );
-    let manifest = Manifest {
-        format_version: 1,
-        model: gguf.display().to_string(),
-        model_hash: "test".into(),
-        hooks: layout.hooks.clone(),
-        dims: layout.dims.clone(),
-        positions: "last".into(),
-        dtype: "f32".into(),
-        label_names: vec![],
-        source: Default::default(),
-        shard_size: 2,
-        rows: (0..prompts.len())
-            .map(|i| Row {
-                id: format!("p{i}"),
-                label: None,
-                group: None,
-                meta: Default::default(),
-            })
-            .collect(),
-    };
     let dir = tempfile::tempdir().unwrap();
-    let mut writer =
-        CacheWriter::open(dir.path(), manifest, ShardSplit { k: 0, n: 1 }, false).unwrap();
+    let mut writer = open_cache(dir.path(), &plan, prompts.len(), 2);
     collect(
         &model,
         &mut writer,
@@ -219,29 +229,8 @@ fn shared_prefix_batches_match_whole_prompts() {
     .unwrap();
     let layout = hook_layout(&plan);
     let run = |share: bool| -> Vec<f32> {
-        let manifest = Manifest {
-            format_version: 1,
-            model: "m".into(),
-            model_hash: "test".into(),
-            hooks: layout.hooks.clone(),
-            dims: layout.dims.clone(),
-            positions: "last".into(),
-            dtype: "f32".into(),
-            label_names: vec![],
-            source: Default::default(),
-            shard_size: 64,
-            rows: (0..prompts.len())
-                .map(|i| Row {
-                    id: format!("p{i}"),
-                    label: None,
-                    group: None,
-                    meta: Default::default(),
-                })
-                .collect(),
-        };
         let dir = tempfile::tempdir().unwrap();
-        let mut writer =
-            CacheWriter::open(dir.path(), manifest, ShardSplit { k: 0, n: 1 }, false).unwrap();
+        let mut writer = open_cache(dir.path(), &plan, prompts.len(), 64);
         probe_extract::fill_cache(
             &model,
             &mut writer,
