@@ -38,6 +38,8 @@ enum Command {
     Scale(commands::scale::Args),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
     Compare(commands::compare::Args),
+    /// Report: figures and tables of every distribution in run directories against a survey (HTML, Markdown, SVG, JSON).
+    Report(commands::report::Args),
 }
 
 fn main() {
@@ -53,6 +55,7 @@ fn main() {
         Command::Generate(args) => commands::generate::run(args),
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Extract(args) => commands::extract::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Data(args) => commands::data::run(args),

@@ -6,6 +6,7 @@ pub mod opinionqa;
 pub mod personas;
 pub mod probe_prompts;
 mod pylit;
+pub mod respondents;
 pub mod wahl_o_mat;
 
 use std::path::PathBuf;

@@ -3,6 +3,7 @@ pub mod data;
 pub mod extract;
 pub mod generate;
 pub mod inspect;
+pub mod report;
 pub mod run_with_cache;
 pub mod scale;
 pub mod train;

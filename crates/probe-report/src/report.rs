@@ -1,0 +1,1440 @@
+//! `probe report`: everything one or more run directories hold — latent ψ from `probe scale`,
+//! prompt-based distributions from `probe eval` (cells), probe CV metrics from `probe train` —
+//! compared with a survey reference, as `report.md`, a self-contained `report.html` (inline SVG,
+//! no scripts, no external resources), one SVG per figure and `report.json` with every number.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use probe_data::cells::Cell;
+use probe_data::wahl_o_mat::canonical_party;
+use probe_metrics::correlation::{matrix_distance, pearson, CorrelationMatrix};
+use probe_metrics::divergence::total_variation;
+use probe_metrics::entropy::normalized_entropy;
+use probe_metrics::stats::{bootstrap_mean, linear_regression, Estimate, Regression};
+use probe_metrics::wasserstein::arithmetic_barycenter;
+use serde_json::{json, Value};
+
+use crate::figures::{self, Bars, Heatmap, Scatter, SURVEY};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {reason}")]
+    Input { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Data(#[from] probe_data::DataError),
+    #[error("{0}")]
+    Metric(#[from] probe_metrics::MetricError),
+    #[error("drawing {figure}: {reason}")]
+    Figure {
+        figure: &'static str,
+        reason: String,
+    },
+    #[error("{0}")]
+    Empty(String),
+}
+
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;
+
+fn input_err(path: &Path, reason: impl Into<String>) -> ReportError {
+    ReportError::Input {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The survey side: reference cells labelled `attribute`/`value` (cells without them count as
+/// `all`/`all`), a display name and notes on how it was made.
+#[derive(Debug, Clone, Default)]
+pub struct Reference {
+    pub name: String,
+    pub cells: Vec<Cell>,
+    pub notes: Vec<String>,
+}
+
+/// One model distribution source: a `probe scale` directory, or the cells of one
+/// (model, method, steering) from `probe eval` or any cells file.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub options: Vec<String>,
+    /// Distributions pooled over prompt variants, per (attribute, value) scope.
+    pub pooled: BTreeMap<(String, String), Vec<f64>>,
+    /// Population-level distribution of each prompt variant (ψ_j).
+    pub variants: Vec<(String, Vec<f64>)>,
+    /// Per persona (or cell): (H_norm of the variants' barycenter, mean W to it).
+    pub sensitivity: Vec<(f64, f64)>,
+    /// What one sensitivity point is ("persona", "cell").
+    pub sensitivity_unit: &'static str,
+}
+
+/// Cross-validated balanced accuracy per layer from `probe train`'s `probes.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeCurves {
+    pub run: String,
+    pub layers: Vec<usize>,
+    pub per_layer: Vec<Option<f64>>,
+    pub shared: Vec<Option<f64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub path: PathBuf,
+    pub model: String,
+    pub probes: Option<ProbeCurves>,
+    pub series: Vec<Series>,
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| input_err(path, e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| input_err(path, format!("not JSON: {e}")))
+}
+
+fn scope_of(cell: &Cell) -> (String, String) {
+    (
+        cell.labels
+            .get("attribute")
+            .cloned()
+            .unwrap_or_else(|| "all".into()),
+        cell.labels
+            .get("value")
+            .cloned()
+            .unwrap_or_else(|| "all".into()),
+    )
+}
+
+fn layer_of(hook: &str) -> Option<usize> {
+    hook.strip_prefix("blocks.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn read_probe_curves(path: &Path, run: &str) -> Result<ProbeCurves> {
+    let json = read_json(path)?;
+    let summary = json
+        .pointer("/report/summary")
+        .and_then(Value::as_array)
+        .ok_or_else(|| input_err(path, "no `report.summary` (not a probe train output?)"))?;
+    let mut curves = ProbeCurves {
+        run: run.to_string(),
+        layers: vec![],
+        per_layer: vec![],
+        shared: vec![],
+    };
+    for entry in summary {
+        let Some(layer) = entry["hook"].as_str().and_then(layer_of) else {
+            continue; // the pooled `all` entry of the shared probe
+        };
+        curves.layers.push(layer);
+        curves.per_layer.push(
+            entry
+                .pointer("/per_layer/balanced_accuracy")
+                .and_then(Value::as_f64),
+        );
+        curves.shared.push(
+            entry
+                .pointer("/shared/balanced_accuracy")
+                .and_then(Value::as_f64),
+        );
+    }
+    if curves.layers.is_empty() {
+        return Err(input_err(path, "`report.summary` lists no layer"));
+    }
+    Ok(curves)
+}
+
+/// The model's name for a run: the checkpoint named in `probes.json`, else the directory
+/// above the run (`probes/<model>/<run>`).
+fn model_name(dir: &Path, probes: Option<&Value>) -> String {
+    probes
+        .and_then(|p| p["model"].as_str())
+        .map(|m| {
+            let p = Path::new(m);
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(m);
+            // an HF directory's name is its model; a file's stem is
+            if p.extension().is_some() {
+                stem.to_string()
+            } else {
+                p.file_name()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or(m)
+                    .to_string()
+            }
+        })
+        .or_else(|| {
+            dir.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "model".into())
+}
+
+/// Per persona: the variants' distributions → (H_norm of their barycenter, mean TV to it).
+fn sensitivity_points(groups: BTreeMap<String, Vec<Vec<f64>>>) -> Result<Vec<(f64, f64)>> {
+    let mut points = Vec::new();
+    for dists in groups.into_values() {
+        if dists.len() < 2 {
+            continue;
+        }
+        let bary = arithmetic_barycenter(&dists, None)?;
+        let w: f64 = dists
+            .iter()
+            .map(|d| total_variation(d, &bary))
+            .sum::<Result<f64, _>>()?
+            / dists.len() as f64;
+        points.push((normalized_entropy(&bary)?, w));
+    }
+    Ok(points)
+}
+
+fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
+    let psi_path = dir.join("psi.json");
+    let psi = read_json(&psi_path)?;
+    let options: Vec<String> = psi["parties"]
+        .as_array()
+        .ok_or_else(|| input_err(&psi_path, "no `parties` list"))?
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    let dist = |v: &Value| -> Option<Vec<f64>> {
+        let m = v.get("psi")?.as_object()?;
+        options.iter().map(|p| m.get(p)?.as_f64()).collect()
+    };
+    let mut pooled = BTreeMap::new();
+    if let Some(d) = dist(&psi["all"]) {
+        pooled.insert(("all".to_string(), "all".to_string()), d);
+    }
+    if let Some(groups) = psi["by_group"].as_object() {
+        for (attribute, values) in groups {
+            for (value, v) in values.as_object().into_iter().flatten() {
+                if let Some(d) = dist(v) {
+                    pooled.insert((attribute.clone(), value.clone()), d);
+                }
+            }
+        }
+    }
+    if pooled.is_empty() {
+        return Err(input_err(
+            &psi_path,
+            "no distribution (every persona undefined?)",
+        ));
+    }
+    let variants = psi["by_variant"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, v)| Some((name.clone(), dist(&v["all"])?)))
+        .collect();
+    // per persona across variants, from rows.jsonl
+    let rows_path = dir.join("rows.jsonl");
+    let mut by_persona: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+    if rows_path.is_file() {
+        let text = std::fs::read_to_string(&rows_path)
+            .map_err(|e| input_err(&rows_path, e.to_string()))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let row: Value = serde_json::from_str(line)
+                .map_err(|e| input_err(&rows_path, format!("line {}: {e}", i + 1)))?;
+            let Some(d) = row["distribution"].as_object() else {
+                continue; // no positive factor: undefined row
+            };
+            let d: Option<Vec<f64>> = options.iter().map(|p| d.get(p)?.as_f64()).collect();
+            let (Some(d), Some(persona)) = (d, row["persona"].as_str()) else {
+                return Err(input_err(
+                    &rows_path,
+                    format!("line {}: no `persona` or a party is missing", i + 1),
+                ));
+            };
+            by_persona.entry(persona.to_string()).or_default().push(d);
+        }
+    }
+    let scale = dir
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("scale")
+        .to_string();
+    Ok(Series {
+        name: format!("{model} · latent ({run}/{scale})"),
+        labels: BTreeMap::from([
+            ("model".into(), model.to_string()),
+            ("method".into(), "latent".into()),
+            ("source".into(), format!("{run}/{scale}")),
+        ]),
+        options,
+        pooled,
+        variants,
+        sensitivity: sensitivity_points(by_persona)?,
+        sensitivity_unit: "persona",
+    })
+}
+
+/// Reads a run directory: `probes.json`, every `scale-*/` and every `eval-*/*.cells.jsonl`.
+pub fn load_run(dir: &Path) -> Result<Run> {
+    if !dir.is_dir() {
+        return Err(input_err(dir, "not a directory"));
+    }
+    let run = dir
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("run")
+        .to_string();
+    let probes_path = dir.join("probes.json");
+    let probes_json = probes_path
+        .is_file()
+        .then(|| read_json(&probes_path))
+        .transpose()?;
+    let model = model_name(dir, probes_json.as_ref());
+    let probes = probes_json
+        .is_some()
+        .then(|| read_probe_curves(&probes_path, &run))
+        .transpose()?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| input_err(dir, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let mut series = Vec::new();
+    let mut eval_cells = Vec::new();
+    for path in &entries {
+        let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
+        if name.starts_with("scale-") && path.join("psi.json").is_file() {
+            series.push(read_scale_dir(path, &model, &run)?);
+        } else if name.starts_with("eval-") && path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| input_err(path, e.to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(".cells.jsonl"))
+                .collect();
+            files.sort();
+            for f in files {
+                eval_cells.extend(probe_data::cells::read_jsonl(&f, false)?);
+            }
+        }
+    }
+    series.extend(series_from_cells(&eval_cells, &model)?);
+    Ok(Run {
+        path: dir.to_path_buf(),
+        model,
+        probes,
+        series,
+    })
+}
+
+/// Groups predicted cells into series by (model, method, steering) and pools variants.
+pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Series>> {
+    let key_labels = ["model", "method", "steering"];
+    let mut groups: BTreeMap<Vec<String>, Vec<&Cell>> = BTreeMap::new();
+    for c in cells.iter().filter(|c| c.predicted.is_some()) {
+        let key = key_labels
+            .iter()
+            .map(|k| match (*k, c.labels.get(*k)) {
+                (_, Some(v)) => v.clone(),
+                ("model", None) => default_model.to_string(),
+                (_, None) => "-".to_string(),
+            })
+            .collect();
+        groups.entry(key).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for (key, members) in groups {
+        let options = members[0].options.clone();
+        if let Some(bad) = members.iter().find(|c| c.options != options) {
+            return Err(ReportError::Empty(format!(
+                "cells of {} disagree on the options: {:?} vs {:?} (cell {})",
+                key.join("/"),
+                options,
+                bad.options,
+                bad.describe()
+            )));
+        }
+        let variant_of = |c: &Cell| c.labels.get("variant").cloned();
+        let mut pooled_direct = BTreeMap::new();
+        let mut per_scope: BTreeMap<(String, String), Vec<Vec<f64>>> = BTreeMap::new();
+        let mut per_variant_all: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        // the variants of one persona/question cell: every label except `variant`
+        let mut per_unit: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+        for c in &members {
+            let p = c.predicted.clone().expect("filtered");
+            match variant_of(c).as_deref() {
+                None | Some("all") => {
+                    pooled_direct.insert(scope_of(c), p);
+                }
+                Some(v) => {
+                    if scope_of(c) == ("all".to_string(), "all".to_string()) {
+                        per_variant_all.insert(v.to_string(), p.clone());
+                    }
+                    per_scope.entry(scope_of(c)).or_default().push(p.clone());
+                    let unit: Vec<String> = c
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "variant")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    per_unit.entry(unit.join(",")).or_default().push(p);
+                }
+            }
+        }
+        let mut pooled = pooled_direct;
+        for (scope, dists) in per_scope {
+            if let std::collections::btree_map::Entry::Vacant(e) = pooled.entry(scope) {
+                e.insert(arithmetic_barycenter(&dists, None)?);
+            }
+        }
+        let mut labels = BTreeMap::new();
+        for (k, v) in key_labels.iter().zip(&key) {
+            if v != "-" {
+                labels.insert(k.to_string(), v.clone());
+            }
+        }
+        let name = key
+            .iter()
+            .filter(|v| *v != "-")
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" · ");
+        out.push(Series {
+            name,
+            labels,
+            options,
+            pooled,
+            variants: per_variant_all.into_iter().collect(),
+            sensitivity: sensitivity_points(per_unit)?,
+            sensitivity_unit: "cell",
+        });
+    }
+    Ok(out)
+}
+
+/// A reference distribution over `options`: the same option text or the same party under the
+/// alias table; reference options without a counterpart are dropped and the rest renormalized.
+/// Returns the distribution and the share of the reference it keeps; `None` when an option has
+/// no counterpart.
+pub fn align_reference(cell: &Cell, options: &[String]) -> Option<(Vec<f64>, f64)> {
+    let reference = cell.reference.as_ref()?;
+    let mut out = vec![0.0; options.len()];
+    let mut found = vec![false; options.len()];
+    for (o, r) in cell.options.iter().zip(reference) {
+        let j = options.iter().position(|x| x == o).or_else(|| {
+            let party = canonical_party(o)?;
+            options
+                .iter()
+                .position(|x| canonical_party(x) == Some(party))
+        });
+        if let Some(j) = j {
+            out[j] += r;
+            found[j] = true;
+        }
+    }
+    if found.iter().any(|f| !f) {
+        return None;
+    }
+    let kept: f64 = out.iter().sum();
+    if kept <= 0.0 {
+        return None;
+    }
+    Some((out.iter().map(|x| x / kept).collect(), kept))
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub title: String,
+    pub bootstrap: usize,
+    pub level: f64,
+    pub seed: u64,
+    /// Sensitivity points drawn per series (all enter the regression).
+    pub max_points: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            title: "probe report".into(),
+            bootstrap: 1000,
+            level: 0.95,
+            seed: 0,
+            max_points: 1500,
+        }
+    }
+}
+
+/// A rendered table: header and rows of display strings.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub id: &'static str,
+    pub title: String,
+    pub paragraphs: Vec<String>,
+    pub table: Option<Table>,
+    pub figure: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub title: String,
+    pub sections: Vec<Section>,
+    pub json: Value,
+}
+
+/// The figure ids every complete report has, in order.
+pub const FIGURES: [&str; 6] = [
+    "distributions",
+    "entropy",
+    "sensitivity",
+    "leaderboard",
+    "probe-accuracy",
+    "correlation",
+];
+
+fn f(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "–".into()
+    }
+}
+
+fn fig(figure: &'static str, r: Result<String, String>) -> Result<String> {
+    r.map_err(|reason| ReportError::Figure { figure, reason })
+}
+
+fn scope_name((a, v): &(String, String)) -> String {
+    if a == "all" {
+        "everyone".into()
+    } else {
+        format!("{a}={v}")
+    }
+}
+
+/// Party × party Pearson correlations across groups; NaN where a party does not vary.
+fn across_groups(rows: &[Vec<f64>], k: usize) -> CorrelationMatrix {
+    let mut values = vec![1.0; k * k];
+    for i in 0..k {
+        for j in 0..k {
+            if i != j {
+                let x: Vec<f64> = rows.iter().map(|r| r[i]).collect();
+                let y: Vec<f64> = rows.iter().map(|r| r[j]).collect();
+                values[i * k + j] = pearson(&x, &y).unwrap_or(f64::NAN);
+            }
+        }
+        let x: Vec<f64> = rows.iter().map(|r| r[i]).collect();
+        if pearson(&x, &x).is_err() {
+            values[i * k + i] = f64::NAN;
+        }
+    }
+    CorrelationMatrix { n_items: k, values }
+}
+
+/// Deterministic thinning to at most `max` points (every ⌈n/max⌉-th).
+fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    let step = points.len().div_ceil(max.max(1)).max(1);
+    points.iter().step_by(step).copied().collect()
+}
+
+pub fn build(
+    runs: &[Run],
+    extra: &[Series],
+    reference: &Reference,
+    o: &ReportOptions,
+) -> Result<Report> {
+    let series: Vec<&Series> = runs
+        .iter()
+        .flat_map(|r| r.series.iter())
+        .chain(extra.iter())
+        .collect();
+    let curves: Vec<&ProbeCurves> = runs.iter().filter_map(|r| r.probes.as_ref()).collect();
+    if series.is_empty() && curves.is_empty() {
+        return Err(ReportError::Empty(
+            "nothing to report: no scale-*/ or eval-*/ output and no probes.json in the run directories, and no --cells".into(),
+        ));
+    }
+    let ref_by_scope: BTreeMap<(String, String), &Cell> = reference
+        .cells
+        .iter()
+        .filter(|c| c.reference.is_some())
+        .map(|c| (scope_of(c), c))
+        .collect();
+    let all_scope = ("all".to_string(), "all".to_string());
+    let mut sections = Vec::new();
+    let mut json = json!({
+        "title": o.title,
+        "reference": {"name": reference.name, "notes": reference.notes},
+        "runs": runs.iter().map(|r| json!({"path": r.path, "model": r.model})).collect::<Vec<_>>(),
+    });
+    let palette: BTreeMap<&str, usize> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let color_of = |s: &Series| figures::color(palette[s.name.as_str()]);
+
+    // 1. party distributions, everyone, model vs survey
+    {
+        let options: Vec<String> = series
+            .first()
+            .map(|s| s.options.clone())
+            .unwrap_or_default();
+        let same: Vec<&&Series> = series.iter().filter(|s| s.options == options).collect();
+        let mut bars: Vec<Bars> = same
+            .iter()
+            .filter_map(|s| {
+                Some(Bars {
+                    name: s.name.clone(),
+                    values: s.pooled.get(&all_scope)?.clone(),
+                    color: color_of(s),
+                    intervals: None,
+                })
+            })
+            .collect();
+        let mut paragraphs = vec![
+            "Each model's distribution pooled over personas and prompt variants (ψ for the latent method), next to the survey.".to_string(),
+        ];
+        let mut survey_row = None;
+        if let Some((r, kept)) = ref_by_scope
+            .get(&all_scope)
+            .and_then(|c| align_reference(c, &options))
+        {
+            if kept < 1.0 - 1e-9 {
+                paragraphs.push(format!(
+                    "The survey is restricted to these {} options ({:.1} % of its answers) and renormalized.",
+                    options.len(),
+                    100.0 * kept
+                ));
+            }
+            survey_row = Some(r.clone());
+            bars.push(Bars {
+                name: reference.name.clone(),
+                values: r,
+                color: SURVEY,
+                intervals: None,
+            });
+        }
+        let mut table = Table {
+            header: std::iter::once("distribution".to_string())
+                .chain(options.iter().cloned())
+                .chain(["H_norm".to_string(), "TV to survey".to_string()])
+                .collect(),
+            rows: vec![],
+        };
+        for b in &bars {
+            let tv = survey_row
+                .as_ref()
+                .and_then(|r| total_variation(&b.values, r).ok())
+                .unwrap_or(f64::NAN);
+            table.rows.push(
+                std::iter::once(b.name.clone())
+                    .chain(b.values.iter().map(|v| f(*v)))
+                    .chain([f(normalized_entropy(&b.values).unwrap_or(f64::NAN)), f(tv)])
+                    .collect(),
+            );
+        }
+        if same.len() < series.len() {
+            paragraphs.push(format!(
+                "{} series with other options are left out of this figure.",
+                series.len() - same.len()
+            ));
+        }
+        json["distributions"] = json!({
+            "options": options,
+            "series": bars.iter().map(|b| json!({"name": b.name, "distribution": b.values})).collect::<Vec<_>>(),
+        });
+        sections.push(Section {
+            id: "distributions",
+            title: "Party distributions: models vs survey".into(),
+            paragraphs,
+            table: Some(table),
+            figure: Some(fig(
+                "distributions",
+                figures::grouped_columns(
+                    "Distribution over options, everyone",
+                    "share",
+                    &options,
+                    &bars,
+                ),
+            )?),
+        });
+    }
+
+    // 2. normalized entropy per model and group
+    {
+        let scopes: BTreeSet<(String, String)> = series
+            .iter()
+            .flat_map(|s| s.pooled.keys().cloned())
+            .filter(|s| s.0 != "all")
+            .collect();
+        let scopes: Vec<(String, String)> = scopes.into_iter().collect();
+        let categories: Vec<String> = scopes.iter().map(scope_name).collect();
+        let bars: Vec<Bars> = series
+            .iter()
+            .map(|s| Bars {
+                name: s.name.clone(),
+                values: scopes
+                    .iter()
+                    .map(|sc| {
+                        s.pooled
+                            .get(sc)
+                            .and_then(|d| normalized_entropy(d).ok())
+                            .unwrap_or(f64::NAN)
+                    })
+                    .collect(),
+                color: color_of(s),
+                intervals: None,
+            })
+            .collect();
+        let options = series
+            .first()
+            .map(|s| s.options.clone())
+            .unwrap_or_default();
+        let survey_h = |scope: &(String, String)| {
+            ref_by_scope
+                .get(scope)
+                .and_then(|c| align_reference(c, &options))
+                .and_then(|(r, _)| normalized_entropy(&r).ok())
+        };
+        let marks: Vec<f64> = scopes
+            .iter()
+            .map(|s| survey_h(s).unwrap_or(f64::NAN))
+            .collect();
+        let overall = survey_h(&all_scope);
+        let mut paragraphs = vec![
+            "Normalized entropy H/ln N of each group's distribution (1 = uniform over the options, 0 = one option). A model that collapses a group onto one party sits far left of the survey.".to_string(),
+        ];
+        if let Some(h) = overall {
+            paragraphs.push(format!(
+                "Dashed line: the survey's entropy for everyone, {h:.3}."
+            ));
+        }
+        let any_marks = marks.iter().any(|m| m.is_finite());
+        if any_marks {
+            paragraphs.push("Dark ticks: the survey's entropy in the same group.".into());
+        }
+        let mut table = Table {
+            header: std::iter::once("group".to_string())
+                .chain(bars.iter().map(|b| b.name.clone()))
+                .chain(any_marks.then(|| reference.name.clone()))
+                .collect(),
+            rows: vec![],
+        };
+        for (i, c) in categories.iter().enumerate() {
+            table.rows.push(
+                std::iter::once(c.clone())
+                    .chain(bars.iter().map(|b| f(b.values[i])))
+                    .chain(any_marks.then(|| f(marks[i])))
+                    .collect(),
+            );
+        }
+        json["entropy"] = json!({
+            "groups": categories,
+            "series": bars.iter().map(|b| json!({"name": b.name, "h_norm": b.values.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            "survey": marks.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
+            "survey_all": overall,
+        });
+        sections.push(Section {
+            id: "entropy",
+            title: "Normalized entropy per group".into(),
+            paragraphs,
+            table: Some(table),
+            figure: Some(fig(
+                "entropy",
+                figures::grouped_rows(
+                    "Normalized entropy per group",
+                    "H / ln N",
+                    &categories,
+                    &bars,
+                    any_marks.then_some((reference.name.as_str(), marks.as_slice())),
+                    overall.map(|h| ("survey, everyone", h)),
+                ),
+            )?),
+        });
+    }
+
+    // 3. prompt sensitivity: W(ψ_j, ψ̄) against H_norm(ψ̄)
+    {
+        let mut scatters = Vec::new();
+        let mut table = Table {
+            header: vec![
+                "series".into(),
+                "points".into(),
+                "slope [CI]".into(),
+                "intercept".into(),
+                "r".into(),
+                "mean W".into(),
+            ],
+            rows: vec![],
+        };
+        let mut variant_table = Table {
+            header: vec![
+                "series".into(),
+                "variant".into(),
+                "W(ψ_j, ψ̄)".into(),
+                "H_norm(ψ_j)".into(),
+            ],
+            rows: vec![],
+        };
+        let mut fits = Vec::new();
+        for s in &series {
+            let (x, y): (Vec<f64>, Vec<f64>) = s.sensitivity.iter().copied().unzip();
+            let fit: Option<Regression> = linear_regression(&x, &y, o.level).ok();
+            if !s.sensitivity.is_empty() {
+                table.rows.push(vec![
+                    s.name.clone(),
+                    format!("{} {}s", s.sensitivity.len(), s.sensitivity_unit),
+                    fit.map(|r| {
+                        format!("{:.4} [{:.4}, {:.4}]", r.slope, r.slope_low, r.slope_high)
+                    })
+                    .unwrap_or_else(|| "–".into()),
+                    fit.map(|r| f(r.intercept)).unwrap_or_else(|| "–".into()),
+                    fit.map(|r| f(r.r)).unwrap_or_else(|| "–".into()),
+                    f(y.iter().sum::<f64>() / y.len() as f64),
+                ]);
+                scatters.push(Scatter {
+                    name: s.name.clone(),
+                    color: color_of(s),
+                    points: thin(&s.sensitivity, o.max_points),
+                    fit,
+                });
+            }
+            fits.push(json!({"series": s.name, "points": s.sensitivity.len(), "unit": s.sensitivity_unit, "regression": fit}));
+            if s.variants.len() >= 2 {
+                let dists: Vec<Vec<f64>> = s.variants.iter().map(|(_, d)| d.clone()).collect();
+                let bary = arithmetic_barycenter(&dists, None)?;
+                for (name, d) in &s.variants {
+                    variant_table.rows.push(vec![
+                        s.name.clone(),
+                        name.clone(),
+                        f(total_variation(d, &bary)?),
+                        f(normalized_entropy(d)?),
+                    ]);
+                }
+            }
+        }
+        json["sensitivity"] = json!(fits);
+        let mut paragraphs = vec![
+            "Prompt sensitivity as in the latent-space voting study: for each persona, the distributions of its prompt variants ψ_j, their barycenter ψ̄ (arithmetic mean), x = H_norm(ψ̄) and y = mean_j W(ψ_j, ψ̄). Parties are unordered, so W uses the 0/1 ground cost, which makes it the total variation. One line per series: ordinary least squares over all points (the figure draws at most a subsample).".to_string(),
+        ];
+        if scatters.is_empty() {
+            paragraphs.push(
+                "No series has two or more prompt variants per persona: nothing to plot.".into(),
+            );
+        }
+        sections.push(Section {
+            id: "sensitivity",
+            title: "Prompt sensitivity vs entropy".into(),
+            paragraphs,
+            table: Some(table),
+            figure: Some(fig(
+                "sensitivity",
+                figures::scatter(
+                    "Prompt sensitivity W vs normalized entropy",
+                    "H_norm of the variants' barycenter",
+                    "mean W(ψ_j, ψ̄)",
+                    &scatters,
+                ),
+            )?),
+        });
+        if !variant_table.rows.is_empty() {
+            sections.push(Section {
+                id: "variants",
+                title: "Population distribution per prompt variant".into(),
+                paragraphs: vec!["W(ψ_j, ψ̄) of every prompt variant's population-level distribution to their barycenter.".into()],
+                table: Some(variant_table),
+                figure: None,
+            });
+        }
+    }
+
+    // 4. TV leaderboard with bootstrap CIs over matched groups, with baselines
+    {
+        let mut entries: Vec<(String, Estimate, usize)> = Vec::new();
+        let mut matched_scopes: BTreeSet<(String, String)> = BTreeSet::new();
+        for s in &series {
+            let mut tvs = Vec::new();
+            for (scope, d) in &s.pooled {
+                if let Some((r, _)) = ref_by_scope
+                    .get(scope)
+                    .and_then(|c| align_reference(c, &s.options))
+                {
+                    tvs.push(total_variation(d, &r)?);
+                    matched_scopes.insert(scope.clone());
+                }
+            }
+            if !tvs.is_empty() {
+                let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
+                entries.push((s.name.clone(), est, tvs.len()));
+            }
+        }
+        // baselines on the same groups, over the first series' options
+        if let Some(options) = series.first().map(|s| s.options.clone()) {
+            let refs: Vec<(Vec<f64>, f64)> = matched_scopes
+                .iter()
+                .filter_map(|sc| {
+                    let c = ref_by_scope.get(sc)?;
+                    let (r, _) = align_reference(c, &options)?;
+                    Some((r, c.weight.unwrap_or(1.0)))
+                })
+                .collect();
+            if !refs.is_empty() {
+                let n = options.len();
+                let uniform = vec![1.0 / n as f64; n];
+                let everyone = ref_by_scope
+                    .get(&all_scope)
+                    .and_then(|c| align_reference(c, &options))
+                    .map(|(r, _)| r)
+                    .unwrap_or_else(|| refs[0].0.clone());
+                let top = everyone
+                    .iter()
+                    .enumerate()
+                    .fold(0, |b, (i, &v)| if v > everyone[b] { i } else { b });
+                let majority: Vec<f64> = (0..n).map(|i| if i == top { 1.0 } else { 0.0 }).collect();
+                for (name, pred) in [
+                    ("baseline: uniform", uniform),
+                    (&*format!("baseline: majority ({})", options[top]), majority),
+                ] {
+                    let tvs: Vec<f64> = refs
+                        .iter()
+                        .map(|(r, _)| total_variation(&pred, r))
+                        .collect::<Result<_, _>>()?;
+                    let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
+                    entries.push((name.to_string(), est, tvs.len()));
+                }
+            }
+        }
+        entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
+        let mut paragraphs = vec![format!(
+            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have (Meister et al.'s distributional alignment A, lower is better), with {:.0} % percentile bootstrap intervals over groups ({} resamples, seed {}). Baselines: the uniform distribution and all mass on the survey's largest option.",
+            100.0 * o.level,
+            o.bootstrap,
+            o.seed
+        )];
+        if entries.is_empty() {
+            paragraphs.push(format!(
+                "No distribution shares a group with the reference ({}): give a survey with matching `attribute`/`value` labels.",
+                reference.name
+            ));
+        }
+        let table = Table {
+            header: vec![
+                "rank".into(),
+                "distribution".into(),
+                "groups".into(),
+                "TV".into(),
+                "CI".into(),
+            ],
+            rows: entries
+                .iter()
+                .enumerate()
+                .map(|(i, (n, e, k))| {
+                    vec![
+                        (i + 1).to_string(),
+                        n.clone(),
+                        k.to_string(),
+                        f(e.value),
+                        format!("[{}, {}]", f(e.low), f(e.high)),
+                    ]
+                })
+                .collect(),
+        };
+        json["leaderboard"] = json!(entries
+            .iter()
+            .map(|(n, e, k)| json!({"name": n, "groups": k, "tv": e.value, "low": e.low, "high": e.high}))
+            .collect::<Vec<_>>());
+        let categories: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
+        let bars: Vec<Bars> = vec![Bars {
+            name: "mean TV over groups".into(),
+            values: entries.iter().map(|e| e.1.value).collect(),
+            color: figures::color(0),
+            intervals: Some(entries.iter().map(|e| (e.1.low, e.1.high)).collect()),
+        }];
+        sections.push(Section {
+            id: "leaderboard",
+            title: "Leaderboard: total variation to the survey".into(),
+            paragraphs,
+            table: Some(table),
+            figure: Some(fig(
+                "leaderboard",
+                figures::grouped_rows(
+                    "Total variation to the survey (lower is better)",
+                    "TV",
+                    &categories,
+                    &bars,
+                    None,
+                    None,
+                ),
+            )?),
+        });
+    }
+
+    // 5. probe accuracy per layer
+    {
+        let mut lines = Vec::new();
+        let mut table = Table {
+            header: vec![
+                "run".into(),
+                "layer".into(),
+                "per-layer probes".into(),
+                "shared probe".into(),
+            ],
+            rows: vec![],
+        };
+        for (i, c) in curves.iter().enumerate() {
+            let pts = |v: &[Option<f64>]| -> Vec<(f64, f64)> {
+                c.layers
+                    .iter()
+                    .zip(v)
+                    .filter_map(|(l, a)| Some((*l as f64, (*a)?)))
+                    .collect()
+            };
+            let per_layer = pts(&c.per_layer);
+            let shared = pts(&c.shared);
+            if !per_layer.is_empty() {
+                lines.push((
+                    format!("{} per-layer", c.run),
+                    figures::color(2 * i),
+                    per_layer,
+                ));
+            }
+            if !shared.is_empty() {
+                lines.push((
+                    format!("{} shared", c.run),
+                    figures::color(2 * i + 1),
+                    shared,
+                ));
+            }
+            for (k, l) in c.layers.iter().enumerate() {
+                table.rows.push(vec![
+                    c.run.clone(),
+                    l.to_string(),
+                    c.per_layer[k].map(f).unwrap_or_else(|| "–".into()),
+                    c.shared[k].map(f).unwrap_or_else(|| "–".into()),
+                ]);
+            }
+        }
+        json["probe_accuracy"] = json!(curves);
+        let mut paragraphs = vec!["Cross-validated balanced accuracy of the party-vs-rest probes per layer, mean over parties (probe train's folds). Dashed line: chance (0.5).".to_string()];
+        if curves.is_empty() {
+            paragraphs.push("No run directory has a probes.json.".into());
+        }
+        sections.push(Section {
+            id: "probe-accuracy",
+            title: "Probe accuracy per layer".into(),
+            paragraphs,
+            table: Some(table),
+            figure: Some(fig(
+                "probe-accuracy",
+                figures::lines(
+                    "Probe balanced accuracy per layer",
+                    "layer",
+                    "balanced accuracy",
+                    &lines,
+                    Some(("chance", 0.5)),
+                ),
+            )?),
+        });
+    }
+
+    // 6. correlation structure: option × option correlations across groups
+    {
+        let mut panels = Vec::new();
+        let mut table = Table {
+            header: vec![
+                "series".into(),
+                "groups".into(),
+                "mean |Δr|".into(),
+                "Frobenius".into(),
+                "corr. of corr.".into(),
+            ],
+            rows: vec![],
+        };
+        let mut out = Vec::new();
+        for s in &series {
+            let scopes: Vec<&(String, String)> =
+                s.pooled.keys().filter(|sc| sc.0 != "all").collect();
+            if scopes.len() < 3 {
+                continue;
+            }
+            let model_rows: Vec<Vec<f64>> = scopes.iter().map(|sc| s.pooled[*sc].clone()).collect();
+            let model = across_groups(&model_rows, s.options.len());
+            panels.push(Heatmap {
+                title: s.name.clone(),
+                labels: s.options.clone(),
+                values: model.values.clone(),
+            });
+            // the survey over the groups it shares with the model
+            let shared: Vec<(Vec<f64>, Vec<f64>)> = scopes
+                .iter()
+                .filter_map(|sc| {
+                    let (r, _) = align_reference(ref_by_scope.get(*sc)?, &s.options)?;
+                    Some((s.pooled[*sc].clone(), r))
+                })
+                .collect();
+            if shared.len() >= 3 {
+                let (m_rows, r_rows): (Vec<_>, Vec<_>) = shared.into_iter().unzip();
+                let m = across_groups(&m_rows, s.options.len());
+                let h = across_groups(&r_rows, s.options.len());
+                panels.push(Heatmap {
+                    title: format!("{} (same {} groups)", reference.name, r_rows.len()),
+                    labels: s.options.clone(),
+                    values: h.values.clone(),
+                });
+                let finite = |c: &CorrelationMatrix| c.values.iter().all(|v| v.is_finite());
+                if finite(&m) && finite(&h) {
+                    let d = matrix_distance(&m, &h)?;
+                    table.rows.push(vec![
+                        s.name.clone(),
+                        r_rows.len().to_string(),
+                        f(d.mean_abs_diff),
+                        f(d.frobenius),
+                        f(d.corr_of_corr),
+                    ]);
+                    out.push(json!({"series": s.name, "groups": r_rows.len(), "distance": d, "model": m.values, "survey": h.values}));
+                } else {
+                    out.push(json!({"series": s.name, "groups": r_rows.len(), "distance": null, "model": m.values.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>()}));
+                }
+            } else {
+                out.push(json!({"series": s.name, "groups": scopes.len(), "model": model.values.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>()}));
+            }
+        }
+        json["correlation"] = json!(out);
+        let mut paragraphs = vec!["Correlation structure: Pearson correlation between the options' shares across groups (attribute values) — which parties draw support from the same groups — for each model and, where the survey has the same groups, for the survey; distances over the option pairs (mean |Δr|, Frobenius norm of the difference, correlation of the correlations).".to_string()];
+        if panels.is_empty() {
+            paragraphs.push("No series has three or more groups.".into());
+        } else if table.rows.is_empty() {
+            paragraphs.push("The reference has no group-level data (a respondent CSV gives it), so only the models' matrices are shown.".into());
+        }
+        sections.push(Section {
+            id: "correlation",
+            title: "Correlation structure".into(),
+            paragraphs,
+            table: (!table.rows.is_empty()).then_some(table),
+            figure: Some(fig(
+                "correlation",
+                figures::heatmaps("Correlation of option shares across groups", &panels),
+            )?),
+        });
+    }
+
+    Ok(Report {
+        title: o.title.clone(),
+        sections,
+        json,
+    })
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
+td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:1em 0;overflow-x:auto}\
+.notes{color:#555;font-size:.9em}";
+
+impl Report {
+    /// Files to write, relative to the output directory: report.md, report.html, report.json
+    /// and figures/<id>.svg.
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut md = format!("# {}\n\n", self.title);
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+            html_escape(&self.title),
+            html_escape(&self.title)
+        );
+        if let Some(notes) = self.json["reference"]["notes"].as_array() {
+            let name = self.json["reference"]["name"].as_str().unwrap_or("");
+            let _ = writeln!(md, "Survey reference: **{}**.", md_escape(name));
+            let _ = writeln!(
+                html,
+                "<p>Survey reference: <b>{}</b>.</p>",
+                html_escape(name)
+            );
+            for n in notes.iter().filter_map(Value::as_str) {
+                let _ = writeln!(md, "- {n}");
+                let _ = writeln!(html, "<p class=\"notes\">{}</p>", html_escape(n));
+            }
+            md.push('\n');
+        }
+        html.push_str("<nav><ul>\n");
+        for s in &self.sections {
+            let _ = writeln!(
+                html,
+                "<li><a href=\"#{}\">{}</a></li>",
+                s.id,
+                html_escape(&s.title)
+            );
+        }
+        html.push_str("</ul></nav>\n");
+        for s in &self.sections {
+            let _ = writeln!(md, "## {}\n", s.title);
+            let _ = writeln!(
+                html,
+                "<section id=\"{}\">\n<h2>{}</h2>",
+                s.id,
+                html_escape(&s.title)
+            );
+            for p in &s.paragraphs {
+                let _ = writeln!(md, "{p}\n");
+                let _ = writeln!(html, "<p>{}</p>", html_escape(p));
+            }
+            if let Some(svg) = &s.figure {
+                let rel = PathBuf::from("figures").join(format!("{}.svg", s.id));
+                let _ = writeln!(md, "![{}]({})\n", s.title, rel.display());
+                let _ = writeln!(html, "<figure id=\"figure-{}\">\n{svg}\n</figure>", s.id);
+                files.push((rel, svg.clone().into_bytes()));
+            }
+            if let Some(t) = &s.table {
+                if !t.rows.is_empty() {
+                    let _ = writeln!(
+                        md,
+                        "| {} |",
+                        t.header
+                            .iter()
+                            .map(|h| md_escape(h))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    );
+                    let _ = writeln!(md, "|{}", " --- |".repeat(t.header.len()));
+                    html.push_str("<table>\n<tr>");
+                    for h in &t.header {
+                        let _ = write!(html, "<th>{}</th>", html_escape(h));
+                    }
+                    html.push_str("</tr>\n");
+                    for r in &t.rows {
+                        let _ = writeln!(
+                            md,
+                            "| {} |",
+                            r.iter()
+                                .map(|c| md_escape(c))
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        );
+                        html.push_str("<tr>");
+                        for c in r {
+                            let _ = write!(html, "<td>{}</td>", html_escape(c));
+                        }
+                        html.push_str("</tr>\n");
+                    }
+                    html.push_str("</table>\n");
+                    md.push('\n');
+                }
+            }
+            html.push_str("</section>\n");
+        }
+        html.push_str("</body>\n</html>\n");
+        files.push(("report.md".into(), md.into_bytes()));
+        files.push(("report.html".into(), html.into_bytes()));
+        files.push((
+            "report.json".into(),
+            serde_json::to_vec_pretty(&self.json).expect("report JSON is serializable"),
+        ));
+        files
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARTIES: [&str; 3] = ["SPD", "GRÜNE", "AfD"];
+
+    fn psi(d: [f64; 3]) -> Value {
+        json!({"psi": {"SPD": d[0], "GRÜNE": d[1], "AfD": d[2]}, "rows": 2, "weight": 2.0})
+    }
+
+    /// A run directory as `probe train` + `probe scale` leave it, with numbers chosen by hand.
+    fn write_run(dir: &Path) {
+        std::fs::write(
+            dir.join("probes.json"),
+            json!({"model": "models/tiny.Q8_0.gguf", "report": {"summary": [
+                {"hook": "blocks.3.hook_resid_post", "per_layer": {"balanced_accuracy": 0.6}, "shared": {"balanced_accuracy": 0.55}},
+                {"hook": "blocks.4.hook_resid_post", "per_layer": {"balanced_accuracy": 0.7}, "shared": {"balanced_accuracy": 0.65}},
+                {"hook": "all", "shared": {"balanced_accuracy": 0.6}}
+            ]}})
+            .to_string(),
+        )
+        .unwrap();
+        let scale = dir.join("scale-grid");
+        std::fs::create_dir_all(&scale).unwrap();
+        let groups = json!({
+            "gender": {"female": psi([0.5, 0.3, 0.2]), "male": psi([0.3, 0.2, 0.5])},
+            "region": {"east": psi([0.2, 0.1, 0.7]), "west": psi([0.5, 0.3, 0.2])},
+        });
+        std::fs::write(
+            scale.join("psi.json"),
+            json!({"parties": PARTIES, "all": psi([0.4, 0.25, 0.35]), "by_group": groups,
+                   "by_variant": {"a": {"all": psi([0.5, 0.25, 0.25])}, "b": {"all": psi([0.3, 0.25, 0.45])}}})
+            .to_string(),
+        )
+        .unwrap();
+        // three personas × two variants; persona p3 has one undefined row
+        let rows = [
+            ("p1", "a", Some([0.5, 0.5, 0.0])),
+            ("p1", "b", Some([0.5, 0.0, 0.5])),
+            ("p2", "a", Some([1.0, 0.0, 0.0])),
+            ("p2", "b", Some([0.0, 1.0, 0.0])),
+            ("p3", "a", Some([0.2, 0.4, 0.4])),
+            ("p3", "b", None),
+            ("p4", "a", Some([0.6, 0.2, 0.2])),
+            ("p4", "b", Some([0.2, 0.2, 0.6])),
+        ];
+        let text: String = rows
+            .iter()
+            .map(|(p, v, d)| {
+                let dist = d.map(|d| json!({"SPD": d[0], "GRÜNE": d[1], "AfD": d[2]}));
+                json!({"persona": p, "variant": v, "distribution": dist}).to_string() + "\n"
+            })
+            .collect();
+        std::fs::write(scale.join("rows.jsonl"), text).unwrap();
+    }
+
+    fn reference() -> Reference {
+        let cell = |attribute: &str, value: &str, r: Vec<f64>, options: &[&str]| Cell {
+            labels: BTreeMap::from([
+                ("attribute".to_string(), attribute.to_string()),
+                ("value".to_string(), value.to_string()),
+            ]),
+            options: options.iter().map(|s| s.to_string()).collect(),
+            predicted: None,
+            reference: Some(r),
+            weight: None,
+            ordinal: None,
+        };
+        // the survey spells the Greens differently and has an extra option
+        let opts = ["Bündnis 90/Die Grünen", "SPD", "AfD", "Sonstige"];
+        Reference {
+            name: "survey".into(),
+            cells: vec![
+                cell("all", "all", vec![0.2, 0.4, 0.2, 0.2], &opts),
+                cell("gender", "female", vec![0.3, 0.3, 0.3, 0.1], &opts),
+                cell("gender", "male", vec![0.1, 0.5, 0.3, 0.1], &opts),
+                cell("region", "east", vec![0.1, 0.2, 0.6, 0.1], &opts),
+                cell("region", "west", vec![0.3, 0.5, 0.1, 0.1], &opts),
+            ],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn aligns_reference_through_aliases_and_renormalizes() {
+        let r = reference();
+        let options: Vec<String> = PARTIES.iter().map(|s| s.to_string()).collect();
+        let (d, kept) = align_reference(&r.cells[0], &options).unwrap();
+        assert!((kept - 0.8).abs() < 1e-12);
+        let want = [0.5, 0.25, 0.25]; // SPD .4, GRÜNE .2, AfD .2 over .8
+        d.iter()
+            .zip(want)
+            .for_each(|(a, b)| assert!((a - b).abs() < 1e-12));
+        let fdp = vec!["FDP".to_string(), "SPD".to_string()];
+        assert!(align_reference(&r.cells[0], &fdp).is_none());
+    }
+
+    #[test]
+    fn report_numbers_match_hand_computation_and_every_figure_is_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path());
+        let run = load_run(dir.path()).unwrap();
+        assert_eq!(run.model, "tiny.Q8_0");
+        assert_eq!(run.probes.as_ref().unwrap().layers, [3, 4]);
+        let s = &run.series[0];
+        // p3 has a single defined variant: no point
+        assert_eq!(s.sensitivity.len(), 3);
+        // p1: barycenter (.5,.25,.25), TV of each variant to it = .25; H_norm = H(.5,.25,.25)/ln 3
+        let h = -(0.5f64 * 0.5f64.ln() + 2.0 * 0.25 * 0.25f64.ln()) / 3f64.ln();
+        assert!(
+            (s.sensitivity[0].0 - h).abs() < 1e-12 && (s.sensitivity[0].1 - 0.25).abs() < 1e-12
+        );
+        // p2: barycenter (.5,.5,0), TV 0.5
+        assert!((s.sensitivity[1].1 - 0.5).abs() < 1e-12);
+
+        let options = ReportOptions {
+            bootstrap: 200,
+            ..ReportOptions::default()
+        };
+        let report = build(&[run], &[], &reference(), &options).unwrap();
+        let ids: Vec<&str> = report
+            .sections
+            .iter()
+            .filter(|s| s.figure.is_some())
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids, FIGURES);
+        // leaderboard: TV per matched scope, survey renormalized over SPD, GRÜNE, AfD
+        let tv = |p: [f64; 3], r: [f64; 3]| {
+            let t: f64 = r.iter().sum();
+            0.5 * p.iter().zip(r).map(|(a, b)| (a - b / t).abs()).sum::<f64>()
+        };
+        let want = [
+            tv([0.4, 0.25, 0.35], [0.4, 0.2, 0.2]),
+            tv([0.5, 0.3, 0.2], [0.3, 0.3, 0.3]),
+            tv([0.3, 0.2, 0.5], [0.5, 0.1, 0.3]),
+            tv([0.2, 0.1, 0.7], [0.2, 0.1, 0.6]),
+            tv([0.5, 0.3, 0.2], [0.5, 0.3, 0.1]),
+        ];
+        let mean = want.iter().sum::<f64>() / 5.0;
+        let board = report.json["leaderboard"].as_array().unwrap();
+        let model = board
+            .iter()
+            .find(|e| e["name"].as_str().unwrap().contains("latent"))
+            .unwrap();
+        assert_eq!(model["groups"], 5);
+        assert!((model["tv"].as_f64().unwrap() - mean).abs() < 1e-12);
+        let uniform = board
+            .iter()
+            .find(|e| e["name"] == "baseline: uniform")
+            .unwrap();
+        assert!(uniform["tv"].as_f64().unwrap() > 0.0);
+        // per-variant W: ψ_a and ψ_b are each 0.1 TV from their mean
+        let variants = report.sections.iter().find(|s| s.id == "variants").unwrap();
+        assert_eq!(variants.table.as_ref().unwrap().rows[0][2], "0.100");
+        // correlation: 4 groups shared → a distance row
+        assert_eq!(report.json["correlation"][0]["groups"], 4);
+        let files = report.files();
+        let html = &files
+            .iter()
+            .find(|(p, _)| p.ends_with("report.html"))
+            .unwrap()
+            .1;
+        let html = String::from_utf8(html.clone()).unwrap();
+        assert_eq!(html.matches("<svg").count(), 6);
+        // self-contained: nothing fetched (the SVG namespace URI is an identifier, not a fetch)
+        assert!(
+            !html.contains("<script") && !html.contains("href=\"http") && !html.contains("src=")
+        );
+        assert!(files
+            .iter()
+            .any(|(p, _)| p.ends_with("figures/correlation.svg")));
+    }
+
+    #[test]
+    fn empty_run_is_an_error_not_an_empty_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = load_run(dir.path()).unwrap();
+        let e = build(&[run], &[], &reference(), &ReportOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("nothing to report"), "{e}");
+        let scale = dir.path().join("scale-x");
+        std::fs::create_dir_all(&scale).unwrap();
+        std::fs::write(scale.join("psi.json"), "{not json").unwrap();
+        let e = load_run(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("psi.json") && e.contains("not JSON"), "{e}");
+    }
+}
