@@ -55,3 +55,13 @@ $PROBE scale "$MODEL" --probes "$RUN" --where age=45-54 --where education=abitur
   --where income=middle --where employment=employed \
   --variants de-stimme,de-interview,de-umfrage,en-vote,en-survey
 echo "ψ, ψ_g, ψ_jg in $RUN/scale-paper-grid/psi.{json,csv}"
+
+echo; echo "== probe report: figures and tables against a survey"
+if [[ "$ELECTION" == data/demo/* ]]; then
+  # the fictional election has a fictional respondent-level survey
+  $PROBE report "$RUN" --survey data/demo/survey.csv --survey-weight weight
+else
+  # a real Bundestag election: the built-in 2021 second-vote result
+  $PROBE report "$RUN" --election btw2021
+fi
+echo "open $RUN/report/report.html"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes data/demo/survey.csv: a FICTIONAL respondent-level survey (no real person, no real
-poll) in the shape of a GLES extract, with the persona grid's attribute ids, so `probe report`
+"""Writes data/demo/survey.csv: a FICTIONAL respondent-level survey of the fictional demo election
+(no real person, no real poll, no real party) in the shape of a GLES extract, with the persona grid's attribute ids, so `probe report`
 and `probe compare --survey` run without third-party data. Votes come from a made-up
 multinomial logit (ideology dominates, a few demographic nudges); weights are made up too.
 
@@ -11,7 +11,8 @@ import math
 import pathlib
 import random
 
-PARTIES = ["CDU/CSU", "SPD", "GRÜNE", "FDP", "AfD", "DIE LINKE", "Sonstige"]
+# the invented parties of the demo election data/demo/wahl-o-mat/2099-demowahl
+PARTIES = ["KBP", "SA", "ÖU", "LM", "HL", "FB", "Sonstige"]
 ATTRS = {
     "age": ["18-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75+"],
     "gender": ["female", "male"],

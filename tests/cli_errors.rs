@@ -196,3 +196,94 @@ fn data_fetch_rejects_unknown_datasets_and_odd_names_before_any_download() {
         .unwrap();
     assert_clean_failure(&out, "must be a plain name");
 }
+
+/// A minimal `probe scale` output: ψ over two parties for everyone.
+fn scale_run(dir: &std::path::Path) {
+    let scale = dir.join("scale-x");
+    std::fs::create_dir_all(&scale).unwrap();
+    std::fs::write(
+        scale.join("psi.json"),
+        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7, "FDP": 0.3}}}"#,
+    )
+    .unwrap();
+}
+
+#[test]
+fn report_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = |args: &[&std::ffi::OsStr]| probe().arg("report").args(args).output().unwrap();
+    let missing = tmp.path().join("no-such-run");
+    assert_clean_failure(&report(&[missing.as_os_str()]), "not a directory");
+    assert_clean_failure(&report(&[tmp.path().as_os_str()]), "nothing to report");
+    scale_run(tmp.path());
+    let run = tmp.path().as_os_str();
+    assert_clean_failure(
+        &report(&[run, "--election".as_ref(), "btw1999".as_ref()]),
+        "unknown election `btw1999` (built in: btw2021)",
+    );
+    let survey = tmp.path().join("survey.csv");
+    std::fs::write(&survey, "id,age,weight,party\n1,30,1.0,SPD\n2,40,x,FDP\n").unwrap();
+    assert_clean_failure(
+        &report(&[run, "--survey".as_ref(), survey.as_os_str()]),
+        "no answer column `vote`",
+    );
+    assert_clean_failure(
+        &report(&[
+            run,
+            "--survey".as_ref(),
+            survey.as_os_str(),
+            "--answer".as_ref(),
+            "party".as_ref(),
+            "--survey-weight".as_ref(),
+            "weight".as_ref(),
+        ]),
+        "survey.csv:3: weight `x` is not a number",
+    );
+    assert_clean_failure(
+        &report(&[
+            run,
+            "--survey".as_ref(),
+            survey.as_os_str(),
+            "--election".as_ref(),
+            "btw2021".as_ref(),
+        ]),
+        "give one survey reference",
+    );
+    std::fs::write(
+        tmp.path().join("scale-x/psi.json"),
+        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7}}}"#,
+    )
+    .unwrap();
+    assert_clean_failure(&report(&[run]), "no distribution");
+}
+
+#[test]
+fn report_on_a_scale_output_against_the_built_in_election() {
+    let tmp = tempfile::tempdir().unwrap();
+    scale_run(tmp.path());
+    let out = probe().arg("report").arg(tmp.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("report/report.json")).unwrap(),
+    )
+    .unwrap();
+    // BTW 2021 over SPD and FDP: 25.7 / 37.2 and 11.5 / 37.2; TV to (0.7, 0.3) by hand
+    let spd: f64 = 25.7 / 37.2;
+    let board = json["leaderboard"].as_array().unwrap();
+    let model = board
+        .iter()
+        .find(|e| e["groups"] == 1 && e["name"].as_str().unwrap().contains("latent"))
+        .unwrap();
+    assert!(
+        (model["tv"].as_f64().unwrap() - (0.7 - spd).abs()).abs() < 1e-12,
+        "{model}"
+    );
+    assert!(
+        json["reference"]["notes"][1]
+            .as_str()
+            .unwrap()
+            .contains("37.2 %"),
+        "{json}"
+    );
+}

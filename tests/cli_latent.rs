@@ -262,6 +262,79 @@ fn train_vectors_scale_end_to_end() {
     assert_eq!(psi["all"]["weight"], 8.0);
     sums_to_one(&psi["all"]["psi"], "weighted ψ");
 
+    // probe report on this run against the fictional demo survey (data/demo/survey.csv, the
+    // demo election's invented parties): every figure, numbers in report.json, and the HTML
+    // renders in headless Chromium without errors.
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("report")
+        .arg(&probes)
+        .args([
+            "--survey",
+            "data/demo/survey.csv",
+            "--survey-weight",
+            "weight",
+        ])
+        .args(["--bootstrap", "200"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report_dir = probes.join("report");
+    let html = std::fs::read_to_string(report_dir.join("report.html")).unwrap();
+    for id in probe_report::report::FIGURES {
+        assert!(
+            html.contains(&format!("<figure id=\"figure-{id}\">\n<svg")),
+            "report.html lacks figure {id}"
+        );
+        assert!(report_dir.join(format!("figures/{id}.svg")).is_file());
+    }
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("![Probe accuracy per layer](figures/probe-accuracy.svg)"));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    let board = report["leaderboard"].as_array().unwrap();
+    let latent = board
+        .iter()
+        .find(|e| e["name"].as_str().unwrap().contains("latent"))
+        .unwrap();
+    // everyone + the 15 attribute values the grid subset covers minus the 2 of `year` (no
+    // such column in the survey): 1 + (1 + 2 + 1 + 1 + 1 + 5 + 2) = 14 groups
+    assert_eq!(latent["groups"], 14, "{latent}");
+    let tv = latent["tv"].as_f64().unwrap();
+    assert!(tv > 0.0 && tv < 1.0 && latent["low"].as_f64().unwrap() <= tv);
+    assert!(board.iter().any(|e| e["name"] == "baseline: uniform"));
+    assert_eq!(
+        report["probe_accuracy"][0]["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
+    // the model's psi over everyone next to the survey's, both distributions
+    let series = report["distributions"]["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2);
+    for s in series {
+        let sum: f64 = s["distribution"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{s}");
+    }
+    if let Some(dom) = render_in_chromium(&report_dir.join("report.html"), "report") {
+        for id in probe_report::report::FIGURES {
+            let at = dom.find(&format!("id=\"figure-{id}\"")).expect(id);
+            assert!(
+                dom[at..].trim_start_matches(|c| c != '<').contains("<svg"),
+                "{id}"
+            );
+        }
+        assert_eq!(dom.matches("<svg").count(), 6);
+    }
+
     // Bad input: the clean errors the issue asks for.
     let bad_spec = tmp.path().join("empty-attribute.toml");
     let spec =

@@ -101,6 +101,20 @@ fn project(labels: &BTreeMap<String, String>, keys: &[String]) -> Option<Vec<Str
     keys.iter().map(|k| labels.get(k).cloned()).collect()
 }
 
+/// The predicted cells that have a reference (their own, or a reference cell with their
+/// identifying labels), and how many do not.
+pub fn matched(predicted: &[Cell], reference: &[Cell]) -> (Vec<Cell>, usize) {
+    let keys = join_keys(reference);
+    let known: std::collections::HashSet<Vec<String>> = reference
+        .iter()
+        .filter_map(|r| project(&r.labels, &keys))
+        .collect();
+    let (kept, skipped): (Vec<&Cell>, Vec<&Cell>) = predicted.iter().partition(|p| {
+        p.reference.is_some() || project(&p.labels, &keys).is_some_and(|k| known.contains(&k))
+    });
+    (kept.into_iter().cloned().collect(), skipped.len())
+}
+
 /// Pairs every predicted cell with its reference: the reference cell whose identifying labels
 /// the predicted cell carries (or the predicted cell's own `reference`). Options must be the
 /// same set; predicted values are reordered to the reference's order.
@@ -171,7 +185,7 @@ pub fn join(predicted: &[Cell], reference: &[Cell]) -> Result<Vec<Pair>> {
     }
     if !unmatched.is_empty() {
         return Err(CompareError::Join(format!(
-            "{} predicted cell(s) have no reference (joined on {:?}), e.g. {}",
+            "{} predicted cell(s) have no reference (joined on {:?}), e.g. {} (--skip-unmatched leaves them out)",
             unmatched.len(),
             keys,
             unmatched[0]

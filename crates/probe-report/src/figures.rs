@@ -382,8 +382,10 @@ pub fn lines(
     let x_max = xs().fold(f64::NEG_INFINITY, f64::max);
     let (x_min, x_max) = if x_min.is_finite() && x_max > x_min {
         (x_min - 0.5, x_max + 0.5)
+    } else if x_min.is_finite() {
+        (x_min - 1.0, x_min + 1.0)
     } else {
-        (x_min.min(0.0) - 1.0, x_min.max(0.0) + 1.0)
+        (0.0, 1.0) // nothing to draw: an empty frame, never an unbounded axis
     };
     let ys = || series.iter().flat_map(|(_, _, p)| p.iter().map(|q| q.1));
     let y_lo = ys().chain(hline.map(|h| h.1)).fold(1.0, f64::min);
@@ -586,6 +588,12 @@ mod tests {
         .unwrap();
         assert!(h.contains("-0.50") && h.contains("rotate(270"));
         assert_eq!(diverging(0.0), RGBColor(247, 247, 247));
+        // empty inputs draw empty frames (and terminate)
+        assert!(lines("t", "x", "y", &[], Some(("chance", 0.5))).is_ok());
+        assert!(scatter("t", "x", "y", &[]).is_ok());
+        assert!(grouped_rows("t", "x", &[], &[], None, None).is_ok());
+        assert!(grouped_columns("t", "y", &[], &[]).is_ok());
+        assert!(heatmaps("t", &[]).is_ok());
         assert_eq!(diverging(1.0), RGBColor(178, 24, 43));
     }
 }

@@ -31,6 +31,8 @@ pub struct Args {
     /// Keep OpinionQA's "Refused" answers as an option instead of dropping them.
     #[arg(long)]
     pub keep_refused: bool,
+    #[command(flatten)]
+    pub survey: super::report::SurveyArgs,
     /// Also score these baselines against the reference.
     #[arg(long, value_enum)]
     pub baseline: Vec<BaselineArg>,
@@ -46,6 +48,10 @@ pub struct Args {
     pub level: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Leave out predicted cells without a reference instead of failing (e.g. ψ of groups a
+    /// built-in election result does not have).
+    #[arg(long)]
+    pub skip_unmatched: bool,
     /// Rescale probability vectors that do not sum to 1 instead of rejecting them.
     #[arg(long)]
     pub normalize: bool,
@@ -90,6 +96,14 @@ pub fn run(args: Args) -> Result<()> {
     for path in &args.predicted {
         predicted.extend(read_jsonl(path, args.normalize)?);
     }
+    // a respondent-level survey or a built-in result, over the predicted cells' options
+    let options = predicted.first().map(|c| c.options.clone());
+    if let Some(survey) = args.survey.reference(options.as_deref(), None)? {
+        for note in &survey.notes {
+            eprintln!("reference: {note}");
+        }
+        reference.extend(survey.cells);
+    }
     for b in &args.baseline {
         let kind = match b {
             BaselineArg::Uniform => Baseline::Uniform,
@@ -102,6 +116,17 @@ pub fn run(args: Args) -> Result<()> {
     }
     if reference.is_empty() && predicted.iter().all(|c| c.reference.is_none()) {
         bail!("no reference: give --reference files or --opinionqa, or cells with a `reference` field");
+    }
+    if args.skip_unmatched {
+        let (kept, skipped) = probe_report::compare::matched(&predicted, &reference);
+        if skipped > 0 {
+            eprintln!(
+                "comparing {} of {} predicted cells ({skipped} have no reference)",
+                kept.len(),
+                kept.len() + skipped
+            );
+        }
+        predicted = kept;
     }
     let pairs = join(&predicted, &reference)?;
     let options = CompareOptions {

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use probe_data::cells::read_jsonl;
 use probe_data::respondents::{read_respondents, RespondentOptions};
-use probe_report::report::{build, load_run, series_from_cells, Reference, ReportOptions, Series};
+use probe_report::report::{
+    align_reference, build, load_run, series_from_cells, Reference, ReportOptions, Series,
+};
 
 /// Where the survey side comes from; shared with `probe compare`.
 #[derive(clap::Args, Debug, Clone)]
@@ -48,7 +50,8 @@ impl SurveyArgs {
                 Some(o) => o.to_vec(),
                 None => respondents.answers(),
             };
-            let labels = BTreeMap::from([("dataset".to_string(), "survey".to_string())]);
+            // no extra labels: the cells join on attribute/value alone
+            let labels = BTreeMap::new();
             let (cells, dropped) = respondents.reference_cells(&options, &labels)?;
             let mut notes = vec![format!(
                 "{}: {} respondents with an answer in `{}` ({} without), grouped by {}{}.",
@@ -98,14 +101,43 @@ impl SurveyArgs {
                             .join(", ")
                     )
                 })?;
+                let mut notes = vec![format!(
+                    "{} (built in; scopes: everyone and the year-{} personas).",
+                    e.description,
+                    e.id.trim_start_matches(char::is_alphabetic)
+                )];
+                let mut cells = e.cells();
+                if let Some(options) = options {
+                    // over the model's options: other parties dropped, the rest renormalized
+                    let mut kept_share = 1.0;
+                    for c in &mut cells {
+                        let Some((r, kept)) = align_reference(c, options) else {
+                            if self.election.is_none() {
+                                // the default reference simply does not apply (another election)
+                                eprintln!(
+                                    "notice: the default reference {id} does not cover the options {options:?}; give --survey or --reference to compare with a survey"
+                                );
+                                return Ok(None);
+                            }
+                            bail!("{id} has no counterpart for some of the options {options:?}");
+                        };
+                        kept_share = kept;
+                        c.reference = Some(r);
+                        c.options = options.to_vec();
+                        c.labels.remove("dataset");
+                    }
+                    if kept_share < 1.0 - 1e-9 {
+                        notes.push(format!(
+                            "Restricted to the model's {} options ({:.1} % of the vote) and renormalized.",
+                            options.len(),
+                            100.0 * kept_share
+                        ));
+                    }
+                }
                 Ok(Some(Reference {
                     name: e.id.to_string(),
-                    cells: e.cells(),
-                    notes: vec![format!(
-                        "{} (built in; scopes: everyone and the year-{} personas).",
-                        e.description,
-                        e.id.trim_start_matches(char::is_alphabetic)
-                    )],
+                    cells,
+                    notes,
                 }))
             }
         }
