@@ -196,7 +196,7 @@ def temp_scale(p, tau):
 
 
 out["temperature"] = []
-for _ in range(CASES // 4):
+for _ in range(CASES):
     k, cells = sizes(), int(rng.integers(1, 6))
     pairs = [(rand_dist(k, "dense"), rand_dist(k, "dense")) for _ in range(cells)]
     f = lambda lt: np.mean([0.5 * np.abs(y - temp_scale(p, np.exp(lt))).sum() for y, p in pairs])
