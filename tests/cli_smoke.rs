@@ -274,6 +274,8 @@ fn compare_rejects_bad_cells_naming_the_line() {
         .output()
         .unwrap();
     assert_clean_failure(&out, "options differ");
+    // the message names the offending line
+    assert_clean_failure(&out, "pred.jsonl:1)");
     let empty = tmp.path().join("empty.jsonl");
     std::fs::write(&empty, "\n").unwrap();
     let out = probe()

@@ -41,16 +41,25 @@ pub struct Cell {
     pub weight: Option<f64>,
     /// Ordinal position of each option; `None` for options outside the scale ("Refused").
     pub ordinal: Option<Vec<Option<f64>>>,
+    /// Where the cell was read (`file:line`), for error messages.
+    #[serde(skip)]
+    pub origin: Option<String>,
 }
 
 impl Cell {
-    /// The labels as `k=v,k=v` (for messages).
+    /// The labels as `k=v,k=v`, and the cell's `file:line` when it was read from one (for
+    /// messages).
     pub fn describe(&self) -> String {
-        self.labels
+        let labels = self
+            .labels
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join(",")
+            .join(",");
+        match &self.origin {
+            Some(origin) => format!("{labels} ({origin})"),
+            None => labels,
+        }
     }
 
     pub fn to_json(&self) -> Value {
@@ -199,6 +208,7 @@ pub fn parse_cell(obj: &Map<String, Value>, normalize: bool) -> std::result::Res
         reference,
         weight,
         ordinal,
+        origin: None,
     })
 }
 
@@ -222,7 +232,9 @@ pub fn read_jsonl(path: &Path, normalize: bool) -> Result<Vec<Cell>> {
         let obj = value
             .as_object()
             .ok_or_else(|| err("not a JSON object".into()))?;
-        cells.push(parse_cell(obj, normalize).map_err(err)?);
+        let mut cell = parse_cell(obj, normalize).map_err(err)?;
+        cell.origin = Some(format!("{}:{}", path.display(), i + 1));
+        cells.push(cell);
     }
     if cells.is_empty() {
         return Err(DataError::File {

@@ -204,6 +204,7 @@ pub fn read_attribute(dir: &Path, attribute: &str, keep_refused: bool) -> Result
                 reference: Some(values.iter().map(|v| v / total).collect()),
                 weight: Some(total),
                 ordinal: ordinal.clone(),
+                origin: None,
             });
         }
     }

@@ -272,6 +272,7 @@ impl Respondents {
                 reference: Some(counts.iter().map(|c| c / total).collect()),
                 weight: Some(total),
                 ordinal: None,
+                origin: None,
             });
         }
         if cells.is_empty() {

@@ -55,6 +55,7 @@ impl Election {
                 reference: Some(reference.clone()),
                 weight: None,
                 ordinal: None,
+                origin: None,
             })
             .collect()
     }

@@ -412,6 +412,7 @@ pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
                 reference: None,
                 weight: c.weight,
                 ordinal: c.ordinal.clone(),
+                origin: None,
             }
         })
         .collect()
@@ -437,6 +438,7 @@ mod tests {
             reference,
             weight: None,
             ordinal: Some(vec![Some(1.0), Some(2.0)]),
+            origin: None,
         }
     }
 

@@ -1318,6 +1318,7 @@ mod tests {
             reference: Some(r),
             weight: None,
             ordinal: None,
+            origin: None,
         };
         // the survey spells the Greens differently and has an extra option
         let opts = ["Bündnis 90/Die Grünen", "SPD", "AfD", "Sonstige"];

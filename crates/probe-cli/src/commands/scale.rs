@@ -396,6 +396,7 @@ fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> Resul
                 reference: None,
                 weight: Some(d.weight),
                 ordinal: None,
+                origin: None,
             };
             cells.push_str(&cell.to_json().to_string());
             cells.push('\n');
