@@ -1,5 +1,6 @@
 pub mod compare;
 pub mod data;
+pub mod eval;
 pub mod extract;
 pub mod generate;
 pub mod inspect;

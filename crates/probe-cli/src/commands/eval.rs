@@ -1,0 +1,353 @@
+//! `probe eval`: prompt-based answer distributions (log-p, samples, sequence, verbalized) under
+//! no / persona / few-shot steering, per question and group, as `probe compare` cells.
+//! Resumable (`units.jsonl`), shardable (`--shard k/n`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use probe_data::cells::Cell;
+use probe_eval::prompts::{Method, Steering, Templates};
+use probe_eval::questions::QuestionSet;
+use probe_eval::run::{read_records, resume, units, EvalParams, Runner, UnitLog};
+use probe_report::compare::{baseline_cells, compare, join, Baseline, CompareOptions, Metric};
+use serde_json::json;
+
+use crate::common::{progress_bar, ModelArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// An OpinionQA folder (`<ATTR>_data.json`, `info.csv`, `metadata.csv`,
+    /// `question_similarity_top10.json`).
+    #[arg(long)]
+    pub opinionqa: Option<PathBuf>,
+    /// OpinionQA attributes (groups) to evaluate, e.g. POLPARTY (default: all in the folder).
+    #[arg(long, value_delimiter = ',')]
+    pub attribute: Vec<String>,
+    /// A generic question set (JSONL: id, question, options, groups).
+    #[arg(long)]
+    pub questions: Option<PathBuf>,
+    /// Only these question ids.
+    #[arg(long, value_delimiter = ',')]
+    pub question_ids: Vec<String>,
+    /// Only the first N questions (in id order).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Expression methods: logp, sample, sequence, verbalize.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "logp,sample,sequence,verbalize"
+    )]
+    pub methods: Vec<String>,
+    /// Steerings: none, persona, fewshot.
+    #[arg(long, value_delimiter = ',', default_value = "none,persona,fewshot")]
+    pub steering: Vec<String>,
+    /// Answers per sequence and samples per unit.
+    #[arg(long, default_value_t = 30)]
+    pub n: usize,
+    /// Sampling temperature of the `sample` method.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Few-shot examples per prompt.
+    #[arg(long, default_value_t = 5)]
+    pub shots: usize,
+    /// Sampled retries after an unparsable sequence / verbalization.
+    #[arg(long, default_value_t = 2)]
+    pub retries: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Plain-text prompts even when the model has a chat template.
+    #[arg(long)]
+    pub no_chat: bool,
+    /// Prompt templates.
+    #[arg(long, default_value = "data/eval/prompts.toml")]
+    pub prompts: PathBuf,
+    /// This job's slice of the units, k/n.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    /// Run name under probes/<model>/ (the report reads eval-*/ of a run directory).
+    #[arg(long, default_value = "prompt-eval")]
+    pub run: String,
+    #[arg(long, default_value = "probes")]
+    pub probes_dir: PathBuf,
+    /// Output directory (default: <probes-dir>/<model>/<run>/eval-<dataset>).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Delete existing output made with other settings instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (k, n) = s
+        .split_once('/')
+        .with_context(|| format!("--shard {s}: expected k/n"))?;
+    let (k, n): (usize, usize) = (k.trim().parse()?, n.trim().parse()?);
+    if n == 0 || k >= n {
+        bail!("--shard {s}: need 0 ≤ k < n");
+    }
+    Ok((k, n))
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let params = EvalParams {
+        methods: args
+            .methods
+            .iter()
+            .map(|m| Method::parse(m))
+            .collect::<Result<_, _>>()?,
+        steerings: args
+            .steering
+            .iter()
+            .map(|s| Steering::parse(s))
+            .collect::<Result<_, _>>()?,
+        n: args.n,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        shots: args.shots,
+        retries: args.retries,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        chat: !args.no_chat,
+        shard: parse_shard(&args.shard)?,
+    };
+    params.check()?;
+    let templates = Templates::load(&args.prompts)?;
+    let mut set = match (&args.opinionqa, &args.questions) {
+        (Some(dir), None) => QuestionSet::opinionqa(dir, &args.attribute)?,
+        (None, Some(path)) => QuestionSet::jsonl(path)?,
+        _ => bail!("give one question set: --opinionqa <dir> or --questions <file.jsonl>"),
+    };
+    if !args.question_ids.is_empty() {
+        set.select(&args.question_ids)?;
+    }
+    if let Some(n) = args.limit {
+        set.truncate(n);
+    }
+    if set.questions.iter().all(|q| q.groups.is_empty()) {
+        bail!("{}: no question has group reference data", set.dataset);
+    }
+    if params.steerings.contains(&Steering::Fewshot) && set.similar.is_empty() {
+        bail!("few-shot steering needs question similarities (question_similarity_top10.json, or `similar` in the JSONL)");
+    }
+
+    let model = args.model.load()?;
+    let tokenizer = model.tokenizer()?;
+    let stem = args
+        .model
+        .model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.probes_dir
+            .join(&stem)
+            .join(&args.run)
+            .join(format!("eval-{}", set.dataset))
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+
+    // the settings a resumed run must share
+    let question_ids: Vec<&str> = set.questions.iter().map(|q| q.id.as_str()).collect();
+    let settings = json!({
+        "model": args.model.model, "dataset": set.dataset, "questions": question_ids,
+        "methods": args.methods, "steering": args.steering, "n": args.n,
+        "temperature": args.temperature, "top_p": args.top_p, "shots": args.shots,
+        "retries": args.retries, "seed": args.seed, "chat": !args.no_chat,
+        "prompts": std::fs::read_to_string(&args.prompts)?,
+    });
+    let manifest = out.join("manifest.json");
+    if manifest.is_file() {
+        let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest)?)?;
+        if old["settings"] != settings {
+            if !args.overwrite {
+                bail!(
+                    "{} holds a run with other settings; use another --out or --overwrite",
+                    out.display()
+                );
+            }
+            for f in ["units.jsonl", "eval.cells.jsonl", "summary.json"] {
+                let _ = std::fs::remove_file(out.join(f));
+            }
+        }
+    }
+    probe_cache::write_atomic(
+        &manifest,
+        serde_json::to_string_pretty(&json!({"format_version": 1, "settings": settings}))?
+            .as_bytes(),
+    )?;
+
+    let log_path = out.join("units.jsonl");
+    let finished = resume(&log_path)?;
+    let all = units(&set, &params);
+    let todo: Vec<_> = all
+        .iter()
+        .filter(|u| !finished.contains(&u.key(&set)))
+        .cloned()
+        .collect();
+    eprintln!(
+        "eval: {} questions, {} units in shard {}/{} ({} finished before), {} to do → {}",
+        set.questions.len(),
+        all.len(),
+        params.shard.0,
+        params.shard.1,
+        all.len() - todo.len(),
+        todo.len(),
+        out.display()
+    );
+    let runner = Runner {
+        transformer: &model.transformer,
+        tokenizer,
+        chat_template: model.chat_template.as_ref(),
+        model_name: stem.clone(),
+        templates: &templates,
+    };
+    let mut log = UnitLog::open(&log_path)?;
+    let bar = progress_bar(todo.len() as u64, "eval");
+    let start = Instant::now();
+    let tally = runner.run(&set, &todo, &params, |record, tally| {
+        log.append(&record)?;
+        bar.inc(1);
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{:.0} prompt tok/s, {:.1} gen tok/s, {} parse failures",
+            tally.prompt_tokens as f64 / secs,
+            tally.generated_tokens as f64 / secs,
+            tally.parse_failures
+        ));
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+
+    // every record of every shard so far → cells and a summary
+    let records = read_records(&log_path)?;
+    let total_units = units(
+        &set,
+        &EvalParams {
+            shard: (0, 1),
+            ..params.clone()
+        },
+    )
+    .len();
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut per_setting: BTreeMap<(String, String), (usize, usize, usize, usize)> = BTreeMap::new();
+    for r in &records {
+        let labels = &r["cell"];
+        let key = (
+            labels["method"].as_str().unwrap_or("").to_string(),
+            labels["steering"].as_str().unwrap_or("").to_string(),
+        );
+        let e = per_setting.entry(key).or_default();
+        e.0 += 1;
+        if r["ok"].as_bool() == Some(true) {
+            let obj = labels.as_object().context("a unit record without a cell")?;
+            cells.push(probe_data::cells::parse_cell(obj, true).map_err(anyhow::Error::msg)?);
+        } else {
+            e.1 += 1;
+        }
+        if let Some(attempts) = r["audit"]["attempts"].as_array() {
+            e.2 += attempts.len();
+            e.3 += attempts.iter().filter(|a| a.get("error").is_some()).count();
+        }
+    }
+    let summary = json!({
+        "units": records.len(),
+        "of": total_units,
+        "complete": records.len() >= total_units,
+        "this_run": {"units": tally.units, "seconds": seconds, "tally": tally,
+                     "prompt_tokens_per_s": tally.prompt_tokens as f64 / seconds.max(1e-9),
+                     "generated_tokens_per_s": tally.generated_tokens as f64 / seconds.max(1e-9)},
+        "by_setting": per_setting.iter().map(|((m, s), (n, failed, attempts, parse_failures))| json!({
+            "method": m, "steering": s, "units": n, "failed_units": failed,
+            "attempts": attempts, "parse_failures": parse_failures,
+            "parse_failure_rate": if *attempts > 0 { *parse_failures as f64 / *attempts as f64 } else { 0.0 },
+        })).collect::<Vec<_>>(),
+    });
+    probe_cache::write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let mut text = String::new();
+    for c in &cells {
+        text.push_str(&c.to_json().to_string());
+        text.push('\n');
+    }
+    probe_cache::write_atomic(&out.join("eval.cells.jsonl"), text.as_bytes())?;
+    eprintln!(
+        "{} of {total_units} units done ({} this run in {seconds:.1} s: {:.0} prompt tokens/s, {:.1} generated tokens/s, {} parse failures in {} attempts, {} failed units)",
+        records.len(),
+        tally.units,
+        tally.prompt_tokens as f64 / seconds.max(1e-9),
+        tally.generated_tokens as f64 / seconds.max(1e-9),
+        tally.parse_failures,
+        tally.attempts,
+        tally.failed_units
+    );
+    if !cells.is_empty() {
+        print_tv(&cells)?;
+    }
+    Ok(())
+}
+
+/// TV per method × steering against the cells' own references, with the baselines.
+fn print_tv(cells: &[Cell]) -> Result<()> {
+    let mut references: Vec<Cell> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for c in cells {
+        let mut r = c.clone();
+        r.labels
+            .retain(|k, _| k == "dataset" || k == "attribute" || k == "group" || k == "question");
+        if seen.insert(r.describe()) {
+            r.predicted = None;
+            references.push(r);
+        }
+    }
+    let mut predicted = cells.to_vec();
+    predicted.extend(baseline_cells(&references, Baseline::Uniform));
+    predicted.extend(baseline_cells(&references, Baseline::Majority));
+    for c in predicted.iter_mut() {
+        if c.labels
+            .get("model")
+            .is_some_and(|m| m.starts_with("baseline-"))
+        {
+            let m = c.labels["model"].clone();
+            c.labels.insert("method".into(), m);
+            c.labels.insert("steering".into(), "-".into());
+        }
+        c.reference = None;
+    }
+    let pairs = join(&predicted, &references)?;
+    let rows = compare(
+        &pairs,
+        &CompareOptions {
+            metrics: vec![Metric::Tv],
+            by: vec!["method".into(), "steering".into()],
+            ..CompareOptions::default()
+        },
+    )?;
+    println!(
+        "{:<18} {:<9} {:>6} {:>8}  95% CI",
+        "method", "steering", "cells", "TV"
+    );
+    for r in rows {
+        println!(
+            "{:<18} {:<9} {:>6} {:>8.4}  [{:.4}, {:.4}]",
+            r.group["method"],
+            r.group["steering"],
+            r.n_cells,
+            r.estimate.value,
+            r.estimate.low,
+            r.estimate.high
+        );
+    }
+    Ok(())
+}

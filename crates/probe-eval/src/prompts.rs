@@ -1,0 +1,456 @@
+//! Prompt templates (a TOML data file, `data/eval/prompts.toml`): one text per expression
+//! method, a prefix per steering, the rendering of few-shot examples, and the groups as noun
+//! phrases.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::parse::letters;
+use crate::questions::{GroupReference, Question};
+use crate::{EvalError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Next-token probabilities of the option letters.
+    Logp,
+    /// n independent answers drawn from the same next-token distribution (temperature, top-p).
+    Sample,
+    /// The model writes n answers as one sequence of letters.
+    Sequence,
+    /// The model writes the distribution as JSON.
+    Verbalize,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [
+        Method::Logp,
+        Method::Sample,
+        Method::Sequence,
+        Method::Verbalize,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Logp => "logp",
+            Method::Sample => "sample",
+            Method::Sequence => "sequence",
+            Method::Verbalize => "verbalize",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s.trim())
+            .ok_or_else(|| {
+                EvalError::Input(format!(
+                    "unknown method `{s}` (known: logp, sample, sequence, verbalize)"
+                ))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Steering {
+    None,
+    Persona,
+    Fewshot,
+}
+
+impl Steering {
+    pub const ALL: [Steering; 3] = [Steering::None, Steering::Persona, Steering::Fewshot];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Steering::None => "none",
+            Steering::Persona => "persona",
+            Steering::Fewshot => "fewshot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Steering::ALL
+            .into_iter()
+            .find(|m| m.name() == s.trim())
+            .ok_or_else(|| {
+                EvalError::Input(format!(
+                    "unknown steering `{s}` (known: none, persona, fewshot)"
+                ))
+            })
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Shot {
+    distribution: String,
+    sequence: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Templates {
+    method: BTreeMap<String, String>,
+    steering: BTreeMap<String, String>,
+    shot: Shot,
+    #[serde(default)]
+    persona: BTreeMap<String, [String; 2]>,
+}
+
+/// A few-shot example: another question and the group's reference distribution on it.
+pub struct Example<'a> {
+    pub question: &'a Question,
+    pub distribution: &'a [f64],
+}
+
+fn fill(template: &str, slots: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in slots {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+/// `A. text` lines.
+pub fn option_lines(options: &[String]) -> String {
+    options
+        .iter()
+        .zip(letters(options.len()))
+        .map(|(o, l)| format!("{l}. {o}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whole percentages summing to 100 (largest remainder), as JSON over the letters.
+pub fn percent_json(distribution: &[f64]) -> String {
+    let counts = largest_remainder(distribution, 100);
+    let body: Vec<String> = letters(distribution.len())
+        .iter()
+        .zip(counts)
+        .map(|(l, c)| format!("\"{l}\": {c}"))
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+/// Integer counts summing to `n`, proportional to `p` (largest remainder; ties → first).
+pub fn largest_remainder(p: &[f64], n: usize) -> Vec<usize> {
+    let total: f64 = p.iter().sum();
+    let exact: Vec<f64> = p.iter().map(|x| x / total * n as f64).collect();
+    let mut counts: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
+    let missing = n.saturating_sub(counts.iter().sum());
+    for &i in order.iter().take(missing) {
+        counts[i] += 1;
+    }
+    counts
+}
+
+/// A sequence of `n` letters with the distribution's proportions, in a fixed shuffled order
+/// (seeded by `seed`), as a few-shot answer.
+pub fn letter_sequence(distribution: &[f64], n: usize, seed: u64) -> String {
+    let mut seq: Vec<char> = letters(distribution.len())
+        .into_iter()
+        .zip(largest_remainder(distribution, n))
+        .flat_map(|(l, c)| std::iter::repeat_n(l, c))
+        .collect();
+    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+    for i in (1..seq.len()).rev() {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        seq.swap(i, (s >> 33) as usize % (i + 1));
+    }
+    seq.into_iter().collect()
+}
+
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+impl Templates {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+        let t: Templates = toml::from_str(&text)
+            .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+        for m in Method::ALL {
+            let body = t.method.get(m.name()).ok_or_else(|| {
+                EvalError::Input(format!("{}: no [method] {}", path.display(), m.name()))
+            })?;
+            for slot in ["{question}", "{options}", "{steer}"] {
+                if !body.contains(slot) {
+                    return Err(EvalError::Input(format!(
+                        "{}: method {} lacks {slot}",
+                        path.display(),
+                        m.name()
+                    )));
+                }
+            }
+        }
+        for s in Steering::ALL {
+            if !t.steering.contains_key(s.name()) {
+                return Err(EvalError::Input(format!(
+                    "{}: no [steering] {}",
+                    path.display(),
+                    s.name()
+                )));
+            }
+        }
+        if !t.steering["fewshot"].contains("{shots}") {
+            return Err(EvalError::Input(format!(
+                "{}: the fewshot steering lacks {{shots}}",
+                path.display()
+            )));
+        }
+        Ok(t)
+    }
+
+    /// The group as [singular, plural] noun phrases; the bare group name when not listed.
+    pub fn persona(&self, group: &GroupReference) -> [String; 2] {
+        self.persona
+            .get(&format!("{}.{}", group.attribute, group.group))
+            .cloned()
+            .unwrap_or_else(|| [group.group.clone(), group.group.clone()])
+    }
+
+    /// The prompt text (before any chat template) for one question, group and setting.
+    pub fn render(
+        &self,
+        method: Method,
+        steering: Steering,
+        question: &Question,
+        group: &GroupReference,
+        shots: &[Example<'_>],
+        n: usize,
+    ) -> Result<String> {
+        let [singular, plural] = self.persona(group);
+        let people = match steering {
+            Steering::None => "people".to_string(),
+            _ => plural.clone(),
+        };
+        let letter_list = letters(question.options.len())
+            .iter()
+            .map(char::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let uniform = vec![1.0; question.options.len()];
+        let example = percent_json(&uniform);
+        let shots_text = if steering == Steering::Fewshot {
+            if shots.is_empty() {
+                return Err(EvalError::Input(format!(
+                    "few-shot steering for {}: no example questions",
+                    question.id
+                )));
+            }
+            shots
+                .iter()
+                .map(|s| {
+                    let options = option_lines(&s.question.options);
+                    if method == Method::Sequence {
+                        let seq = letter_sequence(s.distribution, n, stable_hash(&s.question.id));
+                        fill(
+                            &self.shot.sequence,
+                            &[
+                                ("question", &s.question.text),
+                                ("options", &options),
+                                ("sequence", &seq),
+                            ],
+                        )
+                    } else {
+                        fill(
+                            &self.shot.distribution,
+                            &[
+                                ("question", &s.question.text),
+                                ("options", &options),
+                                ("json", &percent_json(s.distribution)),
+                            ],
+                        )
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            String::new()
+        };
+        let steer = fill(
+            &self.steering[steering.name()],
+            &[
+                ("persona", &singular),
+                ("people", &people),
+                ("shots", &shots_text),
+            ],
+        );
+        let n_text = n.to_string();
+        Ok(fill(
+            &self.method[method.name()],
+            &[
+                ("steer", &steer),
+                ("question", &question.text),
+                ("options", &option_lines(&question.options)),
+                ("letters", &letter_list),
+                ("n", &n_text),
+                ("example", &example),
+                ("people", &people),
+                ("persona", &singular),
+            ],
+        ))
+    }
+}
+
+/// The few-shot examples of `question` for `group`: up to `k` of the most similar other
+/// questions that have this group, skipping near-duplicates (a distribution within TV 0.02 of
+/// one already chosen, or the same question text) so the shots are distinct. The question is
+/// never among its own shots.
+pub fn select_shots<'a>(
+    question: &Question,
+    group: &GroupReference,
+    similar: &[String],
+    questions: &'a [Question],
+    k: usize,
+) -> Vec<Example<'a>> {
+    let mut shots: Vec<Example<'a>> = Vec::new();
+    for id in similar {
+        if shots.len() == k {
+            break;
+        }
+        let Some(q) = questions
+            .iter()
+            .find(|q| &q.id == id && q.id != question.id)
+        else {
+            continue;
+        };
+        if q.text == question.text {
+            continue;
+        }
+        let Some(g) = q
+            .groups
+            .iter()
+            .find(|g| g.attribute == group.attribute && g.group == group.group)
+        else {
+            continue;
+        };
+        let near_duplicate = shots.iter().any(|s| {
+            s.distribution.len() == g.distribution.len()
+                && 0.5
+                    * s.distribution
+                        .iter()
+                        .zip(&g.distribution)
+                        .map(|(a, b)| (a - b).abs())
+                        .sum::<f64>()
+                    < 0.02
+        });
+        if !near_duplicate {
+            shots.push(Example {
+                question: q,
+                distribution: &g.distribution,
+            });
+        }
+    }
+    shots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn templates() -> Templates {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/eval/prompts.toml");
+        Templates::load(&path).unwrap()
+    }
+
+    fn question(id: &str, dist: Vec<f64>) -> Question {
+        Question {
+            id: id.into(),
+            text: format!("Question {id}?"),
+            options: vec!["Yes".into(), "No".into(), "Unsure".into()],
+            ordinal: None,
+            groups: vec![GroupReference {
+                attribute: "POLPARTY".into(),
+                group: "Democrat".into(),
+                distribution: dist,
+                weight: 1.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn rounding_and_sequences_keep_proportions() {
+        assert_eq!(largest_remainder(&[0.333, 0.333, 0.334], 100), [33, 33, 34]);
+        assert_eq!(largest_remainder(&[0.5, 0.5], 3), [2, 1]);
+        assert_eq!(percent_json(&[0.125, 0.875]), r#"{"A": 13, "B": 87}"#);
+        let s = letter_sequence(&[0.5, 0.3, 0.2], 30, 7);
+        assert_eq!(s.len(), 30);
+        assert_eq!(s.matches('A').count(), 15);
+        assert_eq!(s.matches('C').count(), 6);
+        assert_eq!(s, letter_sequence(&[0.5, 0.3, 0.2], 30, 7));
+    }
+
+    #[test]
+    fn prompts_compose_method_and_steering() {
+        let t = templates();
+        let q = question("q1", vec![0.2, 0.5, 0.3]);
+        let g = &q.groups[0];
+        let p = t
+            .render(Method::Logp, Steering::None, &q, g, &[], 30)
+            .unwrap();
+        assert!(
+            p.starts_with("Question: Question q1?\nA. Yes\nB. No\nC. Unsure\n"),
+            "{p}"
+        );
+        assert!(p.ends_with("Answer:"));
+        let p = t
+            .render(Method::Logp, Steering::Persona, &q, g, &[], 30)
+            .unwrap();
+        assert!(p.starts_with("Answer as a Democrat would."), "{p}");
+        let p = t
+            .render(Method::Sequence, Steering::Persona, &q, g, &[], 30)
+            .unwrap();
+        assert!(
+            p.contains("how 30 different Democrats would answer") && p.contains("(A, B, C)"),
+            "{p}"
+        );
+        let p = t
+            .render(Method::Verbalize, Steering::None, &q, g, &[], 30)
+            .unwrap();
+        assert!(p.contains(r#"like {"A": 34, "B": 33, "C": 33}"#), "{p}");
+        // few-shot: the question is never its own shot; near-duplicates are skipped
+        let others = vec![
+            q.clone(),
+            question("q2", vec![0.6, 0.2, 0.2]),
+            question("q3", vec![0.605, 0.2, 0.195]),
+            question("q4", vec![0.1, 0.1, 0.8]),
+        ];
+        let similar: Vec<String> = ["q1", "q2", "q3", "q4"].map(String::from).to_vec();
+        let mut distinct = others.clone();
+        distinct[2].text = "Another text?".into();
+        let shots = select_shots(&q, g, &similar, &distinct, 5);
+        let ids: Vec<&str> = shots.iter().map(|s| s.question.id.as_str()).collect();
+        assert_eq!(ids, ["q2", "q4"]);
+        let p = t
+            .render(Method::Verbalize, Steering::Fewshot, &q, g, &shots, 30)
+            .unwrap();
+        assert!(p.starts_with("Here is how Democrats answered"), "{p}");
+        assert!(
+            p.contains("Distribution: {\"A\": 60, \"B\": 20, \"C\": 20}"),
+            "{p}"
+        );
+        assert!(p.contains("Question: Question q1?"));
+        let p = t
+            .render(Method::Sequence, Steering::Fewshot, &q, g, &shots, 10)
+            .unwrap();
+        assert!(
+            p.contains("Answers: ") && !p.contains("Distribution:"),
+            "{p}"
+        );
+        assert!(t
+            .render(Method::Logp, Steering::Fewshot, &q, g, &[], 30)
+            .is_err());
+    }
+}

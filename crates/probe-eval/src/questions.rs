@@ -1,0 +1,308 @@
+//! Question sets: OpinionQA-style folders and a generic JSONL, each question with its options
+//! (lettered A, B, C, … in order) and the reference distribution of every group.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::{EvalError, Result};
+
+/// One group's reference answers to a question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupReference {
+    /// The attribute the group belongs to (`POLPARTY`), empty for generic sets.
+    pub attribute: String,
+    pub group: String,
+    pub distribution: Vec<f64>,
+    /// Total (weighted) respondents.
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub text: String,
+    /// Answer options without "Refused" (OpinionQA keeps it out of the distributions).
+    pub options: Vec<String>,
+    pub ordinal: Option<Vec<Option<f64>>>,
+    pub groups: Vec<GroupReference>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuestionSet {
+    pub dataset: String,
+    pub questions: Vec<Question>,
+    /// Most similar questions first (for few-shot steering), where the set provides them.
+    pub similar: HashMap<String, Vec<String>>,
+}
+
+fn file_err(path: &Path, reason: impl Into<String>) -> EvalError {
+    EvalError::Input(format!("{}: {}", path.display(), reason.into()))
+}
+
+impl QuestionSet {
+    /// An OpinionQA folder: `<ATTR>_data.json` for each of `attributes` (all when empty),
+    /// `info.csv`, `metadata.csv`, optional `question_similarity_top10.json`.
+    pub fn opinionqa(dir: &Path, attributes: &[String]) -> Result<Self> {
+        let attributes = if attributes.is_empty() {
+            probe_data::opinionqa::attributes(dir)?
+        } else {
+            attributes.to_vec()
+        };
+        if attributes.is_empty() {
+            return Err(file_err(dir, "no <ATTR>_data.json files"));
+        }
+        let mut texts: HashMap<String, String> = HashMap::new();
+        let mut by_id: BTreeMap<String, Question> = BTreeMap::new();
+        for attribute in &attributes {
+            let path = dir.join(format!("{attribute}_data.json"));
+            let raw: Value = serde_json::from_str(
+                &std::fs::read_to_string(&path).map_err(|e| file_err(&path, e.to_string()))?,
+            )
+            .map_err(|e| file_err(&path, format!("not JSON: {e}")))?;
+            if let Some(map) = raw.as_object() {
+                for (k, q) in map {
+                    if let Some(t) = q["question_text"].as_str() {
+                        texts.insert(k.clone(), t.trim().to_string());
+                    }
+                }
+            }
+            for cell in probe_data::opinionqa::read_attribute(dir, attribute, false)? {
+                let id = cell.labels["question"].clone();
+                let q = by_id.entry(id.clone()).or_insert_with(|| Question {
+                    text: texts.get(&id).cloned().unwrap_or_default(),
+                    id,
+                    options: cell.options.clone(),
+                    ordinal: cell.ordinal.clone(),
+                    groups: vec![],
+                });
+                if q.options != cell.options {
+                    return Err(file_err(
+                        &path,
+                        format!(
+                            "question {} has other options than in another attribute file",
+                            q.id
+                        ),
+                    ));
+                }
+                q.groups.push(GroupReference {
+                    attribute: attribute.clone(),
+                    group: cell.labels["group"].clone(),
+                    distribution: cell.reference.clone().unwrap_or_default(),
+                    weight: cell.weight.unwrap_or(1.0),
+                });
+            }
+        }
+        if let Some(q) = by_id.values().find(|q| q.text.is_empty()) {
+            return Err(file_err(
+                dir,
+                format!("question {} has no question_text", q.id),
+            ));
+        }
+        let similar_path = dir.join("question_similarity_top10.json");
+        let similar = if similar_path.is_file() {
+            serde_json::from_str(
+                &std::fs::read_to_string(&similar_path)
+                    .map_err(|e| file_err(&similar_path, e.to_string()))?,
+            )
+            .map_err(|e| file_err(&similar_path, format!("expected {{key: [keys…]}}: {e}")))?
+        } else {
+            HashMap::new()
+        };
+        Ok(QuestionSet {
+            dataset: dir
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or("opinionqa")
+                .to_string(),
+            questions: by_id.into_values().collect(),
+            similar,
+        })
+    }
+
+    /// A generic JSONL: one question per line,
+    /// `{"id", "question", "options": [...], "groups": {"<group>": [counts or probabilities]}}`
+    /// (`groups` optional; `similar`: optional list of ids).
+    pub fn jsonl(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e.to_string()))?;
+        let mut questions = Vec::new();
+        let mut similar = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let err = |reason: String| file_err(path, format!("line {}: {reason}", i + 1));
+            let v: Value = serde_json::from_str(line).map_err(|e| err(format!("not JSON: {e}")))?;
+            let id = v["id"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| v["id"].as_i64().map(|n| n.to_string()))
+                .ok_or_else(|| err("no `id`".into()))?;
+            let question = v["question"]
+                .as_str()
+                .ok_or_else(|| err("no `question` text".into()))?
+                .to_string();
+            let options: Vec<String> = v["options"]
+                .as_array()
+                .ok_or_else(|| err("no `options` list".into()))?
+                .iter()
+                .map(|o| o.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| err("`options` must be strings".into()))?;
+            if options.len() < 2 || options.len() > 26 {
+                return Err(err(format!(
+                    "{} options (2 to 26 are lettered A–Z)",
+                    options.len()
+                )));
+            }
+            let mut groups = Vec::new();
+            if let Some(g) = v["groups"].as_object() {
+                for (name, values) in g {
+                    let values: Vec<f64> = values
+                        .as_array()
+                        .and_then(|a| a.iter().map(Value::as_f64).collect())
+                        .ok_or_else(|| {
+                            err(format!("group `{name}`: expected a list of numbers"))
+                        })?;
+                    if values.len() != options.len() {
+                        return Err(err(format!(
+                            "group `{name}` has {} values for {} options",
+                            values.len(),
+                            options.len()
+                        )));
+                    }
+                    let distribution = probe_metrics::normalize(&values, name)
+                        .map_err(|e| err(format!("group `{name}`: {e}")))?;
+                    groups.push(GroupReference {
+                        attribute: String::new(),
+                        group: name.clone(),
+                        distribution,
+                        weight: values.iter().sum(),
+                    });
+                }
+            }
+            if let Some(s) = v["similar"].as_array() {
+                similar.insert(
+                    id.clone(),
+                    s.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
+                );
+            }
+            questions.push(Question {
+                id,
+                text: question,
+                options,
+                ordinal: None,
+                groups,
+            });
+        }
+        if questions.is_empty() {
+            return Err(file_err(path, "no questions"));
+        }
+        Ok(QuestionSet {
+            dataset: path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("questions")
+                .to_string(),
+            questions,
+            similar,
+        })
+    }
+
+    /// Keeps the questions whose ids are listed (in the set's order); unknown ids are errors.
+    pub fn select(&mut self, ids: &[String]) -> Result<()> {
+        if let Some(missing) = ids
+            .iter()
+            .find(|id| !self.questions.iter().any(|q| &q.id == *id))
+        {
+            return Err(EvalError::Input(format!(
+                "question `{missing}` is not in {}",
+                self.dataset
+            )));
+        }
+        self.questions.retain(|q| ids.contains(&q.id));
+        Ok(())
+    }
+
+    /// The first `n` questions in id order (a documented CPU-sized subset).
+    pub fn truncate(&mut self, n: usize) {
+        self.questions.truncate(n);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Question> {
+        self.questions.iter().find(|q| q.id == id)
+    }
+}
+
+/// Where a question set comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    OpinionQa {
+        dir: PathBuf,
+        attributes: Vec<String>,
+    },
+    Jsonl(PathBuf),
+}
+
+impl Source {
+    pub fn load(&self) -> Result<QuestionSet> {
+        match self {
+            Source::OpinionQa { dir, attributes } => QuestionSet::opinionqa(dir, attributes),
+            Source::Jsonl(p) => QuestionSet::jsonl(p),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_jsonl_with_groups_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.jsonl");
+        std::fs::write(
+            &p,
+            r#"{"id": "coin", "question": "Heads or tails?", "options": ["Heads", "Tails"], "groups": {"all": [30, 70]}}
+"#,
+        )
+        .unwrap();
+        let set = QuestionSet::jsonl(&p).unwrap();
+        assert_eq!(set.questions[0].groups[0].distribution, [0.3, 0.7]);
+        assert_eq!(set.dataset, "q");
+        std::fs::write(&p, r#"{"id": "x", "question": "?", "options": ["a"]}"#).unwrap();
+        let e = QuestionSet::jsonl(&p).unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("1 options"), "{e}");
+        std::fs::write(
+            &p,
+            r#"{"id": "x", "question": "?", "options": ["a", "b"], "groups": {"g": [1]}}"#,
+        )
+        .unwrap();
+        let e = QuestionSet::jsonl(&p).unwrap_err().to_string();
+        assert!(e.contains("group `g` has 1 values for 2 options"), "{e}");
+    }
+
+    #[test]
+    fn opinionqa_questions_carry_text_groups_and_similarity() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/opinionqa/pew-atp-disagreement-500");
+        if !dir.is_dir() {
+            eprintln!("notice: {} absent; skipping", dir.display());
+            return;
+        }
+        let set = QuestionSet::opinionqa(&dir, &["POLPARTY".to_string()]).unwrap();
+        assert!(set.questions.len() >= 490, "{}", set.questions.len());
+        let q = set.get("WORRYB_W26").unwrap();
+        assert!(q.text.starts_with("How much, if at all, do you worry"));
+        assert_eq!(
+            q.options,
+            ["Worry a lot", "Worry a little", "Do not worry at all"]
+        );
+        let groups: Vec<&str> = q.groups.iter().map(|g| g.group.as_str()).collect();
+        assert_eq!(groups, ["Republican", "Democrat", "Independent", "Other"]);
+        assert!(set.similar["WORRYB_W26"].contains(&"WORRYF_W26".to_string()));
+    }
+}

@@ -1,0 +1,501 @@
+//! Running an evaluation: every (question, group, method, steering) unit becomes one
+//! distribution cell plus an audit record (prompt, raw outputs, parse outcomes), appended to
+//! `units.jsonl` as it finishes so a killed run resumes where it stopped.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use probe_data::cells::Cell;
+use probe_lm::chat::{ChatTemplate, Message};
+use probe_lm::generate::{generate, sample, GenerateParams, Rng};
+use probe_lm::tokenizer::Tokenizer;
+use probe_lm::{Batch, Transformer};
+use serde_json::{json, Value};
+
+use crate::logp::OptionTokens;
+use crate::parse::{letters, parse_sequence, parse_verbalized};
+use crate::prompts::{select_shots, Method, Steering, Templates};
+use crate::questions::QuestionSet;
+use crate::{EvalError, Result};
+
+#[derive(Debug, Clone)]
+pub struct EvalParams {
+    pub methods: Vec<Method>,
+    pub steerings: Vec<Steering>,
+    /// Answers per sequence and samples per unit.
+    pub n: usize,
+    /// Temperature and top-p of the `sample` method.
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Few-shot examples per prompt.
+    pub shots: usize,
+    /// New attempts (sampled, new seed) after an unparsable sequence / verbalization.
+    pub retries: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Wrap prompts in the model's chat template (instruct models).
+    pub chat: bool,
+    /// `--shard k/n`: this job's slice of the units.
+    pub shard: (usize, usize),
+}
+
+impl Default for EvalParams {
+    fn default() -> Self {
+        EvalParams {
+            methods: Method::ALL.to_vec(),
+            steerings: Steering::ALL.to_vec(),
+            n: 30,
+            temperature: 1.0,
+            top_p: 1.0,
+            shots: 5,
+            retries: 2,
+            batch_size: 8,
+            seed: 0,
+            chat: true,
+            shard: (0, 1),
+        }
+    }
+}
+
+impl EvalParams {
+    pub fn check(&self) -> Result<()> {
+        let bad = |m: String| Err(EvalError::Input(m));
+        if self.methods.is_empty() || self.steerings.is_empty() {
+            return bad("give at least one method and one steering".into());
+        }
+        if self.n == 0 || self.n > 200 {
+            return bad(format!("n = {} must lie in 1..=200", self.n));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad(format!(
+                "sampling temperature {} must be > 0",
+                self.temperature
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return bad(format!("top-p {} must lie in (0, 1]", self.top_p));
+        }
+        if self.batch_size == 0 {
+            return bad("batch size must be ≥ 1".into());
+        }
+        let (k, n) = self.shard;
+        if n == 0 || k >= n {
+            return bad(format!("shard {k}/{n}: need k < n"));
+        }
+        Ok(())
+    }
+}
+
+/// One cell to compute.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub question: usize,
+    pub group: usize,
+    pub method: Method,
+    pub steering: Steering,
+}
+
+impl Unit {
+    pub fn key(&self, set: &QuestionSet) -> String {
+        let q = &set.questions[self.question];
+        let g = &q.groups[self.group];
+        format!(
+            "{}|{}.{}|{}|{}",
+            q.id,
+            g.attribute,
+            g.group,
+            self.method.name(),
+            self.steering.name()
+        )
+    }
+}
+
+/// Every unit of the set in a fixed order (method, steering, question, group), then this
+/// shard's slice (every n-th).
+pub fn units(set: &QuestionSet, params: &EvalParams) -> Vec<Unit> {
+    let mut out = Vec::new();
+    for &method in &params.methods {
+        for &steering in &params.steerings {
+            for (qi, q) in set.questions.iter().enumerate() {
+                for gi in 0..q.groups.len() {
+                    out.push(Unit {
+                        question: qi,
+                        group: gi,
+                        method,
+                        steering,
+                    });
+                }
+            }
+        }
+    }
+    let (k, n) = params.shard;
+    out.into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % n == k)
+        .map(|(_, u)| u)
+        .collect()
+}
+
+/// What the runner needs of a model.
+pub struct Runner<'a> {
+    pub transformer: &'a Transformer,
+    pub tokenizer: &'a Tokenizer,
+    pub chat_template: Option<&'a ChatTemplate>,
+    pub model_name: String,
+    pub templates: &'a Templates,
+}
+
+/// Counts of what happened, for the summary and the progress bar.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Tally {
+    pub units: usize,
+    pub failed_units: usize,
+    pub parse_failures: usize,
+    pub attempts: usize,
+    pub invalid_answers: usize,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+}
+
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+impl Runner<'_> {
+    fn prompt_ids(&self, text: &str, params: &EvalParams) -> Result<(String, Vec<u32>)> {
+        let model_err = |e: probe_lm::Error| EvalError::Model(e.to_string());
+        let rendered = match (params.chat, self.chat_template) {
+            (true, Some(t)) => t
+                .render(&[Message::new("user", text)], true)
+                .map_err(model_err)?,
+            _ => text.to_string(),
+        };
+        // chat templates spell out BOS themselves; plain text gets the tokenizer's rule
+        let ids = if params.chat && self.chat_template.is_some() {
+            self.tokenizer.encode_continuation(&rendered)
+        } else {
+            self.tokenizer.encode(&rendered)
+        }
+        .map_err(model_err)?;
+        Ok((rendered, ids))
+    }
+
+    /// Runs `todo` in batches; `done` receives each finished unit's record.
+    pub fn run(
+        &self,
+        set: &QuestionSet,
+        todo: &[Unit],
+        params: &EvalParams,
+        mut done: impl FnMut(Value, &Tally) -> Result<()>,
+    ) -> Result<Tally> {
+        params.check()?;
+        let mut tally = Tally::default();
+        for batch in todo.chunks(params.batch_size) {
+            // one method per batch keeps generation lengths alike
+            let mut groups: BTreeMap<Method, Vec<&Unit>> = BTreeMap::new();
+            for u in batch {
+                groups.entry(u.method).or_default().push(u);
+            }
+            for (method, units) in groups {
+                let mut prompts = Vec::with_capacity(units.len());
+                for u in &units {
+                    let q = &set.questions[u.question];
+                    let g = &q.groups[u.group];
+                    let empty = Vec::new();
+                    let similar = set.similar.get(&q.id).unwrap_or(&empty);
+                    let shots = if u.steering == Steering::Fewshot {
+                        select_shots(q, g, similar, &set.questions, params.shots)
+                    } else {
+                        vec![]
+                    };
+                    let text = self
+                        .templates
+                        .render(method, u.steering, q, g, &shots, params.n)?;
+                    let (rendered, ids) = self.prompt_ids(&text, params)?;
+                    tally.prompt_tokens += ids.len();
+                    prompts.push((rendered, ids, shots.len()));
+                }
+                let records = match method {
+                    Method::Logp | Method::Sample => {
+                        self.next_token(set, &units, &prompts, method, params, &mut tally)?
+                    }
+                    Method::Sequence | Method::Verbalize => {
+                        self.generated(set, &units, &prompts, method, params, &mut tally)?
+                    }
+                };
+                for r in records {
+                    tally.units += 1;
+                    done(r, &tally)?;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    fn cell(&self, set: &QuestionSet, u: &Unit, predicted: Option<Vec<f64>>) -> Cell {
+        let q = &set.questions[u.question];
+        let g = &q.groups[u.group];
+        let mut labels = BTreeMap::new();
+        for (k, v) in [
+            ("model", self.model_name.as_str()),
+            ("method", u.method.name()),
+            ("steering", u.steering.name()),
+            ("dataset", set.dataset.as_str()),
+            ("attribute", g.attribute.as_str()),
+            ("group", g.group.as_str()),
+            ("question", q.id.as_str()),
+        ] {
+            if !v.is_empty() {
+                labels.insert(k.to_string(), v.to_string());
+            }
+        }
+        Cell {
+            labels,
+            options: q.options.clone(),
+            predicted,
+            reference: Some(g.distribution.clone()),
+            weight: Some(g.weight),
+            ordinal: q.ordinal.clone(),
+            origin: None,
+        }
+    }
+
+    fn record(
+        &self,
+        set: &QuestionSet,
+        u: &Unit,
+        predicted: Option<Vec<f64>>,
+        audit: Value,
+    ) -> Value {
+        let cell = self.cell(set, u, predicted);
+        json!({"key": u.key(set), "cell": cell.to_json(), "ok": cell.predicted.is_some(), "audit": audit})
+    }
+
+    fn next_token(
+        &self,
+        set: &QuestionSet,
+        units: &[&Unit],
+        prompts: &[(String, Vec<u32>, usize)],
+        method: Method,
+        params: &EvalParams,
+        tally: &mut Tally,
+    ) -> Result<Vec<Value>> {
+        let ids: Vec<Vec<u32>> = prompts.iter().map(|p| p.1.clone()).collect();
+        let batch = Batch::left_padded(&ids, self.tokenizer.pad_token_id())
+            .map_err(|e| EvalError::Model(e.to_string()))?;
+        let (logits, _) = self
+            .transformer
+            .prefill(&batch)
+            .map_err(|e| EvalError::Model(e.to_string()))?;
+        let rows = logits
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| EvalError::Model(format!("reading logits: {e:?}")))?;
+        let vocab = rows.len() / units.len();
+        let mut out = Vec::new();
+        for ((u, p), row) in units.iter().zip(prompts).zip(rows.chunks_exact(vocab)) {
+            let n_options = set.questions[u.question].options.len();
+            let tokens = OptionTokens::new(self.tokenizer, &letters(n_options))?;
+            tally.attempts += 1;
+            match method {
+                Method::Logp => {
+                    let (dist, mass) = tokens.distribution(row)?;
+                    out.push(self.record(
+                        set,
+                        u,
+                        Some(dist),
+                        json!({"prompt": p.0, "shots": p.2, "letter_mass": mass}),
+                    ));
+                }
+                _ => {
+                    let gp = GenerateParams {
+                        temperature: params.temperature,
+                        top_p: params.top_p,
+                        ..GenerateParams::default()
+                    };
+                    let mut rng = Rng::new(params.seed ^ stable_hash(&u.key(set)));
+                    let mut counts = vec![0usize; n_options];
+                    let mut invalid = 0;
+                    for _ in 0..params.n {
+                        let t = sample(row, &gp, &mut rng);
+                        match tokens.ids.iter().position(|forms| forms.contains(&t)) {
+                            Some(i) => counts[i] += 1,
+                            None => invalid += 1,
+                        }
+                    }
+                    tally.invalid_answers += invalid;
+                    let valid: usize = counts.iter().sum();
+                    let dist = (valid > 0)
+                        .then(|| counts.iter().map(|&c| c as f64 / valid as f64).collect());
+                    if dist.is_none() {
+                        tally.failed_units += 1;
+                    }
+                    out.push(self.record(
+                        set,
+                        u,
+                        dist,
+                        json!({"prompt": p.0, "shots": p.2, "counts": counts, "invalid": invalid,
+                               "temperature": params.temperature, "top_p": params.top_p}),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn generated(
+        &self,
+        set: &QuestionSet,
+        units: &[&Unit],
+        prompts: &[(String, Vec<u32>, usize)],
+        method: Method,
+        params: &EvalParams,
+        tally: &mut Tally,
+    ) -> Result<Vec<Value>> {
+        let max_new_tokens = match method {
+            Method::Sequence => 2 * params.n + 16,
+            _ => 24 + 8 * set.questions[units[0].question].options.len().max(4),
+        };
+        let mut results: Vec<Option<Vec<f64>>> = vec![None; units.len()];
+        let mut audits: Vec<Vec<Value>> = vec![Vec::new(); units.len()];
+        let mut pending: Vec<usize> = (0..units.len()).collect();
+        for attempt in 0..=params.retries {
+            if pending.is_empty() {
+                break;
+            }
+            // greedy first; retries sample with new seeds
+            let gp = GenerateParams {
+                max_new_tokens,
+                temperature: if attempt == 0 { 0.0 } else { 1.0 },
+                seed: params.seed.wrapping_add(attempt as u64),
+                stop: vec!["\n\n".into()],
+                ..GenerateParams::default()
+            };
+            let ids: Vec<Vec<u32>> = pending.iter().map(|&i| prompts[i].1.clone()).collect();
+            let gens = generate(self.transformer, self.tokenizer, &ids, &gp, |_| {})
+                .map_err(|e| EvalError::Model(e.to_string()))?;
+            let mut still = Vec::new();
+            for (&i, g) in pending.iter().zip(&gens) {
+                tally.attempts += 1;
+                tally.generated_tokens += g.token_ids.len();
+                let n_options = set.questions[units[i].question].options.len();
+                let options = letters(n_options);
+                let parsed: std::result::Result<(Vec<f64>, Value), String> = match method {
+                    Method::Sequence => parse_sequence(&g.text, &options, params.n)
+                        .map(|s| {
+                            tally.invalid_answers += s.invalid;
+                            let valid = s.valid() as f64;
+                            (
+                                s.counts.iter().map(|&c| c as f64 / valid).collect(),
+                                json!({"counts": s.counts, "invalid": s.invalid, "truncated": s.truncated}),
+                            )
+                        })
+                        .map_err(|e| e.to_string()),
+                    _ => parse_verbalized(&g.text, &options)
+                        .map(|v| {
+                            let info = json!({"raw_sum": v.raw_sum, "percent": v.percent,
+                                              "sum_deviation": v.sum_deviation(),
+                                              "missing": v.missing, "unknown_keys": v.unknown_keys});
+                            (v.distribution, info)
+                        })
+                        .map_err(|e| e.to_string()),
+                };
+                match parsed {
+                    Ok((dist, info)) => {
+                        results[i] = Some(dist);
+                        audits[i]
+                            .push(json!({"attempt": attempt, "output": g.text, "parsed": info}));
+                    }
+                    Err(e) => {
+                        tally.parse_failures += 1;
+                        audits[i].push(json!({"attempt": attempt, "output": g.text, "error": e}));
+                        still.push(i);
+                    }
+                }
+            }
+            pending = still;
+        }
+        tally.failed_units += pending.len();
+        Ok(units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                self.record(
+                    set,
+                    u,
+                    results[i].take(),
+                    json!({"prompt": prompts[i].0, "shots": prompts[i].2, "attempts": audits[i]}),
+                )
+            })
+            .collect())
+    }
+}
+
+/// The keys already in `units.jsonl`, keeping only whole lines (a run killed mid-write leaves a
+/// partial last line, which is dropped so the file stays valid JSONL).
+pub fn resume(path: &Path) -> Result<HashSet<String>> {
+    let mut keys = HashSet::new();
+    if !path.is_file() {
+        return Ok(keys);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+    let mut good = String::with_capacity(text.len());
+    for line in text.lines() {
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) if v["key"].is_string() => {
+                keys.insert(v["key"].as_str().unwrap_or_default().to_string());
+                good.push_str(line);
+                good.push('\n');
+            }
+            _ => {} // a torn line from a killed run
+        }
+    }
+    if good.len() != text.len() {
+        std::fs::write(path, good)
+            .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+    }
+    Ok(keys)
+}
+
+/// Appends records, one JSON line each, flushed per record.
+pub struct UnitLog {
+    file: std::fs::File,
+    pub path: PathBuf,
+}
+
+impl UnitLog {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+        Ok(UnitLog {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn append(&mut self, record: &Value) -> Result<()> {
+        let mut line = record.to_string();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.flush())
+            .map_err(|e| EvalError::Input(format!("{}: {e}", self.path.display())))
+    }
+}
+
+/// All records of a unit log.
+pub fn read_records(path: &Path) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
