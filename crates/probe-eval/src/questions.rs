@@ -32,7 +32,10 @@ pub struct Question {
 #[derive(Debug, Clone)]
 pub struct QuestionSet {
     pub dataset: String,
+    /// The questions to evaluate.
     pub questions: Vec<Question>,
+    /// Every question of the set, whatever `select`/`truncate` kept: the few-shot pool.
+    pub pool: Vec<Question>,
     /// Most similar questions first (for few-shot steering), where the set provides them.
     pub similar: HashMap<String, Vec<String>>,
 }
@@ -116,6 +119,7 @@ impl QuestionSet {
                 .and_then(|s| s.to_str())
                 .unwrap_or("opinionqa")
                 .to_string(),
+            pool: by_id.values().cloned().collect(),
             questions: by_id.into_values().collect(),
             similar,
         })
@@ -207,6 +211,7 @@ impl QuestionSet {
                 .and_then(|s| s.to_str())
                 .unwrap_or("questions")
                 .to_string(),
+            pool: questions.clone(),
             questions,
             similar,
         })

@@ -207,7 +207,7 @@ impl Runner<'_> {
                     let empty = Vec::new();
                     let similar = set.similar.get(&q.id).unwrap_or(&empty);
                     let shots = if u.steering == Steering::Fewshot {
-                        select_shots(q, g, similar, &set.questions, params.shots)
+                        select_shots(q, g, similar, &set.pool, params.shots)
                     } else {
                         vec![]
                     };

@@ -1,0 +1,119 @@
+//! `probe eval` end to end on the embedded default model: the biased-coin question set,
+//! resume after a kill (torn last line), and the clean errors.
+
+mod support;
+
+use support::*;
+
+fn eval(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let gguf = workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    probe()
+        .current_dir(workspace_root())
+        .arg("eval")
+        .arg(gguf)
+        .args(["--questions", "data/eval/coin.jsonl"])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_writes_cells_resumes_and_reports_tv() {
+    if smollm2_gguf().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("eval-coin");
+    let args = [
+        "--question-ids",
+        "coin-10,coin-50,coin-90",
+        "--methods",
+        "logp,sample,verbalize",
+        "--steering",
+        "none",
+        "--n",
+        "10",
+    ];
+    let run = eval(&out, &args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("9 units in shard 0/1 (0 finished before), 9 to do"),
+        "{stderr}"
+    );
+    for row in [
+        "logp ",
+        "sample ",
+        "verbalize ",
+        "baseline-uniform",
+        "baseline-majority",
+    ] {
+        assert!(stdout.contains(row), "{stdout}");
+    }
+    let cells = probe_data::cells::read_jsonl(&out.join("eval.cells.jsonl"), false).unwrap();
+    assert!(cells.len() >= 6, "{}", cells.len()); // logp and sample always parse
+    for c in &cells {
+        assert_eq!(c.options, ["Heads", "Tails"]);
+        assert_eq!(c.labels["model"], "SmolLM2-135M-Instruct.Q4_1");
+        let p = c.predicted.as_ref().unwrap();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{c:?}");
+        let q = &c.labels["question"];
+        let heads: f64 = q.trim_start_matches("coin-").parse::<f64>().unwrap() / 100.0;
+        assert!((c.reference.as_ref().unwrap()[0] - heads).abs() < 1e-12);
+    }
+    let units = std::fs::read_to_string(out.join("units.jsonl")).unwrap();
+    assert_eq!(units.lines().count(), 9);
+    // the audit keeps the prompt in the model's chat template
+    assert!(units.contains("<|im_start|>user"), "{units}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["by_setting"].as_array().unwrap().len(), 3);
+
+    // killed mid-write: a torn last line is dropped and only the missing unit is redone
+    let mut lines: Vec<&str> = units.lines().collect();
+    let last = lines.pop().unwrap();
+    let torn = format!("{}\n{}", lines.join("\n"), &last[..last.len() / 2]);
+    std::fs::write(out.join("units.jsonl"), torn).unwrap();
+    let run = eval(&out, &args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("(8 finished before), 1 to do"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("units.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        9
+    );
+    // other settings into the same directory: refused
+    let mut other = args.to_vec();
+    other[7] = "20";
+    assert_clean_failure(&eval(&out, &other), "other settings");
+}
+
+#[test]
+fn eval_bad_input() {
+    if smollm2_gguf().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("e");
+    assert_clean_failure(
+        &eval(&out, &["--methods", "logits"]),
+        "unknown method `logits`",
+    );
+    assert_clean_failure(
+        &eval(&out, &["--steering", "fewshot"]),
+        "few-shot steering needs question similarities",
+    );
+    assert_clean_failure(
+        &eval(&out, &["--question-ids", "coin-11"]),
+        "question `coin-11` is not in coin",
+    );
+    assert_clean_failure(&eval(&out, &["--shard", "2/2"]), "--shard 2/2");
+    assert_clean_failure(&eval(&out, &["--n", "0"]), "n = 0");
+}
