@@ -351,6 +351,25 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The references that predicted cells carry themselves (`probe eval` output), as reference
+/// cells: the model-side labels (`model`, `method`, `steering`, `variant`) dropped, each cell
+/// once.
+pub fn own_references(predicted: &[Cell]) -> Vec<Cell> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for c in predicted.iter().filter(|c| c.reference.is_some()) {
+        let mut r = c.clone();
+        r.labels
+            .retain(|k, _| !matches!(k.as_str(), "model" | "method" | "steering" | "variant"));
+        r.predicted = None;
+        r.origin = None;
+        if seen.insert(r.describe()) {
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// Baseline predictions for reference cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Baseline {

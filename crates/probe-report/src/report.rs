@@ -68,6 +68,19 @@ pub struct Series {
     pub sensitivity: Vec<(f64, f64)>,
     /// What one sensitivity point is ("persona", "cell").
     pub sensitivity_unit: &'static str,
+    /// Question-level cells that carry their own reference (`probe eval`): one per
+    /// (group, question), each with its own options.
+    pub own: Vec<OwnCell>,
+}
+
+/// A predicted distribution for one question and group, with the group's reference.
+#[derive(Debug, Clone)]
+pub struct OwnCell {
+    /// `attribute=group` (or the group alone).
+    pub group: String,
+    pub question: String,
+    pub predicted: Vec<f64>,
+    pub reference: Vec<f64>,
 }
 
 /// Cross-validated balanced accuracy per layer from `probe train`'s `probes.json`.
@@ -273,6 +286,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         variants,
         sensitivity: sensitivity_points(by_persona)?,
         sensitivity_unit: "persona",
+        own: vec![],
     })
 }
 
@@ -344,8 +358,28 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
         groups.entry(key).or_default().push(c);
     }
     let mut out = Vec::new();
-    for (key, members) in groups {
-        let options = members[0].options.clone();
+    for (key, all_members) in groups {
+        // question-level cells with their own reference (`probe eval`) are kept apart
+        let (question_level, members): (Vec<&Cell>, Vec<&Cell>) = all_members
+            .into_iter()
+            .partition(|c| c.reference.is_some() && c.labels.contains_key("question"));
+        let own: Vec<OwnCell> = question_level
+            .iter()
+            .map(|c| OwnCell {
+                group: match (c.labels.get("attribute"), c.labels.get("group")) {
+                    (Some(a), Some(g)) => format!("{a}={g}"),
+                    (None, Some(g)) => g.clone(),
+                    _ => "everyone".into(),
+                },
+                question: c.labels["question"].clone(),
+                predicted: c.predicted.clone().expect("filtered"),
+                reference: c.reference.clone().expect("partitioned"),
+            })
+            .collect();
+        let options = members
+            .first()
+            .map(|c| c.options.clone())
+            .unwrap_or_default();
         if let Some(bad) = members.iter().find(|c| c.options != options) {
             return Err(ReportError::Empty(format!(
                 "cells of {} disagree on the options: {:?} vs {:?} (cell {})",
@@ -408,6 +442,7 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             variants: per_variant_all.into_iter().collect(),
             sensitivity: sensitivity_points(per_unit)?,
             sensitivity_unit: "cell",
+            own,
         });
     }
     Ok(out)
@@ -582,11 +617,19 @@ pub fn build(
 
     // 1. party distributions, everyone, model vs survey
     {
-        let options: Vec<String> = series
+        let overall: Vec<&&Series> = series
+            .iter()
+            .filter(|s| s.pooled.contains_key(&all_scope))
+            .collect();
+        let options: Vec<String> = overall
             .first()
             .map(|s| s.options.clone())
             .unwrap_or_default();
-        let same: Vec<&&Series> = series.iter().filter(|s| s.options == options).collect();
+        let same: Vec<&&Series> = overall
+            .iter()
+            .copied()
+            .filter(|s| s.options == options)
+            .collect();
         let mut bars: Vec<Bars> = same
             .iter()
             .filter_map(|s| {
@@ -642,7 +685,7 @@ pub fn build(
         }
         if same.len() < series.len() {
             paragraphs.push(format!(
-                "{} series with other options are left out of this figure.",
+                "{} series without an overall distribution over these options (e.g. question-level evaluations, which the entropy and leaderboard sections cover) are left out of this figure.",
                 series.len() - same.len()
             ));
         }
@@ -675,7 +718,30 @@ pub fn build(
             .filter(|s| s.0 != "all")
             .collect();
         let scopes: Vec<(String, String)> = scopes.into_iter().collect();
-        let categories: Vec<String> = scopes.iter().map(scope_name).collect();
+        // question-level groups: mean H_norm over the group's questions
+        let own_groups: Vec<String> = series
+            .iter()
+            .flat_map(|s| s.own.iter().map(|c| c.group.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mean_h = |cells: &mut dyn Iterator<Item = &Vec<f64>>| -> f64 {
+            let h: Vec<f64> = cells.filter_map(|d| normalized_entropy(d).ok()).collect();
+            if h.is_empty() {
+                f64::NAN
+            } else {
+                h.iter().sum::<f64>() / h.len() as f64
+            }
+        };
+        let categories: Vec<String> = scopes
+            .iter()
+            .map(scope_name)
+            .chain(
+                own_groups
+                    .iter()
+                    .map(|g| format!("{g} (mean over questions)")),
+            )
+            .collect();
         let bars: Vec<Bars> = series
             .iter()
             .map(|s| Bars {
@@ -688,13 +754,23 @@ pub fn build(
                             .and_then(|d| normalized_entropy(d).ok())
                             .unwrap_or(f64::NAN)
                     })
+                    .chain(own_groups.iter().map(|g| {
+                        mean_h(&mut s.own.iter().filter(|c| &c.group == g).map(|c| &c.predicted))
+                    }))
                     .collect(),
                 color: color_of(s),
                 intervals: None,
             })
             .collect();
+        // the survey side of the question-level groups, each (group, question) once
+        let own_reference: BTreeMap<(String, String), &Vec<f64>> = series
+            .iter()
+            .flat_map(|s| s.own.iter())
+            .map(|c| ((c.group.clone(), c.question.clone()), &c.reference))
+            .collect();
         let options = series
-            .first()
+            .iter()
+            .find(|s| !s.options.is_empty())
             .map(|s| s.options.clone())
             .unwrap_or_default();
         let survey_h = |scope: &(String, String)| {
@@ -706,6 +782,14 @@ pub fn build(
         let marks: Vec<f64> = scopes
             .iter()
             .map(|s| survey_h(s).unwrap_or(f64::NAN))
+            .chain(own_groups.iter().map(|g| {
+                mean_h(
+                    &mut own_reference
+                        .iter()
+                        .filter(|((group, _), _)| group == g)
+                        .map(|(_, r)| *r),
+                )
+            }))
             .collect();
         let overall = survey_h(&all_scope);
         let mut paragraphs = vec![
@@ -870,13 +954,56 @@ pub fn build(
                     matched_scopes.insert(scope.clone());
                 }
             }
+            for c in &s.own {
+                tvs.push(total_variation(&c.predicted, &c.reference)?);
+            }
             if !tvs.is_empty() {
                 let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
                 entries.push((s.name.clone(), est, tvs.len()));
             }
         }
+        // question-level baselines: every (group, question) reference once
+        let own_refs: BTreeMap<(String, String), &Vec<f64>> = series
+            .iter()
+            .flat_map(|s| s.own.iter())
+            .map(|c| ((c.group.clone(), c.question.clone()), &c.reference))
+            .collect();
+        if !own_refs.is_empty() {
+            // the majority option of a question: largest summed share over its groups
+            let mut pooled: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+            for ((_, q), r) in &own_refs {
+                let acc = pooled
+                    .entry(q.as_str())
+                    .or_insert_with(|| vec![0.0; r.len()]);
+                acc.iter_mut().zip(r.iter()).for_each(|(a, b)| *a += b);
+            }
+            let mut uniform = Vec::new();
+            let mut majority = Vec::new();
+            for ((_, q), r) in &own_refs {
+                let n = r.len();
+                uniform.push(total_variation(&vec![1.0 / n as f64; n], r)?);
+                let acc = &pooled[q.as_str()];
+                let top = acc
+                    .iter()
+                    .enumerate()
+                    .fold(0, |b, (i, &v)| if v > acc[b] { i } else { b });
+                let one_hot: Vec<f64> = (0..n).map(|i| if i == top { 1.0 } else { 0.0 }).collect();
+                majority.push(total_variation(&one_hot, r)?);
+            }
+            for (name, tvs) in [
+                ("baseline: uniform (questions)", uniform),
+                ("baseline: majority per question", majority),
+            ] {
+                let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
+                entries.push((name.to_string(), est, tvs.len()));
+            }
+        }
         // baselines on the same groups, over the first series' options
-        if let Some(options) = series.first().map(|s| s.options.clone()) {
+        if let Some(options) = series
+            .iter()
+            .find(|s| !s.options.is_empty())
+            .map(|s| s.options.clone())
+        {
             let refs: Vec<(Vec<f64>, f64)> = matched_scopes
                 .iter()
                 .filter_map(|sc| {
@@ -913,7 +1040,7 @@ pub fn build(
         }
         entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
         let mut paragraphs = vec![format!(
-            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have (Meister et al.'s distributional alignment A, lower is better), with {:.0} % percentile bootstrap intervals over groups ({} resamples, seed {}). Baselines: the uniform distribution and all mass on the survey's largest option.",
+            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, over every (group, question) cell (Meister et al.'s distributional alignment A, lower is better) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Baselines: the uniform distribution and all mass on the survey's largest option (per question for question-level cells).",
             100.0 * o.level,
             o.bootstrap,
             o.seed
@@ -1424,6 +1551,61 @@ mod tests {
         assert!(files
             .iter()
             .any(|(p, _)| p.ends_with("figures/correlation.svg")));
+    }
+
+    #[test]
+    fn question_level_cells_score_against_their_own_references() {
+        // `probe eval` cells: one per (group, question), each with its reference
+        let cell = |method: &str, group: &str, q: &str, p: Vec<f64>, r: Vec<f64>| Cell {
+            labels: BTreeMap::from(
+                [
+                    ("model", "m"),
+                    ("method", method),
+                    ("steering", "none"),
+                    ("attribute", "SEX"),
+                    ("group", group),
+                    ("question", q),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            ),
+            options: vec!["yes".into(), "no".into()],
+            predicted: Some(p),
+            reference: Some(r),
+            weight: None,
+            ordinal: None,
+            origin: None,
+        };
+        let cells = vec![
+            cell("logp", "Male", "q1", vec![0.5, 0.5], vec![0.8, 0.2]),
+            cell("logp", "Female", "q1", vec![0.9, 0.1], vec![0.6, 0.4]),
+            cell("verbalize", "Male", "q1", vec![0.8, 0.2], vec![0.8, 0.2]),
+        ];
+        let series = series_from_cells(&cells, "m").unwrap();
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].own.len(), 2);
+        let report = build(
+            &[],
+            &series,
+            &Reference::default(),
+            &ReportOptions::default(),
+        )
+        .unwrap();
+        let board = report.json["leaderboard"].as_array().unwrap();
+        let tv = |name: &str| {
+            board
+                .iter()
+                .find(|e| e["name"] == name)
+                .unwrap_or_else(|| panic!("{name}: {board:?}"))["tv"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!((tv("m · logp · none") - (0.3 + 0.3) / 2.0).abs() < 1e-12);
+        assert!(tv("m · verbalize · none").abs() < 1e-12);
+        // uniform: (0.3 + 0.1) / 2; majority of q1 (yes, 1.4 vs 0.6): (0.2 + 0.4) / 2
+        assert!((tv("baseline: uniform (questions)") - 0.2).abs() < 1e-12);
+        assert!((tv("baseline: majority per question") - 0.3).abs() < 1e-12);
+        let groups = report.json["entropy"]["groups"].as_array().unwrap();
+        assert!(groups.iter().any(|g| g == "SEX=Male (mean over questions)"));
     }
 
     #[test]

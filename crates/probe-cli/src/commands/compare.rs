@@ -104,12 +104,19 @@ pub fn run(args: Args) -> Result<()> {
         }
         reference.extend(survey.cells);
     }
+    // baselines for cells that carry their own reference (`probe eval` output)
+    let own = if reference.is_empty() {
+        probe_report::compare::own_references(&predicted)
+    } else {
+        vec![]
+    };
     for b in &args.baseline {
         let kind = match b {
             BaselineArg::Uniform => Baseline::Uniform,
             BaselineArg::Majority => Baseline::Majority,
         };
         predicted.extend(baseline_cells(&reference, kind));
+        predicted.extend(baseline_cells(&own, kind));
     }
     if predicted.is_empty() {
         bail!("nothing to compare: give --predicted files or --baseline");
@@ -128,7 +135,12 @@ pub fn run(args: Args) -> Result<()> {
         }
         predicted = kept;
     }
-    let pairs = join(&predicted, &reference)?;
+    let references = if reference.is_empty() {
+        &own
+    } else {
+        &reference
+    };
+    let pairs = join(&predicted, references)?;
     let options = CompareOptions {
         metrics,
         by: args.by.clone(),

@@ -11,7 +11,9 @@ use probe_data::cells::Cell;
 use probe_eval::prompts::{Method, Steering, Templates};
 use probe_eval::questions::QuestionSet;
 use probe_eval::run::{read_records, resume, units, EvalParams, Runner, UnitLog};
-use probe_report::compare::{baseline_cells, compare, join, Baseline, CompareOptions, Metric};
+use probe_report::compare::{
+    baseline_cells, compare, join, own_references, Baseline, CompareOptions, Metric,
+};
 use serde_json::json;
 
 use crate::common::{progress_bar, ModelArgs};
@@ -293,24 +295,14 @@ pub fn run(args: Args) -> Result<()> {
         tally.failed_units
     );
     if !cells.is_empty() {
-        print_tv(&cells)?;
+        print_tv(&cells, &out)?;
     }
     Ok(())
 }
 
 /// TV per method × steering against the cells' own references, with the baselines.
-fn print_tv(cells: &[Cell]) -> Result<()> {
-    let mut references: Vec<Cell> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for c in cells {
-        let mut r = c.clone();
-        r.labels
-            .retain(|k, _| k == "dataset" || k == "attribute" || k == "group" || k == "question");
-        if seen.insert(r.describe()) {
-            r.predicted = None;
-            references.push(r);
-        }
-    }
+fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
+    let references = own_references(cells);
     let mut predicted = cells.to_vec();
     predicted.extend(baseline_cells(&references, Baseline::Uniform));
     predicted.extend(baseline_cells(&references, Baseline::Majority));
@@ -338,7 +330,7 @@ fn print_tv(cells: &[Cell]) -> Result<()> {
         "{:<18} {:<9} {:>6} {:>8}  95% CI",
         "method", "steering", "cells", "TV"
     );
-    for r in rows {
+    for r in &rows {
         println!(
             "{:<18} {:<9} {:>6} {:>8.4}  [{:.4}, {:.4}]",
             r.group["method"],
@@ -349,5 +341,25 @@ fn print_tv(cells: &[Cell]) -> Result<()> {
             r.estimate.high
         );
     }
+    // knowledge-to-simulation gap per steering: A(sequence) / A(verbalize) − 1
+    let a = |method: &str, steering: &str| {
+        rows.iter()
+            .find(|r| r.group["method"] == method && r.group["steering"] == steering)
+            .map(|r| r.estimate.value)
+    };
+    let mut gaps = serde_json::Map::new();
+    for steering in ["none", "persona", "fewshot"] {
+        if let (Some(seq), Some(verb)) = (a("sequence", steering), a("verbalize", steering)) {
+            if let Ok(ks) = probe_metrics::alignment::knowledge_to_simulation_gap(seq, verb) {
+                println!("knowledge-to-simulation gap ({steering}): {ks:+.3}");
+                gaps.insert(steering.into(), json!(ks));
+            }
+        }
+    }
+    probe_cache::write_atomic(
+        &out.join("tv.json"),
+        serde_json::to_string_pretty(&json!({"tv": rows, "knowledge_to_simulation_gap": gaps}))?
+            .as_bytes(),
+    )?;
     Ok(())
 }
