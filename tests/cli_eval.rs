@@ -107,8 +107,8 @@ fn eval_bad_input() {
         "unknown method `logits`",
     );
     assert_clean_failure(
-        &eval(&out, &["--steering", "fewshot"]),
-        "few-shot steering needs question similarities",
+        &eval(&out, &["--steering", "sideways"]),
+        "unknown steering `sideways`",
     );
     assert_clean_failure(
         &eval(&out, &["--question-ids", "coin-11"]),

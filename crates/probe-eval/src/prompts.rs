@@ -212,12 +212,19 @@ impl Templates {
         Ok(t)
     }
 
-    /// The group as [singular, plural] noun phrases; the bare group name when not listed.
+    /// The group as [singular, plural] noun phrases; the bare group name when not listed, and
+    /// "a person" / "people" for a generic set's `all`.
     pub fn persona(&self, group: &GroupReference) -> [String; 2] {
         self.persona
             .get(&format!("{}.{}", group.attribute, group.group))
             .cloned()
-            .unwrap_or_else(|| [group.group.clone(), group.group.clone()])
+            .unwrap_or_else(|| {
+                if group.attribute.is_empty() && group.group == "all" {
+                    ["a person".into(), "people".into()]
+                } else {
+                    [group.group.clone(), group.group.clone()]
+                }
+            })
     }
 
     /// The prompt text (before any chat template) for one question, group and setting.

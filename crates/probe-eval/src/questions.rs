@@ -205,6 +205,10 @@ impl QuestionSet {
         if questions.is_empty() {
             return Err(file_err(path, "no questions"));
         }
+        if similar.is_empty() {
+            // no similarities given: TF-IDF over the question texts
+            similar = tfidf_similar(&questions);
+        }
         Ok(QuestionSet {
             dataset: path
                 .file_stem()
@@ -242,6 +246,70 @@ impl QuestionSet {
     }
 }
 
+/// Most similar questions by TF-IDF cosine of their texts (words = lowercase alphanumeric runs,
+/// idf = ln(N / df) + 1), for sets that bring no similarity of their own. Top 10 per question,
+/// never the question itself; ties by id.
+pub fn tfidf_similar(questions: &[Question]) -> HashMap<String, Vec<String>> {
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let docs: Vec<Vec<String>> = questions
+        .iter()
+        .map(|q| words(&format!("{} {}", q.text, q.options.join(" "))))
+        .collect();
+    let mut df: HashMap<&str, usize> = HashMap::new();
+    for d in &docs {
+        let unique: std::collections::HashSet<&str> = d.iter().map(String::as_str).collect();
+        for w in unique {
+            *df.entry(w).or_default() += 1;
+        }
+    }
+    let n = docs.len() as f64;
+    let vectors: Vec<HashMap<&str, f64>> = docs
+        .iter()
+        .map(|d| {
+            let mut tf: HashMap<&str, f64> = HashMap::new();
+            for w in d {
+                *tf.entry(w.as_str()).or_default() += 1.0;
+            }
+            for (w, x) in tf.iter_mut() {
+                *x *= (n / df[w] as f64).ln() + 1.0;
+            }
+            let norm = tf.values().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+            tf.values_mut().for_each(|x| *x /= norm);
+            tf
+        })
+        .collect();
+    let mut out = HashMap::new();
+    for (i, q) in questions.iter().enumerate() {
+        let mut scored: Vec<(f64, &str)> = questions
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(j, other)| {
+                let dot: f64 = vectors[i]
+                    .iter()
+                    .filter_map(|(w, x)| vectors[j].get(w).map(|y| x * y))
+                    .sum();
+                (dot, other.id.as_str())
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        out.insert(
+            q.id.clone(),
+            scored
+                .into_iter()
+                .take(10)
+                .map(|(_, id)| id.to_string())
+                .collect(),
+        );
+    }
+    out
+}
+
 /// Where a question set comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
@@ -277,6 +345,8 @@ mod tests {
         .unwrap();
         let set = QuestionSet::jsonl(&p).unwrap();
         assert_eq!(set.questions[0].groups[0].distribution, [0.3, 0.7]);
+        // one question: no neighbours, but the fallback ran
+        assert_eq!(set.similar["coin"], Vec::<String>::new());
         assert_eq!(set.dataset, "q");
         std::fs::write(&p, r#"{"id": "x", "question": "?", "options": ["a"]}"#).unwrap();
         let e = QuestionSet::jsonl(&p).unwrap_err().to_string();
@@ -309,5 +379,34 @@ mod tests {
         let groups: Vec<&str> = q.groups.iter().map(|g| g.group.as_str()).collect();
         assert_eq!(groups, ["Republican", "Democrat", "Independent", "Other"]);
         assert!(set.similar["WORRYB_W26"].contains(&"WORRYF_W26".to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tfidf_tests {
+    use super::*;
+
+    #[test]
+    fn tfidf_ranks_shared_rare_words_first() {
+        let q = |id: &str, text: &str| Question {
+            id: id.into(),
+            text: text.into(),
+            options: vec!["Yes".into(), "No".into()],
+            ordinal: None,
+            groups: vec![],
+        };
+        let set = [
+            q("a", "Do you worry about terrorism attacks?"),
+            q("b", "Do you eat breakfast?"),
+            q("c", "Are terrorism attacks rising?"),
+            q("d", "Do you like cats?"),
+        ];
+        let s = tfidf_similar(&set);
+        // "terrorism attacks" (in 2 of 4) outweighs "do you" (in 3 of 4)
+        assert_eq!(s["a"][0], "c");
+        // "do you" with the shorter question
+        assert_eq!(s["b"][0], "d");
+        assert!(!s["a"].contains(&"a".to_string()));
+        assert_eq!(s["a"].len(), 3);
     }
 }

@@ -341,6 +341,33 @@ fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
             r.estimate.high
         );
     }
+    // log-p with temperature scaling: τ* fitted per steering on these cells (in-sample)
+    let mut scaled = serde_json::Map::new();
+    for steering in ["none", "persona", "fewshot"] {
+        let pairs: Vec<(&[f64], &[f64])> = cells
+            .iter()
+            .filter(|c| {
+                c.labels.get("method").map(String::as_str) == Some("logp")
+                    && c.labels.get("steering").map(String::as_str) == Some(steering)
+            })
+            .filter_map(|c| Some((c.reference.as_deref()?, c.predicted.as_deref()?)))
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let (tau, tv) = probe_metrics::calibration::fit_temperature(&pairs, 0.05, 20.0)?;
+        println!(
+            "{:<18} {:<9} {:>6} {:>8.4}  (τ* = {tau:.3}, fitted on these cells)",
+            "logp-scaled",
+            steering,
+            pairs.len(),
+            tv
+        );
+        scaled.insert(
+            steering.into(),
+            json!({"tau": tau, "tv": tv, "cells": pairs.len()}),
+        );
+    }
     // knowledge-to-simulation gap per steering: A(sequence) / A(verbalize) − 1
     let a = |method: &str, steering: &str| {
         rows.iter()
@@ -358,7 +385,7 @@ fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
     }
     probe_cache::write_atomic(
         &out.join("tv.json"),
-        serde_json::to_string_pretty(&json!({"tv": rows, "knowledge_to_simulation_gap": gaps}))?
+        serde_json::to_string_pretty(&json!({"tv": rows, "logp_temperature_scaled": scaled, "knowledge_to_simulation_gap": gaps}))?
             .as_bytes(),
     )?;
     Ok(())
