@@ -25,8 +25,9 @@ pub struct EvalParams {
     pub steerings: Vec<Steering>,
     /// Answers per sequence and samples per unit.
     pub n: usize,
-    /// Temperature and top-p of the `sample` method.
-    pub temperature: f32,
+    /// Temperatures of the `sample` method: one, or several for a sweep (each its own
+    /// method label `sample@T`).
+    pub temperatures: Vec<f32>,
     pub top_p: f32,
     /// Few-shot examples per prompt.
     pub shots: usize,
@@ -46,7 +47,7 @@ impl Default for EvalParams {
             methods: Method::ALL.to_vec(),
             steerings: Steering::ALL.to_vec(),
             n: 30,
-            temperature: 1.0,
+            temperatures: vec![1.0],
             top_p: 1.0,
             shots: 5,
             retries: 2,
@@ -67,11 +68,15 @@ impl EvalParams {
         if self.n == 0 || self.n > 200 {
             return bad(format!("n = {} must lie in 1..=200", self.n));
         }
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return bad(format!(
-                "sampling temperature {} must be > 0",
-                self.temperature
-            ));
+        if self.temperatures.is_empty() {
+            return bad("give at least one sampling temperature".into());
+        }
+        if let Some(t) = self
+            .temperatures
+            .iter()
+            .find(|t| !(**t > 0.0 && t.is_finite()))
+        {
+            return bad(format!("sampling temperature {t} must be > 0"));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top-p {} must lie in (0, 1]", self.top_p));
@@ -94,6 +99,10 @@ pub struct Unit {
     pub group: usize,
     pub method: Method,
     pub steering: Steering,
+    /// The sampling temperature (`sample` only).
+    pub temperature: Option<f32>,
+    /// `sample@T` in a temperature sweep, else the method's name.
+    pub label: String,
 }
 
 impl Unit {
@@ -105,7 +114,7 @@ impl Unit {
             q.id,
             g.attribute,
             g.group,
-            self.method.name(),
+            self.label,
             self.steering.name()
         )
     }
@@ -115,16 +124,30 @@ impl Unit {
 /// shard's slice (every n-th).
 pub fn units(set: &QuestionSet, params: &EvalParams) -> Vec<Unit> {
     let mut out = Vec::new();
+    let sweep = params.temperatures.len() > 1;
     for &method in &params.methods {
-        for &steering in &params.steerings {
-            for (qi, q) in set.questions.iter().enumerate() {
-                for gi in 0..q.groups.len() {
-                    out.push(Unit {
-                        question: qi,
-                        group: gi,
-                        method,
-                        steering,
-                    });
+        let settings: Vec<(Option<f32>, String)> = match method {
+            Method::Sample if sweep => params
+                .temperatures
+                .iter()
+                .map(|&t| (Some(t), format!("sample@{t}")))
+                .collect(),
+            Method::Sample => vec![(Some(params.temperatures[0]), "sample".into())],
+            m => vec![(None, m.name().to_string())],
+        };
+        for (temperature, label) in settings {
+            for &steering in &params.steerings {
+                for (qi, q) in set.questions.iter().enumerate() {
+                    for gi in 0..q.groups.len() {
+                        out.push(Unit {
+                            question: qi,
+                            group: gi,
+                            method,
+                            steering,
+                            temperature,
+                            label: label.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -241,7 +264,7 @@ impl Runner<'_> {
         let mut labels = BTreeMap::new();
         for (k, v) in [
             ("model", self.model_name.as_str()),
-            ("method", u.method.name()),
+            ("method", u.label.as_str()),
             ("steering", u.steering.name()),
             ("dataset", set.dataset.as_str()),
             ("attribute", g.attribute.as_str()),
@@ -312,7 +335,7 @@ impl Runner<'_> {
                 }
                 _ => {
                     let gp = GenerateParams {
-                        temperature: params.temperature,
+                        temperature: u.temperature.unwrap_or(1.0),
                         top_p: params.top_p,
                         ..GenerateParams::default()
                     };
@@ -338,7 +361,7 @@ impl Runner<'_> {
                         u,
                         dist,
                         json!({"prompt": p.0, "shots": p.2, "counts": counts, "invalid": invalid,
-                               "temperature": params.temperature, "top_p": params.top_p}),
+                               "temperature": u.temperature, "top_p": params.top_p}),
                     ));
                 }
             }
@@ -498,4 +521,90 @@ pub fn read_records(path: &Path) -> Result<Vec<Value>> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::questions::{GroupReference, Question};
+
+    fn set() -> QuestionSet {
+        let group = |g: &str| GroupReference {
+            attribute: "SEX".into(),
+            group: g.into(),
+            distribution: vec![0.5, 0.5],
+            weight: 1.0,
+        };
+        let q = |id: &str| Question {
+            id: id.into(),
+            text: "?".into(),
+            options: vec!["a".into(), "b".into()],
+            ordinal: None,
+            groups: vec![group("Male"), group("Female")],
+        };
+        let questions = vec![q("q1"), q("q2")];
+        QuestionSet {
+            dataset: "d".into(),
+            pool: questions.clone(),
+            questions,
+            similar: Default::default(),
+        }
+    }
+
+    #[test]
+    fn units_cover_every_setting_once_and_shards_partition_them() {
+        let s = set();
+        let params = EvalParams {
+            methods: vec![Method::Logp, Method::Sample],
+            steerings: vec![Steering::None, Steering::Persona],
+            temperatures: vec![0.5, 2.0],
+            ..EvalParams::default()
+        };
+        let all = units(&s, &params);
+        // logp: 2 steerings × 2 questions × 2 groups; sample: × 2 temperatures
+        assert_eq!(all.len(), 8 + 16);
+        let keys: HashSet<String> = all.iter().map(|u| u.key(&s)).collect();
+        assert_eq!(keys.len(), all.len());
+        assert!(keys.contains("q2|SEX.Female|sample@2|persona"));
+        assert!(keys.contains("q1|SEX.Male|logp|none"));
+        let mut sharded: Vec<String> = (0..3)
+            .flat_map(|k| {
+                units(
+                    &s,
+                    &EvalParams {
+                        shard: (k, 3),
+                        ..params.clone()
+                    },
+                )
+                .into_iter()
+                .map(|u| u.key(&s))
+                .collect::<Vec<_>>()
+            })
+            .collect();
+        sharded.sort();
+        let mut expected: Vec<String> = keys.into_iter().collect();
+        expected.sort();
+        assert_eq!(sharded, expected);
+        // one temperature: the method keeps its name
+        let one = units(
+            &s,
+            &EvalParams {
+                methods: vec![Method::Sample],
+                ..EvalParams::default()
+            },
+        );
+        assert!(one.iter().all(|u| u.label == "sample"));
+        assert!(EvalParams {
+            temperatures: vec![0.0],
+            ..EvalParams::default()
+        }
+        .check()
+        .is_err());
+        assert!(EvalParams {
+            shard: (3, 3),
+            ..EvalParams::default()
+        }
+        .check()
+        .is_err());
+    }
 }

@@ -51,9 +51,10 @@ pub struct Args {
     /// Answers per sequence and samples per unit.
     #[arg(long, default_value_t = 30)]
     pub n: usize,
-    /// Sampling temperature of the `sample` method.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
+    /// Sampling temperature of the `sample` method; several (0.5,1,2) sweep it, each as its
+    /// own method `sample@T`.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub temperature: Vec<f32>,
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
     /// Few-shot examples per prompt.
@@ -112,7 +113,7 @@ pub fn run(args: Args) -> Result<()> {
             .map(|s| Steering::parse(s))
             .collect::<Result<_, _>>()?,
         n: args.n,
-        temperature: args.temperature,
+        temperatures: args.temperature.clone(),
         top_p: args.top_p,
         shots: args.shots,
         retries: args.retries,
