@@ -801,13 +801,19 @@ pub fn build(
             ));
         }
         let any_marks = marks.iter().any(|m| m.is_finite());
+        // question-level cells bring their own survey references
+        let survey_name = if ref_by_scope.is_empty() && !own_reference.is_empty() {
+            "survey (the cells' own references)".to_string()
+        } else {
+            reference.name.clone()
+        };
         if any_marks {
             paragraphs.push("Dark ticks: the survey's entropy in the same group.".into());
         }
         let mut table = Table {
             header: std::iter::once("group".to_string())
                 .chain(bars.iter().map(|b| b.name.clone()))
-                .chain(any_marks.then(|| reference.name.clone()))
+                .chain(any_marks.then(|| survey_name.clone()))
                 .collect(),
             rows: vec![],
         };
@@ -837,7 +843,7 @@ pub fn build(
                     "H / ln N",
                     &categories,
                     &bars,
-                    any_marks.then_some((reference.name.as_str(), marks.as_slice())),
+                    any_marks.then_some((survey_name.as_str(), marks.as_slice())),
                     overall.map(|h| ("survey, everyone", h)),
                 ),
             )?),
