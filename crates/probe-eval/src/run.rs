@@ -216,31 +216,35 @@ impl Runner<'_> {
     ) -> Result<Tally> {
         params.check()?;
         let mut tally = Tally::default();
-        for batch in todo.chunks(params.batch_size) {
-            // one method per batch keeps generation lengths alike
-            let mut groups: BTreeMap<Method, Vec<&Unit>> = BTreeMap::new();
-            for u in batch {
-                groups.entry(u.method).or_default().push(u);
-            }
-            for (method, units) in groups {
-                let mut prompts = Vec::with_capacity(units.len());
-                for u in &units {
-                    let q = &set.questions[u.question];
-                    let g = &q.groups[u.group];
-                    let empty = Vec::new();
-                    let similar = set.similar.get(&q.id).unwrap_or(&empty);
-                    let shots = if u.steering == Steering::Fewshot {
-                        select_shots(q, g, similar, &set.pool, params.shots)
-                    } else {
-                        vec![]
-                    };
-                    let text = self
-                        .templates
-                        .render(method, u.steering, q, g, &shots, params.n)?;
-                    let (rendered, ids) = self.prompt_ids(&text, params)?;
-                    tally.prompt_tokens += ids.len();
-                    prompts.push((rendered, ids, shots.len()));
-                }
+        // render every prompt first, then batch by method and similar length, so left padding
+        // wastes little and generation lengths are alike
+        let mut prepared: Vec<(usize, String, Vec<u32>, usize)> = Vec::with_capacity(todo.len());
+        for (i, u) in todo.iter().enumerate() {
+            let q = &set.questions[u.question];
+            let g = &q.groups[u.group];
+            let empty = Vec::new();
+            let similar = set.similar.get(&q.id).unwrap_or(&empty);
+            let shots = if u.steering == Steering::Fewshot {
+                select_shots(q, g, similar, &set.pool, params.shots)
+            } else {
+                vec![]
+            };
+            let text = self
+                .templates
+                .render(u.method, u.steering, q, g, &shots, params.n)?;
+            let (rendered, ids) = self.prompt_ids(&text, params)?;
+            prepared.push((i, rendered, ids, shots.len()));
+        }
+        prepared.sort_by_key(|p| (todo[p.0].method, p.2.len()));
+        for same_method in prepared.chunk_by(|a, b| todo[a.0].method == todo[b.0].method) {
+            let method = todo[same_method[0].0].method;
+            for batch in same_method.chunks(params.batch_size) {
+                let units: Vec<&Unit> = batch.iter().map(|p| &todo[p.0]).collect();
+                let prompts: Vec<(String, Vec<u32>, usize)> = batch
+                    .iter()
+                    .map(|p| (p.1.clone(), p.2.clone(), p.3))
+                    .collect();
+                tally.prompt_tokens += prompts.iter().map(|p| p.1.len()).sum::<usize>();
                 let records = match method {
                     Method::Logp | Method::Sample => {
                         self.next_token(set, &units, &prompts, method, params, &mut tally)?
