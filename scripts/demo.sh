@@ -56,6 +56,9 @@ $PROBE scale "$MODEL" --probes "$RUN" --where age=45-54 --where education=abitur
   --variants de-stimme,de-interview,de-umfrage,en-vote,en-survey
 echo "ψ, ψ_g, ψ_jg in $RUN/scale-paper-grid/psi.{json,csv}"
 
+echo; echo "== probe eval: the model's own answers on the biased-coin toy (log-p, samples, sequence, JSON)"
+$PROBE eval "$MODEL" --questions data/eval/coin.jsonl --steering none --out out/demo/eval-coin
+
 echo; echo "== probe report: figures and tables against a survey"
 if [[ "$ELECTION" == data/demo/* ]]; then
   # the fictional election has a fictional respondent-level survey
