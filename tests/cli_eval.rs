@@ -89,6 +89,30 @@ fn eval_writes_cells_resumes_and_reports_tv() {
             .count(),
         9
     );
+    // plain-text prompts for base models
+    let plain = tmp.path().join("plain");
+    let run = eval(
+        &plain,
+        &[
+            "--question-ids",
+            "coin-30",
+            "--methods",
+            "logp",
+            "--steering",
+            "none",
+            "--no-chat",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let units = std::fs::read_to_string(plain.join("units.jsonl")).unwrap();
+    assert!(
+        !units.contains("<|im_start|>") && units.contains("Question: A biased coin"),
+        "{units}"
+    );
     // other settings into the same directory: refused
     let mut other = args.to_vec();
     other[7] = "20";
