@@ -113,6 +113,47 @@ fn eval_writes_cells_resumes_and_reports_tv() {
         !units.contains("<|im_start|>") && units.contains("Question: A biased coin"),
         "{units}"
     );
+    // few-shot with neighbours from the model's own hidden states
+    let fewshot = tmp.path().join("fewshot");
+    let run = eval(
+        &fewshot,
+        &[
+            "--question-ids",
+            "coin-50",
+            "--methods",
+            "logp",
+            "--steering",
+            "fewshot",
+            "--similarity",
+            "model",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let similar: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_str(&std::fs::read_to_string(fewshot.join("similar.json")).unwrap())
+            .unwrap();
+    assert_eq!(similar.len(), 9);
+    for (q, neighbours) in &similar {
+        assert_eq!(neighbours.len(), 8, "{q}");
+        assert!(!neighbours.contains(q), "{q} is its own neighbour");
+    }
+    let record: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(fewshot.join("units.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["audit"]["shots"], 5, "{record}");
+    assert!(record["audit"]["prompt"]
+        .as_str()
+        .unwrap()
+        .contains("Here is how people answered"));
     // other settings into the same directory: refused
     let mut other = args.to_vec();
     other[7] = "20";

@@ -7,6 +7,7 @@ pub mod parse;
 pub mod prompts;
 pub mod questions;
 pub mod run;
+pub mod similarity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

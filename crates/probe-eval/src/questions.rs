@@ -205,10 +205,7 @@ impl QuestionSet {
         if questions.is_empty() {
             return Err(file_err(path, "no questions"));
         }
-        if similar.is_empty() {
-            // no similarities given: TF-IDF over the question texts
-            similar = tfidf_similar(&questions);
-        }
+
         Ok(QuestionSet {
             dataset: path
                 .file_stem()
@@ -345,8 +342,7 @@ mod tests {
         .unwrap();
         let set = QuestionSet::jsonl(&p).unwrap();
         assert_eq!(set.questions[0].groups[0].distribution, [0.3, 0.7]);
-        // one question: no neighbours, but the fallback ran
-        assert_eq!(set.similar["coin"], Vec::<String>::new());
+        assert!(set.similar.is_empty());
         assert_eq!(set.dataset, "q");
         std::fs::write(&p, r#"{"id": "x", "question": "?", "options": ["a"]}"#).unwrap();
         let e = QuestionSet::jsonl(&p).unwrap_err().to_string();

@@ -70,6 +70,11 @@ pub struct Args {
     /// Plain-text prompts even when the model has a chat template.
     #[arg(long)]
     pub no_chat: bool,
+    /// Few-shot neighbours: `given` (question_similarity_top10.json / the JSONL's `similar`),
+    /// `tfidf` (question texts), `model` (the model's mean-pooled middle-layer residual stream),
+    /// `auto` (given when the set has them, else tfidf).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub similarity: Similarity,
     /// Prompt templates.
     #[arg(long, default_value = "data/eval/prompts.toml")]
     pub prompts: PathBuf,
@@ -87,6 +92,14 @@ pub struct Args {
     /// Delete existing output made with other settings instead of refusing.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Similarity {
+    Auto,
+    Given,
+    Tfidf,
+    Model,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
@@ -138,12 +151,34 @@ pub fn run(args: Args) -> Result<()> {
     if set.questions.iter().all(|q| q.groups.is_empty()) {
         bail!("{}: no question has group reference data", set.dataset);
     }
-    if params.steerings.contains(&Steering::Fewshot) && set.similar.is_empty() {
-        bail!("few-shot steering needs question similarities (question_similarity_top10.json, or `similar` in the JSONL)");
+    match args.similarity {
+        Similarity::Given if set.similar.is_empty() => bail!(
+            "--similarity given: {} has no question similarities (question_similarity_top10.json, or `similar` in the JSONL)",
+            set.dataset
+        ),
+        Similarity::Auto if set.similar.is_empty() => {
+            set.similar = probe_eval::questions::tfidf_similar(&set.pool)
+        }
+        Similarity::Tfidf => set.similar = probe_eval::questions::tfidf_similar(&set.pool),
+        _ => {}
     }
 
     let model = args.model.load()?;
     let tokenizer = model.tokenizer()?;
+    if args.similarity == Similarity::Model && params.steerings.contains(&Steering::Fewshot) {
+        let started = Instant::now();
+        set.similar = probe_eval::similarity::model_similar(
+            &model.transformer,
+            tokenizer,
+            &set.pool,
+            params.batch_size,
+        )?;
+        eprintln!(
+            "few-shot neighbours of {} questions from the model's hidden states in {:.1} s",
+            set.pool.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     let stem = args
         .model
         .model
@@ -165,6 +200,7 @@ pub fn run(args: Args) -> Result<()> {
         "methods": args.methods, "steering": args.steering, "n": args.n,
         "temperature": args.temperature, "top_p": args.top_p, "shots": args.shots,
         "retries": args.retries, "seed": args.seed, "chat": !args.no_chat,
+        "similarity": format!("{:?}", args.similarity).to_lowercase(),
         "prompts": std::fs::read_to_string(&args.prompts)?,
     });
     let manifest = out.join("manifest.json");
@@ -188,6 +224,14 @@ pub fn run(args: Args) -> Result<()> {
             .as_bytes(),
     )?;
 
+    if args.similarity != Similarity::Given && params.steerings.contains(&Steering::Fewshot) {
+        // the neighbours this run used, for audit
+        let sorted: BTreeMap<&String, &Vec<String>> = set.similar.iter().collect();
+        probe_cache::write_atomic(
+            &out.join("similar.json"),
+            serde_json::to_string_pretty(&sorted)?.as_bytes(),
+        )?;
+    }
     let log_path = out.join("units.jsonl");
     let finished = resume(&log_path)?;
     let all = units(&set, &params);
