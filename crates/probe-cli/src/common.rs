@@ -22,6 +22,14 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model's name in output paths: the checkpoint's file stem (or directory name).
+    pub fn name(&self) -> String {
+        self.model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    }
+
     pub fn load(&self) -> Result<Model> {
         let spec: DeviceSpec = self.device.parse()?;
         let device = spec.device()?;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::parse::letters;
 use crate::questions::{GroupReference, Question};
-use crate::{EvalError, Result};
+use crate::{stable_hash, EvalError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -166,12 +166,6 @@ pub fn letter_sequence(distribution: &[f64], n: usize, seed: u64) -> String {
         seq.swap(i, (s >> 33) as usize % (i + 1));
     }
     seq.into_iter().collect()
-}
-
-fn stable_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 impl Templates {

@@ -280,19 +280,26 @@ pub fn tfidf_similar(questions: &[Question]) -> HashMap<String, Vec<String>> {
             tf
         })
         .collect();
+    top_neighbours(questions, |i, j| {
+        vectors[i]
+            .iter()
+            .filter_map(|(w, x)| vectors[j].get(w).map(|y| x * y))
+            .sum()
+    })
+}
+
+/// The 10 highest-scoring other questions of each question, ties by id; never itself.
+pub(crate) fn top_neighbours(
+    questions: &[Question],
+    score: impl Fn(usize, usize) -> f64,
+) -> HashMap<String, Vec<String>> {
     let mut out = HashMap::new();
     for (i, q) in questions.iter().enumerate() {
         let mut scored: Vec<(f64, &str)> = questions
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(j, other)| {
-                let dot: f64 = vectors[i]
-                    .iter()
-                    .filter_map(|(w, x)| vectors[j].get(w).map(|y| x * y))
-                    .sum();
-                (dot, other.id.as_str())
-            })
+            .map(|(j, other)| (score(i, j), other.id.as_str()))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
         out.insert(

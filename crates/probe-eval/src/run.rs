@@ -17,7 +17,7 @@ use crate::logp::OptionTokens;
 use crate::parse::{letters, parse_sequence, parse_verbalized};
 use crate::prompts::{select_shots, Method, Steering, Templates};
 use crate::questions::QuestionSet;
-use crate::{EvalError, Result};
+use crate::{stable_hash, EvalError, Result};
 
 #[derive(Debug, Clone)]
 pub struct EvalParams {
@@ -181,12 +181,6 @@ pub struct Tally {
     pub generated_tokens: usize,
 }
 
-fn stable_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
-}
-
 impl Runner<'_> {
     fn prompt_ids(&self, text: &str, params: &EvalParams) -> Result<(String, Vec<u32>)> {
         let model_err = |e: probe_lm::Error| EvalError::Model(e.to_string());
@@ -323,9 +317,16 @@ impl Runner<'_> {
             .map_err(|e| EvalError::Model(format!("reading logits: {e:?}")))?;
         let vocab = rows.len() / units.len();
         let mut out = Vec::new();
+        // the letters' token ids depend only on the number of options
+        let mut by_count: BTreeMap<usize, OptionTokens> = BTreeMap::new();
         for ((u, p), row) in units.iter().zip(prompts).zip(rows.chunks_exact(vocab)) {
             let n_options = set.questions[u.question].options.len();
-            let tokens = OptionTokens::new(self.tokenizer, &letters(n_options))?;
+            let tokens = match by_count.entry(n_options) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(OptionTokens::new(self.tokenizer, &letters(n_options))?)
+                }
+            };
             tally.attempts += 1;
             match method {
                 Method::Logp => {

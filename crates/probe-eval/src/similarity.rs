@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use probe_lm::tokenizer::Tokenizer;
 use probe_lm::{Batch, HookPoint, HookSpec, Logits, Transformer};
 
-use crate::questions::Question;
+use crate::questions::{top_neighbours, Question};
 use crate::{EvalError, Result};
 
 /// The 10 most similar other questions of each question (ties by id), by the cosine of the
@@ -53,30 +53,11 @@ pub fn model_similar(
             embeddings.push(mean);
         }
     }
-    let mut out = HashMap::new();
-    for (i, q) in questions.iter().enumerate() {
-        let mut scored: Vec<(f32, &str)> = questions
+    Ok(top_neighbours(questions, |i, j| {
+        embeddings[i]
             .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(j, other)| {
-                let dot: f32 = embeddings[i]
-                    .iter()
-                    .zip(&embeddings[j])
-                    .map(|(a, b)| a * b)
-                    .sum();
-                (dot, other.id.as_str())
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-        out.insert(
-            q.id.clone(),
-            scored
-                .into_iter()
-                .take(10)
-                .map(|(_, id)| id.to_string())
-                .collect(),
-        );
-    }
-    Ok(out)
+            .zip(&embeddings[j])
+            .map(|(a, b)| (a * b) as f64)
+            .sum()
+    }))
 }

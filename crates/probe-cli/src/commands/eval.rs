@@ -102,17 +102,6 @@ pub enum Similarity {
     Model,
 }
 
-fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (k, n) = s
-        .split_once('/')
-        .with_context(|| format!("--shard {s}: expected k/n"))?;
-    let (k, n): (usize, usize) = (k.trim().parse()?, n.trim().parse()?);
-    if n == 0 || k >= n {
-        bail!("--shard {s}: need 0 ≤ k < n");
-    }
-    Ok((k, n))
-}
-
 pub fn run(args: Args) -> Result<()> {
     let params = EvalParams {
         methods: args
@@ -133,7 +122,13 @@ pub fn run(args: Args) -> Result<()> {
         batch_size: args.batch_size,
         seed: args.seed,
         chat: !args.no_chat,
-        shard: parse_shard(&args.shard)?,
+        shard: {
+            let split: probe_cache::ShardSplit = args
+                .shard
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--shard {}: {e}", args.shard))?;
+            (split.k, split.n)
+        },
     };
     params.check()?;
     let templates = Templates::load(&args.prompts)?;
@@ -179,12 +174,7 @@ pub fn run(args: Args) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    let stem = args
-        .model
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+    let stem = args.model.name();
     let out = args.out.clone().unwrap_or_else(|| {
         args.probes_dir
             .join(&stem)

@@ -94,12 +94,7 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         .iter()
         .map(|&l| HookPoint::ResidPost(l).to_string())
         .collect();
-    let stem = args
-        .model
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+    let stem = args.model.name();
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!("out/cache/{stem}-{}-{}", election.id, rule.name()))
     });

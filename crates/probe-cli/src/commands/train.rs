@@ -84,13 +84,7 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     bar.finish_and_clear();
 
-    let stem = args
-        .extract
-        .model
-        .model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+    let stem = args.extract.model.name();
     let election = manifest.source.get("election").cloned().unwrap_or_default();
     let run = args
         .run
