@@ -182,3 +182,121 @@ fn eval_bad_input() {
     assert_clean_failure(&eval(&out, &["--shard", "2/2"]), "--shard 2/2");
     assert_clean_failure(&eval(&out, &["--n", "0"]), "n = 0");
 }
+
+fn eval_vote(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let gguf = workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    probe()
+        .current_dir(workspace_root())
+        .arg("eval")
+        .arg(gguf)
+        .args(["--vote", "data/demo/wahl-o-mat/2099-demowahl"])
+        .args(["--parties", "SA,ÖU,FB,LM,KBP,HL"])
+        .args(["--where", "year=2021", "--persona-sample", "3"])
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_vote_asks_personas_and_the_report_pools_them_against_the_survey() {
+    if smollm2_gguf().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = run_dir.join("eval-vote");
+    let survey = [
+        "--survey",
+        "data/demo/survey.csv",
+        "--survey-weight",
+        "weight",
+    ];
+    // few-shot examples are survey groups: without a survey, a clear refusal
+    assert_clean_failure(
+        &eval_vote(&out, &["--methods", "logp"]),
+        "few-shot steering of the voting question",
+    );
+    let mut args = vec!["--methods", "logp"];
+    args.extend(survey);
+    let run = eval_vote(&out, &args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("6 parties (SA, ÖU, FB, LM, KBP, HL), 3 personas"),
+        "{stderr}"
+    );
+    // the population unsteered, 3 personas under persona and under few-shot steering
+    assert!(stderr.contains("7 units in shard 0/1"), "{stderr}");
+    let cells = probe_data::cells::read_jsonl(&out.join("eval.cells.jsonl"), false).unwrap();
+    assert_eq!(cells.len(), 7);
+    for c in &cells {
+        assert_eq!(c.options, ["SA", "ÖU", "FB", "LM", "KBP", "HL"]);
+        assert_eq!(c.labels["dataset"], "vote-2099-demowahl");
+        let p = c.predicted.as_ref().unwrap();
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let persona = c.labels.get("persona");
+        assert_eq!(persona.is_none(), c.labels["steering"] == "none", "{c:?}");
+        if let Some(id) = persona {
+            assert!(id.starts_with("age=") && id.ends_with(";year=2021"), "{id}");
+        }
+    }
+    // the fewshot prompt shows the persona's survey groups
+    let record: serde_json::Value = std::fs::read_to_string(out.join("units.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["cell"]["steering"] == "fewshot")
+        .unwrap();
+    let prompt = record["audit"]["prompt"].as_str().unwrap();
+    assert!(prompt.contains("Gruppe „"), "{prompt}");
+    assert!(prompt.contains("Versetzen Sie sich nun in folgende Person: „Ich bin"));
+    // TV of the pooled distributions against the survey's groups
+    for row in [
+        "logp         none",
+        "logp         persona",
+        "logp         fewshot",
+    ] {
+        assert!(stdout.contains(row), "{stdout}");
+    }
+    let tv: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tv.json")).unwrap()).unwrap();
+    assert_eq!(tv["reference"], "survey");
+    let persona = tv["tv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["steering"] == "persona")
+        .unwrap();
+    let tv_all = persona["tv_all"].as_f64().unwrap();
+    assert!(tv_all > 0.0 && tv_all < 1.0, "{persona}");
+    // the report pools the persona cells by attribute value beside the survey
+    let report = probe()
+        .current_dir(workspace_root())
+        .arg("report")
+        .arg(&run_dir)
+        .args(survey)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report/report.json")).unwrap())
+            .unwrap();
+    let board = json["leaderboard"].as_array().unwrap();
+    let entry = board
+        .iter()
+        .find(|e| e["name"].as_str().unwrap().ends_with("logp · persona"))
+        .unwrap_or_else(|| panic!("{board:?}"));
+    // the report's TV over the survey's groups equals eval's mean over the same scopes
+    let mean_tv = persona["mean_tv"].as_f64().unwrap();
+    assert!(
+        (entry["tv"].as_f64().unwrap() - mean_tv).abs() < 1e-9,
+        "{entry} vs {mean_tv}"
+    );
+}

@@ -37,7 +37,7 @@ enum Command {
     /// Persona scaling factors and party distributions ψ from the parties' value vectors.
     Scale(commands::scale::Args),
     /// Prompt-based answer distributions: log-p, samples, sequences, verbalized JSON under no / persona / few-shot steering.
-    Eval(commands::eval::Args),
+    Eval(Box<commands::eval::Args>),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
     Compare(commands::compare::Args),
     /// Report: figures and tables of every distribution in run directories against a survey (HTML, Markdown, SVG, JSON).
@@ -56,7 +56,7 @@ fn main() {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
-        Command::Eval(args) => commands::eval::run(args),
+        Command::Eval(args) => commands::eval::run(*args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Extract(args) => commands::extract::run(args),

@@ -378,6 +378,36 @@ impl PersonaSpec {
         Ok(out)
     }
 
+    /// The text of one attribute value in `language`.
+    pub fn value_text(&self, attribute: &str, id: &str, language: &str) -> Option<&str> {
+        self.attribute(attribute)?
+            .value(id)?
+            .text
+            .get(language)
+            .map(String::as_str)
+    }
+
+    /// The persona's first-person description in `language`, and the text of each of its
+    /// values (for attribute slots such as `{year}` outside the description). `None` when the
+    /// spec has no description or some value no text in that language.
+    pub fn describe(
+        &self,
+        persona: &Persona,
+        language: &str,
+    ) -> Option<(String, BTreeMap<String, String>)> {
+        let pattern = self.description.get(language)?;
+        let texts: BTreeMap<String, String> = persona
+            .values
+            .iter()
+            .map(|(a, v)| Some((a.clone(), self.value_text(a, v, language)?.to_string())))
+            .collect::<Option<_>>()?;
+        if slots(pattern).ok()?.iter().any(|s| !texts.contains_key(*s)) {
+            return None;
+        }
+        let description = fill(pattern, &|name| texts.get(name).cloned());
+        Some((description, texts))
+    }
+
     /// The prompt of `persona` under `template` (which [`Self::check_templates`] accepted).
     pub fn render(&self, template: &PersonaTemplate, persona: &Persona) -> String {
         let text_of = |name: &str| -> Option<String> {

@@ -22,7 +22,7 @@ pub enum EvalError {
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
 
 /// FNV-1a: a seed from a text that is the same on every platform and run.
-pub(crate) fn stable_hash(s: &str) -> u64 {
+pub fn stable_hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::parse::letters;
-use crate::questions::{GroupReference, Question};
+use crate::questions::{GroupReference, Question, ScopeReference};
 use crate::{stable_hash, EvalError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -83,13 +83,25 @@ impl Steering {
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Shot {
     distribution: String,
     sequence: String,
+    /// A survey group's distribution on the same question (the voting question's few-shot
+    /// examples): `{group}` and `{json}`; `group_sequence` for the sequence method, with
+    /// `{sequence}`.
+    group: Option<String>,
+    group_sequence: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Templates {
+    /// Language of the texts; persona descriptions are composed in it (voting question).
+    pub language: Option<String>,
+    /// The voting question (options: the parties), with persona-spec attribute slots such as
+    /// `{year}`.
+    pub vote_question: Option<String>,
     method: BTreeMap<String, String>,
     steering: BTreeMap<String, String>,
     shot: Shot,
@@ -97,10 +109,13 @@ pub struct Templates {
     persona: BTreeMap<String, [String; 2]>,
 }
 
-/// A few-shot example: another question and the group's reference distribution on it.
+/// A few-shot example: another question and the group's reference distribution on it, or
+/// (voting question) another group's distribution on the same question.
 pub struct Example<'a> {
     pub question: &'a Question,
     pub distribution: &'a [f64],
+    /// The other group's name, for group examples.
+    pub group: Option<&'a str>,
 }
 
 fn fill(template: &str, slots: &[(&str, &str)]) -> String {
@@ -206,11 +221,13 @@ impl Templates {
         Ok(t)
     }
 
-    /// The group as [singular, plural] noun phrases; the bare group name when not listed, and
-    /// "a person" / "people" for a generic set's `all`.
+    /// The group as [singular, plural] noun phrases (listed as `<attribute>.<group>`, or for
+    /// every group of an attribute as `<attribute>`); the bare group name when not listed,
+    /// and "a person" / "people" for a generic set's `all`.
     pub fn persona(&self, group: &GroupReference) -> [String; 2] {
         self.persona
             .get(&format!("{}.{}", group.attribute, group.group))
+            .or_else(|| self.persona.get(&group.attribute))
             .cloned()
             .unwrap_or_else(|| {
                 if group.attribute.is_empty() && group.group == "all" {
@@ -232,8 +249,10 @@ impl Templates {
         n: usize,
     ) -> Result<String> {
         let [singular, plural] = self.persona(group);
+        // unsteered OpinionQA prompts ask about people in general; the voting question's
+        // population group names itself
         let people = match steering {
-            Steering::None => "people".to_string(),
+            Steering::None if group.persona.is_none() => "people".to_string(),
             _ => plural.clone(),
         };
         let letter_list = letters(question.options.len())
@@ -254,7 +273,30 @@ impl Templates {
                 .iter()
                 .map(|s| {
                     let options = option_lines(&s.question.options);
-                    if method == Method::Sequence {
+                    if let Some(name) = s.group {
+                        let template = match (&self.shot.group_sequence, method) {
+                            (Some(t), Method::Sequence) => Some(t),
+                            _ => self.shot.group.as_ref(),
+                        };
+                        let Some(template) = template else {
+                            return Err(EvalError::Input(
+                                "the prompts have no [shot] group text for survey-group examples"
+                                    .into(),
+                            ));
+                        };
+                        let seq = letter_sequence(s.distribution, n, stable_hash(name));
+                        return Ok(fill(
+                            template,
+                            &[
+                                ("group", name),
+                                ("question", &s.question.text),
+                                ("options", &options),
+                                ("json", &percent_json(s.distribution)),
+                                ("sequence", &seq),
+                            ],
+                        ));
+                    }
+                    Ok(if method == Method::Sequence {
                         let seq = letter_sequence(s.distribution, n, stable_hash(&s.question.id));
                         fill(
                             &self.shot.sequence,
@@ -273,9 +315,9 @@ impl Templates {
                                 ("json", &percent_json(s.distribution)),
                             ],
                         )
-                    }
+                    })
                 })
-                .collect::<Vec<_>>()
+                .collect::<Result<Vec<_>>>()?
                 .join("\n")
         } else {
             String::new()
@@ -289,7 +331,7 @@ impl Templates {
             ],
         );
         let n_text = n.to_string();
-        Ok(fill(
+        let text = fill(
             &self.method[method.name()],
             &[
                 ("steer", &steer),
@@ -301,7 +343,16 @@ impl Templates {
                 ("people", &people),
                 ("persona", &singular),
             ],
-        ))
+        );
+        // a persona's description and attribute texts (`{year}` in the voting question)
+        Ok(match &group.persona {
+            Some(p) => {
+                let mut slots: Vec<(&str, &str)> = vec![("description", &p.description)];
+                slots.extend(p.texts.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                fill(&text, &slots)
+            }
+            None => text,
+        })
     }
 }
 
@@ -351,8 +402,55 @@ pub fn select_shots<'a>(
             shots.push(Example {
                 question: q,
                 distribution: &g.distribution,
+                group: None,
             });
         }
+    }
+    shots
+}
+
+/// The few-shot examples of a persona on the voting question: the survey groups it belongs
+/// to (one per attribute value it has), those furthest from the population's distribution
+/// first (they say the most about the persona), skipping near-duplicates (TV < 0.02).
+pub fn select_scope_shots<'a>(
+    question: &'a Question,
+    group: &GroupReference,
+    scopes: &'a [ScopeReference],
+    population: Option<&[f64]>,
+    k: usize,
+) -> Vec<Example<'a>> {
+    let Some(persona) = &group.persona else {
+        return vec![];
+    };
+    let tv = |a: &[f64], b: &[f64]| 0.5 * a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>();
+    let mut candidates: Vec<(f64, &ScopeReference)> = scopes
+        .iter()
+        .filter(|s| s.distribution.len() == question.options.len())
+        .filter(|s| {
+            persona
+                .values
+                .iter()
+                .any(|(a, v)| *a == s.attribute && *v == s.value)
+        })
+        .map(|s| (population.map_or(0.0, |p| tv(&s.distribution, p)), s))
+        .collect();
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.label.cmp(&b.1.label)));
+    let mut shots: Vec<Example<'a>> = Vec::new();
+    for (_, s) in candidates {
+        if shots.len() == k {
+            break;
+        }
+        if shots
+            .iter()
+            .any(|e| tv(e.distribution, &s.distribution) < 0.02)
+        {
+            continue;
+        }
+        shots.push(Example {
+            question,
+            distribution: &s.distribution,
+            group: Some(&s.label),
+        });
     }
     shots
 }
@@ -372,12 +470,7 @@ mod tests {
             text: format!("Question {id}?"),
             options: vec!["Yes".into(), "No".into(), "Unsure".into()],
             ordinal: None,
-            groups: vec![GroupReference {
-                attribute: "POLPARTY".into(),
-                group: "Democrat".into(),
-                distribution: dist,
-                weight: 1.0,
-            }],
+            groups: vec![GroupReference::new("POLPARTY", "Democrat", dist, 1.0)],
         }
     }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use probe_data::personas::{Persona, PersonaSpec};
+
 use crate::{EvalError, Result};
 
 /// One group's reference answers to a question.
@@ -17,6 +19,52 @@ pub struct GroupReference {
     pub distribution: Vec<f64>,
     /// Total (weighted) respondents.
     pub weight: f64,
+    /// Set for the voting question's groups: a persona, or the population it is drawn from.
+    pub persona: Option<PersonaGroup>,
+}
+
+impl GroupReference {
+    /// A group with a reference distribution (OpinionQA, generic JSONL).
+    pub fn new(attribute: &str, group: &str, distribution: Vec<f64>, weight: f64) -> Self {
+        GroupReference {
+            attribute: attribute.to_string(),
+            group: group.to_string(),
+            distribution,
+            weight,
+            persona: None,
+        }
+    }
+
+    /// The reference distribution, if the group has one (persona groups have none: the
+    /// report compares them, pooled by attribute value, with a survey).
+    pub fn reference(&self) -> Option<&[f64]> {
+        (!self.distribution.is_empty()).then_some(self.distribution.as_slice())
+    }
+}
+
+/// A voting-question group: one persona of the grid, or the population (no persona, asked
+/// under no steering; one per value of the attributes the question itself names, e.g. year).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PersonaGroup {
+    pub population: bool,
+    /// First-person description ("Ich bin eine Frau, 45 bis 54 Jahre alt, …"); empty for the
+    /// population.
+    pub description: String,
+    /// `(attribute, value id)` pairs.
+    pub values: Vec<(String, String)>,
+    /// The text of each value in the prompts' language, for slots such as `{year}`.
+    pub texts: BTreeMap<String, String>,
+}
+
+/// A reference distribution of a survey group (`gender=female`), shown as a few-shot example
+/// for the personas in that group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopeReference {
+    pub attribute: String,
+    pub value: String,
+    /// How the group is named in a prompt ("gender: eine Frau").
+    pub label: String,
+    pub distribution: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +86,9 @@ pub struct QuestionSet {
     pub pool: Vec<Question>,
     /// Most similar questions first (for few-shot steering), where the set provides them.
     pub similar: HashMap<String, Vec<String>>,
+    /// Survey groups with reference distributions, the few-shot examples of the voting
+    /// question's personas (empty otherwise).
+    pub scopes: Vec<ScopeReference>,
 }
 
 fn file_err(path: &Path, reason: impl Into<String>) -> EvalError {
@@ -89,12 +140,12 @@ impl QuestionSet {
                         ),
                     ));
                 }
-                q.groups.push(GroupReference {
-                    attribute: attribute.clone(),
-                    group: cell.labels["group"].clone(),
-                    distribution: cell.reference.clone().unwrap_or_default(),
-                    weight: cell.weight.unwrap_or(1.0),
-                });
+                q.groups.push(GroupReference::new(
+                    attribute,
+                    &cell.labels["group"],
+                    cell.reference.clone().unwrap_or_default(),
+                    cell.weight.unwrap_or(1.0),
+                ));
             }
         }
         if let Some(q) = by_id.values().find(|q| q.text.is_empty()) {
@@ -122,6 +173,7 @@ impl QuestionSet {
             pool: by_id.values().cloned().collect(),
             questions: by_id.into_values().collect(),
             similar,
+            scopes: vec![],
         })
     }
 
@@ -178,12 +230,12 @@ impl QuestionSet {
                     }
                     let distribution = probe_metrics::normalize(&values, name)
                         .map_err(|e| err(format!("group `{name}`: {e}")))?;
-                    groups.push(GroupReference {
-                        attribute: String::new(),
-                        group: name.clone(),
+                    groups.push(GroupReference::new(
+                        "",
+                        name,
                         distribution,
-                        weight: values.iter().sum(),
-                    });
+                        values.iter().sum(),
+                    ));
                 }
             }
             if let Some(s) = v["similar"].as_array() {
@@ -215,7 +267,139 @@ impl QuestionSet {
             pool: questions.clone(),
             questions,
             similar,
+            scopes: vec![],
         })
+    }
+
+    /// The voting question of the persona grid: one question whose options are the parties,
+    /// one group per persona (asked under persona and few-shot steering) and population groups
+    /// (asked under no steering), one per combination of the attribute values that `question`
+    /// names itself (e.g. `{year}`). No group carries a reference: the report pools the
+    /// personas by attribute value and compares those with a survey or election result.
+    pub fn vote(
+        dataset: &str,
+        question: &str,
+        parties: &[String],
+        personas: &[Persona],
+        spec: &PersonaSpec,
+        language: &str,
+    ) -> Result<Self> {
+        let bad = |m: String| Err(EvalError::Input(m));
+        if parties.len() < 2 || parties.len() > 26 {
+            return bad(format!(
+                "{} parties (2 to 26 are lettered A–Z)",
+                parties.len()
+            ));
+        }
+        if personas.is_empty() {
+            return bad("no personas (check --where)".into());
+        }
+        let mut in_question = Vec::new();
+        for slot in slot_names(question) {
+            if spec.attribute(slot).is_none() {
+                return bad(format!(
+                    "the vote question names `{{{slot}}}`, which is not an attribute of the persona spec"
+                ));
+            }
+            in_question.push(slot.to_string());
+        }
+        let mut groups = Vec::new();
+        let mut populations: BTreeMap<Vec<(String, String)>, GroupReference> = BTreeMap::new();
+        for p in personas {
+            let (description, texts) = spec.describe(p, language).ok_or_else(|| {
+                EvalError::Input(format!(
+                    "persona {}: the spec has no `{language}` description or text for one of its values",
+                    p.id
+                ))
+            })?;
+            let shared: Vec<(String, String)> = p
+                .values
+                .iter()
+                .filter(|(a, _)| in_question.contains(a))
+                .cloned()
+                .collect();
+            if shared.len() < in_question.len() {
+                return bad(format!(
+                    "persona {} lacks an attribute the vote question names ({})",
+                    p.id,
+                    in_question.join(", ")
+                ));
+            }
+            populations.entry(shared.clone()).or_insert_with(|| {
+                let id = if shared.is_empty() {
+                    "all".to_string()
+                } else {
+                    shared
+                        .iter()
+                        .map(|(a, v)| format!("{a}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(";")
+                };
+                GroupReference {
+                    persona: Some(PersonaGroup {
+                        population: true,
+                        description: String::new(),
+                        texts: shared
+                            .iter()
+                            .map(|(a, _)| (a.clone(), texts[a].clone()))
+                            .collect(),
+                        values: shared,
+                    }),
+                    ..GroupReference::new("population", &id, vec![], 1.0)
+                }
+            });
+            groups.push(GroupReference {
+                persona: Some(PersonaGroup {
+                    population: false,
+                    description,
+                    values: p.values.clone(),
+                    texts,
+                }),
+                ..GroupReference::new("persona", &p.id, vec![], p.weight)
+            });
+        }
+        let mut all_groups: Vec<GroupReference> = populations.into_values().collect();
+        all_groups.extend(groups);
+        let q = Question {
+            id: "vote".into(),
+            text: question.to_string(),
+            options: parties.to_vec(),
+            ordinal: None,
+            groups: all_groups,
+        };
+        Ok(QuestionSet {
+            dataset: dataset.to_string(),
+            pool: vec![],
+            questions: vec![q],
+            similar: HashMap::new(),
+            scopes: vec![],
+        })
+    }
+
+    /// Gives the set's personas few-shot examples: the survey groups in `reference` (cells
+    /// with `attribute`/`value` labels over the same options), each named by its attribute
+    /// and the value's text in `language`; the `all` scope is the population they are
+    /// contrasted with.
+    pub fn set_scopes(
+        &mut self,
+        reference: &[probe_data::cells::Cell],
+        spec: &PersonaSpec,
+        language: &str,
+    ) {
+        self.scopes = reference
+            .iter()
+            .filter_map(|c| {
+                let attribute = c.labels.get("attribute")?;
+                let value = c.labels.get("value")?;
+                let text = spec.value_text(attribute, value, language).unwrap_or(value);
+                Some(ScopeReference {
+                    attribute: attribute.clone(),
+                    value: value.clone(),
+                    label: format!("{attribute}: {text}"),
+                    distribution: c.reference.clone()?,
+                })
+            })
+            .collect();
     }
 
     /// Keeps the questions whose ids are listed (in the set's order); unknown ids are errors.
@@ -241,6 +425,22 @@ impl QuestionSet {
     pub fn get(&self, id: &str) -> Option<&Question> {
         self.questions.iter().find(|q| q.id == id)
     }
+}
+
+/// The `{name}` slots of a pattern.
+fn slot_names(pattern: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let name = &after[..close];
+        if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            out.push(name);
+        }
+        rest = &after[close + 1..];
+    }
+    out
 }
 
 /// Most similar questions by TF-IDF cosine of their texts (words = lowercase alphanumeric runs,

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::logp::OptionTokens;
 use crate::parse::{letters, parse_sequence, parse_verbalized};
-use crate::prompts::{select_shots, Method, Steering, Templates};
+use crate::prompts::{select_scope_shots, select_shots, Method, Steering, Templates};
 use crate::questions::QuestionSet;
 use crate::{stable_hash, EvalError, Result};
 
@@ -138,7 +138,14 @@ pub fn units(set: &QuestionSet, params: &EvalParams) -> Vec<Unit> {
         for (temperature, label) in settings {
             for &steering in &params.steerings {
                 for (qi, q) in set.questions.iter().enumerate() {
-                    for gi in 0..q.groups.len() {
+                    for (gi, g) in q.groups.iter().enumerate() {
+                        // the voting question asks the population unsteered, personas steered
+                        if g.persona
+                            .as_ref()
+                            .is_some_and(|p| p.population != (steering == Steering::None))
+                        {
+                            continue;
+                        }
                         out.push(Unit {
                             question: qi,
                             group: gi,
@@ -218,7 +225,16 @@ impl Runner<'_> {
             let g = &q.groups[u.group];
             let empty = Vec::new();
             let similar = set.similar.get(&q.id).unwrap_or(&empty);
-            let shots = if u.steering == Steering::Fewshot {
+            let shots = if u.steering == Steering::Fewshot && g.persona.is_some() {
+                let population = set.scopes.iter().find(|s| s.attribute == "all");
+                select_scope_shots(
+                    q,
+                    g,
+                    &set.scopes,
+                    population.map(|s| s.distribution.as_slice()),
+                    params.shots,
+                )
+            } else if u.steering == Steering::Fewshot {
                 select_shots(q, g, similar, &set.pool, params.shots)
             } else {
                 vec![]
@@ -265,19 +281,47 @@ impl Runner<'_> {
             ("method", u.label.as_str()),
             ("steering", u.steering.name()),
             ("dataset", set.dataset.as_str()),
-            ("attribute", g.attribute.as_str()),
-            ("group", g.group.as_str()),
             ("question", q.id.as_str()),
         ] {
             if !v.is_empty() {
                 labels.insert(k.to_string(), v.to_string());
             }
         }
+        match &g.persona {
+            // personas pool by attribute value in the report, as `probe scale`'s rows do
+            Some(p) if !p.population => {
+                labels.insert("persona".into(), g.group.clone());
+            }
+            // the population of a year: the report's scope `year=2021`, or everyone when the
+            // set asks only one population
+            Some(p) => {
+                let populations = q
+                    .groups
+                    .iter()
+                    .filter(|g| g.persona.as_ref().is_some_and(|p| p.population))
+                    .count();
+                if populations == 1 {
+                    labels.insert("group".into(), g.group.clone());
+                } else if let [(attribute, value)] = p.values.as_slice() {
+                    labels.insert("attribute".into(), attribute.clone());
+                    labels.insert("value".into(), value.clone());
+                } else if !p.values.is_empty() {
+                    labels.insert("group".into(), g.group.clone());
+                }
+            }
+            None => {
+                for (k, v) in [("attribute", &g.attribute), ("group", &g.group)] {
+                    if !v.is_empty() {
+                        labels.insert(k.to_string(), v.clone());
+                    }
+                }
+            }
+        }
         Cell {
             labels,
             options: q.options.clone(),
             predicted,
-            reference: Some(g.distribution.clone()),
+            reference: g.reference().map(<[f64]>::to_vec),
             weight: Some(g.weight),
             ordinal: q.ordinal.clone(),
             origin: None,
@@ -534,12 +578,7 @@ mod tests {
     use crate::questions::{GroupReference, Question};
 
     fn set() -> QuestionSet {
-        let group = |g: &str| GroupReference {
-            attribute: "SEX".into(),
-            group: g.into(),
-            distribution: vec![0.5, 0.5],
-            weight: 1.0,
-        };
+        let group = |g: &str| GroupReference::new("SEX", g, vec![0.5, 0.5], 1.0);
         let q = |id: &str| Question {
             id: id.into(),
             text: "?".into(),
@@ -553,6 +592,7 @@ mod tests {
             pool: questions.clone(),
             questions,
             similar: Default::default(),
+            scopes: vec![],
         }
     }
 

@@ -342,6 +342,9 @@ pub fn load_run(dir: &Path) -> Result<Run> {
     })
 }
 
+/// Distributions and their weights.
+type WeightedDistributions = (Vec<Vec<f64>>, Vec<f64>);
+
 /// Groups predicted cells into series by (model, method, steering) and pools variants.
 pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Series>> {
     let key_labels = ["model", "method", "steering"];
@@ -395,8 +398,26 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
         let mut per_variant_all: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         // the variants of one persona/question cell: every label except `variant`
         let mut per_unit: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+        // persona cells (`probe eval --vote`): pooled by attribute value like scale rows
+        let mut per_persona_scope: BTreeMap<(String, String), WeightedDistributions> =
+            BTreeMap::new();
         for c in &members {
             let p = c.predicted.clone().expect("filtered");
+            if let Some(persona) = c.labels.get("persona") {
+                let weight = c.weight.unwrap_or(1.0);
+                let scopes = std::iter::once(("all".to_string(), "all".to_string())).chain(
+                    persona.split(';').filter_map(|kv| {
+                        let (a, v) = kv.split_once('=')?;
+                        Some((a.to_string(), v.to_string()))
+                    }),
+                );
+                for scope in scopes {
+                    let e = per_persona_scope.entry(scope).or_default();
+                    e.0.push(p.clone());
+                    e.1.push(weight);
+                }
+                continue;
+            }
             match variant_of(c).as_deref() {
                 None | Some("all") => {
                     pooled_direct.insert(scope_of(c), p);
@@ -417,6 +438,11 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             }
         }
         let mut pooled = pooled_direct;
+        for (scope, (dists, weights)) in per_persona_scope {
+            if let std::collections::btree_map::Entry::Vacant(e) = pooled.entry(scope) {
+                e.insert(arithmetic_barycenter(&dists, Some(&weights))?);
+            }
+        }
         for (scope, dists) in per_scope {
             if let std::collections::btree_map::Entry::Vacant(e) = pooled.entry(scope) {
                 e.insert(arithmetic_barycenter(&dists, None)?);
@@ -1557,6 +1583,81 @@ mod tests {
         assert!(files
             .iter()
             .any(|(p, _)| p.ends_with("figures/correlation.svg")));
+    }
+
+    #[test]
+    fn persona_cells_pool_by_attribute_value_with_their_weights() {
+        // `probe eval --vote` cells: one per persona (no reference), plus the population
+        let cell = |steering: &str, persona: Option<&str>, p: Vec<f64>, w: f64| {
+            let mut labels = BTreeMap::from(
+                [
+                    ("model", "m"),
+                    ("method", "logp"),
+                    ("steering", steering),
+                    ("question", "vote"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+            if let Some(id) = persona {
+                labels.insert("persona".into(), id.into());
+            }
+            Cell {
+                labels,
+                options: vec!["SPD".into(), "AfD".into()],
+                predicted: Some(p),
+                reference: None,
+                weight: Some(w),
+                ordinal: None,
+                origin: None,
+            }
+        };
+        let cells = vec![
+            cell(
+                "persona",
+                Some("gender=female;age=18-24"),
+                vec![1.0, 0.0],
+                1.0,
+            ),
+            cell(
+                "persona",
+                Some("gender=female;age=65-74"),
+                vec![0.0, 1.0],
+                3.0,
+            ),
+            cell(
+                "persona",
+                Some("gender=male;age=18-24"),
+                vec![0.5, 0.5],
+                1.0,
+            ),
+            cell("none", None, vec![0.6, 0.4], 1.0),
+        ];
+        let series = series_from_cells(&cells, "m").unwrap();
+        let persona = series
+            .iter()
+            .find(|s| s.labels["steering"] == "persona")
+            .unwrap();
+        let close = |a: &str, v: &str, want: [f64; 2]| {
+            let got = &persona.pooled[&(a.to_string(), v.to_string())];
+            assert!(
+                got.iter().zip(want).all(|(x, y)| (x - y).abs() < 1e-12),
+                "{a}={v}: {got:?}"
+            );
+        };
+        // weighted: female = (1·[1,0] + 3·[0,1]) / 4
+        close("gender", "female", [0.25, 0.75]);
+        close("age", "18-24", [0.75, 0.25]);
+        close("all", "all", [0.3, 0.7]);
+        assert!(persona.own.is_empty());
+        let none = series
+            .iter()
+            .find(|s| s.labels["steering"] == "none")
+            .unwrap();
+        assert_eq!(none.pooled.len(), 1);
+        assert_eq!(
+            none.pooled[&("all".to_string(), "all".to_string())],
+            [0.6, 0.4]
+        );
     }
 
     #[test]

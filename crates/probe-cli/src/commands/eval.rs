@@ -16,7 +16,9 @@ use probe_report::compare::{
 };
 use serde_json::json;
 
+use super::report::SurveyArgs;
 use crate::common::{progress_bar, ModelArgs};
+use probe_data::personas::{GridFilter, PersonaSpec};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,6 +34,29 @@ pub struct Args {
     /// A generic question set (JSONL: id, question, options, groups).
     #[arg(long)]
     pub questions: Option<PathBuf>,
+    /// The voting question of the persona grid over this Wahl-o-Mat election's parties:
+    /// options = parties, groups = the personas of --persona/--where (asked under persona and
+    /// few-shot steering) and the population (asked unsteered).
+    #[arg(long, value_name = "ELECTION_DIR")]
+    pub vote: Option<PathBuf>,
+    /// Parties of the voting question (default: the election's six Bundestag parties).
+    #[arg(long, value_delimiter = ',')]
+    pub parties: Vec<String>,
+    /// Persona spec of the voting question.
+    #[arg(long, default_value = "data/personas/paper-grid.toml")]
+    pub persona: PathBuf,
+    /// Explicit personas (JSONL with optional survey weights) instead of the spec's grid.
+    #[arg(long)]
+    pub personas: Option<PathBuf>,
+    /// Keep only some values of the grid: `--where year=2021 --where age=18-24,25-34`.
+    #[arg(long = "where")]
+    pub filter: Vec<String>,
+    /// A seeded random subset of N personas (the whole grid is 12,600).
+    #[arg(long)]
+    pub persona_sample: Option<usize>,
+    /// Survey groups shown as few-shot examples of the voting question.
+    #[command(flatten)]
+    pub survey: SurveyArgs,
     /// Only these question ids.
     #[arg(long, value_delimiter = ',')]
     pub question_ids: Vec<String>,
@@ -75,9 +100,10 @@ pub struct Args {
     /// `auto` (given when the set has them, else tfidf).
     #[arg(long, value_enum, default_value = "auto")]
     pub similarity: Similarity,
-    /// Prompt templates.
-    #[arg(long, default_value = "data/eval/prompts.toml")]
-    pub prompts: PathBuf,
+    /// Prompt templates (default: data/eval/prompts.toml; data/eval/vote-prompts.toml with
+    /// --vote).
+    #[arg(long)]
+    pub prompts: Option<PathBuf>,
     /// This job's slice of the units, k/n.
     #[arg(long, default_value = "0/1")]
     pub shard: String,
@@ -131,11 +157,26 @@ pub fn run(args: Args) -> Result<()> {
         },
     };
     params.check()?;
-    let templates = Templates::load(&args.prompts)?;
-    let mut set = match (&args.opinionqa, &args.questions) {
-        (Some(dir), None) => QuestionSet::opinionqa(dir, &args.attribute)?,
-        (None, Some(path)) => QuestionSet::jsonl(path)?,
-        _ => bail!("give one question set: --opinionqa <dir> or --questions <file.jsonl>"),
+    let prompts_path = args.prompts.clone().unwrap_or_else(|| {
+        PathBuf::from(if args.vote.is_some() {
+            "data/eval/vote-prompts.toml"
+        } else {
+            "data/eval/prompts.toml"
+        })
+    });
+    let templates = Templates::load(&prompts_path)?;
+    let mut vote_reference = None;
+    let mut set = match (&args.opinionqa, &args.questions, &args.vote) {
+        (Some(dir), None, None) => QuestionSet::opinionqa(dir, &args.attribute)?,
+        (None, Some(path), None) => QuestionSet::jsonl(path)?,
+        (None, None, Some(election)) => {
+            let (set, reference) = vote_set(&args, election, &templates, &prompts_path, &params)?;
+            vote_reference = reference;
+            set
+        }
+        _ => bail!(
+            "give one question set: --opinionqa <dir>, --questions <file.jsonl> or --vote <election dir>"
+        ),
     };
     if !args.question_ids.is_empty() {
         set.select(&args.question_ids)?;
@@ -191,7 +232,11 @@ pub fn run(args: Args) -> Result<()> {
         "temperature": args.temperature, "top_p": args.top_p, "shots": args.shots,
         "retries": args.retries, "seed": args.seed, "chat": !args.no_chat,
         "similarity": format!("{:?}", args.similarity).to_lowercase(),
-        "prompts": std::fs::read_to_string(&args.prompts)?,
+        "prompts": std::fs::read_to_string(&prompts_path)?,
+        "groups": probe_eval::stable_hash(&set.questions.iter()
+            .flat_map(|q| q.groups.iter().map(|g| format!("{}.{}:{:?}", g.attribute, g.group, g.distribution)))
+            .collect::<Vec<_>>().join("|")),
+        "shots": probe_eval::stable_hash(&format!("{:?}", set.scopes)),
     });
     let manifest = out.join("manifest.json");
     if manifest.is_file() {
@@ -329,9 +374,158 @@ pub fn run(args: Args) -> Result<()> {
         tally.attempts,
         tally.failed_units
     );
-    if !cells.is_empty() {
+    if let Some(reference) = &vote_reference {
+        print_vote_tv(&cells, &stem, reference, &out)?;
+    } else if cells.iter().any(|c| c.reference.is_some()) {
         print_tv(&cells, &out)?;
     }
+    Ok(())
+}
+
+/// The voting question over `election`'s parties for the personas of the spec, with the
+/// survey's groups as few-shot examples when a survey or election result is given.
+fn vote_set(
+    args: &Args,
+    election: &std::path::Path,
+    templates: &Templates,
+    prompts_path: &std::path::Path,
+    params: &EvalParams,
+) -> Result<(QuestionSet, Option<probe_report::report::Reference>)> {
+    let loaded = probe_data::wahl_o_mat::Election::load(election)?;
+    let parties: Vec<String> = loaded
+        .select_parties(&args.parties)?
+        .into_iter()
+        .map(probe_data::wahl_o_mat::Election::display_name)
+        .collect();
+    let spec = PersonaSpec::load(&args.persona)?;
+    let filter = GridFilter::parse(&args.filter).map_err(|e| anyhow::anyhow!("--where {e}"))?;
+    let mut personas = match &args.personas {
+        Some(path) => {
+            if !filter.is_empty() {
+                bail!("--where filters the grid; it cannot be combined with --personas");
+            }
+            spec.read_jsonl(path)?
+        }
+        None => spec
+            .grid(&filter)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.persona.display()))?,
+    };
+    if let Some(n) = args.persona_sample {
+        if n == 0 {
+            bail!("--persona-sample must be ≥ 1");
+        }
+        // a seeded subset, kept in grid order
+        let mut order: Vec<(u64, usize)> = personas
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    probe_eval::stable_hash(&format!("{}:{}", params.seed, p.id)),
+                    i,
+                )
+            })
+            .collect();
+        order.sort();
+        let mut keep: Vec<usize> = order.into_iter().take(n).map(|(_, i)| i).collect();
+        keep.sort();
+        personas = keep.into_iter().map(|i| personas[i].clone()).collect();
+    }
+    let language = templates.language.as_deref().unwrap_or("de");
+    let question = templates.vote_question.as_deref().with_context(|| {
+        format!(
+            "{}: no `vote_question` (the voting question's text); see data/eval/vote-prompts.toml",
+            prompts_path.display()
+        )
+    })?;
+    let name = election
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("election");
+    let mut set = QuestionSet::vote(
+        &format!("vote-{name}"),
+        question,
+        &parties,
+        &personas,
+        &spec,
+        language,
+    )?;
+    let reference = args.survey.reference(Some(&parties), None)?;
+    if let Some(reference) = &reference {
+        set.set_scopes(&reference.cells, &spec, language);
+    }
+    if params.steerings.contains(&Steering::Fewshot)
+        && !set.scopes.iter().any(|s| s.attribute != "all")
+    {
+        bail!(
+            "few-shot steering of the voting question shows survey groups the persona belongs to: give --survey <csv> (or --election btw2021), or leave fewshot out of --steering"
+        );
+    }
+    eprintln!(
+        "voting question: {} parties ({}), {} personas, {} survey groups for few-shot examples",
+        parties.len(),
+        parties.join(", "),
+        personas.len(),
+        set.scopes.len().saturating_sub(1)
+    );
+    Ok((set, reference))
+}
+
+/// TV per method × steering of the pooled voting distributions (everyone and each attribute
+/// value the reference has) against the survey or election result.
+fn print_vote_tv(
+    cells: &[Cell],
+    model: &str,
+    reference: &probe_report::report::Reference,
+    out: &std::path::Path,
+) -> Result<()> {
+    let series = probe_report::report::series_from_cells(cells, model)?;
+    println!(
+        "{:<12} {:<9} {:>7} {:>10} {:>12}",
+        "method", "steering", "scopes", "TV(all)", "mean TV"
+    );
+    let mut rows = Vec::new();
+    for s in &series {
+        let mut tvs: Vec<(String, f64)> = Vec::new();
+        for c in &reference.cells {
+            let scope = (
+                c.labels.get("attribute").cloned().unwrap_or("all".into()),
+                c.labels.get("value").cloned().unwrap_or("all".into()),
+            );
+            let (Some(p), Some((r, _))) = (
+                s.pooled.get(&scope),
+                probe_report::report::align_reference(c, &s.options),
+            ) else {
+                continue;
+            };
+            tvs.push((
+                format!("{}={}", scope.0, scope.1),
+                probe_metrics::divergence::total_variation(p, &r)?,
+            ));
+        }
+        if tvs.is_empty() {
+            continue;
+        }
+        let all = tvs.iter().find(|(k, _)| k == "all=all").map(|t| t.1);
+        let mean = tvs.iter().map(|t| t.1).sum::<f64>() / tvs.len() as f64;
+        let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+        println!(
+            "{:<12} {:<9} {:>7} {:>10} {:>12.4}",
+            label("method"),
+            label("steering"),
+            tvs.len(),
+            all.map_or("-".into(), |v| format!("{v:.4}")),
+            mean
+        );
+        rows.push(json!({"method": label("method"), "steering": label("steering"),
+            "tv_all": all, "mean_tv": mean, "by_scope": tvs.iter().map(|(k, v)| json!({"scope": k, "tv": v})).collect::<Vec<_>>()}));
+    }
+    probe_cache::write_atomic(
+        &out.join("tv.json"),
+        serde_json::to_string_pretty(
+            &json!({"reference": reference.name, "notes": reference.notes, "tv": rows}),
+        )?
+        .as_bytes(),
+    )?;
     Ok(())
 }
 
