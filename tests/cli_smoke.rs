@@ -285,3 +285,16 @@ fn compare_rejects_bad_cells_naming_the_line() {
         .unwrap();
     assert_clean_failure(&out, "no cells");
 }
+
+#[test]
+fn cli_reference_is_current() {
+    let out = probe().arg("cli-reference").output().unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let path = workspace_root().join("docs/CLI.md");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        generated == committed,
+        "docs/CLI.md is stale: run `target/release/probe cli-reference > docs/CLI.md`"
+    );
+}

@@ -56,3 +56,59 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
+
+/// Rewrites a serialized safetensors file's header with its JSON keys sorted, so the same
+/// tensors and metadata give the same bytes on every run (the safetensors crate writes the
+/// metadata from a `HashMap`, whose order is random per process). The header keeps its
+/// length: the same keys and values, reordered.
+pub fn canonical_safetensors(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return bytes;
+    };
+    let Some(header) = bytes.get(8..8 + len) else {
+        return bytes;
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return bytes;
+    };
+    // serde_json's map is a BTreeMap here: keys come out sorted
+    let Ok(sorted) = serde_json::to_vec(&value) else {
+        return bytes;
+    };
+    if sorted.len() <= len {
+        let padded: Vec<u8> = sorted
+            .into_iter()
+            .chain(std::iter::repeat(b' '))
+            .take(len)
+            .collect();
+        bytes[8..8 + len].copy_from_slice(&padded);
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    #[test]
+    fn metadata_order_no_longer_changes_the_bytes() {
+        let data = vec![0u8; 8];
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+        let files: Vec<Vec<u8>> = (0..8)
+            .map(|_| {
+                let metadata: std::collections::HashMap<String, String> = ["b", "a", "c", "d"]
+                    .map(|k| (k.to_string(), k.repeat(3)))
+                    .into();
+                let bytes = safetensors::serialize([("x", view.clone())], Some(metadata)).unwrap();
+                super::canonical_safetensors(bytes)
+            })
+            .collect();
+        assert!(files.windows(2).all(|w| w[0] == w[1]));
+        let st = safetensors::SafeTensors::deserialize(&files[0]).unwrap();
+        assert_eq!(st.tensor("x").unwrap().shape(), [2]);
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&files[0]).unwrap();
+        assert_eq!(meta.metadata().as_ref().unwrap()["a"], "aaa");
+    }
+}

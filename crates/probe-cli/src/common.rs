@@ -24,10 +24,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// The model's name in output paths: the checkpoint's file stem (or directory name).
     pub fn name(&self) -> String {
-        self.model
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into())
+        model_name(&self.model)
     }
 
     pub fn load(&self) -> Result<Model> {
@@ -102,7 +99,9 @@ pub fn write_safetensors(
             },
         )
     });
-    let bytes = safetensors::serialize(views, Some(metadata)).context("serializing safetensors")?;
+    let bytes = probe_cache::canonical_safetensors(
+        safetensors::serialize(views, Some(metadata)).context("serializing safetensors")?,
+    );
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -113,6 +112,18 @@ pub fn write_safetensors(
 }
 
 /// Hex SHA-256 of a file's bytes (provenance of data and template files in manifests).
+/// A model's name in output paths: a GGUF file's stem, an HF directory's name (whose dots,
+/// as in `Llama-3.1-8B`, are no extension).
+pub fn model_name(path: &Path) -> String {
+    let name = if path.is_dir() {
+        path.file_name()
+    } else {
+        path.file_stem()
+    };
+    name.map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

@@ -168,8 +168,8 @@ fn model_name(dir: &Path, probes: Option<&Value>) -> String {
         .map(|m| {
             let p = Path::new(m);
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(m);
-            // an HF directory's name is its model; a file's stem is
-            if p.extension().is_some() {
+            // an HF directory's name is its model (dots included: Llama-3.1-8B); a file's stem is
+            if p.extension().is_some() && !p.is_dir() {
                 stem.to_string()
             } else {
                 p.file_name()
@@ -436,6 +436,14 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
                     per_unit.entry(unit.join(",")).or_default().push(p);
                 }
             }
+        }
+        // the unsteered voting question asks one population per year: everyone is their mean
+        let all = ("all".to_string(), "all".to_string());
+        let attributes: std::collections::BTreeSet<&String> =
+            pooled_direct.keys().map(|(a, _)| a).collect();
+        if pooled_direct.len() > 1 && attributes.len() == 1 && !pooled_direct.contains_key(&all) {
+            let dists: Vec<Vec<f64>> = pooled_direct.values().cloned().collect();
+            pooled_direct.insert(all, arithmetic_barycenter(&dists, None)?);
         }
         let mut pooled = pooled_direct;
         for (scope, (dists, weights)) in per_persona_scope {

@@ -164,8 +164,9 @@ pub fn save(dir: &Path, probes: &TrainedProbes, provenance: &Provenance) -> Resu
     metadata.insert("parties".to_string(), probes.report.parties.join("\t"));
     metadata.insert("hooks".to_string(), probes.report.hooks.join("\t"));
     let st_path = dir.join(PROBES_FILE);
-    let st =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| err(&st_path, e.to_string()))?;
+    let st = probe_cache::canonical_safetensors(
+        safetensors::serialize(views, Some(metadata)).map_err(|e| err(&st_path, e.to_string()))?,
+    );
     probe_cache::write_atomic(&st_path, &st)?;
     let json = ProbesJson {
         format_version: FORMAT_VERSION,

@@ -7,5 +7,6 @@ pub mod inspect;
 pub mod report;
 pub mod run_with_cache;
 pub mod scale;
+pub mod study;
 pub mod train;
 pub mod vectors;
