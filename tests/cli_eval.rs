@@ -291,7 +291,7 @@ fn eval_vote_asks_personas_and_the_report_pools_them_against_the_survey() {
     let board = json["leaderboard"].as_array().unwrap();
     let entry = board
         .iter()
-        .find(|e| e["name"].as_str().unwrap().ends_with("logp · persona"))
+        .find(|e| e["name"].as_str().unwrap().contains("logp · persona"))
         .unwrap_or_else(|| panic!("{board:?}"));
     // the report's TV over the survey's groups equals eval's mean over the same scopes
     let mean_tv = persona["mean_tv"].as_f64().unwrap();

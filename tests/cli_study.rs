@@ -156,6 +156,25 @@ fn drop_seconds(v: &mut serde_json::Value) {
     }
 }
 
+fn assert_same_results(a: &Path, b: &Path) {
+    for ((name, x), (_, y)) in results(a).iter().zip(results(b)) {
+        if *x != y {
+            let first = String::from_utf8_lossy(x)
+                .lines()
+                .zip(String::from_utf8_lossy(&y).lines())
+                .find(|(l, r)| l != r)
+                .map(|(l, r)| format!("{l}\n  vs\n{r}"))
+                .unwrap_or_default();
+            panic!(
+                "{name} differs after the interrupted run ({} vs {} bytes): {}",
+                x.len(),
+                y.len(),
+                first.chars().take(600).collect::<String>()
+            );
+        }
+    }
+}
+
 #[test]
 fn study_reuses_resumes_and_reruns_only_what_changed() {
     if smollm2_gguf().is_none() {
@@ -213,22 +232,36 @@ fn study_reuses_resumes_and_reruns_only_what_changed() {
     );
     let resumed = run_to_end(&exp_b);
     assert!(resumed.contains("smol/extract reused"), "{resumed}");
-    for ((name, x), (_, y)) in results(&a).iter().zip(results(&b)) {
-        if *x != y {
-            let first = String::from_utf8_lossy(x)
-                .lines()
-                .zip(String::from_utf8_lossy(&y).lines())
-                .find(|(l, r)| l != r)
-                .map(|(l, r)| format!("{l}\n  vs\n{r}"))
-                .unwrap_or_default();
-            panic!(
-                "{name} differs after the interrupted run ({} vs {} bytes): {}",
-                x.len(),
-                y.len(),
-                first.chars().take(600).collect::<String>()
-            );
-        }
+    assert_same_results(&a, &b);
+
+    // a job array: two extraction shards, then one run for the rest — same results again
+    let c = tmp.path().join("c");
+    let exp_c = tmp.path().join("c.toml");
+    std::fs::write(&exp_c, experiment(&c, &templates)).unwrap();
+    for shard in ["0/2", "1/2"] {
+        let job = probe()
+            .current_dir(workspace_root())
+            .args([
+                "study",
+                exp_c.to_str().unwrap(),
+                "--stage",
+                "extract",
+                "--shard",
+                shard,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&job.stderr);
+        assert!(job.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("shard {shard} finished")),
+            "{stderr}"
+        );
     }
+    assert!(!c.join("stages/smol__extract.json").exists());
+    let merged = run_to_end(&exp_c);
+    assert!(merged.contains("0 of 5 shards to do"), "{merged}");
+    assert_same_results(&a, &c);
 
     // one persona template changed: scale and report run again, nothing else
     let text = std::fs::read_to_string(&templates).unwrap();

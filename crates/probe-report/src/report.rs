@@ -347,7 +347,8 @@ type WeightedDistributions = (Vec<Vec<f64>>, Vec<f64>);
 
 /// Groups predicted cells into series by (model, method, steering) and pools variants.
 pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Series>> {
-    let key_labels = ["model", "method", "steering"];
+    // one series per dataset too: the coin toy and the voting question are not one pool
+    let key_labels = ["model", "method", "steering", "dataset"];
     let mut groups: BTreeMap<Vec<String>, Vec<&Cell>> = BTreeMap::new();
     for c in cells.iter().filter(|c| c.predicted.is_some()) {
         let key = key_labels
@@ -569,6 +570,8 @@ pub const FIGURES: [&str; 6] = [
 
 fn f(x: f64) -> String {
     if x.is_finite() {
+        // a rounding-level negative (an entropy of one certain option) prints as 0.000
+        let x = if x.abs() < 5e-4 { 0.0 } else { x };
         format!("{x:.3}")
     } else {
         "–".into()
