@@ -651,6 +651,21 @@ pub fn build(
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
     let color_of = |s: &Series| figures::color(palette[s.name.as_str()]);
+    // with one model, legends drop its name (the figures' captions say which model it is)
+    let models: std::collections::BTreeSet<&str> = series
+        .iter()
+        .filter_map(|s| s.labels.get("model").map(String::as_str))
+        .collect();
+    let model_prefix = match models.iter().next() {
+        Some(m) if models.len() == 1 => format!("{m} · "),
+        _ => String::new(),
+    };
+    let legend_name = |s: &Series| -> String {
+        match s.name.strip_prefix(&model_prefix) {
+            Some(rest) if !model_prefix.is_empty() => rest.to_string(),
+            _ => s.name.clone(),
+        }
+    };
 
     // 1. party distributions, everyone, model vs survey
     {
@@ -671,7 +686,7 @@ pub fn build(
             .iter()
             .filter_map(|s| {
                 Some(Bars {
-                    name: s.name.clone(),
+                    name: legend_name(s),
                     values: s.pooled.get(&all_scope)?.clone(),
                     color: color_of(s),
                     intervals: None,
@@ -681,6 +696,11 @@ pub fn build(
         let mut paragraphs = vec![
             "Each model's distribution pooled over personas and prompt variants (ψ for the latent method), next to the survey.".to_string(),
         ];
+        if let Some(model) = model_prefix.strip_suffix(" · ") {
+            paragraphs.push(format!(
+                "Model: {model} (the figures' legends leave its name out)."
+            ));
+        }
         let mut survey_row = None;
         if let Some((r, kept)) = ref_by_scope
             .get(&all_scope)
@@ -782,7 +802,7 @@ pub fn build(
         let bars: Vec<Bars> = series
             .iter()
             .map(|s| Bars {
-                name: s.name.clone(),
+                name: legend_name(s),
                 values: scopes
                     .iter()
                     .map(|sc| {
@@ -927,7 +947,7 @@ pub fn build(
                     f(y.iter().sum::<f64>() / y.len() as f64),
                 ]);
                 scatters.push(Scatter {
-                    name: s.name.clone(),
+                    name: legend_name(s),
                     color: color_of(s),
                     points: thin(&s.sensitivity, o.max_points),
                     fit,
@@ -1316,7 +1336,7 @@ fn html_escape(s: &str) -> String {
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
-td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:1em 0;overflow-x:auto}\
+td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;height:auto}\
 .notes{color:#555;font-size:.9em}";
 
 impl Report {
