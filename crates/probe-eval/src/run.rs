@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use probe_data::cells::Cell;
 use probe_lm::chat::{ChatTemplate, Message};
-use probe_lm::generate::{generate, sample, GenerateParams, Rng};
+use probe_lm::generate::{generate_prefilled, sample, GenerateParams, Rng};
 use probe_lm::tokenizer::Tokenizer;
 use probe_lm::{Batch, Transformer};
 use serde_json::{json, Value};
@@ -434,6 +434,12 @@ impl Runner<'_> {
         let mut results: Vec<Option<Vec<f64>>> = vec![None; units.len()];
         let mut audits: Vec<Vec<Value>> = vec![Vec::new(); units.len()];
         let mut pending: Vec<usize> = (0..units.len()).collect();
+        // one prefill for all attempts: a retry decodes on from the prompts' cached keys and
+        // values (few-shot prompts are long; their prefill costs more than the decoding)
+        let model_err = |e: probe_lm::Error| EvalError::Model(e.to_string());
+        let ids: Vec<Vec<u32>> = prompts.iter().map(|p| p.1.clone()).collect();
+        let batch = Batch::left_padded(&ids, self.tokenizer.pad_token_id()).map_err(model_err)?;
+        let (prefill_logits, prefill_kv) = self.transformer.prefill(&batch).map_err(model_err)?;
         for attempt in 0..=params.retries {
             if pending.is_empty() {
                 break;
@@ -446,9 +452,17 @@ impl Runner<'_> {
                 stop: vec!["\n\n".into()],
                 ..GenerateParams::default()
             };
-            let ids: Vec<Vec<u32>> = pending.iter().map(|&i| prompts[i].1.clone()).collect();
-            let gens = generate(self.transformer, self.tokenizer, &ids, &gp, |_| {})
-                .map_err(|e| EvalError::Model(e.to_string()))?;
+            let (logits, kv) = if pending.len() == units.len() {
+                (prefill_logits.clone(), prefill_kv.clone())
+            } else {
+                (
+                    probe_lm::transformer::select_rows(&prefill_logits, &pending),
+                    prefill_kv.select_rows(&pending).map_err(model_err)?,
+                )
+            };
+            let gens =
+                generate_prefilled(self.transformer, self.tokenizer, logits, kv, &gp, |_| {})
+                    .map_err(model_err)?;
             let mut still = Vec::new();
             for (&i, g) in pending.iter().zip(&gens) {
                 tally.attempts += 1;

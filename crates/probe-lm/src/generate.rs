@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
-use crate::transformer::{Batch, Transformer};
+use crate::transformer::{Batch, KvCache, Transformer};
+use burn::tensor::Tensor;
 
 #[derive(Debug, Clone)]
 pub struct GenerateParams {
@@ -146,14 +147,10 @@ pub fn generate(
     tokenizer: &Tokenizer,
     prompts: &[Vec<u32>],
     params: &GenerateParams,
-    mut on_token: impl FnMut(usize),
+    on_token: impl FnMut(usize),
 ) -> Result<Vec<Generation>> {
     params.check()?;
     let batch = Batch::left_padded(prompts, tokenizer.pad_token_id())?;
-    let n = prompts.len();
-    let mut rng = Rng::new(params.seed);
-    let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
-    let mut finished: Vec<Option<FinishReason>> = vec![None; n];
     if params.max_new_tokens == 0 {
         return Ok(prompts
             .iter()
@@ -164,7 +161,47 @@ pub fn generate(
             })
             .collect());
     }
-    let (mut logits, mut kv) = model.prefill(&batch)?;
+    let (logits, kv) = model.prefill(&batch)?;
+    decode(model, tokenizer, logits, kv, params, on_token)
+}
+
+/// Decodes on from a prefill ([`Transformer::prefill`], or rows of one selected with
+/// [`KvCache::select_rows`] and [`crate::transformer::select_rows`]): what [`generate`] does
+/// after its prefill, so several attempts at the same prompts share one prefill.
+pub fn generate_prefilled(
+    model: &Transformer,
+    tokenizer: &Tokenizer,
+    logits: Tensor<3>,
+    kv: KvCache,
+    params: &GenerateParams,
+    on_token: impl FnMut(usize),
+) -> Result<Vec<Generation>> {
+    params.check()?;
+    let n = logits.dims()[0];
+    if params.max_new_tokens == 0 {
+        return Ok((0..n)
+            .map(|_| Generation {
+                token_ids: vec![],
+                text: String::new(),
+                finish_reason: FinishReason::Length,
+            })
+            .collect());
+    }
+    decode(model, tokenizer, logits, kv, params, on_token)
+}
+
+fn decode(
+    model: &Transformer,
+    tokenizer: &Tokenizer,
+    mut logits: Tensor<3>,
+    mut kv: KvCache,
+    params: &GenerateParams,
+    mut on_token: impl FnMut(usize),
+) -> Result<Vec<Generation>> {
+    let n = logits.dims()[0];
+    let mut rng = Rng::new(params.seed);
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut finished: Vec<Option<FinishReason>> = vec![None; n];
     let vocab = model.config.vocab_size;
     let eos = tokenizer.eos_token_ids();
     for step in 0..params.max_new_tokens {

@@ -137,6 +137,43 @@ impl KvCache {
     pub fn past_len(&self) -> usize {
         self.past_len
     }
+
+    /// The cache of some of the batch's sequences (in the order given), to go on decoding
+    /// only those, e.g. retrying some prompts of a batch without prefilling them again.
+    pub fn select_rows(&self, rows: &[usize]) -> Result<KvCache> {
+        let batch = self.pad_lens.len();
+        if let Some(r) = rows.iter().find(|&&r| r >= batch) {
+            return Err(Error::Input(format!("row {r} of a batch of {batch}")));
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| {
+                layer.as_ref().map(|kv| {
+                    let index = row_index(rows, &kv.k.device());
+                    LayerKv {
+                        k: kv.k.clone().select(0, index.clone()),
+                        v: kv.v.clone().select(0, index),
+                    }
+                })
+            })
+            .collect();
+        Ok(KvCache {
+            layers,
+            pad_lens: rows.iter().map(|&r| self.pad_lens[r]).collect(),
+            past_len: self.past_len,
+        })
+    }
+}
+
+fn row_index(rows: &[usize], device: &Device) -> Tensor<1, Int> {
+    let ids: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    Tensor::from_data(TensorData::new(ids, [rows.len()]), device)
+}
+
+/// Rows of a `[batch, …]` tensor (the last-position logits of a prefill).
+pub fn select_rows<const D: usize>(t: &Tensor<D>, rows: &[usize]) -> Tensor<D> {
+    t.clone().select(0, row_index(rows, &t.device()))
 }
 
 impl Transformer {

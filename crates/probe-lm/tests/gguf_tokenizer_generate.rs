@@ -114,3 +114,34 @@ fn kv_cache_decoding_equals_full_recomputation() {
         assert!(err < 1e-3, "cached vs full logits differ by {err}");
     }
 }
+
+#[test]
+fn decoding_selected_rows_of_a_prefill_equals_generating_them() {
+    let (Some(p), Some(model)) = (load_prompts(), load_model()) else {
+        return;
+    };
+    let tok = model.tokenizer().unwrap();
+    let params = GenerateParams {
+        max_new_tokens: 12,
+        ..Default::default()
+    };
+    let batch = Batch::left_padded(&p.token_ids, tok.pad_token_id()).unwrap();
+    let (logits, kv) = model.transformer.prefill(&batch).unwrap();
+    // rows 2 and 0 of the prefilled batch (reordered), decoded on their own: the reference's
+    // greedy continuations, as when the whole batch is generated
+    let rows = [2, 0];
+    let g = probe_lm::generate::generate_prefilled(
+        &model.transformer,
+        tok,
+        probe_lm::transformer::select_rows(&logits, &rows),
+        kv.select_rows(&rows).unwrap(),
+        &params,
+        |_| {},
+    )
+    .unwrap();
+    for (gen, &r) in g.iter().zip(&rows) {
+        let prompt = &p.prompts[r];
+        assert_eq!(gen.text, p.greedy_12[prompt], "row {r}: {prompt:?}");
+    }
+    assert!(kv.select_rows(&[3]).is_err());
+}
