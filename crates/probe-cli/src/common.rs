@@ -124,6 +124,49 @@ pub fn model_name(path: &Path) -> String {
         .unwrap_or_else(|| "model".into())
 }
 
+/// The personas of `probe scale` and `probe eval --vote`: a spec's grid, filtered, or explicit
+/// personas from a JSONL file.
+#[derive(clap::Args, Debug)]
+pub struct PersonaArgs {
+    /// Persona spec (TOML): attributes, values and the persona description.
+    #[arg(long, default_value = "data/personas/paper-grid.toml")]
+    pub persona: PathBuf,
+    /// Explicit personas (JSONL with optional survey weights) instead of the spec's grid.
+    #[arg(long)]
+    pub personas: Option<PathBuf>,
+    /// Keep only some values of the grid: `--where year=tomorrow --where age=18-24,25-34`.
+    #[arg(long = "where")]
+    pub filter: Vec<String>,
+}
+
+impl PersonaArgs {
+    pub fn spec(&self) -> Result<probe_data::personas::PersonaSpec> {
+        Ok(probe_data::personas::PersonaSpec::load(&self.persona)?)
+    }
+
+    /// The grid personas `--where` keeps, or those of `--personas`.
+    pub fn select(
+        &self,
+        spec: &probe_data::personas::PersonaSpec,
+    ) -> Result<Vec<probe_data::personas::Persona>> {
+        let filter = probe_data::personas::GridFilter::parse(&self.filter)
+            .map_err(|e| anyhow::anyhow!("--where {e}"))?;
+        match &self.personas {
+            Some(path) => {
+                if !filter.is_empty() {
+                    anyhow::bail!(
+                        "--where filters the grid; it cannot be combined with --personas"
+                    );
+                }
+                Ok(spec.read_jsonl(path)?)
+            }
+            None => spec
+                .grid(&filter)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", self.persona.display())),
+        }
+    }
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

@@ -84,7 +84,7 @@ impl Persona {
 }
 
 /// The slot names `{name}` in a pattern, in order of appearance.
-fn slots(pattern: &str) -> std::result::Result<Vec<&str>, String> {
+pub fn slot_names(pattern: &str) -> std::result::Result<Vec<&str>, String> {
     let mut out = Vec::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
@@ -173,7 +173,7 @@ impl PersonaSpec {
             return Err("no [description] patterns".into());
         }
         for (lang, pattern) in &spec.description {
-            for slot in slots(pattern)? {
+            for slot in slot_names(pattern)? {
                 let attr = spec.attribute(slot).ok_or_else(|| {
                     format!("description.{lang}: `{{{slot}}}` is not an attribute")
                 })?;
@@ -206,7 +206,7 @@ impl PersonaSpec {
         templates: &[PersonaTemplate],
     ) -> std::result::Result<(), String> {
         for t in templates {
-            let used = slots(&t.text).map_err(|e| format!("template `{}`: {e}", t.id))?;
+            let used = slot_names(&t.text).map_err(|e| format!("template `{}`: {e}", t.id))?;
             if !used.contains(&PERSONA_SLOT) {
                 return Err(format!(
                     "template `{}` has no {{{PERSONA_SLOT}}} slot",
@@ -219,7 +219,7 @@ impl PersonaSpec {
                     t.id, t.language, t.language
                 )
             })?;
-            let mut covered: HashSet<&str> = slots(description)
+            let mut covered: HashSet<&str> = slot_names(description)
                 .map_err(|e| format!("description: {e}"))?
                 .into_iter()
                 .collect();
@@ -401,7 +401,11 @@ impl PersonaSpec {
             .iter()
             .map(|(a, v)| Some((a.clone(), self.value_text(a, v, language)?.to_string())))
             .collect::<Option<_>>()?;
-        if slots(pattern).ok()?.iter().any(|s| !texts.contains_key(*s)) {
+        if slot_names(pattern)
+            .ok()?
+            .iter()
+            .any(|s| !texts.contains_key(*s))
+        {
             return None;
         }
         let description = fill(pattern, &|name| texts.get(name).cloned());

@@ -295,7 +295,9 @@ impl QuestionSet {
             return bad("no personas (check --where)".into());
         }
         let mut in_question = Vec::new();
-        for slot in slot_names(question) {
+        let slots = probe_data::personas::slot_names(question)
+            .map_err(|e| EvalError::Input(format!("the vote question: {e}")))?;
+        for slot in slots {
             if spec.attribute(slot).is_none() {
                 return bad(format!(
                     "the vote question names `{{{slot}}}`, which is not an attribute of the persona spec"
@@ -358,6 +360,7 @@ impl QuestionSet {
                 ..GroupReference::new("persona", &p.id, vec![], p.weight)
             });
         }
+        // populations first: the runner counts them from the front
         let mut all_groups: Vec<GroupReference> = populations.into_values().collect();
         all_groups.extend(groups);
         let q = Question {
@@ -425,22 +428,6 @@ impl QuestionSet {
     pub fn get(&self, id: &str) -> Option<&Question> {
         self.questions.iter().find(|q| q.id == id)
     }
-}
-
-/// The `{name}` slots of a pattern.
-fn slot_names(pattern: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = pattern;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        let Some(close) = after.find('}') else { break };
-        let name = &after[..close];
-        if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            out.push(name);
-        }
-        rest = &after[close + 1..];
-    }
-    out
 }
 
 /// Most similar questions by TF-IDF cosine of their texts (words = lowercase alphanumeric runs,

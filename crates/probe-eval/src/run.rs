@@ -295,10 +295,11 @@ impl Runner<'_> {
             // the population of a year: the report's scope `year=2021`, or everyone when the
             // set asks only one population
             Some(p) => {
+                // `QuestionSet::vote` puts the populations first
                 let populations = q
                     .groups
                     .iter()
-                    .filter(|g| g.persona.as_ref().is_some_and(|p| p.population))
+                    .take_while(|g| g.persona.as_ref().is_some_and(|p| p.population))
                     .count();
                 if populations == 1 {
                     labels.insert("group".into(), g.group.clone());

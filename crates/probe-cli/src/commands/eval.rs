@@ -17,8 +17,7 @@ use probe_report::compare::{
 use serde_json::json;
 
 use super::report::SurveyArgs;
-use crate::common::{progress_bar, ModelArgs};
-use probe_data::personas::{GridFilter, PersonaSpec};
+use crate::common::{progress_bar, ModelArgs, PersonaArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -42,15 +41,9 @@ pub struct Args {
     /// Parties of the voting question (default: the election's six Bundestag parties).
     #[arg(long, value_delimiter = ',')]
     pub parties: Vec<String>,
-    /// Persona spec of the voting question.
-    #[arg(long, default_value = "data/personas/paper-grid.toml")]
-    pub persona: PathBuf,
-    /// Explicit personas (JSONL with optional survey weights) instead of the spec's grid.
-    #[arg(long)]
-    pub personas: Option<PathBuf>,
-    /// Keep only some values of the grid: `--where year=2021 --where age=18-24,25-34`.
-    #[arg(long = "where")]
-    pub filter: Vec<String>,
+    /// The voting question's personas.
+    #[command(flatten)]
+    pub grid: PersonaArgs,
     /// A seeded random subset of N personas (the whole grid is 12,600).
     #[arg(long)]
     pub persona_sample: Option<usize>,
@@ -397,19 +390,8 @@ fn vote_set(
         .into_iter()
         .map(probe_data::wahl_o_mat::Election::display_name)
         .collect();
-    let spec = PersonaSpec::load(&args.persona)?;
-    let filter = GridFilter::parse(&args.filter).map_err(|e| anyhow::anyhow!("--where {e}"))?;
-    let mut personas = match &args.personas {
-        Some(path) => {
-            if !filter.is_empty() {
-                bail!("--where filters the grid; it cannot be combined with --personas");
-            }
-            spec.read_jsonl(path)?
-        }
-        None => spec
-            .grid(&filter)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", args.persona.display()))?,
-    };
+    let spec = args.grid.spec()?;
+    let mut personas = args.grid.select(&spec)?;
     if let Some(n) = args.persona_sample {
         if n == 0 {
             bail!("--persona-sample must be ≥ 1");

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use probe_cache::{CacheReader, CacheWriter, Manifest, Row, ShardSplit};
-use probe_data::personas::{load_templates, GridFilter, Persona, PersonaSpec, PersonaTemplate};
+use probe_data::personas::{load_templates, Persona, PersonaTemplate};
 use probe_latent::coefficients::{self, hook_layout};
 use probe_latent::scale::{row_distributions, summarize, Distribution, Ordered};
 use probe_latent::{FactorPlan, NegativePolicy, ScaleRow, Summary};
 
 use super::vectors::{check_same_model, csv_field, VectorsJson};
-use crate::common::{progress_bar, sha256_file, ModelArgs};
+use crate::common::{progress_bar, sha256_file, ModelArgs, PersonaArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,15 +25,8 @@ pub struct Args {
     /// A `probe train` run directory, whose `vectors/` is used when --vectors is not given.
     #[arg(long)]
     pub probes: Option<PathBuf>,
-    /// Persona spec (TOML): attributes, values and the persona description.
-    #[arg(long, default_value = "data/personas/paper-grid.toml")]
-    pub persona: PathBuf,
-    /// Explicit personas (JSONL with optional survey weights) instead of the spec's grid.
-    #[arg(long)]
-    pub personas: Option<PathBuf>,
-    /// Keep only some values of the grid: `--where year=tomorrow --where age=18-24,25-34`.
-    #[arg(long = "where")]
-    pub filter: Vec<String>,
+    #[command(flatten)]
+    pub grid: PersonaArgs,
     /// Prompt templates (the variants j).
     #[arg(long, default_value = "data/personas/prompts.toml")]
     pub prompts: PathBuf,
@@ -90,7 +83,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let plan = FactorPlan::new(&vectors.parties, &selections)?;
 
-    let spec = PersonaSpec::load(&args.persona)?;
+    let spec = args.grid.spec()?;
     let all_templates = load_templates(&args.prompts)?;
     let templates: Vec<PersonaTemplate> = if args.variants.is_empty() {
         all_templates
@@ -118,18 +111,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     spec.check_templates(&templates)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.prompts.display()))?;
-    let filter = GridFilter::parse(&args.filter).map_err(|e| anyhow::anyhow!("--where {e}"))?;
-    let personas: Vec<Persona> = match &args.personas {
-        Some(path) => {
-            if !filter.is_empty() {
-                bail!("--where filters the grid; it cannot be combined with --personas");
-            }
-            spec.read_jsonl(path)?
-        }
-        None => spec
-            .grid(&filter)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", args.persona.display()))?,
-    };
+    let personas: Vec<Persona> = args.grid.select(&spec)?;
 
     let model = args.model.load()?;
     check_same_model(
@@ -142,6 +124,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
+            .grid
             .persona
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -160,9 +143,12 @@ pub fn run(args: Args) -> Result<()> {
         sha256_file(&vectors_dir.join(super::vectors::VECTORS_JSON))?,
     );
     source.insert("select".into(), args.select.clone());
-    source.insert("persona_spec_sha256".into(), sha256_file(&args.persona)?);
+    source.insert(
+        "persona_spec_sha256".into(),
+        sha256_file(&args.grid.persona)?,
+    );
     source.insert("prompts_sha256".into(), sha256_file(&args.prompts)?);
-    if let Some(p) = &args.personas {
+    if let Some(p) = &args.grid.personas {
         source.insert("personas_sha256".into(), sha256_file(p)?);
     }
     source.insert(
@@ -294,7 +280,7 @@ pub fn run(args: Args) -> Result<()> {
             "vectors": vectors_dir.display().to_string(),
             "select": args.select,
             "k": vectors.k,
-            "persona_spec": args.persona.display().to_string(),
+            "persona_spec": args.grid.persona.display().to_string(),
             "personas": personas.len(),
             "variants": variants,
             "negative_coefficients": {"count": negative_coefficients, "of": coefficients.len()},
