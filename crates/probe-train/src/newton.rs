@@ -5,9 +5,12 @@
 //! needs ~10: each builds the exact Hessian `Xᵀ diag(s·p(1−p)) X + I/C` with one GEMM and
 //! solves it by Cholesky. Sample weights enter the loss directly, so no rows are repeated.
 
-use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
+use ndarray::ArrayView2;
 
 use crate::{Result, TrainError};
+
+/// Rows of the Hessian computed per GEMM (see [`hessian_factor`]).
+const HESSIAN_BAND: usize = 64;
 
 /// Minimises `Σᵢ sᵢ·log(1 + exp(−yᵢ(xᵢ·w + b))) + ‖w‖²/(2C)` (y ∈ {±1}).
 /// Returns (w, b, ‖∇‖∞ of the objective divided by Σ sᵢ).
@@ -20,7 +23,16 @@ pub fn fit(
     tolerance: f64,
     init: Option<(&[f64], f64)>,
 ) -> Result<(Vec<f64>, f64, f64)> {
-    let d = x.ncols();
+    let (n, d) = x.dim();
+    // Every sweep below reads whole columns: column-major (what `standardized_rows` gives)
+    // costs no copy.
+    let transposed = x.t();
+    let columns = transposed.as_standard_layout();
+    let x = Columns {
+        data: columns.as_slice().expect("standard layout is contiguous"),
+        n,
+        d,
+    };
     let total_weight: f64 = sample_weight.iter().sum();
     let mut w = vec![0f64; d];
     let mut b = 0.0;
@@ -43,7 +55,7 @@ pub fn fit(
             .sum();
         loss + dot(w, w) / (2.0 * c)
     };
-    let mut z = matvec(x, &w);
+    let mut z = x.matvec(&w);
     let mut value = objective(&z, b, &w);
     let mut gradient_norm = f64::INFINITY;
     let mut last_gradient_norm = f64::INFINITY;
@@ -56,7 +68,8 @@ pub fn fit(
             residual[i] = sample_weight[i] * (p - target[i]);
             curvature[i] = sample_weight[i] * p * (1.0 - p);
         }
-        let grad_w: Vec<f64> = transposed_matvec(x, &residual)
+        let grad_w: Vec<f64> = x
+            .transposed_matvec(&residual)
             .iter()
             .zip(&w)
             .map(|(g, wi)| g + wi / c)
@@ -66,21 +79,22 @@ pub fn fit(
         if gradient_norm < tolerance {
             break;
         }
-        // A Hessian is worth its GEMM while far from the optimum; once a step has cut the
-        // gradient at least fourfold, the factor from before keeps doing so for a few steps
-        // (warm starts begin near the optimum), costing only two matrix-vector products.
+        // A fresh Hessian costs a GEMM and a Cholesky; a step with the old factor costs two
+        // matrix-vector products. So the old factor is kept while each step still halves the
+        // gradient (measured on the 2025 Bundestag cache: 1,296 Hessians and 3,963 steps for
+        // 396 fits, against 1,746 and 2,715 when demanding a fourfold cut; ~10 % less time).
         let stale = factor
             .as_ref()
-            .is_none_or(|_| gradient_norm > 0.25 * last_gradient_norm);
+            .is_none_or(|_| gradient_norm > 0.5 * last_gradient_norm);
         if stale {
-            factor = Some(hessian_factor(x, &curvature, c)?);
+            factor = Some(hessian_factor(&x, &curvature, c)?);
         }
         last_gradient_norm = gradient_norm;
         let mut step: Vec<f64> = grad_w.iter().map(|g| -g).collect();
         step.push(-grad_b);
         cholesky_solve(factor.as_ref().expect("set above"), d + 1, &mut step);
         let slope = dot(&grad_w, &step[..d]) + grad_b * step[d];
-        let z_step = matvec(x, &step[..d]);
+        let z_step = x.matvec(&step[..d]);
         let mut alpha = 1.0;
         loop {
             let w_new: Vec<f64> = w.iter().zip(&step).map(|(w, s)| w + alpha * s).collect();
@@ -103,48 +117,103 @@ pub fn fit(
     Ok((w, b, gradient_norm))
 }
 
-/// `X·v`, accumulated column by column (contiguous in the column-major training matrix).
-fn matvec(x: ArrayView2<f64>, v: &[f64]) -> Vec<f64> {
-    let mut out = vec![0f64; x.nrows()];
-    for (col, &vj) in x.axis_iter(Axis(1)).zip(v) {
-        match col.as_slice() {
-            Some(col) => out.iter_mut().zip(col).for_each(|(o, &c)| *o += vj * c),
-            None => out
-                .iter_mut()
-                .zip(col.iter())
-                .for_each(|(o, &c)| *o += vj * c),
-        }
-    }
-    out
+/// The training matrix, n rows of d features, column-major.
+struct Columns<'a> {
+    data: &'a [f64],
+    n: usize,
+    d: usize,
 }
 
-/// `Xᵀ·r`: one dot product per (contiguous) column.
-fn transposed_matvec(x: ArrayView2<f64>, r: &[f64]) -> Vec<f64> {
-    x.axis_iter(Axis(1))
-        .map(|col| match col.as_slice() {
-            Some(col) => dot(col, r),
-            None => col.iter().zip(r).map(|(a, b)| a * b).sum(),
-        })
-        .collect()
+impl Columns<'_> {
+    fn columns(&self) -> std::slice::ChunksExact<'_, f64> {
+        self.data.chunks_exact(self.n)
+    }
+
+    /// `X·v`: the columns summed with weights v.
+    fn matvec(&self, v: &[f64]) -> Vec<f64> {
+        let mut out = vec![0f64; self.n];
+        add_weighted_columns(&mut out, self.data, v);
+        out
+    }
+
+    /// `Xᵀ·r`: one dot product per column.
+    fn transposed_matvec(&self, r: &[f64]) -> Vec<f64> {
+        self.columns().map(|column| dot(column, r)).collect()
+    }
 }
 
-/// A dot product with four accumulators, so it vectorises (a single f64 sum cannot be
-/// reordered by the compiler).
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0f64; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..4 {
-            acc[k] += x[k] * y[k];
+/// Compiles `$body` twice, once for AVX2 + FMA, chosen at run time when the CPU has them: the
+/// crate is built for baseline x86-64, where f64 loops vectorise only two lanes wide.
+macro_rules! with_avx2 {
+    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        $(#[$attr])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn portable($($arg: $ty),*) -> $ret $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    portable($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU was just checked to have the features `avx2` needs.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
+with_avx2! {
+    /// A dot product with sixteen accumulators, so it vectorises (a single f64 sum cannot be
+    /// reordered by the compiler) and hides the adds' latency.
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        let mut acc = [0f64; 16];
+        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+        let tail: f64 = ca
+            .remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(x, y)| x * y)
+            .sum();
+        for (x, y) in ca.zip(cb) {
+            for k in 0..16 {
+                acc[k] += x[k] * y[k];
+            }
+        }
+        acc.iter().sum::<f64>() + tail
+    }
+}
+
+with_avx2! {
+    /// `out += Σⱼ vⱼ·columnⱼ`, four columns per pass over `out`.
+    fn add_weighted_columns(out: &mut [f64], data: &[f64], v: &[f64]) -> () {
+        let n = out.len();
+        let mut blocks = data.chunks_exact(4 * n).zip(v.chunks_exact(4));
+        for (block, w) in blocks.by_ref() {
+            let (c0, rest) = block.split_at(n);
+            let (c1, rest) = rest.split_at(n);
+            let (c2, c3) = rest.split_at(n);
+            for i in 0..n {
+                out[i] += w[0] * c0[i] + w[1] * c1[i] + w[2] * c2[i] + w[3] * c3[i];
+            }
+        }
+        let done = v.len() / 4 * 4;
+        for (column, &vj) in data[done * n..].chunks_exact(n).zip(&v[done..]) {
+            out.iter_mut().zip(column).for_each(|(o, &x)| *o += vj * x);
         }
     }
-    acc[0] + acc[1] + acc[2] + acc[3] + tail
+}
+
+with_avx2! {
+    /// `dst[i] = (column[i] · root[i])` in f32: one column of the Hessian's scaled matrix.
+    fn scale_to_f32(dst: &mut [f32], column: &[f64], root: &[f64]) -> () {
+        for ((o, &x), &r) in dst.iter_mut().zip(column).zip(root) {
+            *o = (x * r) as f32;
+        }
+    }
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -168,73 +237,120 @@ fn softplus(m: f64) -> f64 {
 /// The Cholesky factor of the Hessian `[[Xᵀ D X + I/C, Xᵀ D 1], [1ᵀ D X, 1ᵀ D 1]]` of the
 /// (w, b) system. The `Xᵀ D X` GEMM, the bulk of a Newton step, runs in f32: the factor only
 /// steers the step, while gradient and objective (what convergence is judged on) stay f64.
-fn hessian_factor(x: ArrayView2<f64>, curvature: &[f64], c: f64) -> Result<Vec<f64>> {
-    let (n, d) = x.dim();
-    let mut scaled = Array2::<f32>::zeros((n, d).f());
-    let root: Vec<f64> = curvature.iter().map(|v| v.sqrt()).collect();
-    for (mut dst, src) in scaled.axis_iter_mut(Axis(1)).zip(x.axis_iter(Axis(1))) {
-        for ((o, &v), &r) in dst.iter_mut().zip(src).zip(&root) {
-            *o = (v * r) as f32;
-        }
-    }
-    let mut xtdx = vec![0f32; d * d];
-    // SAFETY: `scaled` is n×d column-major (element (k, j) at k + j·n); lhs = scaledᵀ (d×n,
-    // element (i, k) at k + i·n), rhs = scaled, dst = d×d row-major; all in bounds.
-    unsafe {
-        gemm::gemm(
-            d,
-            d,
-            n,
-            xtdx.as_mut_ptr(),
-            1,
-            d as isize,
-            false,
-            scaled.as_ptr(),
-            1,
-            n as isize,
-            scaled.as_ptr(),
-            n as isize,
-            1,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-    let xtd1 = transposed_matvec(x, curvature);
+fn hessian_factor(x: &Columns, curvature: &[f64], c: f64) -> Result<Vec<f64>> {
+    let (n, d) = (x.n, x.d);
     let m = d + 1;
-    let mut h = vec![0f64; m * m];
-    for i in 0..d {
-        for j in 0..=i {
-            h[i * m + j] = xtdx[i * d + j] as f64;
-        }
-        h[i * m + i] += 1.0 / c;
-        h[d * m + i] = xtd1[i];
+    // [X | 1] with every row scaled by √curvature, column-major: its Gram matrix is the whole
+    // (w, b) Hessian, bias row included, in one product. (Column-major packs faster into the
+    // GEMM than row-major here: 154 vs 188 ms for 20 000 rows.)
+    let root: Vec<f64> = curvature.iter().map(|v| v.sqrt()).collect();
+    let mut scaled = vec![0f32; n * m];
+    for (dst, column) in scaled.chunks_exact_mut(n).zip(x.columns()) {
+        scale_to_f32(dst, column, &root);
     }
-    h[d * m + d] = curvature.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    for (o, &r) in scaled[n * d..].iter_mut().zip(&root) {
+        *o = r as f32;
+    }
+    // Only the lower triangle is read, so the GEMM runs per band of rows against the columns
+    // up to the band's end: with bands of 64, ~56 % of a full product's flops (a SYRK).
+    let mut gram = vec![0f32; m * m];
+    for start in (0..m).step_by(HESSIAN_BAND) {
+        let end = (start + HESSIAN_BAND).min(m);
+        // SAFETY: `scaled` is n×m column-major (element (k, j) at k + j·n); lhs = rows
+        // start..end of scaledᵀ (element (i, k) at k + (start + i)·n), rhs = columns 0..end of
+        // scaled, dst = rows start..end, columns 0..end of the m×m row-major `gram`; all in
+        // bounds since end ≤ m.
+        unsafe {
+            gemm::gemm(
+                end - start,
+                end,
+                n,
+                gram.as_mut_ptr().add(start * m),
+                1,
+                m as isize,
+                false,
+                scaled.as_ptr().add(start * n),
+                1,
+                n as isize,
+                scaled.as_ptr(),
+                n as isize,
+                1,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+    let mut h: Vec<f64> = gram.iter().map(|&v| v as f64).collect();
+    for i in 0..d {
+        h[i * m + i] += 1.0 / c;
+    }
+    h[d * m + d] = h[d * m + d].max(f64::MIN_POSITIVE);
     cholesky_factor(&mut h, m)?;
     Ok(h)
 }
 
+/// Columns of the Cholesky factor computed per block (see [`cholesky_factor`]).
+const CHOLESKY_BLOCK: usize = 32;
+
 /// Overwrites the lower triangle of symmetric positive definite `a` (row-major) with L, A = LLᵀ.
+///
+/// Left-looking and blocked: before a block of columns is factored, the contribution of all
+/// columns left of it comes off in one f64 GEMM, which is most of the n³/3 work; only the
+/// block's own columns run as dot products. (Unblocked, the dot products were a fifth of a
+/// `probe train`.)
 fn cholesky_factor(a: &mut [f64], n: usize) -> Result<()> {
-    for j in 0..n {
-        let row_j = &mut a[j * n..(j + 1) * n];
-        let diag = row_j[j] - dot(&row_j[..j], &row_j[..j]);
-        if !(diag > 0.0 && diag.is_finite()) {
-            return Err(TrainError::Fit(format!(
-                "Hessian not positive definite at column {j} (non-finite features?)"
-            )));
+    assert_eq!(a.len(), n * n, "cholesky_factor: a is not n×n");
+    for start in (0..n).step_by(CHOLESKY_BLOCK) {
+        let end = (start + CHOLESKY_BLOCK).min(n);
+        if start > 0 {
+            let base = a.as_mut_ptr();
+            // SAFETY: A[start.., start..end] −= L[start.., ..start] · L[start..end, ..start]ᵀ.
+            // dst covers columns start..end of rows start..n; lhs and rhs read columns
+            // 0..start of rows start..n: disjoint parts of `a`, all in bounds (row-major n×n).
+            unsafe {
+                gemm::gemm(
+                    n - start,
+                    end - start,
+                    start,
+                    base.add(start * n + start),
+                    1,
+                    n as isize,
+                    true,
+                    base.add(start * n) as *const f64,
+                    1,
+                    n as isize,
+                    base.add(start * n) as *const f64,
+                    n as isize,
+                    1,
+                    1.0f64,
+                    -1.0f64,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
         }
-        row_j[j] = diag.sqrt();
-        for i in j + 1..n {
-            let (upper, lower) = a.split_at_mut(i * n);
-            let row_j = &upper[j * n..j * n + j + 1];
-            let row_i = &mut lower[..n];
-            let inner = dot(&row_i[..j], &row_j[..j]);
-            row_i[j] = (row_i[j] - inner) / row_j[j];
+        for j in start..end {
+            let row_j = &mut a[j * n..(j + 1) * n];
+            let diag = row_j[j] - dot(&row_j[start..j], &row_j[start..j]);
+            if !(diag > 0.0 && diag.is_finite()) {
+                return Err(TrainError::Fit(format!(
+                    "Hessian not positive definite at column {j} (non-finite features?)"
+                )));
+            }
+            row_j[j] = diag.sqrt();
+            for i in j + 1..n {
+                let (upper, lower) = a.split_at_mut(i * n);
+                let row_j = &upper[j * n..j * n + j + 1];
+                let row_i = &mut lower[..n];
+                let inner = dot(&row_i[start..j], &row_j[start..j]);
+                row_i[j] = (row_i[j] - inner) / row_j[j];
+            }
         }
     }
     Ok(())
@@ -255,6 +371,7 @@ fn cholesky_solve(l: &[f64], n: usize, rhs: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
 
     #[test]
     fn cholesky_solves_a_known_system() {
@@ -266,6 +383,36 @@ mod tests {
         assert!((rhs[0] - 1.0).abs() < 1e-12 && (rhs[1] + 1.0).abs() < 1e-12);
         let mut singular = vec![0.0, 0.0, 0.0, 0.0];
         assert!(cholesky_factor(&mut singular, 2).is_err());
+    }
+
+    #[test]
+    fn blocked_cholesky_reproduces_its_matrix() {
+        // Several blocks and a partial last one: A = BBᵀ + n·I, L·Lᵀ must give A back.
+        let n = 2 * CHOLESKY_BLOCK + 13;
+        let b: Vec<f64> = (0..n * n).map(|i| ((i as f64) * 0.731).sin()).collect();
+        let mut a = vec![0f64; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                a[i * n + j] = (0..n).map(|k| b[i * n + k] * b[j * n + k]).sum::<f64>()
+                    + if i == j { n as f64 } else { 0.0 };
+            }
+        }
+        let mut l = a.clone();
+        cholesky_factor(&mut l, n).unwrap();
+        for i in 0..n {
+            for j in 0..=i {
+                let llt: f64 = (0..=j).map(|k| l[i * n + k] * l[j * n + k]).sum();
+                assert!((llt - a[i * n + j]).abs() < 1e-9 * a[i * n + i], "{i},{j}");
+            }
+        }
+        let x: Vec<f64> = (0..n).map(|i| i as f64 - 40.0).collect();
+        let mut rhs: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| a[i * n + j] * x[j]).sum())
+            .collect();
+        cholesky_solve(&l, n, &mut rhs);
+        for (got, want) in rhs.iter().zip(&x) {
+            assert!((got - want).abs() < 1e-8, "{got} vs {want}");
+        }
     }
 
     #[test]
@@ -303,32 +450,42 @@ mod tests {
 #[cfg(test)]
 mod gemm_tests {
     use super::*;
+    use ndarray::ShapeBuilder;
 
     #[test]
     fn hessian_equals_the_dense_product() {
-        let x =
-            ndarray::Array2::from_shape_fn((7, 3).f(), |(i, j)| ((i * 3 + j) as f64 * 0.37).sin());
-        let curvature = ndarray::Array1::from_shape_fn(7, |i| 0.1 + i as f64 * 0.05);
-        let c = 2.0;
-        let l = hessian_factor(x.view(), curvature.as_slice().unwrap(), c).unwrap();
-        let m = 4;
-        // Rebuild H = L·Lᵀ and compare with the definition.
-        let mut xa = ndarray::Array2::<f64>::zeros((7, 4));
-        xa.slice_mut(ndarray::s![.., ..3]).assign(&x);
-        xa.column_mut(3).fill(1.0);
-        let dm = ndarray::Array2::from_diag(&curvature);
-        let mut h = xa.t().dot(&dm).dot(&xa);
-        for i in 0..3 {
-            h[[i, i]] += 1.0 / c;
-        }
-        for i in 0..m {
-            for j in 0..=i {
-                let llt: f64 = (0..=j).map(|k| l[i * m + k] * l[j * m + k]).sum();
-                assert!(
-                    (llt - h[[i, j]]).abs() < 1e-5 * (1.0 + h[[i, j]].abs()),
-                    "{i},{j}: {llt} vs {}",
-                    h[[i, j]]
-                );
+        // One band, and several with a partial last one.
+        for (n, d) in [(7, 3), (97, 2 * HESSIAN_BAND + 22)] {
+            let x = ndarray::Array2::from_shape_fn((n, d).f(), |(i, j)| {
+                ((i * d + j) as f64 * 0.37).sin()
+            });
+            let curvature = ndarray::Array1::from_shape_fn(n, |i| 0.1 + (i % 7) as f64 * 0.05);
+            let c = 2.0;
+            let columns = Columns {
+                data: x.as_slice_memory_order().unwrap(),
+                n,
+                d,
+            };
+            let l = hessian_factor(&columns, curvature.as_slice().unwrap(), c).unwrap();
+            let m = d + 1;
+            // Rebuild H = L·Lᵀ and compare with the definition.
+            let mut xa = ndarray::Array2::<f64>::zeros((n, m));
+            xa.slice_mut(ndarray::s![.., ..d]).assign(&x);
+            xa.column_mut(d).fill(1.0);
+            let dm = ndarray::Array2::from_diag(&curvature);
+            let mut h = xa.t().dot(&dm).dot(&xa);
+            for i in 0..d {
+                h[[i, i]] += 1.0 / c;
+            }
+            for i in 0..m {
+                for j in 0..=i {
+                    let llt: f64 = (0..=j).map(|k| l[i * m + k] * l[j * m + k]).sum();
+                    assert!(
+                        (llt - h[[i, j]]).abs() < 1e-4 * (1.0 + h[[i, j]].abs()),
+                        "{n}×{d} at {i},{j}: {llt} vs {}",
+                        h[[i, j]]
+                    );
+                }
             }
         }
     }
