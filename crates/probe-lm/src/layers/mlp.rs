@@ -1,5 +1,4 @@
 use burn::module::Module;
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::linear::Linear;
@@ -54,7 +53,7 @@ impl SwiGluMlp {
 
     /// The coefficients `m` (hook_post).
     pub fn coefficients(&self, x: Tensor<3>) -> Tensor<3> {
-        silu(self.gate_proj.forward(x.clone())).mul(self.up_proj.forward(x))
+        super::fused::swiglu(self.gate_proj.forward(x.clone()), self.up_proj.forward(x))
     }
 
     pub fn project(&self, coefficients: Tensor<3>) -> Tensor<3> {

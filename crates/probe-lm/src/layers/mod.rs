@@ -1,6 +1,7 @@
 //! Building blocks shared by every architecture, written once.
 
 pub mod attention;
+mod fused;
 pub mod linear;
 pub mod mlp;
 pub mod rms_norm;

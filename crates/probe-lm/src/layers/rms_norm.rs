@@ -29,13 +29,6 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let inv_rms = x
-            .clone()
-            .square()
-            .mean_dim(2)
-            .add_scalar(self.eps)
-            .sqrt()
-            .recip();
-        x.mul(inv_rms).mul(self.weight.val().unsqueeze::<3>())
+        super::fused::rms_norm(x, self.weight.val(), self.eps)
     }
 }

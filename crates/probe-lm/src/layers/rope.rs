@@ -6,6 +6,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 pub struct RopeTables {
     pub cos: Tensor<4>,
     pub sin: Tensor<4>,
+    /// The same tables on the host, for the fused CPU kernel.
+    cos_values: Vec<f32>,
+    sin_values: Vec<f32>,
 }
 
 impl RopeTables {
@@ -31,19 +34,23 @@ impl RopeTables {
         }
         let shape = [batch, 1, seq, head_dim];
         RopeTables {
-            cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            cos: Tensor::from_data(TensorData::new(cos.clone(), shape), device),
+            sin: Tensor::from_data(TensorData::new(sin.clone(), shape), device),
+            cos_values: cos,
+            sin_values: sin,
         }
     }
 
     /// `x·cos + rotate_half(x)·sin` on `[batch, heads, seq, head_dim]` (HF convention: the two
     /// halves of each head form the rotated pairs).
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, _, head_dim] = x.dims();
-        let half = head_dim / 2;
-        let x1 = x.clone().narrow(3, 0, half);
-        let x2 = x.clone().narrow(3, half, half);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-        x.mul(self.cos.clone()).add(rotated.mul(self.sin.clone()))
+        super::fused::rope(x, &self.cos_values, &self.sin_values, |x| {
+            let [_, _, _, head_dim] = x.dims();
+            let half = head_dim / 2;
+            let x1 = x.clone().narrow(3, 0, half);
+            let x2 = x.clone().narrow(3, half, half);
+            let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+            x.mul(self.cos.clone()).add(rotated.mul(self.sin.clone()))
+        })
     }
 }
