@@ -162,7 +162,7 @@ pub fn generate(
             .collect());
     }
     let (logits, kv) = model.prefill(&batch)?;
-    decode(model, tokenizer, logits, kv, params, on_token)
+    generate_prefilled(model, tokenizer, logits, kv, params, on_token)
 }
 
 /// Decodes on from a prefill ([`Transformer::prefill`], or rows of one selected with
@@ -171,39 +171,19 @@ pub fn generate(
 pub fn generate_prefilled(
     model: &Transformer,
     tokenizer: &Tokenizer,
-    logits: Tensor<3>,
-    kv: KvCache,
-    params: &GenerateParams,
-    on_token: impl FnMut(usize),
-) -> Result<Vec<Generation>> {
-    params.check()?;
-    let n = logits.dims()[0];
-    if params.max_new_tokens == 0 {
-        return Ok((0..n)
-            .map(|_| Generation {
-                token_ids: vec![],
-                text: String::new(),
-                finish_reason: FinishReason::Length,
-            })
-            .collect());
-    }
-    decode(model, tokenizer, logits, kv, params, on_token)
-}
-
-fn decode(
-    model: &Transformer,
-    tokenizer: &Tokenizer,
     mut logits: Tensor<3>,
     mut kv: KvCache,
     params: &GenerateParams,
     mut on_token: impl FnMut(usize),
 ) -> Result<Vec<Generation>> {
+    params.check()?;
     let n = logits.dims()[0];
     let mut rng = Rng::new(params.seed);
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut finished: Vec<Option<FinishReason>> = vec![None; n];
     let vocab = model.config.vocab_size;
     let eos = tokenizer.eos_token_ids();
+    // with max_new_tokens = 0 nothing runs: empty generations, finished by length
     for step in 0..params.max_new_tokens {
         let rows = logits
             .into_data()

@@ -49,16 +49,21 @@ fn gguf_tokenizer_reproduces_reference_ids_and_round_trips() {
     assert_eq!(tok.encode("<|im_start|>user").unwrap()[0], im_start);
 }
 
+/// The reference's continuations: greedy, 12 new tokens.
+fn greedy_12() -> GenerateParams {
+    GenerateParams {
+        max_new_tokens: 12,
+        ..Default::default()
+    }
+}
+
 #[test]
 fn greedy_generation_matches_transformers_one_by_one_and_batched() {
     let (Some(p), Some(model)) = (load_prompts(), load_model()) else {
         return;
     };
     let tok = model.tokenizer().unwrap();
-    let params = GenerateParams {
-        max_new_tokens: 12,
-        ..Default::default()
-    };
+    let params = greedy_12();
     for (prompt, ids) in p.prompts.iter().zip(&p.token_ids) {
         let g = generate(
             &model.transformer,
@@ -121,10 +126,7 @@ fn decoding_selected_rows_of_a_prefill_equals_generating_them() {
         return;
     };
     let tok = model.tokenizer().unwrap();
-    let params = GenerateParams {
-        max_new_tokens: 12,
-        ..Default::default()
-    };
+    let params = greedy_12();
     let batch = Batch::left_padded(&p.token_ids, tok.pad_token_id()).unwrap();
     let (logits, kv) = model.transformer.prefill(&batch).unwrap();
     // rows 2 and 0 of the prefilled batch (reordered), decoded on their own: the reference's

@@ -138,7 +138,9 @@ impl Columns<'_> {
 
     /// `Xᵀ·r`: one dot product per column.
     fn transposed_matvec(&self, r: &[f64]) -> Vec<f64> {
-        self.columns().map(|column| dot(column, r)).collect()
+        let mut out = vec![0f64; self.d];
+        dot_columns(&mut out, self.data, r);
+        out
     }
 }
 
@@ -166,24 +168,33 @@ macro_rules! with_avx2 {
     };
 }
 
-with_avx2! {
-    /// A dot product with sixteen accumulators, so it vectorises (a single f64 sum cannot be
-    /// reordered by the compiler) and hides the adds' latency.
-    fn dot(a: &[f64], b: &[f64]) -> f64 {
-        let mut acc = [0f64; 16];
-        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-        let tail: f64 = ca
-            .remainder()
-            .iter()
-            .zip(cb.remainder())
-            .map(|(x, y)| x * y)
-            .sum();
-        for (x, y) in ca.zip(cb) {
-            for k in 0..16 {
-                acc[k] += x[k] * y[k];
-            }
+/// A dot product with sixteen accumulators, so it vectorises (a single f64 sum cannot be
+/// reordered by the compiler) and hides the adds' latency. Inlined into its callers, so inside
+/// a `with_avx2!` function it runs four lanes wide; the CPU check happens once per sweep.
+#[inline(always)]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..16 {
+            acc[k] += x[k] * y[k];
         }
-        acc.iter().sum::<f64>() + tail
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+with_avx2! {
+    /// `out[j] = columnⱼ · r` for the columns of length `r.len()` in `data`.
+    fn dot_columns(out: &mut [f64], data: &[f64], r: &[f64]) -> () {
+        for (o, column) in out.iter_mut().zip(data.chunks_exact(r.len())) {
+            *o = dot(column, r);
+        }
     }
 }
 
@@ -335,6 +346,15 @@ fn cholesky_factor(a: &mut [f64], n: usize) -> Result<()> {
                 );
             }
         }
+        factor_block_columns(a, n, start, end)?;
+    }
+    Ok(())
+}
+
+with_avx2! {
+    /// Columns `start..end` of L, once every column left of `start` has been subtracted from
+    /// them: dot products within the block only.
+    fn factor_block_columns(a: &mut [f64], n: usize, start: usize, end: usize) -> Result<()> {
         for j in start..end {
             let row_j = &mut a[j * n..(j + 1) * n];
             let diag = row_j[j] - dot(&row_j[start..j], &row_j[start..j]);
@@ -352,8 +372,8 @@ fn cholesky_factor(a: &mut [f64], n: usize) -> Result<()> {
                 row_i[j] = (row_i[j] - inner) / row_j[j];
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Solves `L Lᵀ x = rhs` in place with the factor from [`cholesky_factor`].

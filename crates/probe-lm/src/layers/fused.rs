@@ -7,22 +7,12 @@
 //! back without a copy. Autodiff devices and other backends keep the composed ops, so the
 //! model stays differentiable; tests check that both paths agree.
 
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 
 /// Whether `t` can take the fused path: an f32 tensor on Flex (an autodiff device is not Flex,
 /// so gradients always see the composed ops).
 pub(crate) fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
     t.dtype() == DType::F32 && t.device() == Device::flex()
-}
-
-/// The tensor's values in row-major order (no copy when `t` is contiguous and not shared).
-fn into_values<const D: usize>(t: Tensor<D>) -> (TensorData, Device) {
-    let device = t.device();
-    (t.into_data(), device)
-}
-
-fn from_values<const D: usize>(data: TensorData, device: &Device) -> Tensor<D> {
-    Tensor::from_data(data, device)
 }
 
 /// Compiles `$body` twice, once for AVX2 + FMA, chosen at run time when the CPU has them: the
@@ -143,13 +133,13 @@ pub(crate) fn swiglu(gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
     if !(fusable(&gate) && fusable(&up) && gate.dims() == up.dims()) {
         return burn::tensor::activation::silu(gate).mul(up);
     }
-    let (mut gate, device) = into_values(gate);
-    let (up, _) = into_values(up);
+    // into_data copies only when the tensor is shared or strided
+    let (mut gate, up) = (gate.into_data(), up.into_data());
     swiglu_in_place(
         gate.as_mut_slice::<f32>().expect("f32, checked above"),
         up.as_slice::<f32>().expect("f32, checked above"),
     );
-    from_values(gate, &device)
+    Tensor::from_data(gate, &Device::flex())
 }
 
 /// RMSNorm of the last dimension, scaled by `weight`.
@@ -164,14 +154,13 @@ pub(crate) fn rms_norm(x: Tensor<3>, weight: Tensor<1>, eps: f64) -> Tensor<3> {
             .recip();
         return x.mul(inv_rms).mul(weight.unsqueeze::<3>());
     }
-    let (mut x, device) = into_values(x);
-    let (weight, _) = into_values(weight);
+    let (mut x, weight) = (x.into_data(), weight.into_data());
     rms_norm_in_place(
         x.as_mut_slice::<f32>().expect("f32, checked above"),
         weight.as_slice::<f32>().expect("f32, checked above"),
         eps as f32,
     );
-    from_values(x, &device)
+    Tensor::from_data(x, &Device::flex())
 }
 
 /// Rotary embedding of `[batch, heads, seq, head_dim]` with host tables `[batch, seq,
@@ -188,7 +177,7 @@ pub(crate) fn rope(
     {
         return composed(x);
     }
-    let (mut x, device) = into_values(x);
+    let mut x = x.into_data();
     rope_in_place(
         x.as_mut_slice::<f32>().expect("f32, checked above"),
         cos,
@@ -197,12 +186,13 @@ pub(crate) fn rope(
         seq,
         head_dim,
     );
-    from_values(x, &device)
+    Tensor::from_data(x, &Device::flex())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::TensorData;
 
     fn pseudo_random(n: usize, scale: f32) -> Vec<f32> {
         (0..n)
