@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use burn::module::{Module, Param};
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::hooks::{HookPoint, HookSpec};
-use crate::layers::attention::{Attention, LayerKv, SdpaKernel};
+use crate::layers::attention::{Attention, AttentionMask, LayerKv, SdpaKernel};
 use crate::layers::linear::Linear;
 use crate::layers::mlp::SwiGluMlp;
 use crate::layers::rms_norm::RmsNorm;
@@ -488,7 +488,7 @@ impl Transformer {
         pad_lens: &[usize],
         past: usize,
         device: &Device,
-    ) -> Tensor<4, Bool> {
+    ) -> AttentionMask {
         let total = past + seq;
         let window = self.config.sliding_window;
         let mut m = Vec::with_capacity(batch * seq * total);
@@ -501,7 +501,7 @@ impl Transformer {
                 }
             }
         }
-        Tensor::from_data(TensorData::new(m, [batch, 1, seq, total]), device)
+        AttentionMask::new(m, batch, seq, total, device)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -539,7 +539,7 @@ impl Transformer {
             let (attn, z) = block.self_attn.forward(
                 block.input_layernorm.forward(x.clone()),
                 &rope,
-                mask.clone(),
+                &mask,
                 slot,
                 self.kernel,
                 hooks.contains(HookPoint::AttnZ(l)),

@@ -1,7 +1,8 @@
 use burn::module::Module;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Device, Tensor};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
 
+use super::fused;
 use super::linear::Linear;
 use super::rope::RopeTables;
 use crate::config::ModelConfig;
@@ -15,10 +16,30 @@ pub struct LayerKv {
     pub v: Tensor<4>,
 }
 
+/// Which keys each query may not see: `[batch, 1, seq, keys]`, true where a key is hidden
+/// (padding, the future, beyond a sliding window), as a device tensor and on the host.
+#[derive(Debug, Clone)]
+pub struct AttentionMask {
+    pub tensor: Tensor<4, Bool>,
+    hidden: Vec<bool>,
+}
+
+impl AttentionMask {
+    /// `hidden` is `[batch, seq, keys]` row-major.
+    pub fn new(hidden: Vec<bool>, batch: usize, seq: usize, keys: usize, device: &Device) -> Self {
+        assert_eq!(hidden.len(), batch * seq * keys, "mask shape");
+        let tensor = Tensor::from_data(
+            TensorData::new(hidden.clone(), [batch, 1, seq, keys]),
+            device,
+        );
+        AttentionMask { tensor, hidden }
+    }
+}
+
 /// How scaled dot-product attention is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SdpaKernel {
-    /// The backend's fused kernel (Flex: GQA without repeating K/V, no score tensor kept).
+    /// A fused kernel: on Flex f32 probe's own (`layers::fused`), elsewhere the backend's.
     Fused,
     /// Plain tensor ops (matmul, masked softmax): works on every backend and under autodiff.
     Composed,
@@ -82,21 +103,36 @@ impl Attention {
 
     /// Returns the attention output after `o_proj` and the per-head outputs before it
     /// (`attn.hook_z`, flattened over heads), the latter only when `want_z`.
-    ///
-    /// `mask` is `[batch, 1, seq, past + seq]`, `true` where a key must be ignored.
     pub fn forward(
         &self,
         x: Tensor<3>,
         rope: &RopeTables,
-        mask: Tensor<4, Bool>,
+        mask: &AttentionMask,
         kv: Option<&mut Option<LayerKv>>,
         kernel: SdpaKernel,
         want_z: bool,
     ) -> (Tensor<3>, Option<Tensor<3>>) {
         let [b, s, _] = x.dims();
-        let q = rope.apply(self.heads(self.q_proj.forward(x.clone()), self.n_heads));
-        let mut k = rope.apply(self.heads(self.k_proj.forward(x.clone()), self.n_kv_heads));
-        let mut v = self.heads(self.v_proj.forward(x), self.n_kv_heads);
+        let q = self.q_proj.forward(x.clone());
+        let k = self.k_proj.forward(x.clone());
+        let v = self.v_proj.forward(x);
+        // On Flex the projections go to head layout (and RoPE) in one pass each, and attention
+        // writes `[batch, seq, heads·head_dim]` directly; elsewhere burn's ops do it.
+        let on_cpu = kernel == SdpaKernel::Fused && fused::fusable(&q);
+        let (q, mut k, mut v) = if on_cpu {
+            let tables = Some(rope.host_tables());
+            (
+                fused::split_heads(q, self.n_heads, self.head_dim, tables),
+                fused::split_heads(k, self.n_kv_heads, self.head_dim, tables),
+                fused::split_heads(v, self.n_kv_heads, self.head_dim, None),
+            )
+        } else {
+            (
+                rope.apply(self.heads(q, self.n_heads)),
+                rope.apply(self.heads(k, self.n_kv_heads)),
+                self.heads(v, self.n_kv_heads),
+            )
+        };
         if let Some(slot) = kv {
             if let Some(past) = slot.take() {
                 k = Tensor::cat(vec![past.k, k], 2);
@@ -107,24 +143,26 @@ impl Attention {
                 v: v.clone(),
             });
         }
+        let merge_heads = |z: Tensor<4>| {
+            z.swap_dims(1, 2)
+                .reshape([b, s, self.n_heads * self.head_dim])
+        };
         let z = match kernel {
-            SdpaKernel::Fused => burn::tensor::module::attention(
+            SdpaKernel::Fused if on_cpu => fused::attention(q, k, v, &mask.hidden),
+            SdpaKernel::Fused => merge_heads(burn::tensor::module::attention(
                 q,
                 k,
                 v,
-                Some(mask),
+                Some(mask.tensor.clone()),
                 None,
                 burn::tensor::ops::AttentionModuleOptions {
                     scale: None,
                     softcap: None,
                     is_causal: false,
                 },
-            ),
-            SdpaKernel::Composed => self.composed_sdpa(q, k, v, mask),
+            )),
+            SdpaKernel::Composed => merge_heads(self.composed_sdpa(q, k, v, mask.tensor.clone())),
         };
-        let z = z
-            .swap_dims(1, 2)
-            .reshape([b, s, self.n_heads * self.head_dim]);
         let hook_z = want_z.then(|| z.clone());
         (self.o_proj.forward(z), hook_z)
     }

@@ -1,7 +1,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::to_device;
+use super::{fused, to_device};
 use crate::error::Result;
 use crate::weights::{HostTensor, Weights};
 
@@ -62,10 +62,19 @@ impl Linear {
         let rows = dims[..D - 1].iter().product::<usize>();
         let w = self.weight.val();
         let d_out = w.dims()[1];
-        let mut y = x.reshape([rows, d_in]).matmul(w);
-        if let Some(b) = &self.bias {
-            y = y.add(b.val().unsqueeze::<2>());
-        }
+        let x = x.reshape([rows, d_in]);
+        let bias = self.bias.as_ref().map(Param::val);
+        let y =
+            if fused::fusable(&x) && fused::fusable(&w) && bias.as_ref().is_none_or(fused::fusable)
+            {
+                fused::linear(x, &w, bias.as_ref())
+            } else {
+                let y = x.matmul(w);
+                match bias {
+                    Some(b) => y.add(b.unsqueeze::<2>()),
+                    None => y,
+                }
+            };
         let mut out_shape = dims;
         out_shape[D - 1] = d_out;
         y.reshape(out_shape)

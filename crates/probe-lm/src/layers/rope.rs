@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 pub struct RopeTables {
     pub cos: Tensor<4>,
     pub sin: Tensor<4>,
-    /// The same tables on the host, for the fused CPU kernel.
+    /// The same tables on the host, for the fused CPU kernels.
     cos_values: Vec<f32>,
     sin_values: Vec<f32>,
 }
@@ -41,16 +41,19 @@ impl RopeTables {
         }
     }
 
+    /// The host cos/sin tables, `[batch, seq, head_dim]`, for the fused CPU kernels.
+    pub(crate) fn host_tables(&self) -> (&[f32], &[f32]) {
+        (&self.cos_values, &self.sin_values)
+    }
+
     /// `x·cos + rotate_half(x)·sin` on `[batch, heads, seq, head_dim]` (HF convention: the two
     /// halves of each head form the rotated pairs).
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        super::fused::rope(x, &self.cos_values, &self.sin_values, |x| {
-            let [_, _, _, head_dim] = x.dims();
-            let half = head_dim / 2;
-            let x1 = x.clone().narrow(3, 0, half);
-            let x2 = x.clone().narrow(3, half, half);
-            let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-            x.mul(self.cos.clone()).add(rotated.mul(self.sin.clone()))
-        })
+        let [_, _, _, head_dim] = x.dims();
+        let half = head_dim / 2;
+        let x1 = x.clone().narrow(3, 0, half);
+        let x2 = x.clone().narrow(3, half, half);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x.mul(self.cos.clone()).add(rotated.mul(self.sin.clone()))
     }
 }

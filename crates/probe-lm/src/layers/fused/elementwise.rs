@@ -1,0 +1,112 @@
+//! SwiGLU and RMSNorm, one pass over the data each.
+
+use burn::tensor::{Device, Tensor};
+
+use super::{contiguous, exp, from_vec, fusable, values, with_avx2};
+
+with_avx2! {
+    /// `gate ← silu(gate)·up = gate·up / (1 + e^(−gate))`.
+    fn swiglu_in_place(gate: &mut [f32], up: &[f32]) {
+        for (g, &u) in gate.iter_mut().zip(up) {
+            *g = *g * u / (1.0 + exp(-*g));
+        }
+    }
+}
+
+with_avx2! {
+    /// Appends each row of `x / √(mean(x²) + eps) · weight` to `out` (appending, not
+    /// overwriting, spares zero-filling the output first).
+    fn rms_norm_rows(x: &[f32], out: &mut Vec<f32>, weight: &[f32], eps: f32) {
+        let d = weight.len();
+        for row in x.chunks_exact(d) {
+            // Eight partial sums so the reduction vectorises.
+            let mut acc = [0f32; 8];
+            let mut chunks = row.chunks_exact(8);
+            for c in chunks.by_ref() {
+                for k in 0..8 {
+                    acc[k] += c[k] * c[k];
+                }
+            }
+            let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+            let mean = (acc.iter().sum::<f32>() + tail) / d as f32;
+            let inv = 1.0 / (mean + eps).sqrt();
+            out.extend(row.iter().zip(weight).map(|(&v, &w)| v * inv * w));
+        }
+    }
+}
+
+/// `silu(gate)·up`, the SwiGLU MLP's coefficients.
+pub(crate) fn swiglu(gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
+    if !(fusable(&gate) && fusable(&up) && gate.dims() == up.dims()) {
+        return burn::tensor::activation::silu(gate).mul(up);
+    }
+    // into_data copies only when the tensor is shared or strided
+    let (mut gate, up) = (gate.into_data(), up.into_data());
+    swiglu_in_place(
+        gate.as_mut_slice::<f32>().expect("f32, checked above"),
+        up.as_slice::<f32>().expect("f32, checked above"),
+    );
+    Tensor::from_data(gate, &Device::flex())
+}
+
+/// RMSNorm of the last dimension, scaled by `weight`. The input (the residual stream, which
+/// the caller keeps) is read in place and the result written to a new buffer in one pass.
+pub(crate) fn rms_norm(x: Tensor<3>, weight: Tensor<1>, eps: f64) -> Tensor<3> {
+    let dims = x.dims();
+    if !(fusable(&x) && fusable(&weight) && dims[2] == weight.dims()[0]) {
+        let inv_rms = x
+            .clone()
+            .square()
+            .mean_dim(2)
+            .add_scalar(eps)
+            .sqrt()
+            .recip();
+        return x.mul(inv_rms).mul(weight.unsqueeze::<3>());
+    }
+    let (x, weight) = (contiguous(x), contiguous(weight));
+    let x = values(&x);
+    let mut out = Vec::with_capacity(x.len());
+    rms_norm_rows(x, &mut out, values(&weight), eps as f32);
+    from_vec(out, dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{assert_close, tensor};
+    use super::*;
+
+    #[test]
+    fn fused_ops_equal_the_composed_ones() {
+        let shape = [2, 5, 40];
+        let (gate, up) = (tensor(3, 12.0, shape), tensor(7, 3.0, shape));
+        assert!(fusable(&gate));
+        assert_close(
+            swiglu(gate.clone(), up.clone()),
+            burn::tensor::activation::silu(gate).mul(up),
+            1e-6,
+        );
+        let weight: Tensor<1> = tensor(0, 2.0, [40]);
+        let x = tensor(11, 4.0, shape);
+        let before = x.clone().into_data();
+        let composed = {
+            let inv = x
+                .clone()
+                .square()
+                .mean_dim(2)
+                .add_scalar(1e-5)
+                .sqrt()
+                .recip();
+            x.clone().mul(inv).mul(weight.clone().unsqueeze::<3>())
+        };
+        // The residual stream is shared with the caller: read, not changed.
+        assert_close(
+            rms_norm(x.clone(), weight.clone(), 1e-5),
+            composed.clone(),
+            1e-6,
+        );
+        assert_eq!(x.clone().into_data(), before);
+        // A strided input gives the same result.
+        let strided = x.swap_dims(0, 1).swap_dims(0, 1);
+        assert_close(rms_norm(strided, weight, 1e-5), composed, 1e-6);
+    }
+}
