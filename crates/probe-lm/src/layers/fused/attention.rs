@@ -82,27 +82,46 @@ pub(crate) fn split_heads(
     from_vec(out, [batch, heads, seq, head_dim])
 }
 
+/// Lanes of the partial maxima and sums, so the row reductions vectorise (f32 reductions in
+/// one accumulator do not: their order is fixed).
+const LANES: usize = 8;
+
 with_avx2! {
     /// Row-wise softmax of `scores · scale` over the keys that `hidden` does not hide. A row
     /// with every key hidden (a padding query) gets weight 0 everywhere, as Flex's kernel does.
     fn masked_softmax(scores: &mut [f32], hidden: &[bool], keys: usize, scale: f32) {
         for (row, hidden) in scores.chunks_exact_mut(keys).zip(hidden.chunks_exact(keys)) {
-            let mut max = f32::NEG_INFINITY;
             for (s, &h) in row.iter_mut().zip(hidden) {
-                *s *= scale;
-                if !h {
-                    max = max.max(*s);
+                *s = if h { f32::NEG_INFINITY } else { *s * scale };
+            }
+            let mut lanes = [f32::NEG_INFINITY; LANES];
+            let mut chunks = row.chunks_exact(LANES);
+            for c in chunks.by_ref() {
+                for k in 0..LANES {
+                    lanes[k] = lanes[k].max(c[k]);
                 }
             }
+            let max = chunks
+                .remainder()
+                .iter()
+                .chain(&lanes)
+                .fold(f32::NEG_INFINITY, |m, &s| m.max(s));
             if max == f32::NEG_INFINITY {
                 row.fill(0.0);
                 continue;
             }
-            let mut sum = 0.0;
+            // exp saturates at e⁻⁸⁷ instead of reaching 0, so hidden keys are zeroed explicitly.
             for (s, &h) in row.iter_mut().zip(hidden) {
                 *s = if h { 0.0 } else { exp(*s - max) };
-                sum += *s;
             }
+            let mut lanes = [0f32; LANES];
+            let mut chunks = row.chunks_exact(LANES);
+            for c in chunks.by_ref() {
+                for k in 0..LANES {
+                    lanes[k] += c[k];
+                }
+            }
+            let sum: f32 = lanes.iter().chain(chunks.remainder()).sum();
             let inv = 1.0 / sum;
             for s in row.iter_mut() {
                 *s *= inv;
