@@ -118,8 +118,8 @@ impl Attention {
         let v = self.v_proj.forward(x);
         // On Flex the projections go to head layout (and RoPE) in one pass each, and attention
         // writes `[batch, seq, heads·head_dim]` directly; elsewhere burn's ops do it.
-        let on_cpu = kernel == SdpaKernel::Fused && fused::fusable(&q);
-        let (q, mut k, mut v) = if on_cpu {
+        let own_kernels = kernel == SdpaKernel::Fused && fused::fusable(&q);
+        let (q, mut k, mut v) = if own_kernels {
             let tables = Some(rope.host_tables());
             (
                 fused::split_heads(q, self.n_heads, self.head_dim, tables),
@@ -148,7 +148,7 @@ impl Attention {
                 .reshape([b, s, self.n_heads * self.head_dim])
         };
         let z = match kernel {
-            SdpaKernel::Fused if on_cpu => fused::attention(q, k, v, &mask.hidden),
+            SdpaKernel::Fused if own_kernels => fused::attention(q, k, v, &mask.hidden),
             SdpaKernel::Fused => merge_heads(burn::tensor::module::attention(
                 q,
                 k,
