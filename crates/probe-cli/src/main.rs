@@ -151,6 +151,5 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success(), "the child test failed: {status}");
-        keep_freed_memory_mapped();
     }
 }

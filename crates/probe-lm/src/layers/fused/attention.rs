@@ -9,7 +9,7 @@
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::{contiguous, exp, from_vec, values, with_avx2};
+use super::{contiguous, exp, from_vec, matmul_into, values, with_avx2, Strided};
 
 with_avx2! {
     /// Appends the rows of `src` (`[batch, seq, heads · head_dim]`) to `dst` as `[batch, heads,
@@ -169,51 +169,31 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
             // SAFETY (both GEMMs): every pointer addresses a slice of the stated extent:
             // scores `[seq, keys]`, q `[seq, head_dim]`, k and v `[keys, head_dim]` (k read
             // transposed through its strides), and the output columns `h·head_dim..` of `seq`
-            // rows of `width`. `read_dst` is false, so the destinations are only written.
+            // rows of `width`. Neither accumulates, so the destinations are only written.
             unsafe {
-                gemm::gemm(
-                    seq,
-                    keys,
-                    head_dim,
+                matmul_into(
+                    [seq, keys, head_dim],
                     scores.as_mut_ptr(),
-                    1,
-                    keys as isize,
+                    keys,
                     false,
-                    q.as_ptr(),
-                    1,
-                    head_dim as isize,
-                    k.as_ptr(),
-                    head_dim as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    Strided::rows(q.as_ptr(), head_dim),
+                    Strided {
+                        at: k.as_ptr(),
+                        row_stride: 1,
+                        col_stride: head_dim,
+                    },
                     gemm::Parallelism::None,
                 );
             }
             masked_softmax(scores, hidden, keys, scale);
             unsafe {
-                gemm::gemm(
-                    seq,
-                    head_dim,
-                    keys,
+                matmul_into(
+                    [seq, head_dim, keys],
                     out[h * head_dim..].as_mut_ptr(),
-                    1,
-                    width as isize,
+                    width,
                     false,
-                    scores.as_ptr(),
-                    1,
-                    keys as isize,
-                    v.as_ptr(),
-                    1,
-                    head_dim as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    Strided::rows(scores.as_ptr(), keys),
+                    Strided::rows(v.as_ptr(), head_dim),
                     gemm::Parallelism::None,
                 );
             }

@@ -2,7 +2,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{contiguous, from_vec, values};
+use super::{contiguous, from_vec, matmul_into, values, Strided};
 
 /// Below this many multiply-adds one thread does the whole product (Flex's own threshold).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -38,30 +38,18 @@ pub(crate) fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<&Tensor<1>>)
         gemm::Parallelism::None
     };
     // SAFETY: `out` has room for `rows × d_out` values at row stride `d_out`; `x` and `weight`
-    // are contiguous row-major `[rows, d_in]` and `[d_in, d_out]` (checked above). With
-    // `read_dst` false the GEMM writes every output element without reading it (dst = x·W);
-    // with the bias prefilled it reads and adds onto it (dst = 1·dst + x·W). Either way every
-    // element is initialised before `set_len`.
+    // are contiguous row-major `[rows, d_in]` and `[d_in, d_out]` (checked above). Without a
+    // bias the GEMM writes every output element without reading it (dst = x·W); with the bias
+    // prefilled it adds onto it (dst += x·W). Either way every element is initialised before
+    // `set_len`.
     unsafe {
-        gemm::gemm(
-            rows,
-            d_out,
-            d_in,
+        matmul_into(
+            [rows, d_out, d_in],
             out.as_mut_ptr(),
-            1,
-            d_out as isize,
+            d_out,
             bias.is_some(),
-            x.as_ptr(),
-            1,
-            d_in as isize,
-            weight.as_ptr(),
-            1,
-            d_out as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            Strided::rows(x.as_ptr(), d_in),
+            Strided::rows(weight.as_ptr(), d_out),
             parallelism,
         );
         out.set_len(len);

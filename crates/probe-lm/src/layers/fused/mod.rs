@@ -58,6 +58,69 @@ fn from_vec<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
     Tensor::from_data(TensorData::new(data, shape), &Device::flex())
 }
 
+/// One operand of [`matmul_into`]: where the matrix starts, and its row and column strides in
+/// elements.
+#[derive(Clone, Copy)]
+struct Strided {
+    at: *const f32,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl Strided {
+    /// A row-major matrix whose rows are `row_stride` apart.
+    fn rows(at: *const f32, row_stride: usize) -> Self {
+        Strided {
+            at,
+            row_stride,
+            col_stride: 1,
+        }
+    }
+}
+
+/// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`, for `[m, k] · [k, n]`; `dst` is
+/// row-major with rows `dst_row_stride` apart. Without `accumulate` the destination is only
+/// written, never read, so it may be uninitialised.
+///
+/// # Safety
+/// Each pointer must address its whole matrix under its strides, and `dst` must not overlap
+/// `lhs` or `rhs`.
+unsafe fn matmul_into(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    dst_row_stride: usize,
+    accumulate: bool,
+    lhs: Strided,
+    rhs: Strided,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded from the caller; gemm's alpha (1) scales the old dst, beta (1) the
+    // product.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_row_stride as isize,
+            accumulate,
+            lhs.at,
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.at,
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
 /// Compiles `$body` twice, once for AVX2 + FMA, chosen at run time when the CPU has them: the
 /// crate is built for baseline x86-64, where f32 loops vectorise only four lanes wide.
 macro_rules! with_avx2 {
