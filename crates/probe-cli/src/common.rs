@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use probe_lm::{DeviceSpec, LoadOptions, Model};
+use probe_lm::{DeviceSpec, DtypeChoice, LoadOptions, Model, ModelInfo};
 use safetensors::{Dtype, View};
 
 /// Where the model is and where it runs.
@@ -19,6 +19,12 @@ pub struct ModelArgs {
     /// A tokenizer.json to use instead of the model's own.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Weights: `native` keeps a GGUF's quantization and a checkpoint's bf16/f16 on the CPU
+    /// (computing in f32) and computes in the checkpoint's type on a GPU; `f32` dequantizes
+    /// (exact parity work); `bf16`/`f16` hold HF weights as halves on the CPU and compute in
+    /// them on a GPU.
+    #[arg(long, default_value = "native")]
+    pub dtype: String,
 }
 
 impl ModelArgs {
@@ -27,8 +33,25 @@ impl ModelArgs {
         model_name(&self.model)
     }
 
+    /// The checkpoint's description, without loading its weights.
+    pub fn info(&self) -> Result<ModelInfo> {
+        ModelInfo::read(&self.model).with_context(|| format!("reading {}", self.model.display()))
+    }
+
+    pub fn dtype(&self) -> Result<DtypeChoice> {
+        Ok(self.dtype.parse::<DtypeChoice>()?)
+    }
+
+    /// The whole model.
     pub fn load(&self) -> Result<Model> {
+        self.load_blocks(None)
+    }
+
+    /// Loads blocks `0..n` only and no output head when `blocks` is given: all that hooks up to
+    /// block n − 1 need (a 70B model hooked at 0.6L–0.9L then fits one GPU).
+    pub fn load_blocks(&self, blocks: Option<usize>) -> Result<Model> {
         let spec: DeviceSpec = self.device.parse()?;
+        let dtype = self.dtype()?;
         let device = spec.device()?;
         let bar = progress_bar(0, "loading");
         bar.set_message(self.model.display().to_string());
@@ -42,6 +65,9 @@ impl ModelArgs {
             LoadOptions {
                 tokenizer: self.tokenizer.clone(),
                 progress: Some(&on_progress),
+                dtype,
+                compute: None,
+                blocks,
             },
         )
         .with_context(|| format!("loading model {}", self.model.display()))?;

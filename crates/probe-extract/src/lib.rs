@@ -325,7 +325,7 @@ pub fn fill_cache(
         };
         let results: Vec<Result<BatchRows>> = probe_lm::parallel::run_batches(
             batches.len(),
-            probe_lm::parallel::default_workers(),
+            probe_lm::parallel::workers_for(&model.transformer.device()),
             |b| {
                 let members = batches[b];
                 let seqs: Vec<Vec<u32>> = members.iter().map(|&i| inputs[i].0.clone()).collect();

@@ -84,6 +84,22 @@ impl DeviceSpec {
     }
 }
 
+/// Whether `device` is a libtorch one (CPU or CUDA).
+pub fn is_libtorch(device: &Device) -> bool {
+    #[cfg(feature = "tch")]
+    {
+        matches!(
+            device.as_dispatch(),
+            burn::backend::DispatchDevice::LibTorch(_)
+        )
+    }
+    #[cfg(not(feature = "tch"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,11 @@ pub mod error;
 pub mod generate;
 pub mod hooks;
 pub mod layers;
+pub mod memory;
 pub mod model;
 pub mod models;
 pub mod parallel;
+pub mod precision;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;
@@ -37,5 +39,8 @@ pub use error::{Error, Result};
 pub use generate::{generate, GenerateParams, Generation};
 pub use hooks::{parse_layers, HookPoint, HookSpec};
 pub use model::{LoadOptions, Model, ModelFormat, ModelInfo};
+pub use precision::{DtypeChoice, Precision};
 pub use tokenizer::Tokenizer;
-pub use transformer::{ActivationCache, Batch, ForwardOutput, KvCache, Logits, Transformer};
+pub use transformer::{
+    ActivationCache, Batch, ForwardOutput, KvCache, LoadPlan, Logits, Transformer,
+};

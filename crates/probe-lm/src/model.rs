@@ -4,16 +4,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 
 use crate::chat::ChatTemplate;
 use crate::config::{HfConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::models::{config_from_gguf, config_from_hf, Architecture};
+use crate::memory::{self, TensorEntry};
+use crate::precision::{DtypeChoice, Precision, SourceKind};
 use crate::tokenizer::Tokenizer;
-use crate::transformer::Transformer;
+use crate::transformer::{LoadPlan, Transformer};
 use crate::weights::gguf::GgufFile;
-use crate::weights::{HeadLayout, Weights};
+use crate::weights::{GgmlType, HeadLayout, Weights};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +34,9 @@ pub struct ModelInfo {
     pub weight_dtypes: BTreeMap<String, usize>,
     pub has_tokenizer: bool,
     pub has_chat_template: bool,
+    /// Every tensor's type and size, for memory estimates.
+    #[serde(skip)]
+    pub tensors: Vec<TensorEntry>,
 }
 
 pub struct Model {
@@ -95,10 +100,17 @@ impl ModelInfo {
         let mut weight_dtypes = BTreeMap::new();
         match source {
             Source::Gguf(file) => {
+                let mut tensors = Vec::with_capacity(file.tensors().len());
                 for t in file.tensors() {
                     *weight_dtypes
                         .entry(t.ggml_type.name().to_string())
                         .or_insert(0) += 1;
+                    tensors.push(TensorEntry::new(
+                        &t.name,
+                        t.ggml_type,
+                        &t.shape(),
+                        t.stored_bytes(),
+                    ));
                 }
                 Ok(ModelInfo {
                     path: path.to_path_buf(),
@@ -107,15 +119,21 @@ impl ModelInfo {
                     weight_dtypes,
                     has_tokenizer: file.meta("tokenizer.ggml.tokens").is_some(),
                     has_chat_template: file.meta("tokenizer.chat_template").is_some(),
+                    tensors,
                 })
             }
             Source::Hf { dir, config } => {
                 let model_config = config_from_hf(config)?;
+                let mut tensors = Vec::new();
                 if let Ok(Weights::Safetensors(st)) = Weights::open_safetensors(dir) {
                     let names: Vec<String> = st.names().map(str::to_string).collect();
                     for n in names {
                         if let Some(dt) = st.dtype_of(&n) {
                             *weight_dtypes.entry(dt).or_insert(0) += 1;
+                        }
+                        if let (Ok(ty), Some((shape, bytes))) = (st.stored_type(&n), st.extent(&n))
+                        {
+                            tensors.push(TensorEntry::new(&n, ty, shape, bytes as u64));
                         }
                     }
                 }
@@ -126,9 +144,44 @@ impl ModelInfo {
                     weight_dtypes,
                     has_tokenizer: dir.join("tokenizer.json").is_file(),
                     has_chat_template: hf_chat_template(dir).is_some(),
+                    tensors,
                 })
             }
         }
+    }
+}
+
+impl ModelInfo {
+    pub fn source_kind(&self) -> SourceKind {
+        match self.format {
+            ModelFormat::Gguf => SourceKind::Gguf,
+            ModelFormat::HfSafetensors => SourceKind::Safetensors,
+        }
+    }
+
+    /// Bytes the weights take on the CPU under `choice`, for all blocks or blocks `0..n`
+    /// without the head; `None` where the format cannot take `choice`.
+    pub fn cpu_weight_bytes(&self, choice: DtypeChoice, blocks: Option<usize>) -> Option<u64> {
+        memory::cpu_bytes(&self.tensors, self.source_kind(), choice, blocks)
+    }
+
+    /// Bytes the weights take on a GPU computing in `dtype`.
+    pub fn gpu_weight_bytes(&self, dtype: DType, blocks: Option<usize>) -> u64 {
+        memory::gpu_bytes(&self.tensors, dtype.size() as u64, blocks)
+    }
+
+    /// The storage type of the largest matrix (what a GPU's `native` follows).
+    pub fn largest_matrix_type(&self) -> GgmlType {
+        self.tensors
+            .iter()
+            .filter(|t| t.matrix)
+            .max_by_key(|t| t.n_elements)
+            .map_or(GgmlType::F32, |t| t.ty)
+    }
+
+    /// The compute type `--dtype choice` gives on a GPU.
+    pub fn gpu_compute_dtype(&self, choice: DtypeChoice) -> DType {
+        Precision::gpu_compute(choice, self.source_kind(), self.largest_matrix_type())
     }
 }
 
@@ -162,6 +215,12 @@ pub struct LoadOptions<'a> {
     pub tokenizer: Option<PathBuf>,
     /// Called with (done, total) while blocks load.
     pub progress: Option<&'a dyn Fn(usize, usize)>,
+    /// How weights are held, and the compute type on a GPU (`--dtype`; see [`crate::precision`]).
+    pub dtype: DtypeChoice,
+    /// Forces the compute type (checks the GPU's half-precision path on the CPU).
+    pub compute: Option<DType>,
+    /// Load only blocks `0..n` and no output head: all that hooks up to block n − 1 need.
+    pub blocks: Option<usize>,
 }
 
 impl Model {
@@ -230,7 +289,12 @@ impl Model {
                 tok.set_eos_token_ids(info.config.eos_token_ids.clone());
             }
         }
-        let transformer = Transformer::load(info.config.clone(), &weights, device, progress)?;
+        let precision = resolve_precision(&options, &info, device)?;
+        let plan = LoadPlan {
+            precision,
+            blocks: options.blocks,
+        };
+        let transformer = Transformer::load(info.config.clone(), &weights, device, plan, progress)?;
         Ok(Model {
             transformer,
             tokenizer,
@@ -257,4 +321,21 @@ impl Model {
             ))
         })
     }
+}
+
+fn resolve_precision(
+    options: &LoadOptions<'_>,
+    info: &ModelInfo,
+    device: &Device,
+) -> Result<Precision> {
+    let precision = Precision::resolve(
+        options.dtype,
+        info.source_kind(),
+        info.largest_matrix_type(),
+        device,
+    )?;
+    Ok(match options.compute {
+        Some(compute) => precision.with_compute(compute),
+        None => precision,
+    })
 }

@@ -58,6 +58,16 @@ pub fn default_workers() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Concurrent forward passes for `device`: one per core on the CPU; one on a GPU, which runs a
+/// batch's kernels in parallel itself (several would only compete for its memory).
+pub fn workers_for(device: &burn::tensor::Device) -> usize {
+    if *device == burn::tensor::Device::flex() {
+        default_workers()
+    } else {
+        1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,18 +2,22 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::hooks::{HookPoint, HookSpec};
 use crate::layers::attention::{Attention, AttentionMask, LayerKv, SdpaKernel};
+use crate::layers::blocks::BlockMatrix;
 use crate::layers::linear::Linear;
 use crate::layers::mlp::SwiGluMlp;
 use crate::layers::rms_norm::RmsNorm;
 use crate::layers::rope::RopeTables;
-use crate::layers::to_device;
+use crate::layers::{Loader, Matrix};
+use crate::precision::Precision;
 use crate::weights::Weights;
 
 /// One pre-norm decoder block.
@@ -25,13 +29,91 @@ pub struct Block {
     pub mlp: SwiGluMlp,
 }
 
+/// The token embedding `[vocab, hidden]`: a device tensor, or host blocks on the CPU (a
+/// lookup dequantizes only the rows it needs).
+#[derive(Module, Debug)]
+pub struct Embedding {
+    pub table: Option<Param<Tensor<2>>>,
+    #[module(skip)]
+    pub blocks: Option<Arc<BlockMatrix>>,
+}
+
+impl Embedding {
+    fn load(loader: &Loader<'_>, vocab: usize, hidden: usize) -> Result<Self> {
+        // As blocks, `[vocab, hidden]` is also HF's `[d_out, d_in]` of a tied unembedding.
+        Ok(match loader.table("model.embed_tokens.weight", vocab, hidden)? {
+            Matrix::Dense(t) => Embedding {
+                table: Some(Param::from_tensor(t)),
+                blocks: None,
+            },
+            Matrix::Blocks(b) => Embedding {
+                table: None,
+                blocks: Some(b),
+            },
+        })
+    }
+
+    fn forward(&self, ids: &[u32], batch: usize, seq: usize, device: &Device) -> Tensor<3> {
+        match (&self.table, &self.blocks) {
+            (Some(table), _) => {
+                let ids_i64: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+                let ids: Tensor<2, Int> =
+                    Tensor::from_data(TensorData::new(ids_i64, [batch, seq]), device);
+                burn::tensor::module::embedding(table.val(), ids)
+            }
+            (None, Some(blocks)) => {
+                let rows: Vec<usize> = ids.iter().map(|&t| t as usize).collect();
+                let hidden = blocks.shape().1;
+                Tensor::from_data(
+                    TensorData::new(blocks.gather_rows(&rows), [batch, seq, hidden]),
+                    device,
+                )
+            }
+            (None, None) => unreachable!("an embedding holds a table"),
+        }
+    }
+
+    /// `[vocab, hidden]` as f32.
+    pub fn table_f32(&self, device: &Device) -> Tensor<2> {
+        match (&self.table, &self.blocks) {
+            (Some(t), _) => t.val().cast(DType::F32),
+            (None, Some(b)) => {
+                let (vocab, hidden) = b.shape();
+                let mut data = vec![0f32; vocab * hidden];
+                b.dequantize_rows(0, vocab, &mut data);
+                Tensor::from_data(TensorData::new(data, [vocab, hidden]), device)
+            }
+            (None, None) => unreachable!("an embedding holds a table"),
+        }
+    }
+}
+
+/// What [`Transformer::load`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadPlan {
+    pub precision: Precision,
+    /// Load only blocks `0..n` and no output head (final norm, `lm_head`): enough for hooks up
+    /// to block n − 1, and all a 70B model hooked at 0.6L–0.9L needs on one GPU.
+    pub blocks: Option<usize>,
+}
+
+impl Default for LoadPlan {
+    fn default() -> Self {
+        LoadPlan {
+            precision: Precision::f32_dense(),
+            blocks: None,
+        }
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct Transformer {
-    /// `[vocab, hidden]`
-    pub embed_tokens: Param<Tensor<2>>,
+    pub embed_tokens: Embedding,
+    /// Blocks `0..layers.len()`: all of them, or those a hooks-only load asked for.
     pub layers: Vec<Block>,
-    pub norm: RmsNorm,
-    /// `lm_head.weight` as `[hidden, vocab]`; `None` when tied to the embedding.
+    /// The final norm, `None` when the model was loaded without its head.
+    pub norm: Option<RmsNorm>,
+    /// `lm_head.weight`; `None` when tied to the embedding or not loaded.
     pub lm_head: Option<Linear>,
     #[module(skip)]
     pub config: ModelConfig,
@@ -39,6 +121,8 @@ pub struct Transformer {
     inv_freq: Vec<f32>,
     #[module(skip)]
     kernel: SdpaKernel,
+    #[module(skip)]
+    precision: Precision,
 }
 
 /// Token ids of several sequences, left-padded to one length.
@@ -181,62 +265,72 @@ impl Transformer {
         config: ModelConfig,
         weights: &Weights,
         device: &Device,
+        plan: LoadPlan,
         progress: &dyn Fn(usize, usize),
     ) -> Result<Self> {
         config.validate()?;
         let c = &config;
-        let embed = weights.get("model.embed_tokens.weight", &[c.vocab_size, c.hidden_size])?;
-        let embed_tokens = Param::from_tensor(to_device(embed, device));
-        let total = c.num_layers + 1;
-        let mut layers = Vec::with_capacity(c.num_layers);
-        for l in 0..c.num_layers {
-            progress(l, total);
+        let loader = Loader {
+            weights,
+            device,
+            precision: plan.precision,
+        };
+        let n_blocks = match plan.blocks {
+            Some(n) if n > c.num_layers => {
+                return Err(Error::Input(format!(
+                    "asked to load {n} blocks of a model with {}",
+                    c.num_layers
+                )))
+            }
+            Some(n) => n,
+            None => c.num_layers,
+        };
+        let with_head = plan.blocks.is_none();
+        let total = n_blocks + 1;
+        progress(0, total);
+        let embed_tokens = Embedding::load(&loader, c.vocab_size, c.hidden_size)?;
+        let mut layers = Vec::with_capacity(n_blocks);
+        for l in 0..n_blocks {
             let p = format!("model.layers.{l}");
+            let norm = |name: &str| {
+                RmsNorm::load(
+                    &loader,
+                    &format!("{p}.{name}.weight"),
+                    c.hidden_size,
+                    c.rms_norm_eps,
+                )
+            };
             layers.push(Block {
-                input_layernorm: RmsNorm::load(
-                    weights,
-                    &format!("{p}.input_layernorm.weight"),
-                    c.hidden_size,
-                    c.rms_norm_eps,
-                    device,
-                )?,
-                self_attn: Attention::load(weights, &format!("{p}.self_attn"), c, device)?,
-                post_attention_layernorm: RmsNorm::load(
-                    weights,
-                    &format!("{p}.post_attention_layernorm.weight"),
-                    c.hidden_size,
-                    c.rms_norm_eps,
-                    device,
-                )?,
+                input_layernorm: norm("input_layernorm")?,
+                self_attn: Attention::load(&loader, &format!("{p}.self_attn"), c)?,
+                post_attention_layernorm: norm("post_attention_layernorm")?,
                 mlp: SwiGluMlp::load(
-                    weights,
+                    &loader,
                     &format!("{p}.mlp"),
                     c.hidden_size,
                     c.intermediate_size,
                     c.mlp_bias,
-                    device,
                 )?,
             });
+            progress(l + 1, total);
         }
-        let norm = RmsNorm::load(
-            weights,
-            "model.norm.weight",
-            c.hidden_size,
-            c.rms_norm_eps,
-            device,
-        )?;
-        // Some tied checkpoints still ship lm_head.weight; a missing one means tied.
-        let lm_head = if c.tie_word_embeddings || !weights.contains("lm_head.weight") {
-            None
+        let (norm, lm_head) = if with_head {
+            let norm = RmsNorm::load(&loader, "model.norm.weight", c.hidden_size, c.rms_norm_eps)?;
+            // Some tied checkpoints still ship lm_head.weight; a missing one means tied.
+            let lm_head = if c.tie_word_embeddings || !weights.contains("lm_head.weight") {
+                None
+            } else {
+                Some(Linear::load(
+                    &loader,
+                    "lm_head",
+                    c.hidden_size,
+                    c.vocab_size,
+                    false,
+                )?)
+            };
+            (Some(norm), lm_head)
         } else {
-            Some(Linear::load(
-                weights,
-                "lm_head",
-                c.hidden_size,
-                c.vocab_size,
-                false,
-                device,
-            )?)
+            (None, None)
         };
         progress(total, total);
         let kernel = default_kernel(device);
@@ -248,11 +342,42 @@ impl Transformer {
             inv_freq: config.rope_inv_freq(),
             config,
             kernel,
+            precision: plan.precision,
         })
     }
 
     pub fn device(&self) -> Device {
-        self.embed_tokens.val().device()
+        match &self.embed_tokens.table {
+            Some(t) => t.val().device(),
+            None => Device::flex(),
+        }
+    }
+
+    /// How the weights are held and the type the forward computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Whether the final norm and the unembedding were loaded (see [`LoadPlan::blocks`]).
+    pub fn has_head(&self) -> bool {
+        self.norm.is_some()
+    }
+
+    /// Checks that the loaded blocks (and head) cover a forward through `run_layers` blocks.
+    fn check_loaded(&self, run_layers: usize, logits: bool) -> Result<()> {
+        let loaded = self.layers.len();
+        if run_layers > loaded || (logits && !self.has_head()) {
+            let need = if logits {
+                format!("all {} blocks and the output head", self.config.num_layers)
+            } else {
+                format!("blocks 0..{run_layers}")
+            };
+            return Err(Error::Input(format!(
+                "this model was loaded with blocks 0..{loaded} only and no output head; this \
+                 needs {need}: load it without a block limit"
+            )));
+        }
+        Ok(())
     }
 
     /// Chooses the attention kernel (tests compare the two).
@@ -261,17 +386,26 @@ impl Transformer {
     }
 
     /// Column `neuron` of `down_proj` in layer `layer` is a value vector; this returns the
-    /// whole `[intermediate, hidden]` matrix of them, one value vector per row.
+    /// whole `[intermediate, hidden]` matrix of them, one value vector per row, as f32.
     pub fn value_vectors(&self, layer: usize) -> Option<Tensor<2>> {
-        self.layers.get(layer).map(|b| b.mlp.down_proj.weight.val())
+        let device = self.device();
+        self.layers
+            .get(layer)
+            .map(|b| b.mlp.down_proj.weight_f32(&device))
     }
 
-    /// The unembedding as `[hidden, vocab]`.
+    /// The unembedding as `[hidden, vocab]`, f32.
     pub fn unembedding(&self) -> Tensor<2> {
+        let device = self.device();
         match &self.lm_head {
-            Some(l) => l.weight.val(),
-            None => self.embed_tokens.val().transpose(),
+            Some(l) => l.weight_f32(&device),
+            None => self.embed_tokens.table_f32(&device).transpose(),
         }
+    }
+
+    /// The final norm's weight as f32, `None` when the head was not loaded.
+    pub fn final_norm_weight(&self) -> Option<Tensor<1>> {
+        self.norm.as_ref().map(|n| n.weight.val().cast(DType::F32))
     }
 
     /// A full forward pass over a left-padded batch, recording the hooked points. Stops after
@@ -289,6 +423,7 @@ impl Transformer {
         } else {
             self.config.num_layers
         };
+        self.check_loaded(run_layers, logits != Logits::None)?;
         let mut cache = ActivationCache::default();
         let positions = batch.position_ids();
         let hidden = self.run(
@@ -310,6 +445,7 @@ impl Transformer {
     /// Runs the prompt of a generation and returns last-position logits and the KV cache.
     pub fn prefill(&self, batch: &Batch) -> Result<(Tensor<3>, KvCache)> {
         self.check_ids(&batch.input_ids)?;
+        self.check_loaded(self.config.num_layers, true)?;
         let mut kv = KvCache {
             layers: vec![None; self.config.num_layers],
             pad_lens: batch.pad_lens.clone(),
@@ -342,6 +478,7 @@ impl Transformer {
         hooks.validate(self.config.num_layers)?;
         self.check_ids(ids)?;
         let run_layers = hooks.last_layer().map_or(0, |l| l + 1);
+        self.check_loaded(run_layers, false)?;
         let mut kv = KvCache {
             layers: vec![None; self.config.num_layers],
             pad_lens: vec![0],
@@ -446,6 +583,7 @@ impl Transformer {
             )));
         }
         self.check_ids(tokens)?;
+        self.check_loaded(self.config.num_layers, true)?;
         let positions: Vec<i64> = kv
             .pad_lens
             .iter()
@@ -491,13 +629,18 @@ impl Transformer {
     ) -> AttentionMask {
         let total = past + seq;
         let window = self.config.sliding_window;
+        // A padding query sees no key at all; backends' fused kernels (PyTorch's) turn such a
+        // row into NaN, which later reaches real tokens as 0·NaN. There it sees itself instead
+        // (its output is padding either way). probe's CPU kernel writes zeros for it.
+        let pad_sees_itself = *device != Device::flex();
         let mut m = Vec::with_capacity(batch * seq * total);
         for &pad in pad_lens.iter().take(batch) {
             for i in 0..seq {
                 let q = past + i;
                 for j in 0..total {
                     let outside_window = window.is_some_and(|w| q >= w && j <= q - w);
-                    m.push(j < pad || j > q || outside_window);
+                    let hidden = j < pad || j > q || outside_window;
+                    m.push(hidden && !(pad_sees_itself && q < pad && j == q));
                 }
             }
         }
@@ -519,21 +662,18 @@ impl Transformer {
         cache: &mut ActivationCache,
     ) -> Tensor<3> {
         let device = self.device();
-        let ids_i64: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
-        let ids: Tensor<2, Int> =
-            Tensor::from_data(TensorData::new(ids_i64, [batch, seq]), &device);
-        let mut x = burn::tensor::module::embedding(self.embed_tokens.val(), ids);
-        if hooks.contains(HookPoint::Embed) {
-            cache.tensors.insert(HookPoint::Embed, x.clone());
-        }
-        let rope = RopeTables::new(&self.inv_freq, positions, batch, seq, &device);
+        let compute = self.precision.compute;
+        let mut x = self.embed_tokens.forward(ids, batch, seq, &device);
+        // Hooks are handed back as f32 whatever the compute type.
+        let mut record = |point: HookPoint, t: &Tensor<3>| {
+            if hooks.contains(point) {
+                cache.tensors.insert(point, t.clone().cast(DType::F32));
+            }
+        };
+        record(HookPoint::Embed, &x);
+        let rope = RopeTables::new(&self.inv_freq, positions, batch, seq, &device, compute);
         let mask = self.mask(batch, seq, pad_lens, past, &device);
         for (l, block) in self.layers.iter().enumerate().take(run_layers) {
-            let mut record = |point: HookPoint, t: &Tensor<3>| {
-                if hooks.contains(point) {
-                    cache.tensors.insert(point, t.clone());
-                }
-            };
             record(HookPoint::ResidPre(l), &x);
             let slot = kv.as_deref_mut().map(|c| &mut c.layers[l]);
             let (attn, z) = block.self_attn.forward(
@@ -559,6 +699,7 @@ impl Transformer {
         x
     }
 
+    /// Logits as f32 (callers checked that the head is loaded).
     fn logits(&self, hidden: Tensor<3>, which: Logits) -> Option<Tensor<3>> {
         let [b, s, d] = hidden.dims();
         let h = match which {
@@ -566,24 +707,42 @@ impl Transformer {
             Logits::Last => hidden.narrow(1, s - 1, 1),
             Logits::All => hidden,
         };
-        let h = self.norm.forward(h);
-        Some(match &self.lm_head {
-            Some(head) => head.forward(h),
-            None => {
-                let rows = h.dims()[1];
-                h.reshape([b * rows, d])
-                    .matmul(self.embed_tokens.val().transpose())
-                    .reshape([b, rows, self.config.vocab_size])
-            }
-        })
+        let h = self.norm.as_ref().expect("head loaded").forward(h);
+        let rows = h.dims()[1];
+        let logits = match (&self.lm_head, &self.embed_tokens) {
+            (Some(head), _) => head.forward(h),
+            (
+                None,
+                Embedding {
+                    table: Some(table), ..
+                },
+            ) => h
+                .reshape([b * rows, d])
+                .matmul(table.val().transpose())
+                .reshape([b, rows, self.config.vocab_size]),
+            (
+                None,
+                Embedding {
+                    blocks: Some(blocks),
+                    ..
+                },
+            ) => crate::layers::fused::block_linear(h.reshape([b * rows, d]), blocks).reshape([
+                b,
+                rows,
+                self.config.vocab_size,
+            ]),
+            (None, _) => unreachable!("an embedding holds a table"),
+        };
+        Some(logits.cast(DType::F32))
     }
 }
 
-/// The fused kernel where the backend has a trustworthy one (Flex), the composed one elsewhere:
-/// burn-tch's fused path passes burn's "true = masked" mask straight to PyTorch, whose boolean
-/// mask means "true = attend", and it cannot share K/V heads.
+/// Fused attention where it is known to be right: probe's own kernel on Flex, PyTorch's
+/// `scaled_dot_product_attention` on libtorch (given the mask inverted, as burn-tch passes
+/// burn's "true = hidden" mask unchanged to PyTorch's "true = attend", and K/V heads repeated);
+/// composed ops elsewhere (CubeCL, autodiff).
 fn default_kernel(device: &Device) -> SdpaKernel {
-    if *device == Device::flex() {
+    if *device == Device::flex() || crate::device::is_libtorch(device) {
         SdpaKernel::Fused
     } else {
         SdpaKernel::Composed

@@ -36,9 +36,9 @@ pub struct Args {
     /// (the authors' rule; sees the answer), prompt-mean.
     #[arg(long, default_value = "last-before-answer")]
     pub positions: String,
-    /// Storage dtype of the cache: f32 or f16.
+    /// Storage dtype of the cache: f32 or f16 (the model's own is `--dtype`).
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub cache_dtype: String,
     /// Prompts per shard file.
     #[arg(long, default_value_t = 256)]
     pub shard_size: usize,
@@ -70,8 +70,11 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         .shard
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--shard {e}"))?;
-    if !matches!(args.dtype.as_str(), "f32" | "f16") {
-        anyhow::bail!("--dtype must be f32 or f16, not `{}`", args.dtype);
+    if !matches!(args.cache_dtype.as_str(), "f32" | "f16") {
+        anyhow::bail!(
+            "--cache-dtype must be f32 or f16, not `{}`",
+            args.cache_dtype
+        );
     }
     let election = Election::load(&args.election)
         .with_context(|| format!("loading election {}", args.election.display()))?;
@@ -88,8 +91,12 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         args.seed,
     )?;
 
-    let model = args.model.load()?;
-    let layers = parse_layers(&args.layers, model.config().num_layers).context("--layers")?;
+    let n_layers = args.model.info()?.config.num_layers;
+    let layers = parse_layers(&args.layers, n_layers).context("--layers")?;
+    // Only the blocks up to the last cached layer are loaded (no output head).
+    let model = args
+        .model
+        .load_blocks(Some(layers.iter().max().map_or(0, |l| l + 1)))?;
     let hooks: Vec<String> = layers
         .iter()
         .map(|&l| HookPoint::ResidPost(l).to_string())
@@ -120,7 +127,7 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         dims: vec![model.config().hidden_size; hooks.len()],
         hooks,
         positions: rule.name().to_string(),
-        dtype: args.dtype.clone(),
+        dtype: args.cache_dtype.clone(),
         label_names: parties.iter().map(|p| Election::display_name(p)).collect(),
         source,
         shard_size: args.shard_size.max(1),

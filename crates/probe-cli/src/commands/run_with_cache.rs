@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use probe_lm::burn::tensor::{Tensor, TensorData};
 use probe_lm::generate::Rng;
-use probe_lm::parallel::{default_workers, run_batches};
+use probe_lm::parallel::{run_batches, workers_for};
 use probe_lm::{Batch, HookPoint, HookSpec, Logits, Message, Model};
 use safetensors::Dtype;
 
@@ -166,9 +166,14 @@ pub fn run(args: Args) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
-    let model = args.model.load()?;
-    let n_layers = model.config().num_layers;
+    let n_layers = args.model.info()?.config.num_layers;
     let hooks = HookSpec::parse(&args.hooks, n_layers).context("--hooks")?;
+    // Without logits only the blocks up to the last hook are needed.
+    let blocks = match args.logits {
+        LogitsArg::None => Some(hooks.last_layer().map_or(0, |l| l + 1)),
+        LogitsArg::Last | LogitsArg::All => None,
+    };
+    let model = args.model.load_blocks(blocks)?;
     let seqs = collect_inputs(&args, &model)?;
     let pad_id = model.tokenizer.as_ref().map_or(0, |t| t.pad_token_id());
     let max_len = seqs.iter().map(Vec::len).max().unwrap_or(0);
@@ -187,7 +192,7 @@ pub fn run(args: Args) -> Result<()> {
     // outrun one GEMM split across both (measured in docs/PERFORMANCE.md). Results keep order.
     let chunks: Vec<&[Vec<u32>]> = seqs.chunks(args.batch_size).collect();
     let results: Vec<Result<Vec<(String, HostActivation)>>> =
-        run_batches(chunks.len(), default_workers(), |c| {
+        run_batches(chunks.len(), workers_for(&model.transformer.device()), |c| {
             let chunk = chunks[c];
             let batch = Batch::left_padded(chunk, pad_id)?;
             let out = model.transformer.forward(&batch, &hooks, logits_mode)?;

@@ -113,7 +113,9 @@ pub fn run(args: Args) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.prompts.display()))?;
     let personas: Vec<Persona> = args.grid.select(&spec)?;
 
-    let model = args.model.load()?;
+    // Only the blocks up to the last layer with a selected value vector are loaded.
+    let blocks = plan.columns.iter().map(|&(l, _)| l + 1).max().unwrap_or(0);
+    let model = args.model.load_blocks(Some(blocks))?;
     check_same_model(
         &args.model,
         &model,

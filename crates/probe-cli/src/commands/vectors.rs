@@ -285,7 +285,10 @@ fn project_to_vocabulary(
             vectors.push(v.to_vec());
         }
     }
-    let tops = vocab::top_tokens(&tf.unembedding(), &tf.norm.weight.val(), &vectors, top)?;
+    let norm = tf
+        .final_norm_weight()
+        .context("the model was loaded without its output head")?;
+    let tops = vocab::top_tokens(&tf.unembedding(), &norm, &vectors, top)?;
     let by_key: HashMap<(usize, usize), Vec<String>> = keys
         .into_iter()
         .zip(tops)

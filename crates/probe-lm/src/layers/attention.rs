@@ -1,13 +1,13 @@
 use burn::module::Module;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, Device, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 
 use super::fused;
 use super::linear::Linear;
 use super::rope::RopeTables;
+use super::Loader;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::weights::Weights;
 
 /// Keys and values of the positions seen so far, `[batch, kv_heads, past, head_dim]`.
 #[derive(Debug, Clone)]
@@ -61,35 +61,16 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn load(weights: &Weights, prefix: &str, c: &ModelConfig, device: &Device) -> Result<Self> {
+    pub(crate) fn load(loader: &Loader<'_>, prefix: &str, c: &ModelConfig) -> Result<Self> {
         let (d, hd) = (c.hidden_size, c.head_dim);
-        let p = |name: &str| format!("{prefix}.{name}");
+        let linear = |name: &str, d_in, d_out, bias| {
+            Linear::load(loader, &format!("{prefix}.{name}"), d_in, d_out, bias)
+        };
         Ok(Attention {
-            q_proj: Linear::load(
-                weights,
-                &p("q_proj"),
-                d,
-                c.num_heads * hd,
-                c.qkv_bias,
-                device,
-            )?,
-            k_proj: Linear::load(
-                weights,
-                &p("k_proj"),
-                d,
-                c.num_kv_heads * hd,
-                c.qkv_bias,
-                device,
-            )?,
-            v_proj: Linear::load(
-                weights,
-                &p("v_proj"),
-                d,
-                c.num_kv_heads * hd,
-                c.qkv_bias,
-                device,
-            )?,
-            o_proj: Linear::load(weights, &p("o_proj"), c.num_heads * hd, d, c.o_bias, device)?,
+            q_proj: linear("q_proj", d, c.num_heads * hd, c.qkv_bias)?,
+            k_proj: linear("k_proj", d, c.num_kv_heads * hd, c.qkv_bias)?,
+            v_proj: linear("v_proj", d, c.num_kv_heads * hd, c.qkv_bias)?,
+            o_proj: linear("o_proj", c.num_heads * hd, d, c.o_bias)?,
             n_heads: c.num_heads,
             n_kv_heads: c.num_kv_heads,
             head_dim: hd,
@@ -149,24 +130,62 @@ impl Attention {
         };
         let z = match kernel {
             SdpaKernel::Fused if own_kernels => fused::attention(q, k, v, &mask.hidden),
-            SdpaKernel::Fused => merge_heads(burn::tensor::module::attention(
-                q,
-                k,
-                v,
-                Some(mask.tensor.clone()),
-                None,
-                burn::tensor::ops::AttentionModuleOptions {
-                    scale: None,
-                    softcap: None,
-                    is_causal: false,
-                },
-            )),
+            SdpaKernel::Fused => merge_heads(self.backend_sdpa(q, k, v, mask)),
             SdpaKernel::Composed => merge_heads(self.composed_sdpa(q, k, v, mask.tensor.clone())),
         };
         let hook_z = want_z.then(|| z.clone());
         (self.o_proj.forward(z), hook_z)
     }
 
+    /// K/V heads repeated to one per query head (grouped-query attention).
+    fn expand_kv(&self, k: Tensor<4>, v: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let rep = self.n_heads / self.n_kv_heads;
+        if rep == 1 {
+            return (k, v);
+        }
+        let [b, kvh, t, hd] = k.dims();
+        let expand = |x: Tensor<4>| {
+            x.unsqueeze_dim::<5>(2)
+                .repeat_dim(2, rep)
+                .reshape([b, kvh * rep, t, hd])
+        };
+        (expand(k), expand(v))
+    }
+
+    /// The backend's fused attention (libtorch: PyTorch's `scaled_dot_product_attention`,
+    /// flash / memory-efficient kernels on a GPU).
+    fn backend_sdpa(
+        &self,
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: &AttentionMask,
+    ) -> Tensor<4> {
+        let (k, v) = self.expand_kv(k, v);
+        // burn's mask marks hidden keys; burn-tch hands it to PyTorch unchanged, where `true`
+        // means "attend".
+        let mask_tensor = if crate::device::is_libtorch(&q.device()) {
+            mask.tensor.clone().bool_not()
+        } else {
+            mask.tensor.clone()
+        };
+        let [b, h, sq, t] = [q.dims()[0], q.dims()[1], q.dims()[2], k.dims()[2]];
+        burn::tensor::module::attention(
+            q,
+            k,
+            v,
+            Some(mask_tensor.expand([b, h, sq, t])),
+            None,
+            burn::tensor::ops::AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: false,
+            },
+        )
+    }
+
+    /// Attention from plain tensor ops; in half precision the softmax runs in f32 and its
+    /// weights are rounded back before they multiply the values, as in transformers.
     fn composed_sdpa(
         &self,
         q: Tensor<4>,
@@ -174,24 +193,14 @@ impl Attention {
         v: Tensor<4>,
         mask: Tensor<4, Bool>,
     ) -> Tensor<4> {
-        let rep = self.n_heads / self.n_kv_heads;
-        let (k, v) = if rep > 1 {
-            let [b, kvh, t, hd] = k.dims();
-            let expand = |x: Tensor<4>| {
-                x.unsqueeze_dim::<5>(2)
-                    .repeat_dim(2, rep)
-                    .reshape([b, kvh * rep, t, hd])
-            };
-            (expand(k), expand(v))
-        } else {
-            (k, v)
-        };
+        let (k, v) = self.expand_kv(k, v);
+        let dtype = q.dtype();
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale).cast(DType::F32);
         // A large finite fill (not -inf) keeps fully masked rows (left padding) finite:
         // they become uniform instead of NaN, and NaN would leak through 0·NaN later.
         let [b, h, sq, t] = scores.dims();
         let scores = scores.mask_fill(mask.expand([b, h, sq, t]), -1.0e30);
-        softmax(scores, 3).matmul(v)
+        softmax(scores, 3).cast(dtype).matmul(v)
     }
 }

@@ -1,57 +1,116 @@
+use std::sync::Arc;
+
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::{fused, to_device};
+use super::blocks::BlockMatrix;
+use super::{fused, Loader, Matrix};
 use crate::error::Result;
-use crate::weights::{HostTensor, Weights};
+use crate::weights::HostTensor;
 
-/// `y = x W + b` with `W` stored `[d_in, d_out]` (burn's row layout), transposed once at load
-/// time from the HF `[d_out, d_in]` layout.
+/// `y = x Wᵀ + b`. `W` is either a device tensor stored `[d_in, d_out]` (burn's row layout,
+/// transposed from HF's `[d_out, d_in]` at load time) or host blocks in HF layout that the CPU
+/// kernels multiply in place (`--dtype native` on a quantized GGUF).
 #[derive(Module, Debug)]
 pub struct Linear {
-    pub weight: Param<Tensor<2>>,
+    pub weight: Option<Param<Tensor<2>>>,
+    #[module(skip)]
+    pub blocks: Option<Arc<BlockMatrix>>,
     pub bias: Option<Param<Tensor<1>>>,
 }
 
-pub(crate) fn transpose(t: &HostTensor) -> HostTensor {
-    let (rows, cols) = (t.shape[0], t.shape[1]);
-    let mut out = vec![0f32; t.data.len()];
+/// `[rows, cols]` row-major values transposed to `[cols, rows]`.
+pub(crate) fn transpose_values(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
     // Blocked so both sides stay in cache for large matrices.
     const B: usize = 64;
     for r0 in (0..rows).step_by(B) {
         for c0 in (0..cols).step_by(B) {
             for r in r0..(r0 + B).min(rows) {
                 for c in c0..(c0 + B).min(cols) {
-                    out[c * rows + r] = t.data[r * cols + c];
+                    out[c * rows + r] = data[r * cols + c];
                 }
             }
         }
     }
+    out
+}
+
+pub(crate) fn transpose(t: &HostTensor) -> HostTensor {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
     HostTensor {
         shape: vec![cols, rows],
-        data: out,
+        data: transpose_values(&t.data, rows, cols),
     }
 }
 
 impl Linear {
     /// Loads `{prefix}.weight` (HF shape `[d_out, d_in]`) and, if asked, `{prefix}.bias`.
-    pub fn load(
-        weights: &Weights,
+    pub(crate) fn load(
+        loader: &Loader<'_>,
         prefix: &str,
         d_in: usize,
         d_out: usize,
         bias: bool,
-        device: &Device,
     ) -> Result<Self> {
-        let w = weights.get(&format!("{prefix}.weight"), &[d_out, d_in])?;
-        let weight = Param::from_tensor(to_device(transpose(&w), device));
+        let weight = loader.matrix(&format!("{prefix}.weight"), d_out, d_in)?;
         let bias = if bias {
-            let b = weights.get(&format!("{prefix}.bias"), &[d_out])?;
-            Some(Param::from_tensor(to_device(b, device)))
+            Some(Param::from_tensor(
+                loader.vector(&format!("{prefix}.bias"), d_out)?,
+            ))
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Self::from_matrix(weight, bias))
+    }
+
+    pub fn from_matrix(weight: Matrix, bias: Option<Param<Tensor<1>>>) -> Self {
+        match weight {
+            Matrix::Dense(w) => Linear {
+                weight: Some(Param::from_tensor(w)),
+                blocks: None,
+                bias,
+            },
+            Matrix::Blocks(b) => Linear {
+                weight: None,
+                blocks: Some(b),
+                bias,
+            },
+        }
+    }
+
+    /// `(d_in, d_out)`.
+    pub fn dims(&self) -> (usize, usize) {
+        match (&self.weight, &self.blocks) {
+            (Some(w), _) => {
+                let [d_in, d_out] = w.val().dims();
+                (d_in, d_out)
+            }
+            (None, Some(b)) => {
+                let (rows, cols) = b.shape();
+                (cols, rows)
+            }
+            (None, None) => unreachable!("a Linear holds a weight"),
+        }
+    }
+
+    /// The weight as an f32 `[d_in, d_out]` tensor on `device` (dequantized or widened when it
+    /// is held otherwise).
+    pub fn weight_f32(&self, device: &Device) -> Tensor<2> {
+        match (&self.weight, &self.blocks) {
+            (Some(w), _) => w.val().cast(burn::tensor::DType::F32),
+            (None, Some(b)) => {
+                let (rows, cols) = b.shape();
+                super::to_device(
+                    HostTensor {
+                        shape: vec![cols, rows],
+                        data: b.to_f32_transposed(),
+                    },
+                    device,
+                )
+            }
+            (None, None) => unreachable!("a Linear holds a weight"),
+        }
     }
 
     /// Applies the layer to `[..., d_in]`. Leading dimensions are folded into one so the
@@ -60,21 +119,34 @@ impl Linear {
         let dims = x.dims();
         let d_in = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
-        let w = self.weight.val();
-        let d_out = w.dims()[1];
         let x = x.reshape([rows, d_in]);
         let bias = self.bias.as_ref().map(Param::val);
-        let y =
-            if fused::fusable(&x) && fused::fusable(&w) && bias.as_ref().is_none_or(fused::fusable)
-            {
-                fused::linear(x, &w, bias.as_ref())
-            } else {
-                let y = x.matmul(w);
+        let y = match (&self.weight, &self.blocks) {
+            (None, Some(blocks)) => {
+                let y = fused::block_linear(x, blocks);
                 match bias {
                     Some(b) => y.add(b.unsqueeze::<2>()),
                     None => y,
                 }
-            };
+            }
+            (Some(w), _) => {
+                let w = w.val();
+                if fused::fusable(&x)
+                    && fused::fusable(&w)
+                    && bias.as_ref().is_none_or(fused::fusable)
+                {
+                    fused::linear(x, &w, bias.as_ref())
+                } else {
+                    let y = x.matmul(w);
+                    match bias {
+                        Some(b) => y.add(b.unsqueeze::<2>()),
+                        None => y,
+                    }
+                }
+            }
+            (None, None) => unreachable!("a Linear holds a weight"),
+        };
+        let d_out = y.dims()[1];
         let mut out_shape = dims;
         out_shape[D - 1] = d_out;
         y.reshape(out_shape)

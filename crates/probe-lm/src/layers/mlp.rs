@@ -1,9 +1,9 @@
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
 use super::linear::Linear;
+use super::Loader;
 use crate::error::Result;
-use crate::weights::Weights;
 
 /// SwiGLU: `down(silu(gate x) ⊙ up x)`. The product `m = silu(gate x) ⊙ up x` is
 /// `mlp.hook_post`: the coefficients of the value vectors (columns of `down_proj`).
@@ -15,39 +15,20 @@ pub struct SwiGluMlp {
 }
 
 impl SwiGluMlp {
-    pub fn load(
-        weights: &Weights,
+    pub(crate) fn load(
+        loader: &Loader<'_>,
         prefix: &str,
         hidden: usize,
         intermediate: usize,
         bias: bool,
-        device: &Device,
     ) -> Result<Self> {
+        let linear = |name: &str, d_in, d_out| {
+            Linear::load(loader, &format!("{prefix}.{name}"), d_in, d_out, bias)
+        };
         Ok(SwiGluMlp {
-            gate_proj: Linear::load(
-                weights,
-                &format!("{prefix}.gate_proj"),
-                hidden,
-                intermediate,
-                bias,
-                device,
-            )?,
-            up_proj: Linear::load(
-                weights,
-                &format!("{prefix}.up_proj"),
-                hidden,
-                intermediate,
-                bias,
-                device,
-            )?,
-            down_proj: Linear::load(
-                weights,
-                &format!("{prefix}.down_proj"),
-                intermediate,
-                hidden,
-                bias,
-                device,
-            )?,
+            gate_proj: linear("gate_proj", hidden, intermediate)?,
+            up_proj: linear("up_proj", hidden, intermediate)?,
+            down_proj: linear("down_proj", intermediate, hidden)?,
         })
     }
 

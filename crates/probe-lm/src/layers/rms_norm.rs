@@ -1,11 +1,12 @@
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
-use super::to_device;
+use super::Loader;
 use crate::error::Result;
-use crate::weights::Weights;
 
-/// `x / sqrt(mean(x²) + ε) · w`, as transformers' `LlamaRMSNorm`.
+/// `x / sqrt(mean(x²) + ε) · w`, as transformers' `LlamaRMSNorm`: in half precision the
+/// statistics are taken in f32 and the normalised values rounded back before the weight
+/// multiplies them.
 #[derive(Module, Debug)]
 pub struct RmsNorm {
     pub weight: Param<Tensor<1>>,
@@ -14,16 +15,9 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
-    pub fn load(
-        weights: &Weights,
-        name: &str,
-        dim: usize,
-        eps: f64,
-        device: &Device,
-    ) -> Result<Self> {
-        let w = weights.get(name, &[dim])?;
+    pub(crate) fn load(loader: &Loader<'_>, name: &str, dim: usize, eps: f64) -> Result<Self> {
         Ok(RmsNorm {
-            weight: Param::from_tensor(to_device(w, device)),
+            weight: Param::from_tensor(loader.vector(name, dim)?),
             eps,
         })
     }

@@ -1,4 +1,4 @@
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 /// cos/sin tables for one forward call, shaped `[batch, 1, seq, head_dim]` so they broadcast
 /// over heads. Built per call from explicit position ids, so left-padded sequences rotate
@@ -12,13 +12,15 @@ pub struct RopeTables {
 }
 
 impl RopeTables {
-    /// `positions` is `[batch * seq]` row-major.
+    /// `positions` is `[batch * seq]` row-major. The device tables are rounded to `dtype`, the
+    /// activations' type (transformers computes cos/sin in f32 and casts them likewise).
     pub fn new(
         inv_freq: &[f32],
         positions: &[i64],
         batch: usize,
         seq: usize,
         device: &Device,
+        dtype: DType,
     ) -> Self {
         let half = inv_freq.len();
         let head_dim = 2 * half;
@@ -34,8 +36,8 @@ impl RopeTables {
         }
         let shape = [batch, 1, seq, head_dim];
         RopeTables {
-            cos: Tensor::from_data(TensorData::new(cos.clone(), shape), device),
-            sin: Tensor::from_data(TensorData::new(sin.clone(), shape), device),
+            cos: Tensor::from_data(TensorData::new(cos.clone(), shape), (device, dtype)),
+            sin: Tensor::from_data(TensorData::new(sin.clone(), shape), (device, dtype)),
             cos_values: cos,
             sin_values: sin,
         }

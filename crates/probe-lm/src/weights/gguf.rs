@@ -7,10 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::quant::{dequantize, GgmlType, SUPPORTED_GGML_TYPES};
+use super::quant::{GgmlType, SUPPORTED_GGML_TYPES};
+use super::{read_range, HostBytes, RawTensor};
 use crate::error::{Error, Result};
 
 const GGUF_MAGIC: &[u8; 4] = b"GGUF";
@@ -99,6 +101,11 @@ impl GgufTensorInfo {
     pub fn n_elements(&self) -> u64 {
         self.dims.iter().product()
     }
+
+    /// Bytes the tensor takes in the file.
+    pub fn stored_bytes(&self) -> u64 {
+        self.n_bytes
+    }
 }
 
 /// An opened GGUF file; tensor bytes stay memory-mapped until asked for.
@@ -108,7 +115,8 @@ pub struct GgufFile {
     pub metadata: BTreeMap<String, MetaValue>,
     tensors: Vec<GgufTensorInfo>,
     by_name: HashMap<String, usize>,
-    map: Mmap,
+    map: Arc<Mmap>,
+    file: File,
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -234,10 +242,10 @@ impl GgufFile {
         // SAFETY: the map is read-only and the file is not modified by us while mapped; a
         // concurrent writer could change bytes under us, as with any mmap-based loader.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        Self::parse(path, map)
+        Self::parse(path, map, file)
     }
 
-    fn parse(path: &Path, map: Mmap) -> Result<Self> {
+    fn parse(path: &Path, map: Mmap, file: File) -> Result<Self> {
         let mut c = Cursor {
             bytes: &map,
             pos: 0,
@@ -310,6 +318,14 @@ impl GgufFile {
                     })
                 }
             };
+            let (block, _) = ggml_type.block_layout();
+            if dims[0] % block as u64 != 0 {
+                return Err(c.err(format!(
+                    "tensor `{name}`: rows of {} elements are not whole {} blocks of {block}",
+                    dims[0],
+                    ggml_type.name()
+                )));
+            }
             let n_bytes = ggml_type.byte_size(n_elements).ok_or_else(|| {
                 c.err(format!(
                     "tensor `{name}`: {n_elements} elements is not a whole number of {} blocks",
@@ -343,7 +359,8 @@ impl GgufFile {
             metadata,
             tensors,
             by_name,
-            map,
+            map: Arc::new(map),
+            file,
         })
     }
 
@@ -395,16 +412,41 @@ impl GgufFile {
         })
     }
 
-    /// A tensor dequantized to f32, with its PyTorch-order shape.
-    pub fn dequantize(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let info = self.tensor_info(name).ok_or_else(|| Error::MissingTensor {
+    fn info_or_missing(&self, name: &str) -> Result<&GgufTensorInfo> {
+        self.tensor_info(name).ok_or_else(|| Error::MissingTensor {
             name: name.to_string(),
             source_desc: self.path.display().to_string(),
-        })?;
-        let start = info.offset as usize;
-        let bytes = &self.map[start..start + info.n_bytes as usize];
-        let mut out = vec![0f32; info.n_elements() as usize];
-        dequantize(info.ggml_type, bytes, &mut out);
-        Ok((info.shape(), out))
+        })
+    }
+
+    /// A tensor as stored, its bytes left in the mapped file.
+    pub fn mapped(&self, name: &str) -> Result<RawTensor> {
+        let info = self.info_or_missing(name)?;
+        Ok(RawTensor {
+            ty: info.ggml_type,
+            shape: info.shape(),
+            bytes: HostBytes::Mapped {
+                map: self.map.clone(),
+                start: info.offset as usize,
+                len: info.n_bytes as usize,
+            },
+        })
+    }
+
+    /// A tensor as stored, its bytes read into a buffer of their own.
+    pub fn copied(&self, name: &str) -> Result<RawTensor> {
+        let info = self.info_or_missing(name)?;
+        let bytes = read_range(&self.file, &self.path, info.offset, info.n_bytes as usize)?;
+        Ok(RawTensor {
+            ty: info.ggml_type,
+            shape: info.shape(),
+            bytes: HostBytes::Owned(Arc::new(bytes)),
+        })
+    }
+
+    /// A tensor dequantized to f32, with its PyTorch-order shape.
+    pub fn dequantize(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let t = self.copied(name)?.to_f32();
+        Ok((t.shape, t.data))
     }
 }

@@ -266,8 +266,53 @@ fn dequant_q6k(b: &[u8], y: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// `n_elements` of `ty` as random but well-formed blocks: random quants, and scales (f16)
+    /// or plain values drawn so that every dequantized value is finite and of order one.
+    pub(crate) fn random_blocks(ty: GgmlType, n_elements: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut unit = |scale: f32| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale;
+        let (block, bytes) = ty.block_layout();
+        let n_blocks = n_elements / block;
+        let mut out = Vec::with_capacity(n_blocks * bytes);
+        let put_f16 = |b: &mut Vec<u8>, at: usize, v: f32| {
+            b[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes())
+        };
+        for _ in 0..n_blocks {
+            let mut b = vec![0u8; bytes];
+            match ty {
+                GgmlType::F32 => b.copy_from_slice(&unit(4.0).to_le_bytes()),
+                GgmlType::F16 => put_f16(&mut b, 0, unit(4.0)),
+                GgmlType::BF16 => b.copy_from_slice(&bf16::from_f32(unit(4.0)).to_le_bytes()),
+                _ => {
+                    for v in b.iter_mut() {
+                        *v = (unit(512.0) as i32 & 0xff) as u8;
+                    }
+                    match ty {
+                        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+                            put_f16(&mut b, 0, unit(0.1))
+                        }
+                        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4K | GgmlType::Q5K => {
+                            put_f16(&mut b, 0, unit(0.1));
+                            put_f16(&mut b, 2, unit(0.1));
+                        }
+                        GgmlType::Q6K => put_f16(&mut b, 208, unit(0.01)),
+                        _ => unreachable!(),
+                    }
+                }
+            }
+            out.extend_from_slice(&b);
+        }
+        out
+    }
 
     #[test]
     fn q8_0_block_scales_signed_bytes() {

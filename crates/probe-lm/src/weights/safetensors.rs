@@ -1,26 +1,37 @@
 //! HF safetensors checkpoints: a single `model.safetensors` or shards listed in
-//! `model.safetensors.index.json`; f32, f16 and bf16 tensors are read as f32.
+//! `model.safetensors.index.json`; f32, f16 and bf16 tensors.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use half::{bf16, f16};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 
+use super::{read_range, GgmlType, HostBytes, RawTensor};
 use crate::error::{Error, Result};
 
 struct Shard {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
+    file: File,
 }
 
-/// The tensors of a checkpoint directory (or one `.safetensors` file), memory-mapped.
+/// Where one tensor lies: its shard, type, shape and byte range in the shard file.
+struct Entry {
+    shard: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    start: usize,
+    len: usize,
+}
+
+/// The tensors of a checkpoint directory (or one `.safetensors` file), memory-mapped; headers
+/// are parsed once, at open.
 pub struct SafetensorsCheckpoint {
     shards: Vec<Shard>,
-    /// tensor name → shard index
-    index: HashMap<String, usize>,
+    index: HashMap<String, Entry>,
     desc: String,
 }
 
@@ -36,10 +47,18 @@ fn st_err(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-fn map_file(path: &Path) -> Result<Mmap> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: read-only map of a checkpoint we do not modify.
-    unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))
+/// The storage types probe reads, as the ggml codes the rest of the loader speaks.
+fn stored_type(dtype: Dtype, name: &str) -> Result<GgmlType> {
+    match dtype {
+        Dtype::F32 => Ok(GgmlType::F32),
+        Dtype::F16 => Ok(GgmlType::F16),
+        Dtype::BF16 => Ok(GgmlType::BF16),
+        other => Err(Error::UnsupportedDtype {
+            tensor: name.to_string(),
+            dtype: format!("{other:?}"),
+            supported: "F32, F16, BF16",
+        }),
+    }
 }
 
 impl SafetensorsCheckpoint {
@@ -74,15 +93,28 @@ impl SafetensorsCheckpoint {
         };
         let mut shards = Vec::with_capacity(files.len());
         let mut index = HashMap::new();
-        for (i, file) in files.iter().enumerate() {
-            let map = map_file(file)?;
-            let st = SafeTensors::deserialize(&map).map_err(|e| st_err(file, e))?;
-            for name in st.names() {
-                index.insert(name.to_string(), i);
+        for (i, path) in files.iter().enumerate() {
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            // SAFETY: read-only map of a checkpoint we do not modify.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+            let st = SafeTensors::deserialize(&map).map_err(|e| st_err(path, e))?;
+            for (name, view) in st.tensors() {
+                let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+                index.insert(
+                    name,
+                    Entry {
+                        shard: i,
+                        dtype: view.dtype(),
+                        shape: view.shape().to_vec(),
+                        start,
+                        len: view.data().len(),
+                    },
+                );
             }
             shards.push(Shard {
-                path: file.clone(),
-                map,
+                path: path.clone(),
+                map: Arc::new(map),
+                file,
             });
         }
         Ok(SafetensorsCheckpoint {
@@ -90,6 +122,10 @@ impl SafetensorsCheckpoint {
             index,
             desc: path.display().to_string(),
         })
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.desc
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -102,43 +138,56 @@ impl SafetensorsCheckpoint {
 
     /// Dtype name of a tensor (for `inspect`).
     pub fn dtype_of(&self, name: &str) -> Option<String> {
-        let shard = &self.shards[*self.index.get(name)?];
-        let st = SafeTensors::deserialize(&shard.map).ok()?;
-        Some(format!("{:?}", st.tensor(name).ok()?.dtype()))
+        Some(format!("{:?}", self.index.get(name)?.dtype))
+    }
+
+    /// A tensor's shape and byte length.
+    pub fn extent(&self, name: &str) -> Option<(&[usize], usize)> {
+        self.index.get(name).map(|e| (&e.shape[..], e.len))
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry> {
+        self.index.get(name).ok_or_else(|| Error::MissingTensor {
+            name: name.to_string(),
+            source_desc: self.desc.clone(),
+        })
+    }
+
+    /// The storage type of a tensor, or an error for types probe does not read.
+    pub fn stored_type(&self, name: &str) -> Result<GgmlType> {
+        stored_type(self.entry(name)?.dtype, name)
+    }
+
+    /// A tensor as stored, its bytes left in the mapped file.
+    pub fn mapped(&self, name: &str) -> Result<RawTensor> {
+        let e = self.entry(name)?;
+        Ok(RawTensor {
+            ty: stored_type(e.dtype, name)?,
+            shape: e.shape.clone(),
+            bytes: HostBytes::Mapped {
+                map: self.shards[e.shard].map.clone(),
+                start: e.start,
+                len: e.len,
+            },
+        })
+    }
+
+    /// A tensor as stored, its bytes read into a buffer of their own.
+    pub fn copied(&self, name: &str) -> Result<RawTensor> {
+        let e = self.entry(name)?;
+        let ty = stored_type(e.dtype, name)?;
+        let shard = &self.shards[e.shard];
+        let bytes = read_range(&shard.file, &shard.path, e.start as u64, e.len)?;
+        Ok(RawTensor {
+            ty,
+            shape: e.shape.clone(),
+            bytes: HostBytes::Owned(Arc::new(bytes)),
+        })
     }
 
     /// Reads a tensor as f32 with its shape.
     pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-        let shard_idx = *self.index.get(name).ok_or_else(|| Error::MissingTensor {
-            name: name.to_string(),
-            source_desc: self.desc.clone(),
-        })?;
-        let shard = &self.shards[shard_idx];
-        let st = SafeTensors::deserialize(&shard.map).map_err(|e| st_err(&shard.path, e))?;
-        let view = st.tensor(name).map_err(|e| st_err(&shard.path, e))?;
-        let shape = view.shape().to_vec();
-        let bytes = view.data();
-        let data = match view.dtype() {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(Error::UnsupportedDtype {
-                    tensor: name.to_string(),
-                    dtype: format!("{other:?}"),
-                    supported: "F32, F16, BF16",
-                })
-            }
-        };
-        Ok((shape, data))
+        let t = self.copied(name)?.to_f32();
+        Ok((t.shape, t.data))
     }
 }

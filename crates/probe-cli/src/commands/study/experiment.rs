@@ -18,6 +18,9 @@ pub struct Experiment {
     /// `cpu`, `cuda`, `cuda:N`.
     #[serde(default = "default_device")]
     pub device: String,
+    /// The models' `--dtype` (native, f32, bf16, f16); a model's own `dtype` overrides it.
+    #[serde(default = "default_model_dtype")]
+    pub dtype: String,
     #[serde(rename = "model")]
     pub models: Vec<ModelEntry>,
     pub election: ElectionConfig,
@@ -46,6 +49,8 @@ pub struct ModelEntry {
     pub family: Option<String>,
     /// A `tokenizer.json` when the model directory has none.
     pub tokenizer: Option<PathBuf>,
+    /// This model's `--dtype` (default: the experiment's `dtype`).
+    pub dtype: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +164,10 @@ pub struct ReportConfig {
     pub metrics: Vec<String>,
     #[serde(default = "default_bootstrap")]
     pub bootstrap: usize,
+}
+
+fn default_model_dtype() -> String {
+    "native".into()
 }
 
 fn default_device() -> String {
@@ -287,6 +296,20 @@ impl Experiment {
         }
         if !(self.device == "cpu" || self.device.starts_with("cuda")) {
             bail!("device: `{}` (known: cpu, cuda, cuda:N)", self.device);
+        }
+        let dtypes = std::iter::once(("dtype".to_string(), &self.dtype)).chain(
+            self.models
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| Some((format!("model[{i}].dtype"), m.dtype.as_ref()?))),
+        );
+        for (key, value) in dtypes {
+            if value.parse::<probe_lm::DtypeChoice>().is_err() {
+                bail!(
+                    "{key}: `{value}` (known: {})",
+                    probe_lm::precision::DTYPE_CHOICES
+                );
+            }
         }
         must_exist("election.dir", &self.election.dir)?;
         let [from, to] = self.probes.layers;

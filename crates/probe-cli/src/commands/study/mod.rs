@@ -88,7 +88,13 @@ fn plan(e: &Experiment) -> Vec<Stage> {
         let stem = crate::common::model_name(&m.path);
         let run = base.join(&stem).join("run");
         runs.push(run.clone());
-        let mut model_args = vec![s(&m.path), "--device".into(), e.device.clone()];
+        let mut model_args = vec![
+            s(&m.path),
+            "--device".into(),
+            e.device.clone(),
+            "--dtype".into(),
+            m.dtype.clone().unwrap_or_else(|| e.dtype.clone()),
+        ];
         if let Some(t) = &m.tokenizer {
             model_args.extend(["--tokenizer".into(), s(t)]);
         }
@@ -102,7 +108,7 @@ fn plan(e: &Experiment) -> Vec<Stage> {
             e.layer_spec(),
             "--positions".into(),
             e.probes.positions.clone(),
-            "--dtype".into(),
+            "--cache-dtype".into(),
             e.probes.dtype.clone(),
             "--shard-size".into(),
             e.probes.shard_size.to_string(),

@@ -1,6 +1,6 @@
 //! SwiGLU and RMSNorm, one pass over the data each.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use super::{contiguous, exp, from_vec, fusable, values, with_avx2};
 
@@ -54,14 +54,21 @@ pub(crate) fn swiglu(gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
 pub(crate) fn rms_norm(x: Tensor<3>, weight: Tensor<1>, eps: f64) -> Tensor<3> {
     let dims = x.dims();
     if !(fusable(&x) && fusable(&weight) && dims[2] == weight.dims()[0]) {
-        let inv_rms = x
+        // transformers: statistics in f32, the normalised values back in the input's type,
+        // then the weight.
+        let dtype = x.dtype();
+        let x32 = x.cast(DType::F32);
+        let inv_rms = x32
             .clone()
             .square()
             .mean_dim(2)
             .add_scalar(eps)
             .sqrt()
             .recip();
-        return x.mul(inv_rms).mul(weight.unsqueeze::<3>());
+        return x32
+            .mul(inv_rms)
+            .cast(dtype)
+            .mul(weight.cast(dtype).unsqueeze::<3>());
     }
     let (x, weight) = (contiguous(x), contiguous(weight));
     let x = values(&x);

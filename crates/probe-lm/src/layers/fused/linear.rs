@@ -2,7 +2,8 @@
 
 use burn::tensor::Tensor;
 
-use super::{contiguous, from_vec, matmul_into, values, Strided};
+use super::{contiguous, from_vec, fusable, matmul_into, values, Strided};
+use crate::layers::blocks::BlockMatrix;
 
 /// Below this many multiply-adds one thread does the whole product (Flex's own threshold).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -55,6 +56,20 @@ pub(crate) fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<&Tensor<1>>)
         out.set_len(len);
     }
     from_vec(out, [rows, d_out])
+}
+
+/// `x [rows, d_in] · Wᵀ` for a block-stored `W` (`[d_out, d_in]`): blocks live only on the CPU,
+/// with f32 activations.
+pub(crate) fn block_linear(x: Tensor<2>, weight: &BlockMatrix) -> Tensor<2> {
+    assert!(
+        fusable(&x),
+        "block-stored weights take f32 activations on the CPU"
+    );
+    let [rows, d_in] = x.dims();
+    let (d_out, cols) = weight.shape();
+    assert_eq!(cols, d_in, "block_linear: input width vs weight columns");
+    let x = contiguous(x);
+    from_vec(weight.matmul(values(&x), rows), [rows, d_out])
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod linear;
 
 pub(crate) use attention::{attention, split_heads};
 pub(crate) use elementwise::{rms_norm, swiglu};
-pub(crate) use linear::linear;
+pub(crate) use linear::{block_linear, linear};
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::Flex;
@@ -61,15 +61,15 @@ fn from_vec<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
 /// One operand of [`matmul_into`]: where the matrix starts, and its row and column strides in
 /// elements.
 #[derive(Clone, Copy)]
-struct Strided {
-    at: *const f32,
-    row_stride: usize,
-    col_stride: usize,
+pub(crate) struct Strided {
+    pub(crate) at: *const f32,
+    pub(crate) row_stride: usize,
+    pub(crate) col_stride: usize,
 }
 
 impl Strided {
     /// A row-major matrix whose rows are `row_stride` apart.
-    fn rows(at: *const f32, row_stride: usize) -> Self {
+    pub(crate) fn rows(at: *const f32, row_stride: usize) -> Self {
         Strided {
             at,
             row_stride,
@@ -85,7 +85,7 @@ impl Strided {
 /// # Safety
 /// Each pointer must address its whole matrix under its strides, and `dst` must not overlap
 /// `lhs` or `rhs`.
-unsafe fn matmul_into(
+pub(crate) unsafe fn matmul_into(
     [m, n, k]: [usize; 3],
     dst: *mut f32,
     dst_row_stride: usize,

@@ -1,0 +1,63 @@
+//! Products of many activation rows with a block-stored matrix: a tile of weight rows is
+//! dequantized into a buffer that stays in cache, then multiplied by the f32 GEMM (the `gemm`
+//! crate, which burn's CPU backend uses too). Dequantizing costs one pass over the weights per
+//! product, small next to the GEMM once there are more than a few activation rows.
+
+use rayon::prelude::*;
+
+use super::BlockMatrix;
+
+/// Weight rows per tile: with 4096 inputs a tile is 256 KiB of f32, within L2.
+fn tile_rows(cols: usize) -> usize {
+    ((64 * 1024) / cols.max(1)).clamp(16, 256)
+}
+
+/// A raw pointer that may cross threads: each task writes its own columns of the output.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the tasks write disjoint column ranges of one buffer that outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// `x · Wᵀ` for `x` = `[n, cols]`: `[n, rows]`.
+pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
+    let (rows, cols) = (m.rows, m.cols);
+    let mut out: Vec<f32> = Vec::with_capacity(n * rows);
+    let dst = OutPtr(out.as_mut_ptr());
+    let tile = tile_rows(cols);
+    let tiles = rows.div_ceil(tile);
+    let run = |t: usize| {
+        let first = t * tile;
+        let count = tile.min(rows - first);
+        let mut w = vec![0f32; count * cols];
+        m.dequantize_rows(first, count, &mut w);
+        // SAFETY: `dst` has room for `n × rows` values; this tile writes columns
+        // `first..first + count` of every row and no other task writes them. `x` is `[n, cols]`
+        // row-major; `w` is `[count, cols]` row-major, read as the `[cols, count]` right
+        // operand (row stride 1, column stride `cols`).
+        unsafe {
+            let d = dst;
+            crate::layers::fused::matmul_into(
+                [n, count, cols],
+                d.0.add(first),
+                rows,
+                false,
+                crate::layers::fused::Strided::rows(x.as_ptr(), cols),
+                crate::layers::fused::Strided {
+                    at: w.as_ptr(),
+                    row_stride: 1,
+                    col_stride: cols,
+                },
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if tiles > 1 && rayon::current_num_threads() > 1 {
+        (0..tiles).into_par_iter().for_each(run);
+    } else {
+        (0..tiles).for_each(run);
+    }
+    // SAFETY: the tiles together wrote every column of every row.
+    unsafe { out.set_len(n * rows) };
+    out
+}
