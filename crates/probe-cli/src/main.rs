@@ -113,10 +113,38 @@ fn keep_freed_memory_mapped() {
     }
 }
 
+/// Backends (libtorch, CubeCL) panic when a GPU allocation fails; such a panic becomes one
+/// error line naming the model, its size and dtype and the free memory (`common`), not a
+/// backtrace. Any other panic is reported as usual.
+fn report_out_of_memory_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if common::is_out_of_memory(message) {
+            common::note_out_of_memory(message);
+        } else if common::out_of_memory_error().is_none() {
+            // (After an out-of-memory panic, the panics it causes in other threads stay quiet.)
+            default(info);
+        }
+    }));
+}
+
 fn main() {
     keep_freed_memory_mapped();
+    report_out_of_memory_panics();
     let cli = Cli::parse();
-    let result = dispatch(cli.command);
+    let result = match std::panic::catch_unwind(|| dispatch(cli.command)) {
+        Ok(result) => result,
+        Err(panic) => match common::out_of_memory_error() {
+            Some(message) => Err(anyhow::anyhow!(message)),
+            None => std::panic::resume_unwind(panic),
+        },
+    };
     if let Err(err) = result {
         // One line, outermost context first: "error: loading model x: missing tensor `y` in z".
         let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
