@@ -104,7 +104,12 @@ pub fn loaded_torch_version() -> Option<(String, std::path::PathBuf)> {
     let text = std::fs::read_to_string(dir.parent()?.join("version.py")).ok()?;
     let version = text.lines().find_map(|l| {
         let rest = l.trim().strip_prefix("__version__")?;
-        Some(rest.trim_start_matches([' ', '=']).trim().trim_matches(['\'', '"']).to_string())
+        Some(
+            rest.trim_start_matches([' ', '='])
+                .trim()
+                .trim_matches(['\'', '"'])
+                .to_string(),
+        )
     })?;
     Some((version, dir))
 }

@@ -118,7 +118,10 @@ mod tests {
             cpu_bytes(&tensors, SourceKind::Gguf, DtypeChoice::Bf16, None),
             None
         );
-        assert_eq!(gpu_bytes(&tensors, 2, Some(2)), 2 * (6400 + 4096 + 64 + 4096));
+        assert_eq!(
+            gpu_bytes(&tensors, 2, Some(2)),
+            2 * (6400 + 4096 + 64 + 4096)
+        );
         assert_eq!(human_bytes(1_234_000_000), "1.23 GB");
     }
 }

@@ -103,9 +103,7 @@ impl Precision {
                          (--dtype f32)"
                     )))
                 }
-                (DtypeChoice::Bf16, SourceKind::Safetensors) => {
-                    MatrixStorage::Half(GgmlType::BF16)
-                }
+                (DtypeChoice::Bf16, SourceKind::Safetensors) => MatrixStorage::Half(GgmlType::BF16),
                 (DtypeChoice::F16, SourceKind::Safetensors) => MatrixStorage::Half(GgmlType::F16),
             };
             return Ok(Precision {
@@ -195,7 +193,10 @@ mod tests {
     #[test]
     fn parses_dtype_names() {
         assert_eq!("BF16".parse::<DtypeChoice>().unwrap(), DtypeChoice::Bf16);
-        assert_eq!("native".parse::<DtypeChoice>().unwrap(), DtypeChoice::Native);
+        assert_eq!(
+            "native".parse::<DtypeChoice>().unwrap(),
+            DtypeChoice::Native
+        );
         let err = "int4".parse::<DtypeChoice>().unwrap_err().to_string();
         assert!(err.contains("native, f32, bf16, f16"), "{err}");
     }
@@ -203,13 +204,8 @@ mod tests {
     #[test]
     fn cpu_choices_per_format() {
         let cpu = Device::flex();
-        let p = Precision::resolve(
-            DtypeChoice::Native,
-            SourceKind::Gguf,
-            GgmlType::Q4_1,
-            &cpu,
-        )
-        .unwrap();
+        let p = Precision::resolve(DtypeChoice::Native, SourceKind::Gguf, GgmlType::Q4_1, &cpu)
+            .unwrap();
         assert_eq!(p.compute, DType::F32);
         assert_eq!(p.block_type(GgmlType::Q4_1), Some(GgmlType::Q4_1));
         assert_eq!(p.block_type(GgmlType::F32), None);
@@ -226,8 +222,8 @@ mod tests {
         .unwrap();
         assert_eq!(p.block_type(GgmlType::BF16), Some(GgmlType::F16));
         assert_eq!(p.block_type(GgmlType::F32), Some(GgmlType::F16));
-        let p = Precision::resolve(DtypeChoice::F32, SourceKind::Gguf, GgmlType::Q4_1, &cpu)
-            .unwrap();
+        let p =
+            Precision::resolve(DtypeChoice::F32, SourceKind::Gguf, GgmlType::Q4_1, &cpu).unwrap();
         assert_eq!(p, Precision::f32_dense());
     }
 }

@@ -41,16 +41,18 @@ pub struct Embedding {
 impl Embedding {
     fn load(loader: &Loader<'_>, vocab: usize, hidden: usize) -> Result<Self> {
         // As blocks, `[vocab, hidden]` is also HF's `[d_out, d_in]` of a tied unembedding.
-        Ok(match loader.table("model.embed_tokens.weight", vocab, hidden)? {
-            Matrix::Dense(t) => Embedding {
-                table: Some(Param::from_tensor(t)),
-                blocks: None,
+        Ok(
+            match loader.table("model.embed_tokens.weight", vocab, hidden)? {
+                Matrix::Dense(t) => Embedding {
+                    table: Some(Param::from_tensor(t)),
+                    blocks: None,
+                },
+                Matrix::Blocks(b) => Embedding {
+                    table: None,
+                    blocks: Some(b),
+                },
             },
-            Matrix::Blocks(b) => Embedding {
-                table: None,
-                blocks: Some(b),
-            },
-        })
+        )
     }
 
     fn forward(&self, ids: &[u32], batch: usize, seq: usize, device: &Device) -> Tensor<3> {
@@ -709,30 +711,28 @@ impl Transformer {
         };
         let h = self.norm.as_ref().expect("head loaded").forward(h);
         let rows = h.dims()[1];
-        let logits = match (&self.lm_head, &self.embed_tokens) {
-            (Some(head), _) => head.forward(h),
-            (
-                None,
-                Embedding {
-                    table: Some(table), ..
-                },
-            ) => h
-                .reshape([b * rows, d])
-                .matmul(table.val().transpose())
-                .reshape([b, rows, self.config.vocab_size]),
-            (
-                None,
-                Embedding {
-                    blocks: Some(blocks),
-                    ..
-                },
-            ) => crate::layers::fused::block_linear(h.reshape([b * rows, d]), blocks).reshape([
-                b,
-                rows,
-                self.config.vocab_size,
-            ]),
-            (None, _) => unreachable!("an embedding holds a table"),
-        };
+        let logits =
+            match (&self.lm_head, &self.embed_tokens) {
+                (Some(head), _) => head.forward(h),
+                (
+                    None,
+                    Embedding {
+                        table: Some(table), ..
+                    },
+                ) => h
+                    .reshape([b * rows, d])
+                    .matmul(table.val().transpose())
+                    .reshape([b, rows, self.config.vocab_size]),
+                (
+                    None,
+                    Embedding {
+                        blocks: Some(blocks),
+                        ..
+                    },
+                ) => crate::layers::fused::block_linear(h.reshape([b * rows, d]), blocks)
+                    .reshape([b, rows, self.config.vocab_size]),
+                (None, _) => unreachable!("an embedding holds a table"),
+            };
         Some(logits.cast(DType::F32))
     }
 }

@@ -26,8 +26,16 @@ fn load_prompts() -> Option<Prompts> {
 }
 
 fn load_model() -> Option<Model> {
+    load_model_as(probe_lm::DtypeChoice::Native)
+}
+
+fn load_model_as(dtype: probe_lm::DtypeChoice) -> Option<Model> {
     let path = smollm2_gguf()?;
-    Some(Model::load(&path, &test_device(), LoadOptions::default()).unwrap())
+    let options = LoadOptions {
+        dtype,
+        ..Default::default()
+    };
+    Some(Model::load(&path, &test_device(), options).unwrap())
 }
 
 #[test]
@@ -59,7 +67,15 @@ fn greedy_12() -> GenerateParams {
 
 #[test]
 fn greedy_generation_matches_transformers_one_by_one_and_batched() {
-    let (Some(p), Some(model)) = (load_prompts(), load_model()) else {
+    // Dequantized to f32, and with the file's blocks multiplied in place (the dot kernels
+    // decode, the tiled GEMM prefills).
+    for dtype in [probe_lm::DtypeChoice::F32, probe_lm::DtypeChoice::Native] {
+        greedy_generation_matches_transformers(dtype);
+    }
+}
+
+fn greedy_generation_matches_transformers(dtype: probe_lm::DtypeChoice) {
+    let (Some(p), Some(model)) = (load_prompts(), load_model_as(dtype)) else {
         return;
     };
     let tok = model.tokenizer().unwrap();

@@ -128,13 +128,21 @@ fn smollm2_gguf_matches_transformers_single_prompts_and_padded_batch() {
     let (Some(dir), Some(gguf)) = (reference_dir(), smollm2_gguf()) else {
         return;
     };
-    let model = Model::load(&gguf, &test_device(), LoadOptions::default()).unwrap();
-    for file in [
-        "smollm2-135m-prompt0.safetensors",
-        "smollm2-135m-prompt1.safetensors",
-        "smollm2-135m-prompt2.safetensors",
-        "smollm2-135m-leftpad-batch.safetensors",
-    ] {
-        check_against(&model, &dir.join(file));
+    // `--dtype f32` (dequantized on load) and `native` (the file's blocks, multiplied in
+    // place) both meet the f32 bars.
+    for dtype in [probe_lm::DtypeChoice::F32, probe_lm::DtypeChoice::Native] {
+        let options = LoadOptions {
+            dtype,
+            ..Default::default()
+        };
+        let model = Model::load(&gguf, &test_device(), options).unwrap();
+        for file in [
+            "smollm2-135m-prompt0.safetensors",
+            "smollm2-135m-prompt1.safetensors",
+            "smollm2-135m-prompt2.safetensors",
+            "smollm2-135m-leftpad-batch.safetensors",
+        ] {
+            check_against(&model, &dir.join(file));
+        }
     }
 }

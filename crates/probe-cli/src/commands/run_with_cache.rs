@@ -191,8 +191,10 @@ pub fn run(args: Args) -> Result<()> {
     // Batches run concurrently, one per worker thread: two single-threaded GEMMs on two cores
     // outrun one GEMM split across both (measured in docs/PERFORMANCE.md). Results keep order.
     let chunks: Vec<&[Vec<u32>]> = seqs.chunks(args.batch_size).collect();
-    let results: Vec<Result<Vec<(String, HostActivation)>>> =
-        run_batches(chunks.len(), workers_for(&model.transformer.device()), |c| {
+    let results: Vec<Result<Vec<(String, HostActivation)>>> = run_batches(
+        chunks.len(),
+        workers_for(&model.transformer.device()),
+        |c| {
             let chunk = chunks[c];
             let batch = Batch::left_padded(chunk, pad_id)?;
             let out = model.transformer.forward(&batch, &hooks, logits_mode)?;
@@ -224,7 +226,8 @@ pub fn run(args: Args) -> Result<()> {
                 done as f64 / start.elapsed().as_secs_f64()
             ));
             Ok(host)
-        });
+        },
+    );
     for result in results {
         for (name, part) in result? {
             match collected.get_mut(&name) {

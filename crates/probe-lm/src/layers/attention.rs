@@ -162,15 +162,25 @@ impl Attention {
         mask: &AttentionMask,
     ) -> Tensor<4> {
         let (k, v) = self.expand_kv(k, v);
+        let dtype = q.dtype();
+        let libtorch = crate::device::is_libtorch(&q.device());
+        // PyTorch's kernels accumulate half-precision attention in f32 and round once; other
+        // backends get f32 inputs to do the same.
+        let upcast = !libtorch && dtype != DType::F32;
+        let (q, k, v) = if upcast {
+            (q.cast(DType::F32), k.cast(DType::F32), v.cast(DType::F32))
+        } else {
+            (q, k, v)
+        };
         // burn's mask marks hidden keys; burn-tch hands it to PyTorch unchanged, where `true`
         // means "attend".
-        let mask_tensor = if crate::device::is_libtorch(&q.device()) {
+        let mask_tensor = if libtorch {
             mask.tensor.clone().bool_not()
         } else {
             mask.tensor.clone()
         };
         let [b, h, sq, t] = [q.dims()[0], q.dims()[1], q.dims()[2], k.dims()[2]];
-        burn::tensor::module::attention(
+        let z = burn::tensor::module::attention(
             q,
             k,
             v,
@@ -181,11 +191,12 @@ impl Attention {
                 softcap: None,
                 is_causal: false,
             },
-        )
+        );
+        z.cast(dtype)
     }
 
-    /// Attention from plain tensor ops; in half precision the softmax runs in f32 and its
-    /// weights are rounded back before they multiply the values, as in transformers.
+    /// Attention from plain tensor ops. Half-precision inputs are computed in f32 and the
+    /// output rounded once, as PyTorch's fused kernels (transformers' default) do.
     fn composed_sdpa(
         &self,
         q: Tensor<4>,
@@ -195,12 +206,13 @@ impl Attention {
     ) -> Tensor<4> {
         let (k, v) = self.expand_kv(k, v);
         let dtype = q.dtype();
+        let (q, k, v) = (q.cast(DType::F32), k.cast(DType::F32), v.cast(DType::F32));
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale).cast(DType::F32);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
         // A large finite fill (not -inf) keeps fully masked rows (left padding) finite:
         // they become uniform instead of NaN, and NaN would leak through 0·NaN later.
         let [b, h, sq, t] = scores.dims();
         let scores = scores.mask_fill(mask.expand([b, h, sq, t]), -1.0e30);
-        softmax(scores, 3).cast(dtype).matmul(v)
+        softmax(scores, 3).matmul(v).cast(dtype)
     }
 }

@@ -56,9 +56,7 @@ impl Loader<'_> {
             _ => None,
         };
         let data = match stored {
-            Some(dtype) => {
-                TensorData::from_bytes_vec(raw.bytes.into_vec(), raw.shape, dtype)
-            }
+            Some(dtype) => TensorData::from_bytes_vec(raw.bytes.into_vec(), raw.shape, dtype),
             None => {
                 let t = raw.to_f32();
                 TensorData::new(t.data, t.shape)

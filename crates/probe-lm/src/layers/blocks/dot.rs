@@ -203,7 +203,11 @@ fn dot_q4(row: &[u8], a: &Activations<'_>, with_min: bool) -> f32 {
     let (bytes, qs_at) = if with_min { (20, 4) } else { (18, 2) };
     let mut acc = [0f32; 16];
     let mut offsets = 0f32;
-    for (b, (blk, x)) in row.chunks_exact(bytes).zip(a.x.chunks_exact(32)).enumerate() {
+    for (b, (blk, x)) in row
+        .chunks_exact(bytes)
+        .zip(a.x.chunks_exact(32))
+        .enumerate()
+    {
         let d = f16_at(blk, 0);
         let q = &blk[qs_at..qs_at + 16];
         for j in 0..16 {
@@ -224,7 +228,11 @@ fn dot_q5(row: &[u8], a: &Activations<'_>, with_min: bool) -> f32 {
     let (bytes, qh_at) = if with_min { (24, 4) } else { (22, 2) };
     let mut acc = [0f32; 16];
     let mut offsets = 0f32;
-    for (b, (blk, x)) in row.chunks_exact(bytes).zip(a.x.chunks_exact(32)).enumerate() {
+    for (b, (blk, x)) in row
+        .chunks_exact(bytes)
+        .zip(a.x.chunks_exact(32))
+        .enumerate()
+    {
         let d = f16_at(blk, 0);
         let qh = u32::from_le_bytes([blk[qh_at], blk[qh_at + 1], blk[qh_at + 2], blk[qh_at + 3]]);
         let q = &blk[qh_at + 4..qh_at + 20];
@@ -317,8 +325,8 @@ fn dot_q5k(row: &[u8], a: &Activations<'_>) -> f32 {
             for j in 0..32 {
                 let h1 = ((qh[j] >> (2 * c)) & 1) << 4;
                 let h2 = ((qh[j] >> (2 * c + 1)) & 1) << 4;
-                acc[j] += d1 * ((q[j] & 15) | h1) as f32 * x1[j]
-                    + d2 * ((q[j] >> 4) | h2) as f32 * x2[j];
+                acc[j] +=
+                    d1 * ((q[j] & 15) | h1) as f32 * x1[j] + d2 * ((q[j] >> 4) | h2) as f32 * x2[j];
             }
             let base = sb * 8 + 2 * c;
             offsets -= dmin * (m1 * a.sum32(base) + m2 * a.sum32(base + 1));
@@ -380,7 +388,10 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
             .enumerate()
             .for_each(work);
     } else {
-        by_row.chunks_mut(rows_per_task * n).enumerate().for_each(work);
+        by_row
+            .chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(work);
     }
     if n == 1 {
         return by_row;

@@ -236,7 +236,11 @@ pub(crate) mod tests {
                     let scale = want.iter().fold(0f32, |a, v| a.max(v.abs())).max(1.0);
                     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                         // The dot kernels quantize activations to 8 bits, as llama.cpp does.
-                        let tol = if n <= DOT_MAX_ROWS { dot::tolerance(ty) } else { 1e-5 };
+                        let tol = if n <= DOT_MAX_ROWS {
+                            dot::tolerance(ty)
+                        } else {
+                            1e-5
+                        };
                         assert!(
                             (g - w).abs() <= tol * scale,
                             "{} cols {cols} n {n} element {i}: {g} vs {w} (scale {scale})",
@@ -271,7 +275,10 @@ pub(crate) mod tests {
         let m = matrix(GgmlType::Q4K, 5, 256, 3);
         let mut all = vec![0f32; 5 * 256];
         m.dequantize_rows(0, 5, &mut all);
-        assert_eq!(m.gather_rows(&[3, 0]), [&all[768..1024], &all[..256]].concat());
+        assert_eq!(
+            m.gather_rows(&[3, 0]),
+            [&all[768..1024], &all[..256]].concat()
+        );
         let t = m.to_f32_transposed();
         assert_eq!(t[7 * 5 + 2], all[2 * 256 + 7]);
     }
@@ -291,7 +298,11 @@ pub(crate) mod tests {
             let mut out = vec![0f32; 4];
             m.dequantize_rows(0, 1, &mut out);
             for (o, v) in out.iter().zip(&values) {
-                let step = if ty == GgmlType::BF16 { 1.0 / 128.0 } else { 1.0 / 1024.0 };
+                let step = if ty == GgmlType::BF16 {
+                    1.0 / 128.0
+                } else {
+                    1.0 / 1024.0
+                };
                 assert!((o - v).abs() <= v.abs() * step, "{o} vs {v}");
             }
         }

@@ -38,7 +38,15 @@ with_avx2! {
 /// `silu(gate)·up`, the SwiGLU MLP's coefficients.
 pub(crate) fn swiglu(gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
     if !(fusable(&gate) && fusable(&up) && gate.dims() == up.dims()) {
-        return burn::tensor::activation::silu(gate).mul(up);
+        let dtype = gate.dtype();
+        if dtype == DType::F32 {
+            return burn::tensor::activation::silu(gate).mul(up);
+        }
+        // PyTorch computes silu in f32 and rounds once (burn would round sigmoid(x) first),
+        // then multiplies by `up` in the activations' type, as transformers' MLP does.
+        return burn::tensor::activation::silu(gate.cast(DType::F32))
+            .cast(dtype)
+            .mul(up);
     }
     // into_data copies only when the tensor is shared or strided
     let (mut gate, up) = (gate.into_data(), up.into_data());
