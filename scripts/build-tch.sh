@@ -26,7 +26,7 @@ if [[ -z "${PYTHON:-}" ]]; then
     echo "build-tch: installing torch==$TORCH_VERSION into $VENV (~5 GB)"
     "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION"
   fi
-  PYTHON="$VENV/bin/python"
+  PYTHON="$PWD/$VENV/bin/python"
 fi
 version=$("$PYTHON" -c 'import torch; print(torch.__version__)') || {
   echo "build-tch: error: $PYTHON cannot import torch" >&2
@@ -48,7 +48,17 @@ case " $CHECKED_MINORS " in
 esac
 libdir=$("$PYTHON" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 echo "build-tch: PyTorch $version at $libdir (version check bypassed: $bypass)"
-export PATH="$(dirname "$PYTHON"):$PATH"
+# torch-sys runs `python3` (or `python`) from PATH to find libtorch: put this one first, in a
+# folder of its own so nothing else of its environment comes along.
+shim=$(mktemp -d)
+trap 'rm -rf "$shim"' EXIT
+py_abs=$(command -v "$PYTHON")
+for name in python3 python; do
+  # A wrapper, not a link: a venv's python finds its packages from the path it is run by.
+  printf '#!/bin/sh\nexec "%s" "$@"\n' "$py_abs" > "$shim/$name"
+  chmod +x "$shim/$name"
+done
+export PATH="$shim:$PATH"
 export LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=$bypass
 export PROBE_TORCH_VERSION="$version"
 # A target directory of its own: the CPU build in target/release stays as it is.

@@ -146,6 +146,23 @@ impl Tokenizer {
         })
     }
 
+    /// The tokenizer of a checkpoint: a GGUF's (rebuilt from its metadata) or an HF
+    /// directory's `tokenizer.json`.
+    pub fn from_checkpoint(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            return Self::from_file(&path.join("tokenizer.json"));
+        }
+        Self::from_gguf(&GgufFile::open(path)?)
+    }
+
+    /// Writes the tokenizer as a HuggingFace `tokenizer.json` (e.g. one rebuilt from a GGUF's
+    /// metadata, for transformers or for an HF checkpoint that lacks one).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner
+            .save(path, false)
+            .map_err(|e| Error::Tokenizer(format!("writing {}: {e}", path.display())))
+    }
+
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, true).map_err(tok_err)?;
         let mut ids = Vec::with_capacity(enc.len() + 1);

@@ -4,7 +4,38 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use probe_lm::hooks::LAYER_HOOK_KINDS;
-use probe_lm::ModelInfo;
+use probe_lm::memory::human_bytes;
+use probe_lm::precision::dtype_name;
+use probe_lm::{DtypeChoice, ModelInfo};
+
+/// The weights' memory under one `--dtype`.
+struct WeightMemory {
+    choice: DtypeChoice,
+    /// `None`: the format cannot take this choice on the CPU.
+    cpu: Option<u64>,
+    gpu: u64,
+    gpu_compute: &'static str,
+}
+
+fn memory_table(info: &ModelInfo) -> Vec<WeightMemory> {
+    [
+        DtypeChoice::Native,
+        DtypeChoice::F32,
+        DtypeChoice::Bf16,
+        DtypeChoice::F16,
+    ]
+    .into_iter()
+    .map(|choice| {
+        let compute = info.gpu_compute_dtype(choice);
+        WeightMemory {
+            choice,
+            cpu: info.cpu_weight_bytes(choice, None),
+            gpu: info.gpu_weight_bytes(compute, None),
+            gpu_compute: dtype_name(compute),
+        }
+    })
+    .collect()
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -13,14 +44,34 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Write the model's tokenizer (for a GGUF, rebuilt from its metadata) as an HF
+    /// `tokenizer.json` here.
+    #[arg(long)]
+    pub save_tokenizer: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let info = ModelInfo::read(&args.model)
         .with_context(|| format!("inspecting {}", args.model.display()))?;
+    if let Some(path) = &args.save_tokenizer {
+        probe_lm::Tokenizer::from_checkpoint(&args.model)?
+            .save(path)
+            .with_context(|| format!("saving the tokenizer of {}", args.model.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     let c = &info.config;
+    let memory = memory_table(&info);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        let mut v = serde_json::to_value(&info)?;
+        v["weight_memory_bytes"] = serde_json::to_value(
+            memory
+                .iter()
+                .map(|m| {
+                    serde_json::json!({"dtype": m.choice.to_string(), "cpu": m.cpu, "gpu": m.gpu, "gpu_compute": m.gpu_compute})
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let dtypes: Vec<String> = info
@@ -69,6 +120,19 @@ pub fn run(args: Args) -> Result<()> {
         "chat template  {}",
         if info.has_chat_template { "yes" } else { "no" }
     );
+    println!("memory         weights under each --dtype (activations come on top):");
+    for m in &memory {
+        let cpu = m
+            .cpu
+            .map_or_else(|| "not for this format".to_string(), human_bytes);
+        println!(
+            "                 {:<7} CPU {:<22} GPU {} ({})",
+            m.choice.to_string(),
+            cpu,
+            human_bytes(m.gpu),
+            m.gpu_compute
+        );
+    }
     let last = c.num_layers.saturating_sub(1);
     println!("hook points    hook_embed");
     for kind in LAYER_HOOK_KINDS {
