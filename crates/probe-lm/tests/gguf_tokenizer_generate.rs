@@ -26,7 +26,7 @@ fn load_prompts() -> Option<Prompts> {
 }
 
 fn load_model() -> Option<Model> {
-    load_model_as(probe_lm::DtypeChoice::Native)
+    load_model_as(*f32_exact_dtypes().last().unwrap())
 }
 
 fn load_model_as(dtype: probe_lm::DtypeChoice) -> Option<Model> {
@@ -69,7 +69,7 @@ fn greedy_12() -> GenerateParams {
 fn greedy_generation_matches_transformers_one_by_one_and_batched() {
     // Dequantized to f32, and with the file's blocks multiplied in place (the dot kernels
     // decode, the tiled GEMM prefills).
-    for dtype in [probe_lm::DtypeChoice::F32, probe_lm::DtypeChoice::Native] {
+    for dtype in f32_exact_dtypes() {
         greedy_generation_matches_transformers(dtype);
     }
 }

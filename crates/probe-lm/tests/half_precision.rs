@@ -21,6 +21,16 @@ use probe_lm::burn::tensor::DType;
 use probe_lm::layers::attention::SdpaKernel;
 use probe_lm::{Batch, DtypeChoice, HookPoint, HookSpec, LoadOptions, Logits, Model};
 
+/// Whether the device under test is the CPU, where matrices can be held as blocks or halves
+/// beside f32 compute (elsewhere `--dtype` is the compute type itself).
+fn cpu_storage_applies() -> bool {
+    let cpu = test_device() == probe_lm::burn::tensor::Device::flex();
+    if !cpu {
+        eprintln!("notice: a CPU storage test; skipped on this device");
+    }
+    cpu
+}
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(format!("tests/fixtures/half/{name}.safetensors"))
@@ -127,6 +137,9 @@ fn half_precision_compute_matches_transformers_in_bf16_and_f16() {
 #[test]
 fn bf16_weights_with_f32_compute_match_transformers_on_the_same_rounding() {
     let Some(dir) = reference_dir() else { return };
+    if !cpu_storage_applies() {
+        return;
+    }
     for name in ["tiny-llama", "tiny-qwen2", "tiny-mistral"] {
         let r = read_reference(&fixture(name));
         let model = load(&dir.join(name), DtypeChoice::Bf16, None);
@@ -146,6 +159,9 @@ fn gguf_blocks_match_the_dequantized_f32_path() {
     let (Some(_), Some(gguf)) = (reference_dir(), smollm2_gguf()) else {
         return;
     };
+    if !cpu_storage_applies() {
+        return;
+    }
     let native = load(&gguf, DtypeChoice::Native, None);
     let dense = load(&gguf, DtypeChoice::F32, None);
     let n_layers = native.config().num_layers;

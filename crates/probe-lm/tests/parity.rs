@@ -130,7 +130,7 @@ fn smollm2_gguf_matches_transformers_single_prompts_and_padded_batch() {
     };
     // `--dtype f32` (dequantized on load) and `native` (the file's blocks, multiplied in
     // place) both meet the f32 bars.
-    for dtype in [probe_lm::DtypeChoice::F32, probe_lm::DtypeChoice::Native] {
+    for dtype in f32_exact_dtypes() {
         let options = LoadOptions {
             dtype,
             ..Default::default()

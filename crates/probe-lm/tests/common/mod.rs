@@ -99,6 +99,17 @@ pub fn test_device() -> probe_lm::burn::tensor::Device {
     spec.device().unwrap()
 }
 
+/// The `--dtype`s held to the f32 bars on the device under test: `f32` everywhere, and
+/// `native` on the CPU, where a GGUF's blocks are multiplied with f32 activations (on a GPU,
+/// `native` computes a GGUF in bf16, which has bars of its own).
+pub fn f32_exact_dtypes() -> Vec<probe_lm::DtypeChoice> {
+    let mut out = vec![probe_lm::DtypeChoice::F32];
+    if test_device() == probe_lm::burn::tensor::Device::flex() {
+        out.push(probe_lm::DtypeChoice::Native);
+    }
+    out
+}
+
 pub fn to_vec<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.clone().into_data().try_into_vec::<f32>().unwrap()
 }
