@@ -34,12 +34,16 @@ SHAPES = {
     # Llama-3.1-8B: what the study runs.
     "8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
                num_attention_heads=32, num_key_value_heads=8, vocab_size=128256,
-               rope_theta=500000.0, rms_norm_eps=1e-5),
+               rms_norm_eps=1e-5),
     # The same proportions, small enough for libtorch on a CPU.
     "small": dict(hidden_size=512, intermediate_size=1792, num_hidden_layers=10,
                   num_attention_heads=8, num_key_value_heads=2, vocab_size=49152,
-                  rope_theta=500000.0, rms_norm_eps=1e-5),
+                  rms_norm_eps=1e-5),
 }
+# Llama 3.1's RoPE: theta 5e5 with the llama3 long-context rescaling.
+LLAMA31_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192}
 PAPER_GRID_PROMPTS = 12_600 * 10  # personas x prompt variants (arXiv 2502.16280)
 
 
@@ -174,7 +178,8 @@ def build_checkpoint(args, dev):
     from transformers import LlamaConfig, LlamaForCausalLM
     shape = SHAPES[args.shape]
     path = args.out / f"llama-{args.shape}-random"
-    config = LlamaConfig(**shape, max_position_embeddings=8192, tie_word_embeddings=False,
+    config = LlamaConfig(**shape, rope_parameters=dict(LLAMA31_ROPE),
+                         max_position_embeddings=131072, tie_word_embeddings=False,
                          bos_token_id=1, eos_token_id=2, torch_dtype="bfloat16")
     torch.manual_seed(0)
     t0 = time.time()
@@ -188,8 +193,14 @@ def build_checkpoint(args, dev):
         else:  # a GGUF: probe rebuilds its tokenizer
             subprocess.run([str(args.probe), "inspect", source, "--save-tokenizer",
                             path / "tokenizer.json"], check=True, capture_output=True)
-    log(f"(b) {args.shape}-shaped checkpoint ({sum(p.numel() for p in model.parameters()) / 1e9:.2f} B "
-        f"parameters, bf16) in {time.time() - t0:.0f}s at {path}")
+    n_params = sum(p.numel() for p in model.parameters())
+    # The reference is the checkpoint as users load it: a model cast with `.to(bfloat16)` also
+    # rounds its RoPE frequencies (a buffer) to bf16, which `from_pretrained` keeps in f32.
+    del model
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).to(dev).eval()
+    log(f"(b) {args.shape}-shaped checkpoint ({n_params / 1e9:.2f} B parameters, bf16) in "
+        f"{time.time() - t0:.0f}s at {path}")
     return model, path
 
 
@@ -222,21 +233,29 @@ def check_large(args, dev):
     model, path = build_checkpoint(args, dev)
     cfg = model.config
     L = cfg.num_hidden_layers
-    layers = list(range(int(0.6 * L), int(0.9 * L) + 1))
     # Agreement on 4 fixed prompts, all positions.
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, cfg.vocab_size, (4, args.seq), generator=g)
     mask = torch.ones_like(ids)
+    # Each block's output (transformers' last hidden state has the final norm applied, so
+    # the blocks' own outputs are taken with hooks).
+    want = {}
+    handles = [model.model.layers[l].register_forward_hook(
+        lambda mod, inp, out, l=l: want.__setitem__(l, (out[0] if isinstance(out, tuple) else out).float().cpu()))
+        for l in range(L)]
     with torch.no_grad():
-        want = model(input_ids=ids.to(dev), output_hidden_states=True).hidden_states
+        model(input_ids=ids.to(dev))
+    for h in handles:
+        h.remove()
     out = args.out / "large-hooks.safetensors"
     hooks = "blocks.{0.6L..0.9L}.hook_resid_post"
     probe(args, ["run-with-cache", path, "--device", args.device, "--dtype", "bf16",
                  "--hooks", hooks, "--out", out] + ids_args(ids, mask))
     ours = load_file(out)
+    layers = sorted(int(k.split(".")[1]) for k in ours if k.endswith("hook_resid_post"))
     worst_max, worst_norm = 0.0, 0.0
     for l in layers:
-        mx, nm = rel_err(ours[f"blocks.{l}.hook_resid_post"], want[l + 1].float().cpu())
+        mx, nm = rel_err(ours[f"blocks.{l}.hook_resid_post"], want[l])
         worst_max, worst_norm = max(worst_max, mx), max(worst_norm, nm)
     log(f"(b) hidden states at blocks {layers[0]}..{layers[-1]}: max rel {worst_max:.2e}, "
         f"norm rel {worst_norm:.2e} (bar 2e-2)")

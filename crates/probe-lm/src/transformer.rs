@@ -341,7 +341,7 @@ impl Transformer {
             layers,
             norm,
             lm_head,
-            inv_freq: config.rope_inv_freq(),
+            inv_freq: crate::layers::rope::inv_freq_for(&config, device),
             config,
             kernel,
             precision: plan.precision,
@@ -646,7 +646,10 @@ impl Transformer {
                 }
             }
         }
-        AttentionMask::new(m, batch, seq, total, device)
+        let mut mask = AttentionMask::new(m, batch, seq, total, device);
+        mask.causal_only =
+            past == 0 && window.is_none_or(|w| seq <= w) && pad_lens.iter().all(|&p| p == 0);
+        mask
     }
 
     #[allow(clippy::too_many_arguments)]

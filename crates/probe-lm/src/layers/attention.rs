@@ -22,6 +22,9 @@ pub struct LayerKv {
 pub struct AttentionMask {
     pub tensor: Tensor<4, Bool>,
     hidden: Vec<bool>,
+    /// Nothing hidden but the future (no padding, no past, no window): fused kernels may take
+    /// their causal fast path instead of reading the mask.
+    pub causal_only: bool,
 }
 
 impl AttentionMask {
@@ -32,7 +35,11 @@ impl AttentionMask {
             TensorData::new(hidden.clone(), [batch, 1, seq, keys]),
             device,
         );
-        AttentionMask { tensor, hidden }
+        AttentionMask {
+            tensor,
+            hidden,
+            causal_only: false,
+        }
     }
 }
 
@@ -161,6 +168,12 @@ impl Attention {
         v: Tensor<4>,
         mask: &AttentionMask,
     ) -> Tensor<4> {
+        #[cfg(feature = "tch")]
+        if crate::device::is_libtorch(&q.device()) {
+            // burn's mask marks hidden keys; PyTorch's marks the ones to attend.
+            let attend = (!mask.causal_only).then(|| mask.tensor.clone().bool_not());
+            return super::libtorch::attention(q, k, v, attend, mask.causal_only);
+        }
         let (k, v) = self.expand_kv(k, v);
         let dtype = q.dtype();
         let libtorch = crate::device::is_libtorch(&q.device());

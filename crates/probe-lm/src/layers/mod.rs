@@ -3,6 +3,8 @@
 pub mod attention;
 pub mod blocks;
 pub(crate) mod fused;
+#[cfg(feature = "tch")]
+mod libtorch;
 pub mod linear;
 pub mod mlp;
 pub mod rms_norm;
@@ -22,8 +24,10 @@ pub(crate) fn to_device<const D: usize>(t: HostTensor, device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(t.data, t.shape), device)
 }
 
-/// A weight matrix as the model holds it.
+/// A weight matrix as the model holds it (built once per tensor at load time, so the size of
+/// a burn tensor handle beside an `Arc` does not matter).
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum Matrix {
     /// A device tensor in the compute type, `[d_in, d_out]` (burn's row layout).
     Dense(Tensor<2>),

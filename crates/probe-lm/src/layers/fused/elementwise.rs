@@ -37,6 +37,10 @@ with_avx2! {
 
 /// `silu(gate)·up`, the SwiGLU MLP's coefficients.
 pub(crate) fn swiglu(gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
+    #[cfg(feature = "tch")]
+    if crate::device::is_libtorch(&gate.device()) {
+        return crate::layers::libtorch::swiglu(gate, up);
+    }
     if !(fusable(&gate) && fusable(&up) && gate.dims() == up.dims()) {
         let dtype = gate.dtype();
         if dtype == DType::F32 {
@@ -61,6 +65,10 @@ pub(crate) fn swiglu(gate: Tensor<3>, up: Tensor<3>) -> Tensor<3> {
 /// the caller keeps) is read in place and the result written to a new buffer in one pass.
 pub(crate) fn rms_norm(x: Tensor<3>, weight: Tensor<1>, eps: f64) -> Tensor<3> {
     let dims = x.dims();
+    #[cfg(feature = "tch")]
+    if crate::device::is_libtorch(&x.device()) {
+        return crate::layers::libtorch::rms_norm(x, weight, eps);
+    }
     if !(fusable(&x) && fusable(&weight) && dims[2] == weight.dims()[0]) {
         // transformers: statistics in f32, the normalised values back in the input's type,
         // then the weight.
