@@ -82,8 +82,9 @@ fn missing_tensor() {
         &tiny_config(),
         Some("model.layers.1.mlp.up_proj.weight"),
     );
+    // Hooks up to block 1 read block 1's weights (a hooks-only load reads no later block).
     assert_clean_failure(
-        &run_ids(dir.path(), &[]),
+        &run_ids(dir.path(), &["--hooks", "blocks.1.hook_resid_post"]),
         "missing tensor `model.layers.1.mlp.up_proj.weight`",
     );
 }

@@ -17,6 +17,8 @@ pub struct GenerateParams {
     pub top_k: usize,
     pub seed: u64,
     pub stop: Vec<String>,
+    /// Keep decoding past end-of-sequence tokens (benchmarks: a fixed number of tokens).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerateParams {
@@ -28,6 +30,7 @@ impl Default for GenerateParams {
             top_k: 0,
             seed: 0,
             stop: Vec::new(),
+            ignore_eos: false,
         }
     }
 }
@@ -197,7 +200,7 @@ pub fn generate_prefilled(
             }
             let tok = sample(row, params, &mut rng);
             next.push(tok);
-            if eos.contains(&tok) {
+            if eos.contains(&tok) && !params.ignore_eos {
                 finished[i] = Some(FinishReason::Eos);
                 continue;
             }

@@ -37,6 +37,13 @@ pub struct Args {
     /// Print one JSON object per prompt instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Keep decoding past end-of-sequence tokens (for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Write {"prefill_seconds", "decode_tokens", "decode_seconds", "decode_tokens_per_second"}
+    /// here (decode = every token after the first, which comes with the prefill).
+    #[arg(long)]
+    pub timing_json: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -47,6 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         top_k: args.top_k,
         seed: args.seed,
         stop: args.stop.clone(),
+        ignore_eos: args.ignore_eos,
     };
     params.check()?;
     let model = args.model.load()?;
@@ -66,7 +74,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let start = Instant::now();
     let bar = crate::common::progress_bar(args.max_new_tokens as u64, "generating");
+    let mut first_token_secs = None;
     let gens = generate(&model.transformer, tok, &prompts, &params, |n| {
+        if n == 1 {
+            first_token_secs = Some(start.elapsed().as_secs_f64());
+        }
         bar.set_position(n as u64)
     })?;
     bar.finish_and_clear();
@@ -83,6 +95,18 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let new_tokens: usize = gens.iter().map(|g| g.token_ids.len()).sum();
+    if let Some(path) = &args.timing_json {
+        let steps = gens.iter().map(|g| g.token_ids.len()).max().unwrap_or(0);
+        let prefill = first_token_secs.unwrap_or(secs);
+        let decode_tokens = steps.saturating_sub(1) * gens.len();
+        let v = serde_json::json!({
+            "prompts": gens.len(), "prefill_seconds": prefill, "decode_tokens": decode_tokens,
+            "decode_seconds": secs - prefill,
+            "decode_tokens_per_second": decode_tokens as f64 / (secs - prefill).max(1e-9),
+        });
+        std::fs::write(path, v.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     eprintln!(
         "{new_tokens} tokens in {secs:.2}s ({:.1} tok/s)",
         new_tokens as f64 / secs

@@ -114,8 +114,10 @@ pub fn run(args: Args) -> Result<()> {
     let personas: Vec<Persona> = args.grid.select(&spec)?;
 
     // Only the blocks up to the last layer with a selected value vector are loaded.
+    // (Clamped to the model's depth: vectors of another model are refused just below, by name.)
+    let depth = args.model.info()?.config.num_layers;
     let blocks = plan.columns.iter().map(|&(l, _)| l + 1).max().unwrap_or(0);
-    let model = args.model.load_blocks(Some(blocks))?;
+    let model = args.model.load_blocks(Some(blocks.min(depth)))?;
     check_same_model(
         &args.model,
         &model,

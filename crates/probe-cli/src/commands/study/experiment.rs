@@ -294,8 +294,11 @@ impl Experiment {
                 );
             }
         }
-        if !(self.device == "cpu" || self.device.starts_with("cuda")) {
-            bail!("device: `{}` (known: cpu, cuda, cuda:N)", self.device);
+        if self.device.parse::<probe_lm::DeviceSpec>().is_err() {
+            bail!(
+                "device: `{}` (known: cpu, cuda, cuda:N, torch-cpu, cuda-cubecl[:N])",
+                self.device
+            );
         }
         let dtypes = std::iter::once(("dtype".to_string(), &self.dtype)).chain(
             self.models
