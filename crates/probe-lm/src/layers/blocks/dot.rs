@@ -13,21 +13,37 @@
 //! chosen at run time.
 
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 use super::BlockMatrix;
 use crate::weights::GgmlType;
 
 /// Weight bytes per parallel task: below this, splitting costs more than it gains.
-const TASK_BYTES: usize = 256 * 1024;
+const TASK_BYTES: usize = 64 * 1024;
 
+/// The output buffer, shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint ranges of one buffer that outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Every f16 bit pattern as f32 (256 KiB, as llama.cpp keeps it): the block scales are
+/// converted by one load instead of a call into `half`, which checks the CPU's features on
+/// every conversion.
+static F16_TO_F32: std::sync::LazyLock<Box<[f32]>> = std::sync::LazyLock::new(|| {
+    (0..=u16::MAX)
+        .map(|bits| f16::from_bits(bits).to_f32())
+        .collect()
+});
+
+#[inline(always)]
 fn f16_at(b: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+    F16_TO_F32[u16::from_le_bytes([b[at], b[at + 1]]) as usize]
 }
 
 /// One activation row with the sums of each run of 16 of its values.
-struct Activations<'a> {
-    x: &'a [f32],
+pub(super) struct Activations<'a> {
+    pub(super) x: &'a [f32],
     sums16: Vec<f32>,
 }
 
@@ -39,7 +55,7 @@ impl<'a> Activations<'a> {
 
     /// Sum of the 32 values of block `b`.
     #[inline(always)]
-    fn sum32(&self, b: usize) -> f32 {
+    pub(super) fn sum32(&self, b: usize) -> f32 {
         self.sums16[2 * b] + self.sums16[2 * b + 1]
     }
 }
@@ -128,6 +144,40 @@ simd_kernel! {
     }
 }
 
+/// One weight row's dot product with one activation row.
+type RowKernel = fn(&[u8], &Activations<'_>, &[f32]) -> f32;
+
+/// The hand-written x86 kernel for `ty` on this CPU, if there is one (chosen once per product,
+/// not per row: a row of a small matrix is only a few hundred bytes).
+fn fast_kernel(ty: GgmlType) -> Option<RowKernel> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::x86;
+        // SAFETY (each): LEVEL was read from the CPU's feature flags, and every row handed to
+        // a kernel holds whole blocks of `ty` for its activation row (BlockMatrix::new and
+        // `matmul` check the lengths).
+        let kernel: RowKernel = match (*LEVEL, ty) {
+            (SimdLevel::Avx512, GgmlType::Q8_0) => |r, a, t| unsafe { x86::q8_0_avx512(r, a.x, t) },
+            (SimdLevel::Avx512, GgmlType::Q4_0) => {
+                |r, a, t| unsafe { x86::q4_avx512(r, a, t, false) }
+            }
+            (SimdLevel::Avx512, GgmlType::Q4_1) => {
+                |r, a, t| unsafe { x86::q4_avx512(r, a, t, true) }
+            }
+            (SimdLevel::Avx2, GgmlType::Q8_0) => |r, a, t| unsafe { x86::q8_0_avx2(r, a.x, t) },
+            (SimdLevel::Avx2, GgmlType::Q4_0) => |r, a, t| unsafe { x86::q4_avx2(r, a, t, false) },
+            (SimdLevel::Avx2, GgmlType::Q4_1) => |r, a, t| unsafe { x86::q4_avx2(r, a, t, true) },
+            _ => return None,
+        };
+        Some(kernel)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ty;
+        None
+    }
+}
+
 #[inline(always)]
 fn reduce<const N: usize>(acc: [f32; N]) -> f32 {
     acc.iter().sum()
@@ -209,9 +259,21 @@ fn dot_q4(row: &[u8], a: &Activations<'_>, with_min: bool) -> f32 {
         .enumerate()
     {
         let d = f16_at(blk, 0);
-        let q = &blk[qs_at..qs_at + 16];
+        let q: &[u8; 16] = blk[qs_at..qs_at + 16].try_into().expect("16 quant bytes");
+        let (lo, hi): (&[f32; 16], &[f32; 16]) = (
+            x[..16].try_into().expect("32 values"),
+            x[16..].try_into().expect("32 values"),
+        );
+        // Shaped for the vectoriser: one 16-lane product, one fused add, one scaled add.
+        let mut t = [0f32; 16];
         for j in 0..16 {
-            acc[j] += d * ((q[j] & 15) as f32 * x[j] + (q[j] >> 4) as f32 * x[j + 16]);
+            t[j] = (q[j] & 15) as f32 * lo[j];
+        }
+        for j in 0..16 {
+            t[j] += (q[j] >> 4) as f32 * hi[j];
+        }
+        for j in 0..16 {
+            acc[j] += d * t[j];
         }
         offsets += if with_min {
             f16_at(blk, 2) * a.sum32(b)
@@ -370,28 +432,49 @@ fn dot_q6k(row: &[u8], a: &Activations<'_>) -> f32 {
     reduce(acc) + offsets
 }
 
-/// `x · Wᵀ` for a few rows of `x`, the weight rows split over the rayon pool.
+/// `x · Wᵀ` for a few rows of `x`, the weight rows split over the spinning pool.
 pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let acts: Vec<Activations<'_>> = x.chunks_exact(m.cols).map(Activations::new).collect();
     // Computed as [rows, n] (each weight row's results together), transposed at the end.
     let mut by_row = vec![0f32; m.rows * n];
     let rows_per_task = (TASK_BYTES / m.row_bytes.max(1)).max(1);
+    let fast = fast_kernel(m.ty);
+    let table: &[f32] = &F16_TO_F32;
     let work = |(chunk, out): (usize, &mut [f32])| {
         let first = chunk * rows_per_task;
-        for (i, o) in out.chunks_exact_mut(n).enumerate() {
-            dot_rows(m.ty, m.row_bytes(first + i, 1), &acts, o);
+        match fast {
+            Some(kernel) => {
+                for (i, o) in out.chunks_exact_mut(n).enumerate() {
+                    let row = m.row_bytes(first + i, 1);
+                    for (a, v) in acts.iter().zip(o.iter_mut()) {
+                        *v = kernel(row, a, table);
+                    }
+                }
+            }
+            None => {
+                for (i, o) in out.chunks_exact_mut(n).enumerate() {
+                    dot_rows(m.ty, m.row_bytes(first + i, 1), &acts, o);
+                }
+            }
         }
     };
-    if m.rows > rows_per_task && rayon::current_num_threads() > 1 {
-        by_row
-            .par_chunks_mut(rows_per_task * n)
-            .enumerate()
-            .for_each(work);
+    // Split over the spinning pool when the caller may use every core (not inside one of
+    // `run_batches`' one-thread pools, where the other cores run other batches).
+    let pool = crate::parallel::spin::pool();
+    let chunk = rows_per_task * n;
+    if m.rows > rows_per_task && rayon::current_num_threads() > 1 && pool.threads() > 1 {
+        let tasks = by_row.len().div_ceil(chunk);
+        let (out, len) = (OutPtr(by_row.as_mut_ptr()), by_row.len());
+        pool.run(tasks, &|t| {
+            let (start, o) = (t * chunk, out);
+            let end = (start + chunk).min(len);
+            // SAFETY: task t alone writes `by_row[start..end]`, and `run` returns only after
+            // every task has finished.
+            let slice = unsafe { std::slice::from_raw_parts_mut(o.0.add(start), end - start) };
+            work((t, slice));
+        });
     } else {
-        by_row
-            .chunks_mut(rows_per_task * n)
-            .enumerate()
-            .for_each(work);
+        by_row.chunks_mut(chunk).enumerate().for_each(work);
     }
     if n == 1 {
         return by_row;

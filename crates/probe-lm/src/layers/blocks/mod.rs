@@ -10,6 +10,8 @@
 
 mod dot;
 mod tiles;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use std::sync::Arc;
 

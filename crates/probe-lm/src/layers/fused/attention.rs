@@ -130,6 +130,42 @@ with_avx2! {
     }
 }
 
+with_avx2! {
+    /// One query against its keys, for decoding: `scores[j] = q · k_j` (rows of `k` are
+    /// `head_dim` apart), then the weighted sum of the rows of `v` into `out`, once
+    /// `masked_softmax` has turned the scores into weights. The general path's two GEMM calls
+    /// cost more to set up than these few hundred multiply-adds.
+    fn single_query_scores(q: &[f32], k: &[f32], scores: &mut [f32]) {
+        let head_dim = q.len();
+        for (s, k) in scores.iter_mut().zip(k.chunks_exact(head_dim)) {
+            let mut lanes = [0f32; LANES];
+            let mut qc = q.chunks_exact(LANES);
+            let mut kc = k.chunks_exact(LANES);
+            for (a, b) in qc.by_ref().zip(kc.by_ref()) {
+                for l in 0..LANES {
+                    lanes[l] += a[l] * b[l];
+                }
+            }
+            let tail: f32 = qc.remainder().iter().zip(kc.remainder()).map(|(a, b)| a * b).sum();
+            *s = lanes.iter().sum::<f32>() + tail;
+        }
+    }
+}
+
+with_avx2! {
+    /// `out = Σ_j weights[j] · v_j` (rows of `v` are `out.len()` apart).
+    fn weighted_rows(weights: &[f32], v: &[f32], out: &mut [f32]) {
+        out.fill(0.0);
+        for (&w, row) in weights.iter().zip(v.chunks_exact(out.len())) {
+            if w != 0.0 {
+                for (o, &x) in out.iter_mut().zip(row) {
+                    *o += w * x;
+                }
+            }
+        }
+    }
+}
+
 /// Scaled dot-product attention of `q` (`[batch, heads, seq, head_dim]`) over `k`, `v`
 /// (`[batch, kv_heads, keys, head_dim]`, each kv head shared by `heads / kv_heads` query
 /// heads); `hidden` (`[batch, seq, keys]`) is true where a key must be ignored. Returns
@@ -166,6 +202,12 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
             let q = &q[(b * heads + h) * seq * head_dim..][..seq * head_dim];
             let kv = (b * kv_heads + h / group) * keys * head_dim;
             let (k, v) = (&k[kv..][..keys * head_dim], &v[kv..][..keys * head_dim]);
+            if seq == 1 {
+                single_query_scores(q, k, scores);
+                masked_softmax(scores, hidden, keys, scale);
+                weighted_rows(scores, v, &mut out[h * head_dim..][..head_dim]);
+                continue;
+            }
             // SAFETY (both GEMMs): every pointer addresses a slice of the stated extent:
             // scores `[seq, keys]`, q `[seq, head_dim]`, k and v `[keys, head_dim]` (k read
             // transposed through its strides), and the output columns `h·head_dim..` of `seq`
@@ -264,6 +306,32 @@ mod tests {
         let v = tensor(3, 1.0, [b, kvh, t, d]);
         let fused = attention(q.clone(), k.clone(), v.clone(), &hidden);
         assert_close(fused, reference(q, k, v, &hidden), 1e-5);
+    }
+
+    #[test]
+    fn one_query_decoding_equals_the_composed_ops() {
+        // Decoding: one query per sequence over 7 cached keys; GQA 6/2, a head_dim that is not
+        // a multiple of the lanes, the first sequence left-padded by 3, the second a pad query.
+        let (b, h, kvh, t, d) = (3, 6, 2, 7, 20);
+        let mut hidden = Vec::new();
+        for seq in 0..b {
+            for j in 0..t {
+                hidden.push((seq == 0 && j < 3) || seq == 1);
+            }
+        }
+        let q = tensor(4, 1.0, [b, h, 1, d]);
+        let k = tensor(5, 1.0, [b, kvh, t, d]);
+        let v = tensor(6, 1.0, [b, kvh, t, d]);
+        let fused = attention(q.clone(), k.clone(), v.clone(), &hidden);
+        let values = fused.clone().into_data().try_into_vec::<f32>().unwrap();
+        assert!(values[h * d..2 * h * d].iter().all(|&x| x == 0.0));
+        let mut want = reference(q, k, v, &hidden)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        // The composed reference spreads a pad query uniformly; the kernel writes zeros.
+        want[h * d..2 * h * d].fill(0.0);
+        assert_close(fused, from_vec(want, [b, 1, h * d]), 1e-5);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! so the backend's `rayon` parallelism inside a kernel stays on that worker's core instead
 //! of stealing work from the other batch.
 
+pub mod spin;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs `job(i)` for i in 0..n on `workers` threads (one-thread rayon pool each), taking jobs
