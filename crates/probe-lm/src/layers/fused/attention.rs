@@ -82,6 +82,13 @@ pub(crate) fn split_heads(
     from_vec(out, [batch, heads, seq, head_dim])
 }
 
+/// The output buffer, shared by tasks that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint ranges of one buffer that outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
 /// Lanes of the partial maxima and sums, so the row reductions vectorise (f32 reductions in
 /// one accumulator do not: their order is fixed).
 const LANES: usize = 8;
@@ -241,7 +248,24 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
             }
         }
     };
-    if rayon::current_num_threads() > 1 && batch > 1 {
+    let pool = crate::parallel::spin::pool();
+    if seq == 1 && batch == 1 && rayon::current_num_threads() > 1 && pool.threads() > 1 {
+        // Decoding one sequence: its heads over the spinning pool (as its products are),
+        // each writing its own `head_dim` columns.
+        let o = OutPtr(out.as_mut_ptr());
+        pool.run(heads, &|h| {
+            let kv = (h / group) * keys * head_dim;
+            let (k, v) = (&k[kv..][..keys * head_dim], &v[kv..][..keys * head_dim]);
+            let mut scores = vec![0f32; keys];
+            single_query_scores(&q[h * head_dim..][..head_dim], k, &mut scores);
+            masked_softmax(&mut scores, hidden, keys, scale);
+            let o = o;
+            // SAFETY: head h alone writes `out[h·head_dim..(h + 1)·head_dim]`, and `run`
+            // returns only after every head has finished.
+            let out = unsafe { std::slice::from_raw_parts_mut(o.0.add(h * head_dim), head_dim) };
+            weighted_rows(&scores, v, out);
+        });
+    } else if rayon::current_num_threads() > 1 && batch > 1 {
         out.par_chunks_mut(seq * width)
             .enumerate()
             .for_each_init(Vec::new, sequence);
