@@ -27,6 +27,14 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not its field).
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// Every f16 bit pattern as f32 (256 KiB, as llama.cpp keeps it): the block scales are
 /// converted by one load instead of a call into `half`, which checks the CPU's features on
 /// every conversion.
@@ -466,11 +474,11 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
         let tasks = by_row.len().div_ceil(chunk);
         let (out, len) = (OutPtr(by_row.as_mut_ptr()), by_row.len());
         pool.run(tasks, &|t| {
-            let (start, o) = (t * chunk, out);
+            let start = t * chunk;
             let end = (start + chunk).min(len);
             // SAFETY: task t alone writes `by_row[start..end]`, and `run` returns only after
             // every task has finished.
-            let slice = unsafe { std::slice::from_raw_parts_mut(o.0.add(start), end - start) };
+            let slice = unsafe { std::slice::from_raw_parts_mut(out.at(start), end - start) };
             work((t, slice));
         });
     } else {

@@ -89,6 +89,14 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not its field).
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the buffer.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// Lanes of the partial maxima and sums, so the row reductions vectorise (f32 reductions in
 /// one accumulator do not: their order is fixed).
 const LANES: usize = 8;
@@ -259,10 +267,9 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
             let mut scores = vec![0f32; keys];
             single_query_scores(&q[h * head_dim..][..head_dim], k, &mut scores);
             masked_softmax(&mut scores, hidden, keys, scale);
-            let o = o;
             // SAFETY: head h alone writes `out[h·head_dim..(h + 1)·head_dim]`, and `run`
             // returns only after every head has finished.
-            let out = unsafe { std::slice::from_raw_parts_mut(o.0.add(h * head_dim), head_dim) };
+            let out = unsafe { std::slice::from_raw_parts_mut(o.at(h * head_dim), head_dim) };
             weighted_rows(&scores, v, out);
         });
     } else if rayon::current_num_threads() > 1 && batch > 1 {
