@@ -26,6 +26,11 @@ pub struct ModelArgs {
     /// them on a GPU.
     #[arg(long, default_value = "native")]
     pub dtype: String,
+    /// Decode (generate) with activations rounded to 8 bits against block-stored weights, as
+    /// llama.cpp does: 1.5–2.5× faster on K-quant GGUFs, logits shifted by that rounding.
+    /// Without it, decoding computes exactly what the dequantized model computes.
+    #[arg(long)]
+    pub fast_decode: bool,
 }
 
 impl ModelArgs {
@@ -76,6 +81,8 @@ impl ModelArgs {
         )
         .with_context(|| format!("loading model {}", self.model.display()))?;
         bar.finish_and_clear();
+        let mut model = model;
+        model.transformer.set_fast_decode(self.fast_decode);
         Ok(model)
     }
 }

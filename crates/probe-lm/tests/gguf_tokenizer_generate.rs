@@ -163,3 +163,46 @@ fn decoding_selected_rows_of_a_prefill_equals_generating_them() {
     }
     assert!(kv.select_rows(&[3]).is_err());
 }
+
+/// `fast_decode` (8-bit activations in decoding steps, as llama.cpp) against exact decoding:
+/// the first step's logits stay close, and the well-separated continuation is the same.
+#[test]
+fn fast_decoding_stays_close_to_exact_decoding() {
+    let (Some(p), Some(mut model)) = (load_prompts(), load_model_as(probe_lm::DtypeChoice::Native))
+    else {
+        return;
+    };
+    if test_device() != probe_lm::burn::tensor::Device::flex() {
+        return;
+    }
+    let ids = p.token_ids[0].clone();
+    let batch = Batch::left_padded(std::slice::from_ref(&ids), 0).unwrap();
+    let step = |model: &Model| {
+        let (logits, mut kv) = model.transformer.prefill(&batch).unwrap();
+        let next = to_vec(&logits)
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+            .0 as u32;
+        to_vec(&model.transformer.decode_step(&[next], &mut kv).unwrap())
+    };
+    let exact = step(&model);
+    model.transformer.set_fast_decode(true);
+    let fast = step(&model);
+    let worst = exact
+        .iter()
+        .zip(&fast)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let range = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
+    eprintln!(
+        "fast vs exact decoding step: logits max abs diff {worst:.3} (|logits| ≤ {range:.1})"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        assert!(worst > 0.0, "fast decoding did not take the 8-bit kernels");
+    }
+    assert!(worst < 0.02 * range, "logits moved by {worst}");
+    let tok = model.tokenizer().unwrap();
+    let g = generate(&model.transformer, tok, &[ids], &greedy_12(), |_| {}).unwrap();
+    assert!(g[0].text.starts_with(" Paris."), "{:?}", g[0].text);
+}

@@ -52,7 +52,7 @@ fn f16_at(b: &[u8], at: usize) -> f32 {
 /// One activation row with the sums of each run of 16 of its values.
 pub(super) struct Activations<'a> {
     pub(super) x: &'a [f32],
-    sums16: Vec<f32>,
+    pub(super) sums16: Vec<f32>,
 }
 
 impl<'a> Activations<'a> {
@@ -161,6 +161,9 @@ fn fast_kernel(ty: GgmlType) -> Option<RowKernel> {
     #[cfg(target_arch = "x86_64")]
     {
         use super::x86;
+        if *LEVEL == SimdLevel::Baseline {
+            return None;
+        }
         // SAFETY (each): LEVEL was read from the CPU's feature flags, and every row handed to
         // a kernel holds whole blocks of `ty` for its activation row (BlockMatrix::new and
         // `matmul` check the lengths).
@@ -175,6 +178,8 @@ fn fast_kernel(ty: GgmlType) -> Option<RowKernel> {
             (SimdLevel::Avx2, GgmlType::Q8_0) => |r, a, t| unsafe { x86::q8_0_avx2(r, a.x, t) },
             (SimdLevel::Avx2, GgmlType::Q4_0) => |r, a, t| unsafe { x86::q4_avx2(r, a, t, false) },
             (SimdLevel::Avx2, GgmlType::Q4_1) => |r, a, t| unsafe { x86::q4_avx2(r, a, t, true) },
+            (_, GgmlType::Q4K) => |r, a, t| unsafe { x86::q4k_avx2(r, a, t) },
+            (_, GgmlType::Q6K) => |r, a, t| unsafe { x86::q6k_avx2(r, a, t) },
             _ => return None,
         };
         Some(kernel)
@@ -448,8 +453,31 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let rows_per_task = (TASK_BYTES / m.row_bytes.max(1)).max(1);
     let fast = fast_kernel(m.ty);
     let table: &[f32] = &F16_TO_F32;
+    // Decoding steps round the activations to 8 bits where a kernel exists (see `q8`).
+    #[cfg(target_arch = "x86_64")]
+    let q8 = match super::q8::kernel() {
+        Some(kernel) if super::q8::is_decoding() && super::q8::supported(m.ty) => Some((
+            kernel,
+            x.chunks_exact(m.cols)
+                .map(super::q8::Q8Row::new)
+                .collect::<Vec<_>>(),
+        )),
+        _ => None,
+    };
     let work = |(chunk, out): (usize, &mut [f32])| {
         let first = chunk * rows_per_task;
+        #[cfg(target_arch = "x86_64")]
+        if let Some((kernel, rows)) = &q8 {
+            for (i, o) in out.chunks_exact_mut(n).enumerate() {
+                let row = m.row_bytes(first + i, 1);
+                for (x, v) in rows.iter().zip(o.iter_mut()) {
+                    // SAFETY: `kernel` was chosen for this CPU's features, supports `m.ty`,
+                    // and `row` holds whole blocks for `x`'s length.
+                    *v = unsafe { kernel(m.ty, row, x, table) };
+                }
+            }
+            return;
+        }
         match fast {
             Some(kernel) => {
                 for (i, o) in out.chunks_exact_mut(n).enumerate() {

@@ -9,9 +9,28 @@
 //! Outputs are f32; only the weights are compressed.
 
 mod dot;
+#[cfg(target_arch = "x86_64")]
+mod q8;
 mod tiles;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+/// Marks the current thread as running a KV-cached decoding step until the returned guard
+/// drops: block products then round their activations to 8 bits (see `q8`).
+pub(crate) fn decoding() -> impl Drop {
+    #[cfg(target_arch = "x86_64")]
+    {
+        q8::decoding()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        struct NoOp;
+        impl Drop for NoOp {
+            fn drop(&mut self) {}
+        }
+        NoOp
+    }
+}
 
 use std::sync::Arc;
 

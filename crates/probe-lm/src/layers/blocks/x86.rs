@@ -178,3 +178,102 @@ pub(super) unsafe fn q4_avx2(
     }
     hsum256(_mm256_add_ps(acc0, acc1)) + off0 + off1
 }
+
+/// The 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K super-block.
+#[inline(always)]
+fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
+    let (s, m) = if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    };
+    (s as f32, m as f32)
+}
+
+/// 32 bytes of 0..63 (each a quant) times 32 activations, as four 8-lane products summed:
+/// `[Σ q·x over bytes 0..16, Σ over 16..32]`, kept apart for per-16 scales.
+#[inline(always)]
+unsafe fn dot32_halves(q: __m256i, x: *const f32) -> (__m256, __m256) {
+    let w = |v: __m128i| _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
+    let lo = _mm256_castsi256_si128(q);
+    let hi = _mm256_extracti128_si256(q, 1);
+    let a = _mm256_mul_ps(w(lo), _mm256_loadu_ps(x));
+    let a = _mm256_fmadd_ps(w(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x.add(8)), a);
+    let b = _mm256_mul_ps(w(hi), _mm256_loadu_ps(x.add(16)));
+    let b = _mm256_fmadd_ps(w(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x.add(24)), b);
+    (a, b)
+}
+
+/// Q4_K: super-blocks of 256 in 8 sub-blocks of 32, each `d·sc·q − dmin·m`; chunk c of 32
+/// bytes holds sub-block 2c in its low nibbles and 2c + 1 in its high ones.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn q4k_avx2(row: &[u8], a: &Activations<'_>, table: &[f32]) -> f32 {
+    let mask = _mm256_set1_epi8(15);
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut offsets = 0f32;
+    for (sb, (blk, x)) in row.chunks_exact(144).zip(a.x.chunks_exact(256)).enumerate() {
+        let d = table[u16::from_le_bytes([blk[0], blk[1]]) as usize];
+        let dmin = table[u16::from_le_bytes([blk[2], blk[3]]) as usize];
+        let scales = &blk[4..16];
+        for c in 0..4 {
+            let q = _mm256_loadu_si256(blk.as_ptr().add(16 + 32 * c) as *const __m256i);
+            let (s1, m1) = scale_min_k4(2 * c, scales);
+            let (s2, m2) = scale_min_k4(2 * c + 1, scales);
+            let x1 = x.as_ptr().add(64 * c);
+            let (a0, a1) = dot32_halves(_mm256_and_si256(q, mask), x1);
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * s1), _mm256_add_ps(a0, a1), acc0);
+            let (b0, b1) =
+                dot32_halves(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask), x1.add(32));
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * s2), _mm256_add_ps(b0, b1), acc1);
+            let base = sb * 8 + 2 * c;
+            offsets -= dmin * (m1 * a.sum32(base) + m2 * a.sum32(base + 1));
+        }
+    }
+    hsum256(_mm256_add_ps(acc0, acc1)) + offsets
+}
+
+/// Q6_K: super-blocks of 256 as two halves of 128; value `d·sc·(q − 32)` with a signed scale
+/// per 16 values and q = 4 low bits from `ql` + 2 high bits from `qh`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn q6k_avx2(row: &[u8], a: &Activations<'_>, table: &[f32]) -> f32 {
+    let mask4 = _mm256_set1_epi8(15);
+    let mask2 = _mm256_set1_epi8(3);
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut offsets = 0f32;
+    for (sb, (blk, x)) in row.chunks_exact(210).zip(a.x.chunks_exact(256)).enumerate() {
+        let d = table[u16::from_le_bytes([blk[208], blk[209]]) as usize];
+        for half in 0..2 {
+            let ql = blk.as_ptr().add(64 * half);
+            let qh = _mm256_loadu_si256(blk.as_ptr().add(128 + 32 * half) as *const __m256i);
+            let sc = &blk[192 + 8 * half..200 + 8 * half];
+            for k in 0..4 {
+                let low = _mm256_loadu_si256(ql.add(32 * (k & 1)) as *const __m256i);
+                let low = if k < 2 {
+                    low
+                } else {
+                    _mm256_srli_epi16(low, 4)
+                };
+                let high = match k {
+                    0 => qh,
+                    1 => _mm256_srli_epi16(qh, 2),
+                    2 => _mm256_srli_epi16(qh, 4),
+                    _ => _mm256_srli_epi16(qh, 6),
+                };
+                let q = _mm256_or_si256(
+                    _mm256_and_si256(low, mask4),
+                    _mm256_slli_epi16(_mm256_and_si256(high, mask2), 4),
+                );
+                let (s_lo, s_hi) = (d * sc[2 * k] as i8 as f32, d * sc[2 * k + 1] as i8 as f32);
+                let (a0, a1) = dot32_halves(q, x.as_ptr().add(128 * half + 32 * k));
+                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s_lo), a0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(s_hi), a1, acc1);
+                let g = (sb * 256 + 128 * half + 32 * k) / 16;
+                offsets -= 32.0 * (s_lo * a.sums16[g] + s_hi * a.sums16[g + 1]);
+            }
+        }
+    }
+    hsum256(_mm256_add_ps(acc0, acc1)) + offsets
+}
