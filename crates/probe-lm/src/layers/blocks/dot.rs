@@ -450,7 +450,15 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let acts: Vec<Activations<'_>> = x.chunks_exact(m.cols).map(Activations::new).collect();
     // Computed as [rows, n] (each weight row's results together), transposed at the end.
     let mut by_row = vec![0f32; m.rows * n];
-    let rows_per_task = (TASK_BYTES / m.row_bytes.max(1)).max(1);
+    let pool = crate::parallel::spin::pool();
+    let split = m.rows * m.row_bytes > TASK_BYTES && rayon::current_num_threads() > 1;
+    // One contiguous share per thread: no task counter bouncing between cores, and each
+    // thread streams its rows in order.
+    let rows_per_task = if split && pool.threads() > 1 {
+        m.rows.div_ceil(pool.threads())
+    } else {
+        m.rows
+    };
     let fast = fast_kernel(m.ty);
     let table: &[f32] = &F16_TO_F32;
     // Decoding steps round the activations to 8 bits where a kernel exists (see `q8`).
@@ -496,9 +504,8 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     };
     // Split over the spinning pool when the caller may use every core (not inside one of
     // `run_batches`' one-thread pools, where the other cores run other batches).
-    let pool = crate::parallel::spin::pool();
     let chunk = rows_per_task * n;
-    if m.rows > rows_per_task && rayon::current_num_threads() > 1 && pool.threads() > 1 {
+    if m.rows > rows_per_task {
         let tasks = by_row.len().div_ceil(chunk);
         let (out, len) = (OutPtr(by_row.as_mut_ptr()), by_row.len());
         pool.run(tasks, &|t| {
