@@ -104,12 +104,39 @@ impl GgmlType {
     }
 }
 
+/// Every f16 bit pattern as f32 (256 KiB, as llama.cpp keeps it): a block's scales are
+/// converted by one load instead of a call into `half`, which checks the CPU's features on
+/// every conversion.
+pub(crate) static F16_TO_F32: std::sync::LazyLock<Box<[f32]>> = std::sync::LazyLock::new(|| {
+    (0..=u16::MAX)
+        .map(|bits| f16::from_bits(bits).to_f32())
+        .collect()
+});
+
+#[inline(always)]
 fn f16_at(bytes: &[u8], at: usize) -> f32 {
-    f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
+    F16_TO_F32[u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize]
 }
 
-/// Dequantizes `data` (exactly `ty.byte_size(out.len())` bytes) into `out`.
+/// Dequantizes `data` (exactly `ty.byte_size(out.len())` bytes) into `out`: compiled a second
+/// time for AVX2 + FMA and chosen at run time (the crate is built for baseline x86-64).
 pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2(ty: GgmlType, data: &[u8], out: &mut [f32]) {
+            dequantize_portable(ty, data, out)
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU was just checked to have the features `avx2` needs.
+            return unsafe { avx2(ty, data, out) };
+        }
+    }
+    dequantize_portable(ty, data, out)
+}
+
+#[inline(always)]
+fn dequantize_portable(ty: GgmlType, data: &[u8], out: &mut [f32]) {
     let (block, bytes) = ty.block_layout();
     debug_assert_eq!(data.len(), out.len() / block * bytes);
     let blocks = data.chunks_exact(bytes).zip(out.chunks_exact_mut(block));
@@ -153,6 +180,7 @@ pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) {
 
 /// Q4_0 (`x = (q - 8) d`) and Q4_1 (`x = q d + m`): low nibbles fill elements 0..16,
 /// high nibbles 16..32.
+#[inline(always)]
 fn dequant_q4(b: &[u8], y: &mut [f32], d: f32, min: Option<f32>) {
     let qs = match min {
         Some(_) => &b[4..20],
@@ -169,6 +197,7 @@ fn dequant_q4(b: &[u8], y: &mut [f32], d: f32, min: Option<f32>) {
 }
 
 /// Q5_0 / Q5_1: a 4-bit nibble plus a fifth bit from the 32-bit `qh` mask.
+#[inline(always)]
 fn dequant_q5(b: &[u8], y: &mut [f32], d: f32, min: Option<f32>) {
     let (qh_at, qs_at) = if min.is_some() { (4, 8) } else { (2, 6) };
     let qh = u32::from_le_bytes([b[qh_at], b[qh_at + 1], b[qh_at + 2], b[qh_at + 3]]);
@@ -203,6 +232,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+#[inline(always)]
 fn dequant_q4k(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
@@ -220,6 +250,7 @@ fn dequant_q4k(b: &[u8], y: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn dequant_q5k(b: &[u8], y: &mut [f32]) {
     let d = f16_at(b, 0);
     let dmin = f16_at(b, 2);
@@ -241,6 +272,7 @@ fn dequant_q5k(b: &[u8], y: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn dequant_q6k(b: &[u8], y: &mut [f32]) {
     let ql_all = &b[0..128];
     let qh_all = &b[128..192];

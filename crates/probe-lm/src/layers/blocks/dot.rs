@@ -35,14 +35,7 @@ impl OutPtr {
     }
 }
 
-/// Every f16 bit pattern as f32 (256 KiB, as llama.cpp keeps it): the block scales are
-/// converted by one load instead of a call into `half`, which checks the CPU's features on
-/// every conversion.
-static F16_TO_F32: std::sync::LazyLock<Box<[f32]>> = std::sync::LazyLock::new(|| {
-    (0..=u16::MAX)
-        .map(|bits| f16::from_bits(bits).to_f32())
-        .collect()
-});
+use crate::weights::quant::F16_TO_F32;
 
 #[inline(always)]
 fn f16_at(b: &[u8], at: usize) -> f32 {

@@ -152,7 +152,19 @@ impl BlockMatrix {
 
     /// Rows `first..first + n` as f32, row-major into `out` (`n · cols` values).
     pub fn dequantize_rows(&self, first: usize, n: usize, out: &mut [f32]) {
-        dequantize(self.ty, self.row_bytes(first, n), &mut out[..n * self.cols]);
+        let (bytes, out) = (self.row_bytes(first, n), &mut out[..n * self.cols]);
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.ty, GgmlType::Q4_0 | GgmlType::Q4_1)
+            && *dot::LEVEL == dot::SimdLevel::Avx512
+        {
+            let table: &[f32] = &crate::weights::quant::F16_TO_F32;
+            // SAFETY: LEVEL was read from the CPU's feature flags; `bytes` holds whole blocks
+            // for `out`.
+            return unsafe {
+                x86::dequantize_q4_avx512(bytes, out, table, self.ty == GgmlType::Q4_1)
+            };
+        }
+        dequantize(self.ty, bytes, out);
     }
 
     /// Rows picked by index (an embedding lookup), `[ids.len(), cols]`.
