@@ -12,7 +12,7 @@
 //! compiled three times — baseline x86-64, AVX2 + FMA, AVX-512 — and the best the CPU has is
 //! chosen at run time.
 
-use half::{bf16, f16};
+use half::bf16;
 
 use super::BlockMatrix;
 use crate::weights::GgmlType;

@@ -31,11 +31,7 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let run = |t: usize| {
         let first = t * tile;
         let count = tile.min(rows - first);
-        let mut w: Vec<f32> = Vec::with_capacity(count * cols);
-        // SAFETY: `dequantize_rows` writes every one of the `count · cols` values (one per
-        // element of the rows' whole blocks) before anything reads them; f32 has no invalid
-        // bit patterns. Not zero-filling spares a pass over the tile.
-        unsafe { w.set_len(count * cols) };
+        let mut w = vec![0f32; count * cols];
         m.dequantize_rows(first, count, &mut w);
         // SAFETY: `dst` has room for `n × rows` values; this tile writes columns
         // `first..first + count` of every row and no other task writes them. `x` is `[n, cols]`
