@@ -288,3 +288,19 @@ fn report_on_a_scale_output_against_the_built_in_election() {
         "{json}"
     );
 }
+
+#[test]
+fn dtypes_a_model_cannot_take_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(), None);
+    assert_clean_failure(
+        &run_ids(dir.path(), &["--dtype", "int4"]),
+        "unknown --dtype `int4` (expected one of native, f32, bf16, f16)",
+    );
+    if let Some(gguf) = smollm2_gguf() {
+        assert_clean_failure(
+            &run_ids(&gguf, &["--dtype", "bf16"]),
+            "--dtype bf16 is not for GGUF files on the CPU",
+        );
+    }
+}

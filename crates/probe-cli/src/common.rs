@@ -14,7 +14,7 @@ pub struct ModelArgs {
     /// A .gguf file or an HF model directory (config.json + *.safetensors [+ tokenizer.json]).
     pub model: PathBuf,
     /// cpu, cuda or cuda:N (a GPU build: scripts/build-tch.sh, run through scripts/probe-gpu),
-    /// torch-cpu (libtorch on the CPU), cuda-cubecl[:N] (burn's CubeCL backend, feature cubecl).
+    /// torch-cpu (libtorch on the CPU, to check a GPU build without a GPU).
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// A tokenizer.json to use instead of the model's own.
@@ -59,7 +59,7 @@ impl ModelArgs {
         let spec: DeviceSpec = self.device.parse()?;
         let dtype = self.dtype()?;
         let device = spec.device()?;
-        if let DeviceSpec::Cuda(index) | DeviceSpec::CudaCubecl(index) = spec {
+        if let DeviceSpec::Cuda(index) = spec {
             self.check_gpu_fits(index, dtype, blocks)?;
         }
         let bar = progress_bar(0, "loading");

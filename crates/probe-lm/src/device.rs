@@ -12,8 +12,6 @@ pub enum DeviceSpec {
     Cuda(usize),
     /// libtorch on the CPU: checks the `tch` build's numerics on machines without a GPU.
     TorchCpu,
-    /// burn's CubeCL CUDA backend (cargo feature `cubecl`), the alternative to libtorch.
-    CudaCubecl(usize),
 }
 
 impl std::str::FromStr for DeviceSpec {
@@ -30,15 +28,6 @@ impl std::str::FromStr for DeviceSpec {
         if s == "cuda" || s == "gpu" {
             return Ok(DeviceSpec::Cuda(0));
         }
-        if s == "cuda-cubecl" {
-            return Ok(DeviceSpec::CudaCubecl(0));
-        }
-        if let Some(idx) = s.strip_prefix("cuda-cubecl:") {
-            let idx = idx
-                .parse()
-                .map_err(|_| Error::Device(format!("`{s}`: expected cuda-cubecl:<index>")))?;
-            return Ok(DeviceSpec::CudaCubecl(idx));
-        }
         if let Some(idx) = s.strip_prefix("cuda:") {
             let idx = idx
                 .parse()
@@ -46,7 +35,7 @@ impl std::str::FromStr for DeviceSpec {
             return Ok(DeviceSpec::Cuda(idx));
         }
         Err(Error::Device(format!(
-            "unknown device `{s}` (expected cpu, cuda, cuda:N, torch-cpu or cuda-cubecl[:N])"
+            "unknown device `{s}` (expected cpu, cuda, cuda:N or torch-cpu)"
         )))
     }
 }
@@ -57,7 +46,6 @@ impl std::fmt::Display for DeviceSpec {
             DeviceSpec::Cpu => write!(f, "cpu"),
             DeviceSpec::Cuda(i) => write!(f, "cuda:{i}"),
             DeviceSpec::TorchCpu => write!(f, "torch-cpu"),
-            DeviceSpec::CudaCubecl(i) => write!(f, "cuda-cubecl:{i}"),
         }
     }
 }
@@ -90,23 +78,6 @@ impl DeviceSpec {
                 check_libtorch_version()?;
                 Ok(Device::libtorch())
             }
-            #[cfg(feature = "cubecl")]
-            DeviceSpec::CudaCubecl(i) => {
-                // CubeCL panics on first use when no driver or device answers: ask the driver.
-                if cuda_memory(i).is_none() {
-                    return Err(Error::Device(format!(
-                        "cuda-cubecl:{i} is not usable: no CUDA driver or no such device \
-                         (use --device cpu)"
-                    )));
-                }
-                Ok(Device::cuda(i))
-            }
-            #[cfg(not(feature = "cubecl"))]
-            DeviceSpec::CudaCubecl(_) => Err(Error::Device(
-                "this probe binary was built without CubeCL: build with `--features cubecl` \
-                 (burn's CUDA backend; libtorch's `--device cuda` is the default GPU path)"
-                    .into(),
-            )),
             #[cfg(not(feature = "tch"))]
             DeviceSpec::Cuda(_) | DeviceSpec::TorchCpu => Err(Error::Device(
                 "this probe binary was built without GPU support: build one with \
@@ -260,10 +231,6 @@ mod tests {
         assert_eq!("CUDA:1".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(1));
         assert!("tpu".parse::<DeviceSpec>().is_err());
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
-        assert_eq!(
-            "cuda-cubecl:2".parse::<DeviceSpec>().unwrap(),
-            DeviceSpec::CudaCubecl(2)
-        );
     }
 
     #[cfg(not(feature = "tch"))]

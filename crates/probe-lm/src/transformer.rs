@@ -759,7 +759,7 @@ impl Transformer {
 /// Fused attention where it is known to be right: probe's own kernel on Flex, PyTorch's
 /// `scaled_dot_product_attention` on libtorch (given the mask inverted, as burn-tch passes
 /// burn's "true = hidden" mask unchanged to PyTorch's "true = attend", and K/V heads repeated);
-/// composed ops elsewhere (CubeCL, autodiff).
+/// composed ops elsewhere (autodiff, other backends).
 fn default_kernel(device: &Device) -> SdpaKernel {
     if *device == Device::flex() || crate::device::is_libtorch(device) {
         SdpaKernel::Fused

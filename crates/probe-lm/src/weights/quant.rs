@@ -118,6 +118,22 @@ fn f16_at(bytes: &[u8], at: usize) -> f32 {
     F16_TO_F32[u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize]
 }
 
+/// Little-endian f16 values to f32: `half`'s SIMD conversion (F16C) where the bytes are
+/// aligned for it, else one table load per value.
+pub(crate) fn f16_to_f32(data: &[u8], out: &mut [f32]) {
+    use half::slice::HalfFloatSliceExt;
+    // SAFETY: f16 is a plain 2-byte value with no invalid bit patterns; `align_to` returns an
+    // empty middle unless the bytes are aligned for it.
+    let (head, halves, _) = unsafe { data.align_to::<f16>() };
+    if head.is_empty() && halves.len() == out.len() && cfg!(target_endian = "little") {
+        halves.convert_to_f32_slice(out);
+        return;
+    }
+    for (b, y) in data.chunks_exact(2).zip(out.iter_mut()) {
+        *y = f16_at(b, 0);
+    }
+}
+
 /// Dequantizes `data` (exactly `ty.byte_size(out.len())` bytes) into `out`: compiled a second
 /// time for AVX2 + FMA and chosen at run time (the crate is built for baseline x86-64).
 pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut [f32]) {
@@ -146,11 +162,7 @@ fn dequantize_portable(ty: GgmlType, data: &[u8], out: &mut [f32]) {
                 y[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
         }
-        GgmlType::F16 => {
-            for (b, y) in blocks {
-                y[0] = f16_at(b, 0);
-            }
-        }
+        GgmlType::F16 => f16_to_f32(data, out),
         GgmlType::BF16 => {
             for (b, y) in blocks {
                 y[0] = bf16::from_le_bytes([b[0], b[1]]).to_f32();

@@ -296,7 +296,7 @@ impl Experiment {
         }
         if self.device.parse::<probe_lm::DeviceSpec>().is_err() {
             bail!(
-                "device: `{}` (known: cpu, cuda, cuda:N, torch-cpu, cuda-cubecl[:N])",
+                "device: `{}` (known: cpu, cuda, cuda:N, torch-cpu)",
                 self.device
             );
         }

@@ -285,6 +285,65 @@ pub(crate) mod tests {
         }
     }
 
+    /// The 8-bit decoding kernels (`--fast-decode`) against dequantize-then-matmul: every type
+    /// they take, odd block counts, 1..=3 activation rows; the error bound is the activations'
+    /// rounding (half a step of each block's largest value over 127).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn eight_bit_decoding_kernels_stay_within_their_rounding() {
+        if q8::kernel().is_none() {
+            eprintln!("notice: no AVX2; the 8-bit kernels are not used on this CPU");
+            return;
+        }
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q8_0,
+            GgmlType::Q4K,
+            GgmlType::Q6K,
+        ] {
+            let block = ty.block_layout().0;
+            for cols in [block, 3 * block, 7 * block] {
+                let m = matrix(ty, 29, cols, cols as u64 + 1);
+                for n in [1, 2, 3] {
+                    let x = activations(n * cols, n as u64 + 7);
+                    let got = {
+                        let _decoding = decoding();
+                        m.matmul(&x, n)
+                    };
+                    let (exact, want) = (m.matmul(&x, n), reference(&m, &x, n));
+                    let mut w = vec![0f32; m.rows * cols];
+                    m.dequantize_rows(0, m.rows, &mut w);
+                    for r in 0..n {
+                        let xr = &x[r * cols..][..cols];
+                        // Σ|w|·(step/2) over the row: the rounding's worst case.
+                        let steps: Vec<f32> = xr
+                            .chunks(32)
+                            .flat_map(|b| {
+                                let step = b.iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
+                                std::iter::repeat_n(step / 2.0, b.len())
+                            })
+                            .collect();
+                        for o in 0..m.rows {
+                            let bound: f32 = w[o * cols..][..cols]
+                                .iter()
+                                .zip(&steps)
+                                .map(|(w, s)| w.abs() * s)
+                                .sum();
+                            let (g, e) = (got[r * m.rows + o], want[r * m.rows + o]);
+                            assert!(
+                                (g - e).abs() <= bound * 1.01 + 1e-4 * (1.0 + e.abs()),
+                                "{} cols {cols} row {o}: {g} vs {e} (bound {bound})",
+                                ty.name()
+                            );
+                        }
+                    }
+                    assert_ne!(got, exact, "{}: the 8-bit kernel was not used", ty.name());
+                }
+            }
+        }
+    }
+
     #[test]
     fn malformed_matrices_are_refused() {
         let raw = |ty: GgmlType, shape: Vec<usize>, len: usize| RawTensor {
