@@ -14,6 +14,12 @@ fn tile_rows(cols: usize) -> usize {
     ((1 << 20) / cols.max(1)).max(1)
 }
 
+thread_local! {
+    /// Each thread's tile buffer, kept between products: a fresh 4 MiB buffer per product would
+    /// be zero-filled first (one more pass over memory per weight matrix).
+    static TILE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A raw pointer that may cross threads: each task writes its own columns of the output.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -28,11 +34,7 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let dst = OutPtr(out.as_mut_ptr());
     let tile = tile_rows(cols);
     let tiles = rows.div_ceil(tile);
-    let run = |t: usize| {
-        let first = t * tile;
-        let count = tile.min(rows - first);
-        let mut w = vec![0f32; count * cols];
-        m.dequantize_rows(first, count, &mut w);
+    let gemm_tile = |w: &[f32], first: usize, count: usize| {
         // SAFETY: `dst` has room for `n × rows` values; this tile writes columns
         // `first..first + count` of every row and no other task writes them. `x` is `[n, cols]`
         // row-major; `w` is `[count, cols]` row-major, read as the `[cols, count]` right
@@ -53,6 +55,19 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
                 gemm::Parallelism::None,
             );
         }
+    };
+    let run = |t: usize| {
+        let first = t * tile;
+        let count = tile.min(rows - first);
+        TILE.with(|tile| {
+            let mut tile = tile.borrow_mut();
+            if tile.len() < count * cols {
+                tile.resize(count * cols, 0.0);
+            }
+            let w = &mut tile[..count * cols];
+            m.dequantize_rows(first, count, w);
+            gemm_tile(w, first, count);
+        });
     };
     if tiles > 1 && rayon::current_num_threads() > 1 {
         (0..tiles).into_par_iter().for_each(run);
