@@ -41,17 +41,27 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
         // operand (row stride 1, column stride `cols`).
         unsafe {
             let d = dst;
-            crate::layers::fused::matmul_into(
-                [n, count, cols],
+            // outᵀ[first.., :] = W · xᵀ: the weight tile is the GEMM's left operand, read row by
+            // row as stored, and x's rows are the right operand's columns.
+            gemm::gemm(
+                count,
+                n,
+                cols,
                 d.0.add(first),
-                rows,
+                rows as isize,
+                1,
                 false,
-                crate::layers::fused::Strided::rows(x.as_ptr(), cols),
-                crate::layers::fused::Strided {
-                    at: w.as_ptr(),
-                    row_stride: 1,
-                    col_stride: cols,
-                },
+                w.as_ptr(),
+                1,
+                cols as isize,
+                x.as_ptr(),
+                cols as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
                 gemm::Parallelism::None,
             );
         }
