@@ -10,6 +10,8 @@
 
 mod dot;
 #[cfg(target_arch = "x86_64")]
+mod gemm512;
+#[cfg(target_arch = "x86_64")]
 mod q8;
 mod tiles;
 #[cfg(target_arch = "x86_64")]
@@ -242,7 +244,8 @@ pub(crate) mod tests {
     }
 
     /// Every block type, at row lengths of one block, several blocks and an odd number of
-    /// blocks, for 1..=3 rows (the dot kernels) and 13 / 70 rows (the tiled GEMM).
+    /// blocks, for 1..=3 rows (the dot kernels) and 13 / 70 / 200 rows (the tiled GEMM; 200
+    /// crosses an activation block of the AVX-512 kernel).
     #[test]
     fn both_paths_equal_dequantize_then_matmul() {
         let types = [
@@ -262,7 +265,7 @@ pub(crate) mod tests {
             let block = ty.block_layout().0.max(32);
             for cols in [block, 3 * block, 7 * block] {
                 let m = matrix(ty, 37, cols, cols as u64);
-                for n in [1, 2, 3, 13, 70] {
+                for n in [1, 2, 3, 13, 70, 200] {
                     let x = activations(n * cols, n as u64);
                     let got = m.matmul(&x, n);
                     let want = reference(&m, &x, n);

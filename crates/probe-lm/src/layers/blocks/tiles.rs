@@ -9,9 +9,14 @@ use rayon::prelude::*;
 
 use super::BlockMatrix;
 
-/// Weight rows per tile: at most 1 Mi values (4 MiB of f32; all of a SmolLM2 matrix).
-fn tile_rows(cols: usize) -> usize {
-    ((1 << 20) / cols.max(1)).max(1)
+/// Weight rows per tile: at most 1 Mi values (4 MiB of f32; all of a SmolLM2 matrix), and
+/// when several threads share the product, at most an even share each (rounded to 32 rows, the
+/// AVX-512 kernel's panel).
+fn tile_rows(rows: usize, cols: usize, threads: usize) -> usize {
+    let cap = ((1 << 20) / cols.max(1)).max(1);
+    let cap = if cap >= 32 { cap - cap % 32 } else { cap };
+    let share = rows.div_ceil(threads.max(1)).next_multiple_of(32);
+    cap.min(share).max(1)
 }
 
 thread_local! {
@@ -32,7 +37,8 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let (rows, cols) = (m.rows, m.cols);
     let mut out: Vec<f32> = Vec::with_capacity(n * rows);
     let dst = OutPtr(out.as_mut_ptr());
-    let tile = tile_rows(cols);
+    let threads = rayon::current_num_threads();
+    let tile = tile_rows(rows, cols, threads);
     let tiles = rows.div_ceil(tile);
     let gemm_tile = |w: &[f32], first: usize, count: usize| {
         // SAFETY: `dst` has room for `n × rows` values; this tile writes columns
@@ -69,6 +75,13 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let run = |t: usize| {
         let first = t * tile;
         let count = tile.min(rows - first);
+        #[cfg(target_arch = "x86_64")]
+        if *super::dot::LEVEL == super::dot::SimdLevel::Avx512 {
+            let d = dst;
+            // SAFETY: LEVEL was read from the CPU's feature flags; `out` has room for
+            // `n × rows` values and this task alone writes columns `first..first + count`.
+            return unsafe { super::gemm512::matmul_rows(m, first, count, x, n, d.0, rows) };
+        }
         TILE.with(|tile| {
             let mut tile = tile.borrow_mut();
             if tile.len() < count * cols {
@@ -79,7 +92,7 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
             gemm_tile(w, first, count);
         });
     };
-    if tiles > 1 && rayon::current_num_threads() > 1 {
+    if tiles > 1 && threads > 1 {
         (0..tiles).into_par_iter().for_each(run);
     } else {
         (0..tiles).for_each(run);
