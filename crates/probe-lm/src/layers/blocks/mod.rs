@@ -10,8 +10,6 @@
 
 mod dot;
 #[cfg(target_arch = "x86_64")]
-mod gemm512;
-#[cfg(target_arch = "x86_64")]
 mod q8;
 mod tiles;
 #[cfg(target_arch = "x86_64")]

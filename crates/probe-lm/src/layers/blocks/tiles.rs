@@ -1,4 +1,5 @@
-//! Products of many activation rows with a block-stored matrix: a tile of weight rows is
+//! Products of many activation rows with a block-stored matrix. On AVX-512 CPUs the weights are
+//! dequantized straight into the panels of `fused::gemm512`. Elsewhere a tile of weight rows is
 //! dequantized into f32, then multiplied by the f32 GEMM (the `gemm` crate, which burn's CPU
 //! backend uses too). Dequantizing costs one pass over the weights per product, small next to
 //! the GEMM once there are more than a few activation rows. Tiles are as large as memory allows
@@ -36,6 +37,23 @@ unsafe impl Sync for OutPtr {}
 pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let (rows, cols) = (m.rows, m.cols);
     let mut out: Vec<f32> = Vec::with_capacity(n * rows);
+    #[cfg(target_arch = "x86_64")]
+    if crate::layers::fused::gemm512::available() {
+        use crate::layers::fused::gemm512;
+        // SAFETY: the kernel is available; `x` is `[n, cols]`; `out` has room for `n × rows`
+        // values, all of which the product writes.
+        unsafe {
+            gemm512::matmul(gemm512::Weights::Blocks(m), x, n, out.as_mut_ptr(), false);
+            out.set_len(n * rows);
+        }
+        return out;
+    }
+    tiled(m, x, n, out)
+}
+
+/// [`matmul`] through dequantized row-major tiles and the `gemm` crate (CPUs without AVX-512).
+fn tiled(m: &BlockMatrix, x: &[f32], n: usize, mut out: Vec<f32>) -> Vec<f32> {
+    let (rows, cols) = (m.rows, m.cols);
     let dst = OutPtr(out.as_mut_ptr());
     let threads = rayon::current_num_threads();
     let tile = tile_rows(rows, cols, threads);
@@ -75,13 +93,6 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let run = |t: usize| {
         let first = t * tile;
         let count = tile.min(rows - first);
-        #[cfg(target_arch = "x86_64")]
-        if *super::dot::LEVEL == super::dot::SimdLevel::Avx512 {
-            let d = dst;
-            // SAFETY: LEVEL was read from the CPU's feature flags; `out` has room for
-            // `n × rows` values and this task alone writes columns `first..first + count`.
-            return unsafe { super::gemm512::matmul_rows(m, first, count, x, n, d.0, rows) };
-        }
         TILE.with(|tile| {
             let mut tile = tile.borrow_mut();
             if tile.len() < count * cols {
@@ -100,4 +111,28 @@ pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     // SAFETY: the tiles together wrote every column of every row.
     unsafe { out.set_len(n * rows) };
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{activations, matrix};
+    use crate::weights::GgmlType;
+
+    /// Both routes (the AVX-512 panels where the CPU has them, and the portable tiles) give the
+    /// same product, for a row count that leaves a partial panel and an odd activation count.
+    #[test]
+    fn the_portable_tiles_equal_the_default_route() {
+        for ty in [GgmlType::Q4_1, GgmlType::Q4K, GgmlType::Q6K, GgmlType::F16] {
+            let cols = ty.block_layout().0.max(32) * 3;
+            let m = matrix(ty, 45, cols, 7);
+            let n = 33;
+            let x = activations(n * cols, 3);
+            let want = super::matmul(&m, &x, n);
+            let got = super::tiled(&m, &x, n, Vec::with_capacity(n * 45));
+            let scale = want.iter().fold(1f32, |a, v| a.max(v.abs()));
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-5 * scale, "{}: {g} vs {w}", ty.name());
+            }
+        }
+    }
 }

@@ -32,6 +32,21 @@ pub(crate) fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<&Tensor<1>>)
         out.resize(len, 0.0);
         return from_vec(out, [rows, d_out]);
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::gemm512::available() {
+        let w = super::gemm512::Weights::Dense {
+            values: weight,
+            d_out,
+        };
+        // SAFETY: the kernel is available; `x` is `[rows, d_in]`; `out` has room for
+        // `rows × d_out` values, prefilled with the bias when there is one (then added onto),
+        // else all written by the product.
+        unsafe {
+            super::gemm512::matmul(w, x, rows, out.as_mut_ptr(), bias.is_some());
+            out.set_len(len);
+        }
+        return from_vec(out, [rows, d_out]);
+    }
     let threads = rayon::current_num_threads();
     let parallelism = if threads > 1 && rows * d_in * d_out >= PARALLEL_WORK {
         gemm::Parallelism::Rayon(threads)

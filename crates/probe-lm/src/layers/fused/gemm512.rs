@@ -1,24 +1,27 @@
-//! `x · Wᵀ` for many activation rows with an AVX-512 microkernel, the weights dequantized
-//! straight into the panels it reads.
+//! `x · W` for many activation rows with an AVX-512 microkernel, for f32 weights and for
+//! block-stored ones (dequantized straight into the panels the kernel reads).
 //!
-//! Why not the `gemm` crate here, as for f32 weights: on stable Rust it runs its AVX2 (8-lane)
-//! microkernel even on AVX-512 CPUs, and it packs its operands itself, so block weights had to
-//! be dequantized into a row-major tile first and then copied once more into its panels. Here a
-//! panel of 32 weight rows is dequantized and transposed once into `[k][32]` (the layout the
-//! kernel streams), and the activation rows are read in place: each microkernel step
-//! broadcasts one value of each of `MR` activation rows against two 16-lane vectors of weights,
-//! 2·MR fused multiply-adds per step in 2·MR registers. See docs/PERFORMANCE.md for the speed.
+//! Why not the `gemm` crate (which Flex's matmul uses): on stable Rust it runs its AVX2 (8-lane)
+//! microkernel even on AVX-512 CPUs, and for block weights it needed them dequantized into a
+//! row-major tile first and copied once more into its own panels. Here a panel of 32 weights'
+//! columns (output features) is packed once into `[k][32]`, the layout the kernel streams, and
+//! the activation rows are read in place: each microkernel step broadcasts one value of each of
+//! `MR` activation rows against two 16-lane weight vectors, 2·MR fused multiply-adds in 2·MR
+//! accumulator registers. Full-width AVX-512 (Zen 5) runs it at ~1.6× the AVX2 kernel's speed
+//! (docs/PERFORMANCE.md).
 
 #![allow(clippy::missing_safety_doc)]
 
 use std::arch::x86_64::*;
 
-use super::BlockMatrix;
+use rayon::prelude::*;
+
+use crate::layers::blocks::BlockMatrix;
 
 /// Activation rows per microtile (the broadcast side): 14 × 2 accumulators + 2 weight vectors
 /// + 1 broadcast fill 31 of the 32 vector registers.
 const MR: usize = 14;
-/// Weight rows (output features) per panel: two 16-lane vectors.
+/// Output features per panel: two 16-lane vectors.
 const NR: usize = 32;
 /// Depth per pass: a weight panel of `KC × NR` values (32 KiB) stays in the L1 cache while the
 /// activation rows of one `MC` block stream past it.
@@ -26,6 +29,75 @@ const KC: usize = 256;
 /// Activation rows per block: `MC × KC` values (~170 KiB) stay in the L2 cache while every
 /// weight panel of the tile passes over them.
 const MC: usize = MR * 12;
+/// Packed weights per tile at most (4 MiB of f32: all of a SmolLM2 matrix).
+const TILE_VALUES: usize = 1 << 20;
+
+/// Whether this CPU runs the kernel (AVX-512F; `PROBE_NO_AVX512` set in the environment turns it
+/// off, to compare).
+pub(crate) fn available() -> bool {
+    static AVAILABLE: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        std::env::var_os("PROBE_NO_AVX512").is_none() && std::is_x86_feature_detected!("avx512f")
+    });
+    *AVAILABLE
+}
+
+/// The right-hand operand: `d_in` × `d_out`, read column panel by column panel.
+#[derive(Clone, Copy)]
+pub(crate) enum Weights<'a> {
+    /// `[d_in, d_out]` row-major f32 (burn's layout).
+    Dense { values: &'a [f32], d_out: usize },
+    /// `[d_out, d_in]` blocks (HF layout), dequantized panel by panel.
+    Blocks(&'a BlockMatrix),
+}
+
+impl Weights<'_> {
+    fn d_out(&self) -> usize {
+        match self {
+            Weights::Dense { d_out, .. } => *d_out,
+            Weights::Blocks(m) => m.shape().0,
+        }
+    }
+}
+
+/// A raw pointer that may cross threads: each task writes its own columns of the output.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the tasks write disjoint column ranges of one buffer that outlives them.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// `out = x · W` (or `out += x · W` when `accumulate`, e.g. onto a prefilled bias) for `x` =
+/// `[n, d_in]` row-major and `out` = `[n, d_out]` row-major. Output features are split over
+/// the rayon pool's threads in tiles of at most [`TILE_VALUES`] packed weights.
+///
+/// # Safety
+/// [`available`] returned true; `x.len() == n × d_in`; `out` has room for `n × d_out` values
+/// (initialized when `accumulate`) and does not overlap `x`.
+pub(crate) unsafe fn matmul(w: Weights<'_>, x: &[f32], n: usize, out: *mut f32, accumulate: bool) {
+    let d_out = w.d_out();
+    let d_in = if n == 0 { 0 } else { x.len() / n };
+    if n == 0 || d_out == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let cap = (TILE_VALUES / d_in.max(1)).max(NR);
+    let share = d_out.div_ceil(threads).next_multiple_of(NR);
+    let tile = (cap - cap % NR).min(share);
+    let tiles = d_out.div_ceil(tile);
+    let dst = OutPtr(out);
+    let run = |t: usize| {
+        let first = t * tile;
+        let d = dst;
+        // SAFETY: forwarded from the caller; this task alone writes columns
+        // `first..first + count`.
+        unsafe { matmul_columns(w, first, tile.min(d_out - first), x, n, d.0, accumulate) }
+    };
+    if tiles > 1 && threads > 1 {
+        (0..tiles).into_par_iter().for_each(run);
+    } else {
+        (0..tiles).for_each(run);
+    }
+}
 
 thread_local! {
     /// Each thread's packed weights and dequantization scratch, kept between products.
@@ -33,30 +105,26 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `out[i, first..first + count] = x[i] · W[first..first + count]ᵀ` for every activation row
-/// `i` of `x` (`[n, cols]`); `out` is `[n, ldc]` row-major and may be uninitialized.
-///
-/// # Safety
-/// The CPU has AVX-512F; `out` has room for `n × ldc` values and `first + count ≤ ldc`; no
-/// other thread writes columns `first..first + count` meanwhile.
+/// Output columns `first..first + count` of [`matmul`].
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn matmul_rows(
-    m: &BlockMatrix,
+unsafe fn matmul_columns(
+    w: Weights<'_>,
     first: usize,
     count: usize,
     x: &[f32],
     n: usize,
     out: *mut f32,
-    ldc: usize,
+    accumulate: bool,
 ) {
-    let cols = m.cols;
+    let ldc = w.d_out();
+    let cols = x.len() / n;
     let panels = count.div_ceil(NR);
     BUFFERS.with(|buffers| {
         let (packed, scratch) = &mut *buffers.borrow_mut();
-        pack_weights(m, first, count, packed, scratch);
+        pack(w, first, count, cols, packed, scratch);
         for k0 in (0..cols).step_by(KC) {
             let kc = KC.min(cols - k0);
-            let accumulate = k0 > 0;
+            let accumulate = accumulate || k0 > 0;
             for i0 in (0..n).step_by(MC) {
                 let mc = MC.min(n - i0);
                 for p in 0..panels {
@@ -66,14 +134,12 @@ pub(super) unsafe fn matmul_rows(
                     let mut i = i0;
                     while i < i0 + mc {
                         let rows = MR.min(i0 + mc - i);
-                        let a = x.as_ptr().add(i * cols + k0);
-                        let c = c.add(i * ldc);
                         let tile = Tile {
-                            a,
+                            a: x.as_ptr().add(i * cols + k0),
                             lda: cols,
                             b,
                             kc,
-                            c,
+                            c: c.add(i * ldc),
                             ldc,
                             features,
                             accumulate,
@@ -87,32 +153,40 @@ pub(super) unsafe fn matmul_rows(
     });
 }
 
-/// Dequantizes weight rows `first..first + count` into panels of `NR` rows, each stored
-/// `[cols][NR]` (the last panel padded with zero rows).
-fn pack_weights(
-    m: &BlockMatrix,
+/// Packs output features `first..first + count` into panels of `NR`, each stored `[cols][NR]`
+/// (the last panel padded with zeros).
+fn pack(
+    w: Weights<'_>,
     first: usize,
     count: usize,
+    cols: usize,
     packed: &mut Vec<f32>,
     scratch: &mut Vec<f32>,
 ) {
-    let cols = m.cols;
     let panels = count.div_ceil(NR);
     if packed.len() < panels * NR * cols {
         packed.resize(panels * NR * cols, 0.0);
     }
-    if scratch.len() < NR * cols {
-        scratch.resize(NR * cols, 0.0);
-    }
     for p in 0..panels {
-        let rows = NR.min(count - p * NR);
-        m.dequantize_rows(first + p * NR, rows, &mut scratch[..rows * cols]);
-        scratch[rows * cols..NR * cols].fill(0.0);
-        transpose_panel(
-            &scratch[..NR * cols],
-            cols,
-            &mut packed[p * NR * cols..][..NR * cols],
-        );
+        let f0 = first + p * NR;
+        let width = NR.min(count - p * NR);
+        let dst = &mut packed[p * NR * cols..][..NR * cols];
+        match w {
+            Weights::Dense { values, d_out } => {
+                for (k, dst) in dst.chunks_exact_mut(NR).enumerate() {
+                    dst[..width].copy_from_slice(&values[k * d_out + f0..][..width]);
+                    dst[width..].fill(0.0);
+                }
+            }
+            Weights::Blocks(m) => {
+                if scratch.len() < NR * cols {
+                    scratch.resize(NR * cols, 0.0);
+                }
+                m.dequantize_rows(f0, width, &mut scratch[..width * cols]);
+                scratch[width * cols..NR * cols].fill(0.0);
+                transpose_panel(&scratch[..NR * cols], cols, dst);
+            }
+        }
     }
 }
 
