@@ -35,7 +35,7 @@ unsafe impl Sync for OutPtr {}
 
 /// `x · Wᵀ` for `x` = `[n, cols]`: `[n, rows]`.
 pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
-    let (rows, cols) = (m.rows, m.cols);
+    let rows = m.rows;
     let mut out: Vec<f32> = Vec::with_capacity(n * rows);
     #[cfg(target_arch = "x86_64")]
     if crate::layers::fused::gemm512::available() {

@@ -184,21 +184,66 @@ fn pack(
                 }
                 m.dequantize_rows(f0, width, &mut scratch[..width * cols]);
                 scratch[width * cols..NR * cols].fill(0.0);
-                transpose_panel(&scratch[..NR * cols], cols, dst);
+                // SAFETY: `pack` runs only where `available()` (AVX-512F) held.
+                unsafe { transpose_panel(&scratch[..NR * cols], cols, dst) };
             }
         }
     }
 }
 
-/// `[NR][cols]` → `[cols][NR]`, in 16-column strips so that each source line is read once.
+/// `[NR][cols]` → `[cols][NR]`: 16 × 16 squares transposed in registers, the columns past
+/// the last whole square one by one.
+#[target_feature(enable = "avx512f")]
 fn transpose_panel(src: &[f32], cols: usize, dst: &mut [f32]) {
-    for k0 in (0..cols).step_by(16) {
-        let width = 16.min(cols - k0);
-        for (f, row) in src.chunks_exact(cols).enumerate() {
-            for (dk, &v) in row[k0..k0 + width].iter().enumerate() {
-                dst[(k0 + dk) * NR + f] = v;
+    assert!(src.len() >= NR * cols && dst.len() >= NR * cols);
+    let whole = cols - cols % 16;
+    for k0 in (0..whole).step_by(16) {
+        for h in 0..NR / 16 {
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (i, r) in r.iter_mut().enumerate() {
+                // SAFETY: row 16h + i, columns k0..k0 + 16 lie inside `src` (asserted above).
+                *r = unsafe { _mm512_loadu_ps(src.as_ptr().add((16 * h + i) * cols + k0)) };
+            }
+            transpose16(&mut r);
+            for (j, r) in r.iter().enumerate() {
+                // SAFETY: row k0 + j, columns 16h..16h + 16 of `[cols][NR]` lie inside `dst`.
+                unsafe { _mm512_storeu_ps(dst.as_mut_ptr().add((k0 + j) * NR + 16 * h), *r) };
             }
         }
+    }
+    for (f, row) in src.chunks_exact(cols).take(NR).enumerate() {
+        for k in whole..cols {
+            dst[k * NR + f] = row[k];
+        }
+    }
+}
+
+/// Transposes the 16 × 16 matrix whose rows are `r` in place (unpack, then 128-bit lane
+/// shuffles: 64 shuffles for 256 values).
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: &mut [__m512; 16]) {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for q in 0..4 {
+        let b = 4 * q;
+        r[b] = _mm512_shuffle_ps::<0x44>(t[b], t[b + 2]);
+        r[b + 1] = _mm512_shuffle_ps::<0xEE>(t[b], t[b + 2]);
+        r[b + 2] = _mm512_shuffle_ps::<0x44>(t[b + 1], t[b + 3]);
+        r[b + 3] = _mm512_shuffle_ps::<0xEE>(t[b + 1], t[b + 3]);
+    }
+    for h in 0..2 {
+        let b = 8 * h;
+        for j in 0..4 {
+            t[b + j] = _mm512_shuffle_f32x4::<0x88>(r[b + j], r[b + j + 4]);
+            t[b + j + 4] = _mm512_shuffle_f32x4::<0xDD>(r[b + j], r[b + j + 4]);
+        }
+    }
+    for j in 0..8 {
+        r[j] = _mm512_shuffle_f32x4::<0x88>(t[j], t[j + 8]);
+        r[j + 8] = _mm512_shuffle_f32x4::<0xDD>(t[j], t[j + 8]);
     }
 }
 
@@ -272,6 +317,33 @@ unsafe fn kernel<const R: usize>(t: &Tile) {
                 v
             };
             _mm512_mask_storeu_ps(p, mask, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The in-register transpose against the definition, for whole squares and a remainder.
+    #[test]
+    fn panels_transpose_exactly() {
+        if !super::available() {
+            eprintln!("notice: no AVX-512; the kernel is not used on this CPU");
+            return;
+        }
+        for cols in [16, 48, 53] {
+            let src: Vec<f32> = (0..super::NR * cols).map(|v| v as f32).collect();
+            let mut dst = vec![0f32; super::NR * cols];
+            // SAFETY: AVX-512F was checked above.
+            unsafe { super::transpose_panel(&src, cols, &mut dst) };
+            for f in 0..super::NR {
+                for k in 0..cols {
+                    assert_eq!(
+                        dst[k * super::NR + f],
+                        src[f * cols + k],
+                        "cols {cols} f {f} k {k}"
+                    );
+                }
+            }
         }
     }
 }
