@@ -375,9 +375,15 @@ pub fn own_references(predicted: &[Cell]) -> Vec<Cell> {
 pub enum Baseline {
     /// Every option equally likely.
     Uniform,
-    /// All mass on the option most chosen by the whole population of the question (all groups
-    /// of the same question pooled, weighted by their `weight`).
+    /// All mass on the group's own most chosen option: the benchmark's majority baseline
+    /// (Meister et al. 2024).
     Majority,
+    /// All mass on the option most chosen by the whole population of the question (all groups
+    /// of the same question pooled, weighted by their `weight`): weaker than [`Majority`], and
+    /// reported only under its own name.
+    ///
+    /// [`Majority`]: Baseline::Majority
+    PooledMajority,
 }
 
 pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
@@ -389,7 +395,7 @@ pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
             .collect()
     };
     let mut pooled: HashMap<Vec<String>, Vec<f64>> = HashMap::new();
-    if baseline == Baseline::Majority {
+    if baseline == Baseline::PooledMajority {
         for c in reference {
             if let Some(r) = &c.reference {
                 let acc = pooled
@@ -405,16 +411,17 @@ pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
         .filter(|c| c.reference.is_some())
         .map(|c| {
             let n = c.options.len();
+            let one_hot = |acc: &[f64]| -> Vec<f64> {
+                let k = acc
+                    .iter()
+                    .enumerate()
+                    .fold(0, |best, (i, &v)| if v > acc[best] { i } else { best });
+                (0..n).map(|i| if i == k { 1.0 } else { 0.0 }).collect()
+            };
             let predicted = match baseline {
                 Baseline::Uniform => vec![1.0 / n as f64; n],
-                Baseline::Majority => {
-                    let acc = &pooled[&question_key(c)];
-                    let k = acc
-                        .iter()
-                        .enumerate()
-                        .fold(0, |best, (i, &v)| if v > acc[best] { i } else { best });
-                    (0..n).map(|i| if i == k { 1.0 } else { 0.0 }).collect()
-                }
+                Baseline::Majority => one_hot(c.reference.as_deref().unwrap_or_default()),
+                Baseline::PooledMajority => one_hot(&pooled[&question_key(c)]),
             };
             let mut labels = c.labels.clone();
             labels.insert(
@@ -422,6 +429,7 @@ pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
                 match baseline {
                     Baseline::Uniform => "baseline-uniform".into(),
                     Baseline::Majority => "baseline-majority".into(),
+                    Baseline::PooledMajority => "baseline-pooled-majority".into(),
                 },
             );
             Cell {
@@ -521,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn majority_baseline_pools_groups() {
+    fn majority_baseline_is_each_groups_own_answer() {
         let mut r1 = cell(
             &[("question", "q"), ("group", "x")],
             &["a", "b"],
@@ -536,8 +544,15 @@ mod tests {
             Some(vec![0.3, 0.7]),
         );
         r2.weight = Some(100.0);
-        let b = baseline_cells(&[r1, r2], Baseline::Majority);
+        // The benchmark's baseline: each group's own most common answer.
+        let b = baseline_cells(&[r1.clone(), r2.clone()], Baseline::Majority);
+        assert_eq!(b[0].predicted, Some(vec![1.0, 0.0]));
+        assert_eq!(b[1].predicted, Some(vec![0.0, 1.0]));
+        assert_eq!(b[0].labels["model"], "baseline-majority");
+        // The pooled population's answer, under its own name.
+        let b = baseline_cells(&[r1, r2], Baseline::PooledMajority);
         assert_eq!(b[0].predicted, Some(vec![0.0, 1.0]));
         assert_eq!(b[1].predicted, Some(vec![0.0, 1.0]));
+        assert_eq!(b[0].labels["model"], "baseline-pooled-majority");
     }
 }

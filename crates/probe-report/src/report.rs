@@ -71,6 +71,9 @@ pub struct Series {
     /// Question-level cells that carry their own reference (`probe eval`): one per
     /// (group, question), each with its own options.
     pub own: Vec<OwnCell>,
+    /// What went into the distribution, in words (for ψ: the value vectors' layers and the
+    /// rows pooled), shown beside it in the report.
+    pub provenance: Option<String>,
 }
 
 /// A predicted distribution for one question and group, with the group's reference.
@@ -205,6 +208,58 @@ fn sensitivity_points(groups: BTreeMap<String, Vec<Vec<f64>>>) -> Result<Vec<(f6
     Ok(points)
 }
 
+/// The benchmark's majority baseline (Meister et al. 2024): each group's own most common answer.
+const MAJORITY_GROUPS: &str = "baseline: majority (each group's own answer)";
+const MAJORITY_QUESTIONS: &str = "baseline: majority (each group's own answer, per question)";
+
+/// All mass on the largest entry (the first of ties).
+fn one_hot_argmax(d: &[f64]) -> Vec<f64> {
+    let top = d
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, &v)| if v > d[b] { i } else { b });
+    (0..d.len())
+        .map(|i| if i == top { 1.0 } else { 0.0 })
+        .collect()
+}
+
+/// "value vectors of layers 24–27 (joint, k = 20); ψ pools 200 rows: 40 personas × 5 variants
+/// (de-stimme, …)", from `psi.json`.
+fn latent_provenance(psi: &Value) -> String {
+    let run = &psi["run"];
+    let layers: Vec<u64> = run["vector_layers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let layers = match (layers.first(), layers.last()) {
+        (Some(a), Some(b)) if layers.len() as u64 == b - a + 1 && a != b => {
+            format!("layers {a}–{b}")
+        }
+        (Some(_), Some(_)) => format!(
+            "layers {}",
+            layers
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "layers not recorded (psi.json from an older probe)".to_string(),
+    };
+    let variants: Vec<&str> = run["variants"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    format!(
+        "value vectors of {layers} ({}, k = {}); ψ pools {} rows: {} personas × {} variants ({})",
+        run["select"].as_str().unwrap_or("?"),
+        run["k"],
+        psi["all"]["rows"],
+        run["personas"],
+        variants.len(),
+        variants.join(", ")
+    )
+}
+
 fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
     let psi_path = dir.join("psi.json");
     let psi = read_json(&psi_path)?;
@@ -287,6 +342,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         sensitivity: sensitivity_points(by_persona)?,
         sensitivity_unit: "persona",
         own: vec![],
+        provenance: Some(latent_provenance(&psi)),
     })
 }
 
@@ -478,6 +534,7 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             sensitivity: sensitivity_points(per_unit)?,
             sensitivity_unit: "cell",
             own,
+            provenance: None,
         });
     }
     Ok(out)
@@ -696,6 +753,11 @@ pub fn build(
         let mut paragraphs = vec![
             "Each model's distribution pooled over personas and prompt variants (ψ for the latent method), next to the survey.".to_string(),
         ];
+        for s in &same {
+            if let Some(p) = &s.provenance {
+                paragraphs.push(format!("{}: {p}.", legend_name(s)));
+            }
+        }
         if let Some(model) = model_prefix.strip_suffix(" · ") {
             paragraphs.push(format!(
                 "Model: {model} (the figures' legends leave its name out)."
@@ -1042,20 +1104,17 @@ pub fn build(
             }
             let mut uniform = Vec::new();
             let mut majority = Vec::new();
+            let mut pooled_majority = Vec::new();
             for ((_, q), r) in &own_refs {
                 let n = r.len();
                 uniform.push(total_variation(&vec![1.0 / n as f64; n], r)?);
-                let acc = &pooled[q.as_str()];
-                let top = acc
-                    .iter()
-                    .enumerate()
-                    .fold(0, |b, (i, &v)| if v > acc[b] { i } else { b });
-                let one_hot: Vec<f64> = (0..n).map(|i| if i == top { 1.0 } else { 0.0 }).collect();
-                majority.push(total_variation(&one_hot, r)?);
+                majority.push(total_variation(&one_hot_argmax(r), r)?);
+                pooled_majority.push(total_variation(&one_hot_argmax(&pooled[q.as_str()]), r)?);
             }
             for (name, tvs) in [
                 ("baseline: uniform (questions)", uniform),
-                ("baseline: majority per question", majority),
+                (MAJORITY_QUESTIONS, majority),
+                ("baseline: pooled majority per question", pooled_majority),
             ] {
                 let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
                 entries.push((name.to_string(), est, tvs.len()));
@@ -1083,18 +1142,20 @@ pub fn build(
                     .and_then(|c| align_reference(c, &options))
                     .map(|(r, _)| r)
                     .unwrap_or_else(|| refs[0].0.clone());
-                let top = everyone
-                    .iter()
-                    .enumerate()
-                    .fold(0, |b, (i, &v)| if v > everyone[b] { i } else { b });
-                let majority: Vec<f64> = (0..n).map(|i| if i == top { 1.0 } else { 0.0 }).collect();
+                let pooled_majority = one_hot_argmax(&everyone);
+                let top = pooled_majority.iter().position(|&v| v == 1.0).unwrap_or(0);
+                let pooled_name = format!("baseline: pooled majority ({})", options[top]);
                 for (name, pred) in [
-                    ("baseline: uniform", uniform),
-                    (&*format!("baseline: majority ({})", options[top]), majority),
+                    ("baseline: uniform", Some(uniform)),
+                    (MAJORITY_GROUPS, None),
+                    (&*pooled_name, Some(pooled_majority)),
                 ] {
+                    // `None`: each group's own most common answer.
                     let tvs: Vec<f64> = refs
                         .iter()
-                        .map(|(r, _)| total_variation(&pred, r))
+                        .map(|(r, _)| {
+                            total_variation(pred.as_deref().unwrap_or(&one_hot_argmax(r)), r)
+                        })
                         .collect::<Result<_, _>>()?;
                     let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
                     entries.push((name.to_string(), est, tvs.len()));
@@ -1103,7 +1164,7 @@ pub fn build(
         }
         entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
         let mut paragraphs = vec![format!(
-            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, over every (group, question) cell (Meister et al.'s distributional alignment A, lower is better) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Baselines: the uniform distribution and all mass on the survey's largest option (per question for question-level cells).",
+            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, over every (group, question) cell (Meister et al.'s distributional alignment A, lower is better) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Baselines: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer; and, under its own name, the weaker pooled majority, all mass on the whole population's most common answer (per question for question-level cells).",
             100.0 * o.level,
             o.bootstrap,
             o.seed
@@ -1715,7 +1776,7 @@ mod tests {
         };
         let cells = vec![
             cell("logp", "Male", "q1", vec![0.5, 0.5], vec![0.8, 0.2]),
-            cell("logp", "Female", "q1", vec![0.9, 0.1], vec![0.6, 0.4]),
+            cell("logp", "Female", "q1", vec![0.9, 0.1], vec![0.3, 0.7]),
             cell("verbalize", "Male", "q1", vec![0.8, 0.2], vec![0.8, 0.2]),
         ];
         let series = series_from_cells(&cells, "m").unwrap();
@@ -1737,11 +1798,14 @@ mod tests {
                 .as_f64()
                 .unwrap()
         };
-        assert!((tv("m · logp · none") - (0.3 + 0.3) / 2.0).abs() < 1e-12);
+        assert!((tv("m · logp · none") - (0.3 + 0.6) / 2.0).abs() < 1e-12);
         assert!(tv("m · verbalize · none").abs() < 1e-12);
-        // uniform: (0.3 + 0.1) / 2; majority of q1 (yes, 1.4 vs 0.6): (0.2 + 0.4) / 2
-        assert!((tv("baseline: uniform (questions)") - 0.2).abs() < 1e-12);
-        assert!((tv("baseline: majority per question") - 0.3).abs() < 1e-12);
+        // uniform: (0.3 + 0.2) / 2
+        assert!((tv("baseline: uniform (questions)") - 0.25).abs() < 1e-12);
+        // the benchmark's majority: each group's own answer (Male yes, Female no): (0.2 + 0.3) / 2
+        assert!((tv(MAJORITY_QUESTIONS) - 0.25).abs() < 1e-12);
+        // pooled: yes for both (1.1 vs 0.9): (0.2 + 0.7) / 2, under its own name
+        assert!((tv("baseline: pooled majority per question") - 0.45).abs() < 1e-12);
         let groups = report.json["entropy"]["groups"].as_array().unwrap();
         assert!(groups.iter().any(|g| g == "SEX=Male (mean over questions)"));
     }

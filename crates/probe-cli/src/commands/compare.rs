@@ -10,8 +10,12 @@ use probe_report::compare::{baseline_cells, compare, join, Baseline, CompareOpti
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BaselineArg {
+    /// Every option equally likely.
     Uniform,
+    /// All mass on each group's own most common answer (the benchmark's majority baseline).
     Majority,
+    /// All mass on the answer most common in the pooled population (weaker; its own name).
+    PooledMajority,
 }
 
 #[derive(clap::Args, Debug)]
@@ -114,6 +118,7 @@ pub fn run(args: Args) -> Result<()> {
         let kind = match b {
             BaselineArg::Uniform => Baseline::Uniform,
             BaselineArg::Majority => Baseline::Majority,
+            BaselineArg::PooledMajority => Baseline::PooledMajority,
         };
         predicted.extend(baseline_cells(&reference, kind));
         predicted.extend(baseline_cells(&own, kind));

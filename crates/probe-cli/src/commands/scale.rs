@@ -284,6 +284,7 @@ pub fn run(args: Args) -> Result<()> {
             "vectors": vectors_dir.display().to_string(),
             "select": args.select,
             "k": vectors.k,
+            "vector_layers": vectors.layers,
             "persona_spec": args.grid.persona.display().to_string(),
             "personas": personas.len(),
             "variants": variants,

@@ -31,9 +31,9 @@ pub struct Args {
     /// a hook / layer index of a per-layer probe.
     #[arg(long, default_value = "shared")]
     pub probe: String,
-    /// Layers whose value vectors are searched: all (default), indices or fractions
-    /// (0.6L..0.9L).
-    #[arg(long, default_value = "all")]
+    /// Layers whose value vectors are searched: `probed` (default: the layers the probes were
+    /// trained on, as the paper searches them), `all`, indices or fractions (0.6L..0.9L).
+    #[arg(long, default_value = "probed")]
     pub layers: String,
     /// Value vectors per party in the joint, per-layer and diametric selections.
     #[arg(long, short, default_value_t = 20)]
@@ -176,7 +176,11 @@ pub fn run(args: Args) -> Result<()> {
         hidden,
         "probes",
     )?;
-    let layers = parse_layers(&args.layers, model.config().num_layers).context("--layers")?;
+    let layers = value_vector_layers(
+        &args.layers,
+        &probes.json.report.hooks,
+        model.config().num_layers,
+    )?;
     let tf = &model.transformer;
     let value_vectors: Vec<(usize, Tensor<2>)> = layers
         .iter()
@@ -241,6 +245,27 @@ pub fn run(args: Args) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The layers `--layers` names; `probed` is the layers of the hooks the probes were trained on.
+pub fn value_vector_layers(spec: &str, hooks: &[String], num_layers: usize) -> Result<Vec<usize>> {
+    if spec != "probed" {
+        return parse_layers(spec, num_layers).context("--layers");
+    }
+    let mut layers = Vec::new();
+    for hook in hooks {
+        let point = probe_lm::HookPoint::parse(hook, num_layers)
+            .with_context(|| format!("the probes' hook `{hook}`"))?;
+        if let Some(layer) = point.layer() {
+            layers.push(layer);
+        }
+    }
+    layers.sort_unstable();
+    layers.dedup();
+    if layers.is_empty() {
+        bail!("--layers probed: the probes name no block layer (hooks {hooks:?}); give --layers");
+    }
+    Ok(layers)
 }
 
 /// Fills `tokens` of every row: each distinct (layer, neuron) is projected once.
@@ -444,5 +469,38 @@ fn print_summary(json: &VectorsJson, per_party: usize) {
                     .join(" ")
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_vectors_default_to_the_probed_layers() {
+        let hooks = [
+            "blocks.24.hook_resid_post",
+            "blocks.25.hook_resid_post",
+            "blocks.24.hook_resid_mid",
+        ]
+        .map(String::from);
+        let probed = super::value_vector_layers("probed", &hooks, 30).unwrap();
+        assert_eq!(probed, [24, 25]);
+        assert_eq!(
+            super::value_vector_layers("all", &hooks, 30).unwrap().len(),
+            30
+        );
+        assert_eq!(
+            super::value_vector_layers("0.8L..0.9L", &hooks, 30).unwrap(),
+            [24, 25, 26, 27]
+        );
+        assert!(super::value_vector_layers("probed", &[], 30).is_err());
+        // The flag's default is `probed`.
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::Args,
+        }
+        let cli = Cli::parse_from(["x", "model.gguf", "--probes", "p"]);
+        assert_eq!(cli.args.layers, "probed");
     }
 }
