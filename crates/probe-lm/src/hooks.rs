@@ -260,6 +260,40 @@ impl HookSpec {
 mod tests {
     use super::*;
 
+    /// Every "`SPEC` on N layers → A–B" example of docs/GUIDE.md, through the parser.
+    #[test]
+    fn the_guides_layer_examples_are_what_the_parser_does() {
+        let guide = include_str!("../../../docs/GUIDE.md").replace('\n', " ");
+        let mut checked = 0;
+        for (at, _) in guide.match_indices(" layers → ") {
+            let before = &guide[..at];
+            let Some(tick_end) = before.rfind('`') else {
+                continue;
+            };
+            let Some(tick_start) = before[..tick_end].rfind('`') else {
+                continue;
+            };
+            let spec = &before[tick_start + 1..tick_end];
+            let n: usize = before.rsplit(' ').next().unwrap().parse().unwrap();
+            let range = guide[at + " layers → ".len()..]
+                .split([' ', ';', ')', ','])
+                .next()
+                .unwrap();
+            let (a, b) = range.split_once('–').unwrap();
+            let want: Vec<usize> = (a.parse().unwrap()..=b.parse().unwrap()).collect();
+            assert_eq!(
+                parse_layers(spec, n).unwrap(),
+                want,
+                "GUIDE: `{spec}` on {n} layers → {range}"
+            );
+            checked += 1;
+        }
+        assert!(
+            checked >= 3,
+            "the GUIDE's layer examples were not found ({checked})"
+        );
+    }
+
     #[test]
     fn fractions_follow_the_paper_on_smollm2() {
         assert_eq!(

@@ -263,6 +263,42 @@ pub struct CompareOptions {
     pub kl_smoothing: f64,
     /// Weight cells by their `weight` (e.g. group size) in the aggregates.
     pub weighted: bool,
+    /// How the cells of one row are averaged.
+    pub aggregate: Aggregate,
+}
+
+/// How a row's cells are averaged into its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Aggregate {
+    /// The benchmark's score (Meister et al. 2024): the mean over groups of each group's mean
+    /// over its questions, bootstrapped over groups. Rows whose cells lack `question` or a group
+    /// label (`group`, else `value`) fall back to [`Aggregate::Cells`], and say so.
+    Benchmark,
+    /// A flat mean over cells (weights groups by how many of their cells parsed).
+    Cells,
+}
+
+/// The group a cell belongs to for [`Aggregate::Benchmark`]: `attribute=group` (or `value`).
+fn group_of(labels: &BTreeMap<String, String>) -> Option<String> {
+    let group = labels.get("group").or_else(|| labels.get("value"))?;
+    Some(match labels.get("attribute") {
+        Some(a) => format!("{a}={group}"),
+        None => group.clone(),
+    })
+}
+
+/// Per-group means of `values` (cells keyed by `groups`), in group order, with each group's
+/// summed weight: the first stage of the benchmark's mean of means.
+pub fn group_means(values: &[f64], weights: &[f64], groups: &[String]) -> (Vec<f64>, Vec<f64>) {
+    let mut acc: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+    for ((v, w), g) in values.iter().zip(weights).zip(groups) {
+        let e = acc.entry(g.as_str()).or_default();
+        e.0 += v;
+        e.1 += 1.0;
+        e.2 += w;
+    }
+    acc.values().map(|(s, n, w)| (s / n, *w)).unzip()
 }
 
 impl Default for CompareOptions {
@@ -275,6 +311,7 @@ impl Default for CompareOptions {
             seed: 0,
             kl_smoothing: 1e-4,
             weighted: false,
+            aggregate: Aggregate::Benchmark,
         }
     }
 }
@@ -285,6 +322,11 @@ pub struct Row {
     pub group: BTreeMap<String, String>,
     pub metric: &'static str,
     pub n_cells: usize,
+    /// How the cells were averaged (the benchmark's mean over groups of the mean over
+    /// questions, or a flat mean over cells).
+    pub aggregate: Aggregate,
+    /// Groups averaged over (for [`Aggregate::Benchmark`]).
+    pub n_groups: Option<usize>,
     pub estimate: Estimate,
 }
 
@@ -313,15 +355,27 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
         for &metric in &options.metrics {
             let mut values = Vec::with_capacity(members.len());
             let mut weights = Vec::with_capacity(members.len());
+            let mut groups = Vec::with_capacity(members.len());
             for p in &members {
                 if let Some(v) = metric_value(metric, p, options.kl_smoothing)? {
                     values.push(v);
                     weights.push(p.weight);
+                    groups.push(group_of(&p.labels).filter(|_| p.labels.contains_key("question")));
                 }
             }
             if values.is_empty() {
                 continue;
             }
+            let n_cells = values.len();
+            let benchmark =
+                options.aggregate == Aggregate::Benchmark && groups.iter().all(Option::is_some);
+            let (n_groups, aggregate) = if benchmark {
+                let groups: Vec<String> = groups.into_iter().flatten().collect();
+                (values, weights) = group_means(&values, &weights, &groups);
+                (Some(values.len()), Aggregate::Benchmark)
+            } else {
+                (None, Aggregate::Cells)
+            };
             let w = options.weighted.then_some(weights.as_slice());
             let estimate = bootstrap_mean(
                 &values,
@@ -343,7 +397,9 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
                     .zip(key.iter().cloned())
                     .collect(),
                 metric: metric.name(),
-                n_cells: values.len(),
+                n_cells,
+                aggregate,
+                n_groups,
                 estimate,
             });
         }
@@ -554,5 +610,59 @@ mod tests {
         assert_eq!(b[0].predicted, Some(vec![0.0, 1.0]));
         assert_eq!(b[1].predicted, Some(vec![0.0, 1.0]));
         assert_eq!(b[0].labels["model"], "baseline-pooled-majority");
+    }
+
+    /// Group A answers three questions at TV 0.1, group B one at 0.5: the benchmark's mean over
+    /// groups of the mean over questions is 0.3; a flat mean over cells would say 0.2.
+    #[test]
+    fn the_score_is_the_mean_over_groups_of_the_mean_over_questions() {
+        let mut pairs = Vec::new();
+        for (group, q, p) in [
+            ("A", "q1", 0.6),
+            ("A", "q2", 0.6),
+            ("A", "q3", 0.6),
+            ("B", "q1", 1.0),
+        ] {
+            let labels = [
+                ("attribute", "SEX"),
+                ("group", group),
+                ("question", q),
+                ("model", "m"),
+            ];
+            pairs.push(Pair {
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                options: vec!["a".into(), "b".into()],
+                predicted: vec![p, 1.0 - p],
+                reference: vec![0.5, 0.5],
+                ordinal: None,
+                weight: 1.0,
+            });
+        }
+        let options = CompareOptions {
+            by: vec!["model".into()],
+            bootstrap: 10,
+            ..CompareOptions::default()
+        };
+        let rows = compare(&pairs, &options).unwrap();
+        assert!(
+            (rows[0].estimate.value - 0.3).abs() < 1e-12,
+            "{:?}",
+            rows[0]
+        );
+        assert_eq!((rows[0].n_cells, rows[0].n_groups), (4, Some(2)));
+        assert_eq!(rows[0].aggregate, Aggregate::Benchmark);
+        let flat = compare(
+            &pairs,
+            &CompareOptions {
+                aggregate: Aggregate::Cells,
+                ..options
+            },
+        )
+        .unwrap();
+        assert!((flat[0].estimate.value - 0.2).abs() < 1e-12);
+        assert_eq!(flat[0].aggregate, Aggregate::Cells);
     }
 }

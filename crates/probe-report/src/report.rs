@@ -212,6 +212,18 @@ fn sensitivity_points(groups: BTreeMap<String, Vec<Vec<f64>>>) -> Result<Vec<(f6
 const MAJORITY_GROUPS: &str = "baseline: majority (each group's own answer)";
 const MAJORITY_QUESTIONS: &str = "baseline: majority (each group's own answer, per question)";
 
+/// Each group's mean over its (question) values, in group order: the units the benchmark's A
+/// averages and the bootstrap resamples.
+fn mean_of_group_means(values: &[(String, f64)]) -> Vec<f64> {
+    let mut acc: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for (g, v) in values {
+        let e = acc.entry(g.as_str()).or_default();
+        e.0 += v;
+        e.1 += 1;
+    }
+    acc.values().map(|(s, n)| s / *n as f64).collect()
+}
+
 /// All mass on the largest entry (the first of ties).
 fn one_hot_argmax(d: &[f64]) -> Vec<f64> {
     let top = d
@@ -1079,8 +1091,19 @@ pub fn build(
                     matched_scopes.insert(scope.clone());
                 }
             }
-            for c in &s.own {
-                tvs.push(total_variation(&c.predicted, &c.reference)?);
+            if !s.own.is_empty() {
+                // The benchmark's A: the mean over groups of each group's mean over questions.
+                let own: Vec<(String, f64)> = s
+                    .own
+                    .iter()
+                    .map(|c| {
+                        Ok((
+                            c.group.clone(),
+                            total_variation(&c.predicted, &c.reference)?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?;
+                tvs.extend(mean_of_group_means(&own));
             }
             if !tvs.is_empty() {
                 let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
@@ -1105,17 +1128,20 @@ pub fn build(
             let mut uniform = Vec::new();
             let mut majority = Vec::new();
             let mut pooled_majority = Vec::new();
-            for ((_, q), r) in &own_refs {
+            for ((g, q), r) in &own_refs {
                 let n = r.len();
-                uniform.push(total_variation(&vec![1.0 / n as f64; n], r)?);
-                majority.push(total_variation(&one_hot_argmax(r), r)?);
-                pooled_majority.push(total_variation(&one_hot_argmax(&pooled[q.as_str()]), r)?);
+                let g = g.clone();
+                uniform.push((g.clone(), total_variation(&vec![1.0 / n as f64; n], r)?));
+                majority.push((g.clone(), total_variation(&one_hot_argmax(r), r)?));
+                let pooled = &pooled[q.as_str()];
+                pooled_majority.push((g, total_variation(&one_hot_argmax(pooled), r)?));
             }
             for (name, tvs) in [
                 ("baseline: uniform (questions)", uniform),
                 (MAJORITY_QUESTIONS, majority),
                 ("baseline: pooled majority per question", pooled_majority),
             ] {
+                let tvs = mean_of_group_means(&tvs);
                 let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
                 entries.push((name.to_string(), est, tvs.len()));
             }
@@ -1164,7 +1190,7 @@ pub fn build(
         }
         entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
         let mut paragraphs = vec![format!(
-            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, over every (group, question) cell (Meister et al.'s distributional alignment A, lower is better) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Baselines: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer; and, under its own name, the weaker pooled majority, all mass on the whole population's most common answer (per question for question-level cells).",
+            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, Meister et al.'s distributional alignment A: the mean over groups of each group's mean over its questions (lower is better; the `groups` column counts groups) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Baselines: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer; and, under its own name, the weaker pooled majority, all mass on the whole population's most common answer (per question for question-level cells).",
             100.0 * o.level,
             o.bootstrap,
             o.seed
@@ -1777,11 +1803,12 @@ mod tests {
         let cells = vec![
             cell("logp", "Male", "q1", vec![0.5, 0.5], vec![0.8, 0.2]),
             cell("logp", "Female", "q1", vec![0.9, 0.1], vec![0.3, 0.7]),
+            cell("logp", "Male", "q2", vec![0.8, 0.2], vec![0.8, 0.2]),
             cell("verbalize", "Male", "q1", vec![0.8, 0.2], vec![0.8, 0.2]),
         ];
         let series = series_from_cells(&cells, "m").unwrap();
         assert_eq!(series.len(), 2);
-        assert_eq!(series[0].own.len(), 2);
+        assert_eq!(series[0].own.len(), 3);
         let report = build(
             &[],
             &series,
@@ -1798,13 +1825,16 @@ mod tests {
                 .as_f64()
                 .unwrap()
         };
-        assert!((tv("m · logp · none") - (0.3 + 0.6) / 2.0).abs() < 1e-12);
+        // The benchmark's A: groups' means over their questions, then the mean over groups
+        // (Male (0.3 + 0) / 2, Female 0.6), not the flat mean over cells (0.3).
+        assert!((tv("m · logp · none") - (0.15 + 0.6) / 2.0).abs() < 1e-12);
         assert!(tv("m · verbalize · none").abs() < 1e-12);
-        // uniform: (0.3 + 0.2) / 2
+        // uniform: Male (0.3 + 0.3) / 2, Female 0.2
         assert!((tv("baseline: uniform (questions)") - 0.25).abs() < 1e-12);
-        // the benchmark's majority: each group's own answer (Male yes, Female no): (0.2 + 0.3) / 2
+        // the benchmark's majority: each group's own answer (Male yes, Female no):
+        // Male (0.2 + 0.2) / 2, Female 0.3
         assert!((tv(MAJORITY_QUESTIONS) - 0.25).abs() < 1e-12);
-        // pooled: yes for both (1.1 vs 0.9): (0.2 + 0.7) / 2, under its own name
+        // pooled: yes for both (q1: 1.1 vs 0.9): Male 0.2, Female 0.7, under its own name
         assert!((tv("baseline: pooled majority per question") - 0.45).abs() < 1e-12);
         let groups = report.json["entropy"]["groups"].as_array().unwrap();
         assert!(groups.iter().any(|g| g == "SEX=Male (mean over questions)"));

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use probe_data::cells::{read_jsonl, Cell};
-use probe_report::compare::{baseline_cells, compare, join, Baseline, CompareOptions, Metric, Row};
+use probe_report::compare::{
+    baseline_cells, compare, join, Aggregate, Baseline, CompareOptions, Metric, Row,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BaselineArg {
@@ -16,6 +18,12 @@ pub enum BaselineArg {
     Majority,
     /// All mass on the answer most common in the pooled population (weaker; its own name).
     PooledMajority,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AggregateArg {
+    Benchmark,
+    Cells,
 }
 
 #[derive(clap::Args, Debug)]
@@ -62,6 +70,11 @@ pub struct Args {
     /// Weight cells by their `weight` field (e.g. group size) in the aggregates.
     #[arg(long)]
     pub weighted: bool,
+    /// How each row averages its cells: `benchmark` (the mean over groups of each group's
+    /// mean over questions, as Meister et al. score; cells without question and group labels
+    /// fall back to cells) or `cells` (a flat mean over cells).
+    #[arg(long, value_enum, default_value = "benchmark")]
+    pub aggregate: AggregateArg,
     /// Smoothing ε for KL.
     #[arg(long, default_value_t = 1e-4)]
     pub kl_smoothing: f64,
@@ -154,6 +167,10 @@ pub fn run(args: Args) -> Result<()> {
         seed: args.seed,
         kl_smoothing: args.kl_smoothing,
         weighted: args.weighted,
+        aggregate: match args.aggregate {
+            AggregateArg::Benchmark => Aggregate::Benchmark,
+            AggregateArg::Cells => Aggregate::Cells,
+        },
     };
     let rows = compare(&pairs, &options)?;
     print_table(&rows, &args.by, args.level)?;
@@ -172,6 +189,7 @@ fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
         .chain([
             "metric".into(),
             "cells".into(),
+            "groups".into(),
             "mean".into(),
             format!("{:.0}% CI", level * 100.0),
         ])
@@ -184,6 +202,7 @@ fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
                 .chain([
                     r.metric.to_string(),
                     r.n_cells.to_string(),
+                    r.n_groups.map_or("-".into(), |g| g.to_string()),
                     format!("{:.4}", r.estimate.value),
                     format!("[{:.4}, {:.4}]", r.estimate.low, r.estimate.high),
                 ])
@@ -219,7 +238,7 @@ fn write_rows(path: &PathBuf, rows: &[Row], by: &[String]) -> Result<()> {
     } else {
         let mut s = by.join(",");
         s.push_str(if by.is_empty() { "" } else { "," });
-        s.push_str("metric,cells,mean,ci_low,ci_high\n");
+        s.push_str("metric,cells,groups,aggregate,mean,ci_low,ci_high\n");
         for r in rows {
             let quote = |v: &str| {
                 if v.contains([',', '"']) {
@@ -232,9 +251,18 @@ fn write_rows(path: &PathBuf, rows: &[Row], by: &[String]) -> Result<()> {
                 s.push_str(&quote(r.group.get(k).map(String::as_str).unwrap_or("")));
                 s.push(',');
             }
+            let aggregate = match r.aggregate {
+                Aggregate::Benchmark => "benchmark",
+                Aggregate::Cells => "cells",
+            };
             s.push_str(&format!(
-                "{},{},{},{},{}\n",
-                r.metric, r.n_cells, r.estimate.value, r.estimate.low, r.estimate.high
+                "{},{},{},{aggregate},{},{},{}\n",
+                r.metric,
+                r.n_cells,
+                r.n_groups.map_or(String::new(), |g| g.to_string()),
+                r.estimate.value,
+                r.estimate.low,
+                r.estimate.high
             ));
         }
         s

@@ -511,6 +511,57 @@ fn print_vote_tv(
     Ok(())
 }
 
+/// The benchmark's A of `sequence` and of `verbalize` under `steering`, each over only the
+/// cells (group, question) both have, and how many those are; `None` when they share none.
+fn shared_cell_scores(
+    pairs: &[probe_report::compare::Pair],
+    steering: &str,
+) -> Result<Option<(f64, f64, usize)>> {
+    let key = |p: &probe_report::compare::Pair| {
+        let l = &p.labels;
+        (
+            l.get("attribute").cloned(),
+            l.get("group").cloned(),
+            l.get("question").cloned(),
+        )
+    };
+    let of = |method: &str| -> Vec<&probe_report::compare::Pair> {
+        pairs
+            .iter()
+            .filter(|p| {
+                p.labels.get("method").map(String::as_str) == Some(method)
+                    && p.labels.get("steering").map(String::as_str) == Some(steering)
+            })
+            .collect()
+    };
+    let (seq, verb) = (of("sequence"), of("verbalize"));
+    let in_verb: std::collections::HashSet<_> = verb.iter().map(|p| key(p)).collect();
+    let shared: std::collections::HashSet<_> = seq
+        .iter()
+        .map(|p| key(p))
+        .filter(|k| in_verb.contains(k))
+        .collect();
+    if shared.is_empty() {
+        return Ok(None);
+    }
+    let score = |set: &[&probe_report::compare::Pair]| -> Result<f64> {
+        let kept: Vec<probe_report::compare::Pair> = set
+            .iter()
+            .filter(|p| shared.contains(&key(p)))
+            .map(|p| (*p).clone())
+            .collect();
+        let rows = compare(
+            &kept,
+            &CompareOptions {
+                bootstrap: 1,
+                ..CompareOptions::default()
+            },
+        )?;
+        Ok(rows[0].estimate.value)
+    };
+    Ok(Some((score(&seq)?, score(&verb)?, shared.len())))
+}
+
 /// TV per method × steering against the cells' own references, with the baselines.
 fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
     let references = own_references(cells);
@@ -538,15 +589,16 @@ fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
         },
     )?;
     println!(
-        "{:<18} {:<9} {:>6} {:>8}  95% CI",
-        "method", "steering", "cells", "TV"
+        "{:<18} {:<9} {:>6} {:>6} {:>8}  95% CI",
+        "method", "steering", "cells", "groups", "TV"
     );
     for r in &rows {
         println!(
-            "{:<18} {:<9} {:>6} {:>8.4}  [{:.4}, {:.4}]",
+            "{:<18} {:<9} {:>6} {:>6} {:>8.4}  [{:.4}, {:.4}]",
             r.group["method"],
             r.group["steering"],
             r.n_cells,
+            r.n_groups.map_or("-".into(), |g| g.to_string()),
             r.estimate.value,
             r.estimate.low,
             r.estimate.high
@@ -579,18 +631,20 @@ fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
             json!({"tau": tau, "tv": tv, "cells": pairs.len()}),
         );
     }
-    // knowledge-to-simulation gap per steering: A(sequence) / A(verbalize) − 1
-    let a = |method: &str, steering: &str| {
-        rows.iter()
-            .find(|r| r.group["method"] == method && r.group["steering"] == steering)
-            .map(|r| r.estimate.value)
-    };
+    // knowledge-to-simulation gap per steering: A(sequence) / A(verbalize) − 1, both scored
+    // over the (group, question) cells both methods parsed, so that neither is scored on
+    // questions the other failed.
     let mut gaps = serde_json::Map::new();
     for steering in ["none", "persona", "fewshot"] {
-        if let (Some(seq), Some(verb)) = (a("sequence", steering), a("verbalize", steering)) {
+        if let Some((seq, verb, cells)) = shared_cell_scores(&pairs, steering)? {
             if let Ok(ks) = probe_metrics::alignment::knowledge_to_simulation_gap(seq, verb) {
-                println!("knowledge-to-simulation gap ({steering}): {ks:+.3}");
-                gaps.insert(steering.into(), json!(ks));
+                println!(
+                    "knowledge-to-simulation gap ({steering}): {ks:+.3} over {cells} shared cells"
+                );
+                gaps.insert(
+                    steering.into(),
+                    json!({"gap": ks, "a_sequence": seq, "a_verbalize": verb, "shared_cells": cells}),
+                );
             }
         }
     }
@@ -600,4 +654,47 @@ fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
             .as_bytes(),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use probe_report::compare::Pair;
+
+    fn pair(method: &str, question: &str, predicted: f64) -> Pair {
+        let labels = [
+            ("method", method),
+            ("steering", "none"),
+            ("attribute", "SEX"),
+            ("group", "Male"),
+            ("question", question),
+        ];
+        Pair {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            options: vec!["a".into(), "b".into()],
+            predicted: vec![predicted, 1.0 - predicted],
+            reference: vec![0.5, 0.5],
+            ordinal: None,
+            weight: 1.0,
+        }
+    }
+
+    /// `sequence` parsed q1 and q2, `verbalize` only q1: the gap compares both on q1 alone.
+    #[test]
+    fn knowledge_to_simulation_gap_uses_only_shared_cells() {
+        let pairs = [
+            pair("sequence", "q1", 0.7),
+            pair("sequence", "q2", 1.0),
+            pair("verbalize", "q1", 0.6),
+        ];
+        let (seq, verb, shared) = super::shared_cell_scores(&pairs, "none").unwrap().unwrap();
+        assert_eq!(shared, 1);
+        assert!((seq - 0.2).abs() < 1e-12, "{seq}");
+        assert!((verb - 0.1).abs() < 1e-12, "{verb}");
+        assert!(super::shared_cell_scores(&pairs, "persona")
+            .unwrap()
+            .is_none());
+    }
 }
