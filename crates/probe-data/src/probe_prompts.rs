@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::wahl_o_mat::{alias_spellings, canonical_party, Election, Party, Position};
+use crate::wahl_o_mat::{
+    alias_spellings, canonical_party, self_reference_stems, Election, Party, Position,
+    CASE_SENSITIVE_SPELLINGS,
+};
 use crate::{DataError, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,61 +155,241 @@ fn stable_hash(text: &str) -> u64 {
     })
 }
 
-/// Every spelling of a party that could leak its identity: its names and known aliases.
-fn spellings(party: &Party) -> Vec<String> {
-    let mut out = vec![party.name.clone()];
-    out.extend(party.longname.clone());
-    if let Some(c) = canonical_party(&party.name) {
-        out.push(c.to_string());
-        out.extend(alias_spellings(c).iter().map(|s| s.to_string()));
+/// One way a party is named: a spelling (whole words) or a stem (the word it begins).
+struct Pattern {
+    /// Lower-cased unless `case_sensitive`.
+    text: Vec<char>,
+    case_sensitive: bool,
+    /// A stem: the match extends to the end of the word ("SPD" → "SPDler").
+    stem: bool,
+    /// Index into the parties the patterns were built for.
+    party: usize,
+}
+
+/// Every spelling of the parties that could leak their identity: names, long names, known
+/// aliases, and the stems of their self-references; longest first.
+fn patterns(parties: &[&Party]) -> Vec<Pattern> {
+    let mut out = Vec::new();
+    for (k, party) in parties.iter().enumerate() {
+        let mut spellings = vec![party.name.clone()];
+        spellings.extend(party.longname.clone());
+        let canonical = canonical_party(&party.name);
+        if let Some(c) = canonical {
+            spellings.push(c.to_string());
+            spellings.extend(alias_spellings(c).iter().map(|s| s.to_string()));
+        }
+        for s in spellings.iter().filter(|s| s.chars().count() >= 2) {
+            let case_sensitive = CASE_SENSITIVE_SPELLINGS.contains(&s.as_str());
+            let text = if case_sensitive {
+                s.clone()
+            } else {
+                s.to_lowercase()
+            };
+            out.push(Pattern {
+                text: text.chars().collect(),
+                case_sensitive,
+                stem: false,
+                party: k,
+            });
+        }
+        for stem in canonical.map(self_reference_stems).unwrap_or_default() {
+            out.push(Pattern {
+                text: stem.chars().collect(),
+                case_sensitive: false,
+                stem: true,
+                party: k,
+            });
+        }
     }
-    out.retain(|s| s.chars().count() >= 2);
-    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    out.dedup();
+    out.sort_by_key(|p| std::cmp::Reverse(p.text.len()));
     out
 }
 
-/// Replaces every selected party's names (any known spelling, case-insensitive) in `text`
-/// with `mask`.
-pub fn mask_party_names(text: &str, parties: &[&Party], mask: &str) -> String {
-    let mut all: Vec<Vec<char>> = parties
-        .iter()
-        .flat_map(|p| spellings(p))
-        .map(|s| s.to_lowercase().chars().collect())
-        .collect();
-    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    all.dedup();
+/// A party named in a text: characters `start..end` name `parties[party]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mention {
+    pub start: usize,
+    pub end: usize,
+    pub party: usize,
+}
+
+/// Whether the words before char `i` make "Union" the European one.
+fn european_union(chars: &[char], i: usize) -> bool {
+    let before: String = chars[..i].iter().collect();
+    let word = before
+        .trim_end()
+        .rsplit(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("");
+    let word = word.to_lowercase();
+    word.starts_with("europäisch") || word == "european"
+}
+
+/// Every place `text` names one of `parties` (any spelling or self-reference, on word
+/// boundaries), left to right, without overlaps.
+pub fn party_mentions(text: &str, parties: &[&Party]) -> Vec<Mention> {
+    let all = patterns(parties);
     let chars: Vec<char> = text.chars().collect();
     let lower: Vec<char> = chars
         .iter()
         .map(|c| c.to_lowercase().next().unwrap_or(*c))
         .collect();
-    let mut out = String::with_capacity(text.len());
+    let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        // Only whole words: the match must not sit inside a longer word.
+        // Only at the start of a word: a match must not sit inside a longer word.
         let at_word_start = i == 0 || !chars[i - 1].is_alphanumeric();
         let hit = at_word_start.then(|| {
-            all.iter().find(|name| {
-                lower.len() >= i + name.len()
-                    && lower[i..i + name.len()] == name[..]
-                    && chars
-                        .get(i + name.len())
-                        .is_none_or(|c| !c.is_alphanumeric())
+            all.iter().find_map(|p| {
+                let n = p.text.len();
+                let src = if p.case_sensitive { &chars } else { &lower };
+                if src.len() < i + n || src[i..i + n] != p.text[..] {
+                    return None;
+                }
+                let mut end = i + n;
+                if p.stem {
+                    while chars.get(end).is_some_and(|c| c.is_alphanumeric()) {
+                        end += 1;
+                    }
+                } else if chars.get(end).is_some_and(|c| c.is_alphanumeric()) {
+                    return None;
+                }
+                if p.case_sensitive
+                    && p.text == ['U', 'n', 'i', 'o', 'n']
+                    && european_union(&chars, i)
+                {
+                    return None;
+                }
+                Some(Mention {
+                    start: i,
+                    end,
+                    party: p.party,
+                })
             })
         });
         match hit.flatten() {
-            Some(name) => {
-                out.push_str(mask);
-                i += name.len();
+            Some(m) => {
+                i = m.end;
+                out.push(m);
             }
-            None => {
-                out.push(chars[i]);
-                i += 1;
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// Replaces every mention of the parties in `text` (see [`party_mentions`]) with `mask`.
+pub fn mask_party_names(text: &str, parties: &[&Party], mask: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for m in party_mentions(text, parties) {
+        out.extend(&chars[at..m.start]);
+        out.push_str(mask);
+        at = m.end;
+    }
+    out.extend(&chars[at..]);
+    out
+}
+
+/// A party name left in the text of a probe prompt (see [`audit_prompts`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Leftover {
+    /// The party whose opinion the prompt states (its label).
+    pub party: String,
+    pub statement: u32,
+    /// `statement` or `justification`.
+    pub field: &'static str,
+    /// The party the words name, and the words.
+    pub names: String,
+    pub text: String,
+    /// Up to 40 characters either side.
+    pub context: String,
+}
+
+/// Checks the texts probe prompts are built from, after masking: the statement and every
+/// selected party's justification. Any remaining mention of a selected party — by any
+/// spelling or self-reference, also inside compound words ("Anti-SPD-Kurs", "CDUgeführt") —
+/// is listed. An empty list means the prompts name no party outside their option list.
+pub fn audit_prompts(election: &Election, parties: &[&Party], mask: &str) -> Vec<Leftover> {
+    let all = patterns(parties);
+    let mut out = Vec::new();
+    for (statement_id, opinions) in election.opinions_by_statement(parties) {
+        let statement = election.statement(statement_id).expect("validated at load");
+        for opinion in opinions {
+            let label = parties
+                .iter()
+                .position(|p| p.id == opinion.party)
+                .expect("selected");
+            let mut fields = vec![(
+                "statement",
+                mask_party_names(&statement.text, parties, mask),
+            )];
+            if let Some(c) = &opinion.comment {
+                fields.push(("justification", mask_party_names(c, parties, mask)));
+            }
+            for (field, text) in fields {
+                for (start, end, party) in substring_mentions(&text, &all) {
+                    let chars: Vec<char> = text.chars().collect();
+                    let from = start.saturating_sub(40);
+                    let to = (end + 40).min(chars.len());
+                    out.push(Leftover {
+                        party: Election::display_name(parties[label]),
+                        statement: statement_id,
+                        field,
+                        names: Election::display_name(parties[party]),
+                        text: chars[start..end].iter().collect(),
+                        context: chars[from..to].iter().collect(),
+                    });
+                }
             }
         }
     }
     out
+}
+
+/// Mentions anywhere, also inside words (a stricter check than the masking's word
+/// boundaries); case-sensitive spellings still only at word starts, and not "Europäische Union".
+fn substring_mentions(text: &str, all: &[Pattern]) -> Vec<(usize, usize, usize)> {
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = chars
+        .iter()
+        .map(|c| c.to_lowercase().next().unwrap_or(*c))
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let at_word_start = i == 0 || !chars[i - 1].is_alphanumeric();
+        let hit = all.iter().find(|p| {
+            let n = p.text.len();
+            let src = if p.case_sensitive { &chars } else { &lower };
+            src.len() >= i + n
+                && src[i..i + n] == p.text[..]
+                && (!p.case_sensitive
+                    || (at_word_start
+                        && !chars.get(i + n).is_some_and(|c| c.is_alphanumeric())
+                        && !(p.text == ['U', 'n', 'i', 'o', 'n'] && european_union(&chars, i))))
+                // An acronym inside a longer word of letters ("Kasperle" has no "spd"; but
+                // "Gesundheitsamt" must not match "afd"-like runs): acronyms need a boundary
+                // or a capital-letter run around them.
+                && (p.case_sensitive || p.stem || n > 4 || acronym_boundary(&chars, i, n))
+        });
+        match hit {
+            Some(p) => {
+                out.push((i, i + p.text.len(), p.party));
+                i += p.text.len();
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// An acronym match at `i..i + n` is a mention when it is not buried in a lower-case word:
+/// it starts a word, or stands in upper case ("NichtSPD").
+fn acronym_boundary(chars: &[char], i: usize, n: usize) -> bool {
+    let starts_word = i == 0 || !chars[i - 1].is_alphanumeric();
+    starts_word || chars[i..i + n].iter().all(|c| !c.is_lowercase())
 }
 
 /// Builds the prompts for every (statement, selected party) opinion × template. The party list
@@ -314,7 +497,108 @@ mod tests {
         let masked = mask_party_names(text, &refs, "[P]");
         assert_eq!(
             masked,
-            "Wir [P] wollen mehr als die [P] und die [P]. SPDler und [P]-Mitglieder"
+            "Wir [P] wollen mehr als die [P] und die [P]. [P] und [P]-Mitglieder"
         );
+    }
+
+    /// Self-references and long forms go; ordinary words that look like party names stay.
+    #[test]
+    fn masks_self_references_but_not_ordinary_words() {
+        let parties = [
+            Party {
+                id: 0,
+                name: "FDP".into(),
+                longname: Some("Freie Demokratische Partei".into()),
+            },
+            Party {
+                id: 1,
+                name: "CDU / CSU".into(),
+                longname: None,
+            },
+            Party {
+                id: 2,
+                name: "GRÜNE".into(),
+                longname: None,
+            },
+            Party {
+                id: 3,
+                name: "SPD".into(),
+                longname: None,
+            },
+            Party {
+                id: 4,
+                name: "DIE LINKE".into(),
+                longname: None,
+            },
+            Party {
+                id: 5,
+                name: "AfD".into(),
+                longname: None,
+            },
+        ];
+        let refs: Vec<&Party> = parties.iter().collect();
+        let cases = [
+            ("Wir Freie Demokraten wollen das.", "Wir [P] wollen das."),
+            (
+                "Die Europäische Union muss handeln; die Union nicht.",
+                "Die Europäische Union muss handeln; die [P] nicht.",
+            ),
+            ("in der Europäischen Union", "in der Europäischen Union"),
+            ("Bündnis 90/Die Grünen und die Grünen", "[P] und [P]"),
+            (
+                "grüner Wasserstoff und linke Mehrheiten",
+                "grüner Wasserstoff und linke Mehrheiten",
+            ),
+            (
+                "Sozialdemokraten, Christdemokraten und die Linkspartei",
+                "[P], [P] und die [P]",
+            ),
+            (
+                "Die Alternative für Deutschland und SPDler",
+                "Die [P] und [P]",
+            ),
+            ("Die Linke fordert", "[P] fordert"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(mask_party_names(text, &refs, "[P]"), want, "{text}");
+        }
+    }
+
+    /// The audit's stricter search finds what word-boundary masking would miss, and what the
+    /// masking before this fix left ("Freie Demokraten"), but not ordinary words.
+    #[test]
+    fn the_audit_finds_names_inside_words() {
+        let parties = [
+            Party {
+                id: 0,
+                name: "FDP".into(),
+                longname: None,
+            },
+            Party {
+                id: 1,
+                name: "SPD".into(),
+                longname: None,
+            },
+            Party {
+                id: 2,
+                name: "CDU / CSU".into(),
+                longname: None,
+            },
+        ];
+        let refs: Vec<&Party> = parties.iter().collect();
+        let all = patterns(&refs);
+        let found = |t: &str| -> Vec<String> {
+            let chars: Vec<char> = t.chars().collect();
+            substring_mentions(t, &all)
+                .into_iter()
+                .map(|(a, b, _)| chars[a..b].iter().collect())
+                .collect()
+        };
+        assert_eq!(
+            found("Wir Freie Demokraten und der NichtSPD-Kurs"),
+            ["Freie Demokrat", "SPD"]
+        );
+        assert!(found("Gesundheitsamt, Kasperle, die Europäische Union").is_empty());
+        assert_eq!(found("die Union"), ["Union"]);
     }
 }

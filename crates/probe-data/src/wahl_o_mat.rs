@@ -53,6 +53,49 @@ const ALIASES: [(&str, &[&str]); 6] = [
     ),
 ];
 
+/// How a party refers to itself and is referred to, beyond its names, for masking probe
+/// prompts: word beginnings (case-insensitive; the whole word is masked, so "SPDler",
+/// "Sozialdemokratinnen" and "Freie Demokraten" go) — chosen so that no ordinary German or
+/// English word begins with them.
+const SELF_REFERENCE_STEMS: [(&str, &[&str]); 6] = [
+    (
+        "CDU/CSU",
+        &[
+            "cdu",
+            "csu",
+            "christdemokrat",
+            "christsozial",
+            "christlich demokratische union",
+            "christlich-demokratische union",
+            "christlich soziale union",
+            "christlich-soziale union",
+            "unionspartei",
+            "unionsfraktion",
+        ],
+    ),
+    ("SPD", &["spd", "sozialdemokrat"]),
+    ("GRÜNE", &["bündnis 90", "bündnis90", "bündnisgrün"]),
+    ("FDP", &["fdp", "freie demokrat", "freidemokrat"]),
+    ("AfD", &["afd", "alternative für deutschland"]),
+    ("DIE LINKE", &["linkspartei", "linksfraktion"]),
+];
+
+/// Spellings that are also ordinary words in another case ("grüne Energie", "linke Politik",
+/// "Europäische Union"): masked only as written here, capitalized as a party name is. "Union"
+/// is further left alone after "Europäische"/"European" (see the masking in `probe_prompts`).
+pub const CASE_SENSITIVE_SPELLINGS: [&str; 9] = [
+    "Grüne", "Grünen", "GRÜNE", "GRÜNEN", "Linke", "Linken", "LINKE", "LINKEN", "Union",
+];
+
+/// The word beginnings that identify a canonical party (see `SELF_REFERENCE_STEMS`).
+pub fn self_reference_stems(canonical: &str) -> &'static [&'static str] {
+    SELF_REFERENCE_STEMS
+        .iter()
+        .find(|(c, _)| *c == canonical)
+        .map(|(_, s)| *s)
+        .unwrap_or(&[])
+}
+
 /// Case-, space- and punctuation-insensitive form of a party name.
 pub fn party_key(name: &str) -> String {
     name.chars()

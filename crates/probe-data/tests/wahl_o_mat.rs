@@ -248,3 +248,34 @@ mod prompts {
         }
     }
 }
+
+/// The audit (`probe data audit`) finds no party name or self-reference of the six parties
+/// left in the masked statements and justifications of any shared election.
+#[test]
+fn masked_prompts_of_every_shared_election_name_no_party() {
+    let Some(dir) = shared_elections() else {
+        return;
+    };
+    let mut leftovers = Vec::new();
+    for id in [
+        "2017-deutschland",
+        "2019-europa",
+        "2024-europa",
+        "2025-deutschland",
+    ] {
+        let e = Election::load(&dir.join(id)).unwrap();
+        let parties = e.select_parties(&[]).unwrap();
+        for l in probe_data::probe_prompts::audit_prompts(&e, &parties, "[Partei]") {
+            leftovers.push(format!(
+                "{id} {} #{} {}: `{}` ({}) in …{}…",
+                l.party, l.statement, l.field, l.text, l.names, l.context
+            ));
+        }
+    }
+    assert!(
+        leftovers.is_empty(),
+        "{} left:\n{}",
+        leftovers.len(),
+        leftovers.join("\n")
+    );
+}

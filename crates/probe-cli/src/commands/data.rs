@@ -1,6 +1,9 @@
 //! `probe data fetch wahl-o-mat <year> <election>`: downloads an election from the public
 //! qual-o-mat-data repository (needs internet and `curl`), checks that it parses, and stores it
 //! under `data/wahl-o-mat/<year>-<election>/`.
+//!
+//! `probe data audit <election>`: lists every party name or self-reference the masking leaves
+//! in the texts probe prompts are built from.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,15 +41,34 @@ pub enum What {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// List, per party, every party name or self-reference left after masking in the
+    /// statements and justifications its probe prompts are built from; fails if any remain.
+    Audit {
+        /// An election directory (qual-o-mat layout), e.g. data/wahl-o-mat/2025-deutschland.
+        election: PathBuf,
+        /// Parties, comma-separated (aliases accepted); default: the six Bundestag parties.
+        #[arg(long, value_delimiter = ',')]
+        parties: Vec<String>,
+        /// Also write every finding as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let What::Fetch {
-        dataset,
-        year,
-        election,
-        out,
-    } = args.what;
+    let (dataset, year, election, out) = match args.what {
+        What::Fetch {
+            dataset,
+            year,
+            election,
+            out,
+        } => (dataset, year, election, out),
+        What::Audit {
+            election,
+            parties,
+            json,
+        } => return audit(&election, &parties, json.as_deref()),
+    };
     if dataset != "wahl-o-mat" {
         bail!("unknown dataset `{dataset}` (known: wahl-o-mat)");
     }
@@ -91,6 +113,38 @@ pub fn run(args: Args) -> Result<()> {
         parsed.statements.len(),
         parsed.parties.len(),
         dest.display()
+    );
+    Ok(())
+}
+
+fn audit(dir: &std::path::Path, parties: &[String], json: Option<&std::path::Path>) -> Result<()> {
+    let election = Election::load(dir)?;
+    let parties = election.select_parties(parties)?;
+    let found = probe_data::probe_prompts::audit_prompts(&election, &parties, "[MASK]");
+    for p in &parties {
+        let name = Election::display_name(p);
+        let mine: Vec<_> = found.iter().filter(|l| l.party == name).collect();
+        println!("{name}: {} left", mine.len());
+        for l in mine {
+            println!(
+                "  statement {} {}: `{}` names {} in \"…{}…\"",
+                l.statement, l.field, l.text, l.names, l.context
+            );
+        }
+    }
+    if let Some(path) = json {
+        probe_cache::write_atomic(path, serde_json::to_string_pretty(&found)?.as_bytes())?;
+    }
+    if !found.is_empty() {
+        bail!(
+            "{} mention(s) of a party remain after masking in {}",
+            found.len(),
+            dir.display()
+        );
+    }
+    println!(
+        "no party name or self-reference remains in {}",
+        dir.display()
     );
     Ok(())
 }
