@@ -84,14 +84,54 @@ impl Cell {
     }
 }
 
+/// How probability vectors that do not sum to 1 are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SumPolicy {
+    /// Must sum to 1 (within 1e-6).
+    #[default]
+    Strict,
+    /// Rescaled to sum 1 (counted); a cell whose `predicted` is all zero is dropped (counted)
+    /// rather than stopping the run.
+    Normalize,
+    /// `predicted` kept as written — mass outside the options, all-zero answers of failed
+    /// parses — as the alignment benchmark scored its published tables; it must sum to at most
+    /// 1. References are read as under `Strict` (counts normalized).
+    Raw,
+}
+
+/// What reading did to the cells' vectors, for the user to see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    /// Cells kept.
+    pub cells: usize,
+    /// Vectors rescaled to sum 1 (`Normalize`).
+    pub rescaled: usize,
+    /// Predicted vectors that sum to less than 1, kept as they are (`Raw`).
+    pub partial: usize,
+    /// All-zero predicted vectors: kept and scored as they are (`Raw`), or dropped with their
+    /// cell (`Normalize`).
+    pub all_zero: usize,
+    /// Cells left out (their `predicted` was all zero under `Normalize`).
+    pub dropped: usize,
+}
+
+/// What [`distribution`] did to one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    AsIs,
+    Rescaled,
+    Partial,
+    AllZero,
+}
+
 /// Checks a probability vector (or normalizes counts) for one field of one line.
 fn distribution(
     values: &[Value],
     field: &str,
     counts: bool,
-    normalize: bool,
+    policy: SumPolicy,
     n_options: usize,
-) -> std::result::Result<Vec<f64>, String> {
+) -> std::result::Result<(Vec<f64>, Read), String> {
     if values.len() != n_options {
         return Err(format!(
             "`{field}` has {} values for {n_options} options",
@@ -112,19 +152,53 @@ fn distribution(
         out.push(x);
     }
     let sum: f64 = out.iter().sum();
-    if counts || normalize {
+    if counts {
         if sum <= 0.0 {
             return Err(format!("`{field}` is all zeros"));
         }
         out.iter_mut().for_each(|x| *x /= sum);
-    } else if (sum - 1.0).abs() > SUM_TOLERANCE {
-        return Err(format!("`{field}` sums to {sum}, not 1 (use `{field}_counts` for counts, or --normalize to rescale)"));
+        return Ok((out, Read::AsIs));
     }
-    Ok(out)
+    let off = (sum - 1.0).abs() > SUM_TOLERANCE;
+    match policy {
+        _ if !off => Ok((out, Read::AsIs)),
+        SumPolicy::Strict => Err(format!("`{field}` sums to {sum}, not 1 (use `{field}_counts` for counts, --normalize to rescale, or --raw to score it as written)")),
+        SumPolicy::Normalize if sum <= 0.0 => Ok((out, Read::AllZero)),
+        SumPolicy::Normalize => {
+            out.iter_mut().for_each(|x| *x /= sum);
+            Ok((out, Read::Rescaled))
+        }
+        SumPolicy::Raw if sum > 1.0 + SUM_TOLERANCE => Err(format!(
+            "`{field}` sums to {sum}, more than 1: not a probability vector, even a raw one"
+        )),
+        SumPolicy::Raw if sum <= 0.0 => Ok((out, Read::AllZero)),
+        SumPolicy::Raw => Ok((out, Read::Partial)),
+    }
 }
 
-/// Parses one JSON object into a cell.
+/// Parses one JSON object into a cell (`normalize`: [`SumPolicy::Normalize`], else strict; an
+/// all-zero `predicted` is an error here).
 pub fn parse_cell(obj: &Map<String, Value>, normalize: bool) -> std::result::Result<Cell, String> {
+    let policy = if normalize {
+        SumPolicy::Normalize
+    } else {
+        SumPolicy::Strict
+    };
+    let mut stats = ReadStats::default();
+    let cell = parse_cell_with(obj, policy, &mut stats)?;
+    if stats.all_zero > 0 {
+        return Err("`predicted` is all zeros".into());
+    }
+    Ok(cell)
+}
+
+/// Parses one JSON object into a cell under `policy`, counting what it did in `stats` (the
+/// caller drops the cell when `stats.all_zero` grew under `Normalize`).
+pub fn parse_cell_with(
+    obj: &Map<String, Value>,
+    policy: SumPolicy,
+    stats: &mut ReadStats,
+) -> std::result::Result<Cell, String> {
     let options: Vec<String> = match obj.get("options") {
         Some(Value::Array(a)) => a
             .iter()
@@ -167,21 +241,43 @@ pub fn parse_cell(obj: &Map<String, Value>, normalize: bool) -> std::result::Res
             add_label(k, v)?;
         }
     }
-    let read = |plain: &str, counts: &str| -> std::result::Result<Option<Vec<f64>>, String> {
+    let read = |plain: &str,
+                counts: &str,
+                policy: SumPolicy|
+     -> std::result::Result<Option<(Vec<f64>, Read)>, String> {
         match (obj.get(plain), obj.get(counts)) {
             (Some(_), Some(_)) => Err(format!("give `{plain}` or `{counts}`, not both")),
             (Some(Value::Array(a)), None) => {
-                distribution(a, plain, false, normalize, options.len()).map(Some)
+                distribution(a, plain, false, policy, options.len()).map(Some)
             }
             (None, Some(Value::Array(a))) => {
-                distribution(a, counts, true, normalize, options.len()).map(Some)
+                distribution(a, counts, true, policy, options.len()).map(Some)
             }
             (None, None) => Ok(None),
             _ => Err(format!("`{plain}` must be an array of numbers")),
         }
     };
-    let predicted = read("predicted", "predicted_counts")?;
-    let reference = read("reference", "reference_counts")?;
+    let predicted = read("predicted", "predicted_counts", policy)?;
+    // References are survey answers: rescaled under `Normalize`, else they must sum to 1.
+    let reference_policy = if policy == SumPolicy::Normalize {
+        SumPolicy::Normalize
+    } else {
+        SumPolicy::Strict
+    };
+    let reference = read("reference", "reference_counts", reference_policy)?;
+    if let Some((_, Read::AllZero)) = reference {
+        return Err("`reference` is all zeros".into());
+    }
+    for read in [&predicted, &reference].into_iter().flatten() {
+        match read.1 {
+            Read::Rescaled => stats.rescaled += 1,
+            Read::Partial => stats.partial += 1,
+            Read::AllZero => stats.all_zero += 1,
+            Read::AsIs => {}
+        }
+    }
+    let predicted = predicted.map(|p| p.0);
+    let reference = reference.map(|r| r.0);
     if predicted.is_none() && reference.is_none() {
         return Err("a cell needs `predicted` and/or `reference`".into());
     }
@@ -212,13 +308,25 @@ pub fn parse_cell(obj: &Map<String, Value>, normalize: bool) -> std::result::Res
     })
 }
 
-/// Reads a JSONL file of cells; errors name the file and line.
+/// Reads a JSONL file of cells; errors name the file and line. `normalize`: see
+/// [`SumPolicy::Normalize`] (cells with an all-zero `predicted` are dropped).
 pub fn read_jsonl(path: &Path, normalize: bool) -> Result<Vec<Cell>> {
+    let policy = if normalize {
+        SumPolicy::Normalize
+    } else {
+        SumPolicy::Strict
+    };
+    Ok(read_jsonl_with(path, policy)?.0)
+}
+
+/// [`read_jsonl`] under any [`SumPolicy`], with counts of what reading changed or dropped.
+pub fn read_jsonl_with(path: &Path, policy: SumPolicy) -> Result<(Vec<Cell>, ReadStats)> {
     let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     let mut cells = Vec::new();
+    let mut stats = ReadStats::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -228,21 +336,114 @@ pub fn read_jsonl(path: &Path, normalize: bool) -> Result<Vec<Cell>> {
             line: i + 1,
             reason,
         };
-        let value: Value = serde_json::from_str(line).map_err(|e| err(format!("not JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| err(not_json(line, &e.to_string())))?;
         let obj = value
             .as_object()
             .ok_or_else(|| err("not a JSON object".into()))?;
-        let mut cell = parse_cell(obj, normalize).map_err(err)?;
+        let zero_before = stats.all_zero;
+        let mut cell = parse_cell_with(obj, policy, &mut stats).map_err(err)?;
+        if policy == SumPolicy::Normalize && stats.all_zero > zero_before {
+            stats.dropped += 1;
+            continue;
+        }
         cell.origin = Some(format!("{}:{}", path.display(), i + 1));
         cells.push(cell);
     }
     if cells.is_empty() {
         return Err(DataError::File {
             path: path.to_path_buf(),
-            reason: "no cells (empty file)".into(),
+            reason: if stats.dropped > 0 {
+                format!(
+                    "no cells left: all {} had an all-zero `predicted`",
+                    stats.dropped
+                )
+            } else {
+                "no cells (empty file)".into()
+            },
         });
     }
-    Ok(cells)
+    stats.cells = cells.len();
+    Ok((cells, stats))
+}
+
+/// The message for a line serde_json rejects. JSON has no NaN or Infinity, but Python's
+/// `json.dumps` writes them: say so, and name the cell and the fields that hold them.
+fn not_json(line: &str, error: &str) -> String {
+    let (patched, found) = replace_non_finite(line);
+    if found.is_empty() {
+        return format!("not JSON: {error}");
+    }
+    let cell = serde_json::from_str::<Value>(&patched).ok();
+    let labels = cell
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter(|(k, v)| {
+                    !RESERVED.contains(&k.as_str()) && (v.is_string() || v.is_number())
+                })
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let fields: Vec<String> = cell
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| v.as_array().is_some_and(|a| a.iter().any(Value::is_null)))
+                .map(|(k, _)| format!("`{k}`"))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "cell {labels}: {} {} holds {}, which is not a number (JSON has no NaN or Infinity; \
+         drop the cell, or write its answer as counts)",
+        if fields.len() == 1 { "field" } else { "fields" },
+        if fields.is_empty() {
+            "?".to_string()
+        } else {
+            fields.join(", ")
+        },
+        found.join(", ")
+    )
+}
+
+/// `line` with bare NaN / Infinity / -Infinity tokens (outside strings) replaced by `null`,
+/// and the tokens found.
+fn replace_non_finite(line: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(line.len());
+    let mut found = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut rest = line;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            in_string = !(c == '"' && !escaped);
+            escaped = c == '\\' && !escaped;
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t))
+        {
+            out.push_str("null");
+            found.push(token.to_string());
+            rest = &rest[token.len()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    found.dedup();
+    (out, found)
 }
 
 /// Writes cells as JSONL.
@@ -311,5 +512,54 @@ mod tests {
             assert!(err.contains(expected), "{line}: {err}");
         }
         assert!(parse(r#"{"options":["a","b"],"predicted":[0.2,0.6]}"#, true).is_ok());
+    }
+
+    /// `--raw` keeps vectors as written (partial mass, all-zero answers), `--normalize` drops
+    /// all-zero cells instead of stopping, and both count what they did.
+    #[test]
+    fn raw_and_normalized_vectors_are_counted_not_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cells.jsonl");
+        std::fs::write(
+            &path,
+            [
+                r#"{"q":"1","options":["a","b"],"predicted":[0.3,0.2],"reference":[0.5,0.5]}"#,
+                r#"{"q":"2","options":["a","b"],"predicted":[0,0],"reference":[0.5,0.5]}"#,
+                r#"{"q":"3","options":["a","b"],"predicted":[0.4,0.6],"reference":[0.5,0.5]}"#,
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        let (cells, stats) = read_jsonl_with(&path, SumPolicy::Raw).unwrap();
+        assert_eq!(cells.len(), 3);
+        assert_eq!(cells[0].predicted, Some(vec![0.3, 0.2]));
+        assert_eq!((stats.partial, stats.all_zero, stats.dropped), (1, 1, 0));
+        let (cells, stats) = read_jsonl_with(&path, SumPolicy::Normalize).unwrap();
+        assert_eq!(cells.len(), 2);
+        assert_eq!(cells[0].predicted, Some(vec![0.6, 0.4]));
+        assert_eq!((stats.rescaled, stats.all_zero, stats.dropped), (1, 1, 1));
+        assert!(read_jsonl_with(&path, SumPolicy::Strict).is_err());
+        std::fs::write(&path, r#"{"options":["a","b"],"predicted":[0.9,0.6]}"#).unwrap();
+        let e = read_jsonl_with(&path, SumPolicy::Raw)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 1"), "{e}");
+    }
+
+    #[test]
+    fn nan_names_the_cell_and_says_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cells.jsonl");
+        std::fs::write(
+            &path,
+            r#"{"model":"m","question":"Q7","options":["a","b"],"predicted":[NaN,0.5],"reference":[0.5,0.5]}"#,
+        )
+        .unwrap();
+        let e = read_jsonl(&path, false).unwrap_err().to_string();
+        assert!(
+            e.contains("NaN") && e.contains("question=Q7") && e.contains("`predicted`"),
+            "{e}"
+        );
+        assert!(!e.contains("expected value"), "{e}");
     }
 }

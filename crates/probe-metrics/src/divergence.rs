@@ -9,6 +9,22 @@ pub fn total_variation(p: &[f64], q: &[f64]) -> Result<f64> {
     Ok(0.5 * p.iter().zip(q).map(|(a, b)| (a - b).abs()).sum::<f64>())
 }
 
+/// TV as the alignment benchmark scored raw answer vectors: `½ Σ |p − q|` where `p` may hold
+/// less than all the mass (answers outside the options, all-zero failed parses) and `q` is a
+/// distribution. `p` must be non-negative and sum to at most 1.
+pub fn total_variation_raw(p: &[f64], q: &[f64]) -> Result<f64> {
+    crate::check_same_len(p, q, "p and q")?;
+    crate::check_values(p, "p")?;
+    crate::check_distribution(q, "q")?;
+    let sum: f64 = p.iter().sum();
+    if sum > 1.0 + crate::PROB_TOLERANCE {
+        return Err(crate::MetricError::InvalidInput(format!(
+            "raw p sums to {sum}, more than 1"
+        )));
+    }
+    Ok(0.5 * p.iter().zip(q).map(|(a, b)| (a - b).abs()).sum::<f64>())
+}
+
 /// Adds ε to every entry and renormalizes: the smoothing `kl_divergence` applies.
 pub fn smooth(p: &[f64], epsilon: f64) -> Vec<f64> {
     let total = 1.0 + epsilon * p.len() as f64;
@@ -100,6 +116,16 @@ pub fn rmse_expected(pairs: &[(&[f64], &[f64])], values: &[f64]) -> Result<f64> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Raw vectors: the missing mass counts against the model, an all-zero answer scores
+    /// ½ Σ q = 0.5; plain TV refuses both.
+    #[test]
+    fn raw_tv_scores_partial_and_empty_answers() {
+        assert!((total_variation_raw(&[0.3, 0.2], &[0.5, 0.5]).unwrap() - 0.25).abs() < 1e-15);
+        assert_eq!(total_variation_raw(&[0.0, 0.0], &[0.3, 0.7]).unwrap(), 0.5);
+        assert!(total_variation(&[0.3, 0.2], &[0.5, 0.5]).is_err());
+        assert!(total_variation_raw(&[0.9, 0.2], &[0.5, 0.5]).is_err());
+    }
 
     #[test]
     fn kl_reports_zeros_instead_of_infinity() {

@@ -31,7 +31,7 @@ pub use error::{MetricError, Result};
 pub const PROB_TOLERANCE: f64 = 1e-6;
 
 /// Non-empty, finite and non-negative.
-fn check_values(values: &[f64], what: &str) -> Result<()> {
+pub(crate) fn check_values(values: &[f64], what: &str) -> Result<()> {
     if values.is_empty() {
         return Err(MetricError::Empty(what.to_string()));
     }

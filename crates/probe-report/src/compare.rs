@@ -222,6 +222,16 @@ fn ordinal_part(pair: &Pair) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
 
 /// One metric on one pair; `None` when it does not apply (W1 on a non-ordinal question).
 pub fn metric_value(metric: Metric, pair: &Pair, kl_smoothing: f64) -> Result<Option<f64>> {
+    metric_value_of(metric, pair, kl_smoothing, false)
+}
+
+/// [`metric_value`], with `raw` predicted vectors scored by TV as written.
+pub fn metric_value_of(
+    metric: Metric,
+    pair: &Pair,
+    kl_smoothing: f64,
+    raw: bool,
+) -> Result<Option<f64>> {
     let wrap = |error| CompareError::Metric {
         metric: metric.name(),
         cell: pair
@@ -234,6 +244,14 @@ pub fn metric_value(metric: Metric, pair: &Pair, kl_smoothing: f64) -> Result<Op
     };
     let (p, q) = (&pair.predicted, &pair.reference);
     let v = match metric {
+        Metric::Tv if raw => probe_metrics::divergence::total_variation_raw(p, q),
+        _ if raw => {
+            return Err(CompareError::Input(format!(
+                "metric `{}` needs distributions; raw vectors (--raw) are scored by tv only, as \
+                 the benchmark did",
+                metric.name()
+            )))
+        }
         Metric::Tv => total_variation(p, q),
         Metric::Kl => kl_divergence(q, p, Some(kl_smoothing)),
         Metric::Js => js_distance(p, q),
@@ -265,6 +283,9 @@ pub struct CompareOptions {
     pub weighted: bool,
     /// How the cells of one row are averaged.
     pub aggregate: Aggregate,
+    /// Predicted vectors are raw (may sum to less than 1): TV is scored as the benchmark did,
+    /// `½ Σ |p − q|` on the vector as written; other metrics are refused.
+    pub raw: bool,
 }
 
 /// How a row's cells are averaged into its score.
@@ -312,6 +333,7 @@ impl Default for CompareOptions {
             kl_smoothing: 1e-4,
             weighted: false,
             aggregate: Aggregate::Benchmark,
+            raw: false,
         }
     }
 }
@@ -357,7 +379,7 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
             let mut weights = Vec::with_capacity(members.len());
             let mut groups = Vec::with_capacity(members.len());
             for p in &members {
-                if let Some(v) = metric_value(metric, p, options.kl_smoothing)? {
+                if let Some(v) = metric_value_of(metric, p, options.kl_smoothing, options.raw)? {
                     values.push(v);
                     weights.push(p.weight);
                     groups.push(group_of(&p.labels).filter(|_| p.labels.contains_key("question")));

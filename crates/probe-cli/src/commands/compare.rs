@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use probe_data::cells::{read_jsonl, Cell};
+use probe_data::cells::{read_jsonl_with, Cell, ReadStats, SumPolicy};
 use probe_report::compare::{
     baseline_cells, compare, join, Aggregate, Baseline, CompareOptions, Metric, Row,
 };
@@ -64,9 +64,15 @@ pub struct Args {
     /// built-in election result does not have).
     #[arg(long)]
     pub skip_unmatched: bool,
-    /// Rescale probability vectors that do not sum to 1 instead of rejecting them.
-    #[arg(long)]
+    /// Rescale probability vectors that do not sum to 1 instead of rejecting them; cells whose
+    /// prediction is all zero are dropped. Both are counted and printed.
+    #[arg(long, conflicts_with = "raw")]
     pub normalize: bool,
+    /// Score predicted vectors as written, as the alignment benchmark's published tables did:
+    /// mass outside the options and all-zero answers of failed parses stay in, TV = ½Σ|p − q|
+    /// (other metrics are refused). How many were partial or all zero is printed.
+    #[arg(long)]
+    pub raw: bool,
     /// Weight cells by their `weight` field (e.g. group size) in the aggregates.
     #[arg(long)]
     pub weighted: bool,
@@ -91,7 +97,9 @@ pub fn run(args: Args) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut reference: Vec<Cell> = Vec::new();
     for path in &args.reference {
-        reference.extend(read_jsonl(path, args.normalize)?);
+        let (cells, stats) = read_jsonl_with(path, reference_policy(&args))?;
+        report_stats(path, &stats);
+        reference.extend(cells);
     }
     if let Some(dir) = &args.opinionqa {
         let attributes = if args.attribute.is_empty() {
@@ -110,8 +118,15 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     let mut predicted: Vec<Cell> = Vec::new();
+    let policy = if args.raw {
+        SumPolicy::Raw
+    } else {
+        reference_policy(&args)
+    };
     for path in &args.predicted {
-        predicted.extend(read_jsonl(path, args.normalize)?);
+        let (cells, stats) = read_jsonl_with(path, policy)?;
+        report_stats(path, &stats);
+        predicted.extend(cells);
     }
     // a respondent-level survey or a built-in result, over the predicted cells' options
     let options = predicted.first().map(|c| c.options.clone());
@@ -171,6 +186,7 @@ pub fn run(args: Args) -> Result<()> {
             AggregateArg::Benchmark => Aggregate::Benchmark,
             AggregateArg::Cells => Aggregate::Cells,
         },
+        raw: args.raw,
     };
     let rows = compare(&pairs, &options)?;
     print_table(&rows, &args.by, args.level)?;
@@ -179,6 +195,45 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn reference_policy(args: &Args) -> SumPolicy {
+    if args.normalize {
+        SumPolicy::Normalize
+    } else {
+        SumPolicy::Strict
+    }
+}
+
+/// Says what reading changed: nothing is rescaled, kept partial or dropped in silence.
+fn report_stats(path: &std::path::Path, s: &ReadStats) {
+    let mut parts = Vec::new();
+    if s.rescaled > 0 {
+        parts.push(format!("{} vectors rescaled to sum 1", s.rescaled));
+    }
+    if s.partial > 0 {
+        parts.push(format!(
+            "{} predictions sum to less than 1 (scored as written)",
+            s.partial
+        ));
+    }
+    if s.all_zero > 0 && s.dropped == 0 {
+        parts.push(format!(
+            "{} all-zero predictions (scored as written: TV ½Σq)",
+            s.all_zero
+        ));
+    }
+    if s.dropped > 0 {
+        parts.push(format!("{} cells dropped (all-zero prediction)", s.dropped));
+    }
+    if !parts.is_empty() {
+        eprintln!(
+            "{}: {} cells; {}",
+            path.display(),
+            s.cells,
+            parts.join(", ")
+        );
+    }
 }
 
 fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
