@@ -634,7 +634,7 @@ pub const FIGURES: [&str; 6] = [
     "sensitivity",
     "leaderboard",
     "probe-accuracy",
-    "correlation",
+    "group-covariation",
 ];
 
 fn f(x: f64) -> String {
@@ -1321,7 +1321,8 @@ pub fn build(
         });
     }
 
-    // 6. correlation structure: option × option correlations across groups
+    // 6. co-variation of party shares across groups (not item × item correlation of
+    //    respondents, which the representativeness framework means by "correlation structure")
     {
         let mut panels = Vec::new();
         let mut table = Table {
@@ -1383,21 +1384,25 @@ pub fn build(
                 out.push(json!({"series": s.name, "groups": scopes.len(), "model": model.values.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>()}));
             }
         }
-        json["correlation"] = json!(out);
-        let mut paragraphs = vec!["Correlation structure: Pearson correlation between the options' shares across groups (attribute values) — which parties draw support from the same groups — for each model and, where the survey has the same groups, for the survey; distances over the option pairs (mean |Δr|, Frobenius norm of the difference, correlation of the correlations).".to_string()];
+        json["group_covariation"] = json!(out);
+        let mut paragraphs = vec!["Co-variation of party shares across groups: the Pearson correlation, over the groups (attribute values), between two options' shares — which parties draw support from the same groups — for each model and, where the survey has the same groups, for the survey; distances over the option pairs (mean |Δr|, Frobenius norm of the difference, correlation of the correlations).".to_string(),
+            "Read with care: shares sum to 1 in every group, so these correlations are compositional and biased negative (with few parties, one party's gain is another's loss), and the groups overlap (every persona is in one group of each attribute), so they are not independent observations. This is not the item × item correlation structure of simulated respondents (\"Beyond marginal distributions\"), which needs individual-level answers.".to_string()];
         if panels.is_empty() {
             paragraphs.push("No series has three or more groups.".into());
         } else if table.rows.is_empty() {
             paragraphs.push("The reference has no group-level data (a respondent CSV gives it), so only the models' matrices are shown.".into());
         }
         sections.push(Section {
-            id: "correlation",
-            title: "Correlation structure".into(),
+            id: "group-covariation",
+            title: "Party shares across groups (compositional co-variation)".into(),
             paragraphs,
             table: (!table.rows.is_empty()).then_some(table),
             figure: Some(fig(
-                "correlation",
-                figures::heatmaps("Correlation of option shares across groups", &panels),
+                "group-covariation",
+                figures::heatmaps(
+                    "Co-variation of option shares across groups (compositional)",
+                    &panels,
+                ),
             )?),
         });
     }
@@ -1684,9 +1689,18 @@ mod tests {
         // per-variant W: ψ_a and ψ_b are each 0.1 TV from their mean
         let variants = report.sections.iter().find(|s| s.id == "variants").unwrap();
         assert_eq!(variants.table.as_ref().unwrap().rows[0][2], "0.100");
-        // correlation: 4 groups shared → a distance row
-        assert_eq!(report.json["correlation"][0]["groups"], 4);
+        // co-variation across groups: 4 groups shared → a distance row; named for what it is
+        assert_eq!(report.json["group_covariation"][0]["groups"], 4);
+        assert!(report.json.get("correlation").is_none());
         let files = report.files();
+        let md = &files
+            .iter()
+            .find(|(p, _)| p.ends_with("report.md"))
+            .unwrap()
+            .1;
+        let md = String::from_utf8(md.clone()).unwrap();
+        assert!(!md.contains("Correlation structure"), "{md}");
+        assert!(md.contains("compositional"));
         let html = &files
             .iter()
             .find(|(p, _)| p.ends_with("report.html"))
@@ -1700,7 +1714,7 @@ mod tests {
         );
         assert!(files
             .iter()
-            .any(|(p, _)| p.ends_with("figures/correlation.svg")));
+            .any(|(p, _)| p.ends_with("figures/group-covariation.svg")));
     }
 
     #[test]
