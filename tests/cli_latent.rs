@@ -194,6 +194,22 @@ fn train_vectors_scale_end_to_end() {
         }
     }
     assert_eq!(psi["negative"], "clip");
+    // per party: the share of negative factors and ψ under each policy; clip is ψ itself
+    for party in ["SA", "ÖU", "FB", "LM", "KBP", "HL"] {
+        let e = &psi["run"]["policy_sensitivity"][party];
+        let share = e["negative_share"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&share), "{e}");
+        let clip = e["psi"]["clip"].as_f64().unwrap();
+        assert!(
+            (clip - psi["all"]["psi"][party].as_f64().unwrap()).abs() < 1e-9,
+            "{e}"
+        );
+        assert!(e["psi"]["shift"].as_f64().is_some() && e["psi"]["softmax"].as_f64().is_some());
+    }
+    assert_eq!(
+        psi["run"]["vector_layers"],
+        serde_json::json!([24, 25, 26, 27])
+    );
     assert!(psi["negative_factors"]["of"] == 200 * 6);
     let rows_csv = std::fs::read_to_string(dir.join("rows.csv")).unwrap();
     assert_eq!(rows_csv.lines().count(), 201);

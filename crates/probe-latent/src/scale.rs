@@ -370,9 +370,92 @@ pub fn summarize(
     })
 }
 
+/// How much the negative-factor policy, rather than the model, decides ψ: per party the share
+/// of rows whose raw factor m_p^n is negative, and ψ over all rows under each policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySensitivity {
+    /// Per party, the share of rows (weighted) with m_p^n < 0.
+    pub negative_share: Vec<f64>,
+    /// Per policy (clip, shift, softmax): ψ over every row, or `None` when undefined.
+    pub psi: Vec<(NegativePolicy, Option<Vec<f64>>)>,
+}
+
+/// [`PolicySensitivity`] of `rows` (each with one factor per party).
+pub fn policy_sensitivity(rows: &[ScaleRow]) -> PolicySensitivity {
+    let parties = rows.first().map_or(0, |r| r.factors.len());
+    let total: f64 = rows.iter().map(|r| r.weight).sum();
+    let negative_share = (0..parties)
+        .map(|p| {
+            let w: f64 = rows
+                .iter()
+                .filter(|r| r.factors[p] < 0.0)
+                .map(|r| r.weight)
+                .sum();
+            if total > 0.0 {
+                w / total
+            } else {
+                f64::NAN
+            }
+        })
+        .collect();
+    let raw: Vec<Vec<f64>> = rows.iter().map(|r| r.factors.clone()).collect();
+    let psi = [
+        NegativePolicy::Clip,
+        NegativePolicy::Shift,
+        NegativePolicy::Softmax,
+    ]
+    .into_iter()
+    .map(|policy| {
+        let mut sums = vec![0.0f64; parties];
+        for (r, m) in rows.iter().zip(policy.apply(&raw)) {
+            for (s, x) in sums.iter_mut().zip(m) {
+                *s += r.weight * x;
+            }
+        }
+        let sum: f64 = sums.iter().sum();
+        (
+            policy,
+            (sum > 0.0).then(|| sums.iter().map(|s| s / sum).collect()),
+        )
+    })
+    .collect();
+    PolicySensitivity {
+        negative_share,
+        psi,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Party B's factor is negative in every row: clipping gives it exactly 0, shifting does
+    /// not; the shares and ψ per policy show it.
+    #[test]
+    fn policy_sensitivity_shows_when_the_policy_decides() {
+        let row = |f: [f64; 2]| ScaleRow {
+            persona: "p".into(),
+            variant: "v".into(),
+            values: vec![],
+            weight: 1.0,
+            factors: f.to_vec(),
+        };
+        let s = policy_sensitivity(&[row([1.0, -1.0]), row([3.0, -2.0])]);
+        assert_eq!(s.negative_share, [0.0, 1.0]);
+        let psi = |p: NegativePolicy| {
+            s.psi
+                .iter()
+                .find(|(q, _)| *q == p)
+                .unwrap()
+                .1
+                .clone()
+                .unwrap()
+        };
+        assert_eq!(psi(NegativePolicy::Clip), [1.0, 0.0]);
+        // shift by the minimum −2: (3 + 5, 1 + 0) / 9
+        let shifted = psi(NegativePolicy::Shift);
+        assert!((shifted[0] - 8.0 / 9.0).abs() < 1e-12 && (shifted[1] - 1.0 / 9.0).abs() < 1e-12);
+    }
 
     fn sel(layer: usize, neuron: usize, cos: f32) -> Selected {
         Selected { layer, neuron, cos }

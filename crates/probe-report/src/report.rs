@@ -71,6 +71,9 @@ pub struct Series {
     /// Question-level cells that carry their own reference (`probe eval`): one per
     /// (group, question), each with its own options.
     pub own: Vec<OwnCell>,
+    /// Per party (latent runs): the share of rows with a negative scaling factor, and ψ over
+    /// all rows under the clip, shift and softmax policies.
+    pub policy_sensitivity: Vec<(String, f64, [Option<f64>; 3])>,
     /// What went into the distribution, in words (for ψ: the value vectors' layers and the
     /// rows pooled), shown beside it in the report.
     pub provenance: Option<String>,
@@ -272,6 +275,25 @@ fn latent_provenance(psi: &Value) -> String {
     )
 }
 
+/// `run.policy_sensitivity` of `psi.json` (absent in runs of older versions: empty).
+fn read_policy_sensitivity(psi: &Value) -> Vec<(String, f64, [Option<f64>; 3])> {
+    let parties = psi["parties"].as_array().cloned().unwrap_or_default();
+    let table = &psi["run"]["policy_sensitivity"];
+    parties
+        .iter()
+        .filter_map(|p| {
+            let p = p.as_str()?;
+            let e = table.get(p)?;
+            let psi = |policy: &str| e["psi"][policy].as_f64();
+            Some((
+                p.to_string(),
+                e["negative_share"].as_f64()?,
+                [psi("clip"), psi("shift"), psi("softmax")],
+            ))
+        })
+        .collect()
+}
+
 fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
     let psi_path = dir.join("psi.json");
     let psi = read_json(&psi_path)?;
@@ -354,6 +376,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         sensitivity: sensitivity_points(by_persona)?,
         sensitivity_unit: "persona",
         own: vec![],
+        policy_sensitivity: read_policy_sensitivity(&psi),
         provenance: Some(latent_provenance(&psi)),
     })
 }
@@ -546,6 +569,7 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             sensitivity: sensitivity_points(per_unit)?,
             sensitivity_unit: "cell",
             own,
+            policy_sensitivity: vec![],
             provenance: None,
         });
     }
@@ -1076,6 +1100,63 @@ pub fn build(
         }
     }
 
+    // 3c. negative scaling factors: does the policy, rather than the model, decide ψ?
+    {
+        let mut table = Table {
+            header: [
+                "distribution",
+                "party",
+                "negative factors",
+                "ψ clip",
+                "ψ shift",
+                "ψ softmax",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: vec![],
+        };
+        let mut warnings = Vec::new();
+        let mut out = Vec::new();
+        for s in series.iter().filter(|s| !s.policy_sensitivity.is_empty()) {
+            for (party, share, psi) in &s.policy_sensitivity {
+                let cell = |x: &Option<f64>| x.map_or("–".to_string(), f);
+                table.rows.push(vec![
+                    legend_name(s),
+                    party.clone(),
+                    format!("{:.0} %", 100.0 * share),
+                    cell(&psi[0]),
+                    cell(&psi[1]),
+                    cell(&psi[2]),
+                ]);
+                out.push(
+                    json!({"series": s.name, "party": party, "negative_share": share,
+                                "psi": {"clip": psi[0], "shift": psi[1], "softmax": psi[2]}}),
+                );
+                if *share >= 0.5 {
+                    warnings.push(format!(
+                        "{}: {party}'s scaling factor is negative in {:.0} % of rows, so the negative-factor policy, not the model, sets most of its ψ (clip {}, shift {}).",
+                        legend_name(s),
+                        100.0 * share,
+                        cell(&psi[0]),
+                        cell(&psi[1])
+                    ));
+                }
+            }
+        }
+        if !table.rows.is_empty() {
+            json["negative_factors"] = json!(out);
+            let mut paragraphs = vec!["A scaling factor m_p can be negative (the vectors' coefficients are), and ψ needs m' ≥ 0: `clip` (the default) sets negatives to 0, `shift` subtracts the run's smallest factor, `softmax` normalizes each row by exp. Per party: the share of rows with a negative factor, and ψ over all rows under each policy. Where the columns disagree, the policy decides the result.".to_string()];
+            paragraphs.extend(warnings);
+            sections.push(Section {
+                id: "negative-factors",
+                title: "Negative scaling factors and ψ under each policy".into(),
+                paragraphs,
+                table: Some(table),
+                figure: None,
+            });
+        }
+    }
+
     // 4. TV leaderboard with bootstrap CIs over matched groups, with baselines
     {
         let mut entries: Vec<(String, Estimate, usize)> = Vec::new();
@@ -1564,7 +1645,12 @@ mod tests {
         std::fs::write(
             scale.join("psi.json"),
             json!({"parties": PARTIES, "all": psi([0.4, 0.25, 0.35]), "by_group": groups,
-                   "by_variant": {"a": {"all": psi([0.5, 0.25, 0.25])}, "b": {"all": psi([0.3, 0.25, 0.45])}}})
+                   "by_variant": {"a": {"all": psi([0.5, 0.25, 0.25])}, "b": {"all": psi([0.3, 0.25, 0.45])}},
+                   "run": {"vector_layers": [3, 4], "select": "joint", "k": 20, "personas": 4, "variants": ["a", "b"],
+                           "policy_sensitivity": {
+                               "SPD": {"negative_share": 0.1, "psi": {"clip": 0.4, "shift": 0.38, "softmax": 0.36}},
+                               "GRÜNE": {"negative_share": 1.0, "psi": {"clip": 0.0, "shift": 0.2, "softmax": 0.3}},
+                               "AfD": {"negative_share": 0.0, "psi": {"clip": 0.6, "shift": 0.42, "softmax": 0.34}}}}})
             .to_string(),
         )
         .unwrap();
@@ -1689,6 +1775,29 @@ mod tests {
         // per-variant W: ψ_a and ψ_b are each 0.1 TV from their mean
         let variants = report.sections.iter().find(|s| s.id == "variants").unwrap();
         assert_eq!(variants.table.as_ref().unwrap().rows[0][2], "0.100");
+        // negative factors: GRÜNE negative in every row → a warning; ψ per policy in the table
+        let neg = report
+            .sections
+            .iter()
+            .find(|s| s.id == "negative-factors")
+            .unwrap();
+        assert_eq!(neg.table.as_ref().unwrap().rows.len(), 3);
+        assert!(neg
+            .paragraphs
+            .iter()
+            .any(|p| p.contains("GRÜNE") && p.contains("100 %")));
+        assert_eq!(report.json["negative_factors"][1]["psi"]["shift"], 0.2);
+        // ψ names its value-vector layers and rows
+        let dists = report
+            .sections
+            .iter()
+            .find(|s| s.id == "distributions")
+            .unwrap();
+        assert!(
+            dists.paragraphs.iter().any(|p| p.contains("layers 3–4")),
+            "{:?}",
+            dists.paragraphs
+        );
         // co-variation across groups: 4 groups shared → a distance row; named for what it is
         assert_eq!(report.json["group_covariation"][0]["groups"], 4);
         assert!(report.json.get("correlation").is_none());

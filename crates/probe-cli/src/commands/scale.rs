@@ -276,6 +276,28 @@ pub fn run(args: Args) -> Result<()> {
         .collect();
     let variants: Vec<String> = templates.iter().map(|t| t.id.clone()).collect();
     let summary = summarize(&vectors.parties, &attributes, &variants, &rows, policy)?;
+    let sensitivity = probe_latent::scale::policy_sensitivity(&rows);
+    let policy_sensitivity: serde_json::Map<String, serde_json::Value> = vectors
+        .parties
+        .iter()
+        .enumerate()
+        .map(|(p, party)| {
+            let psi: serde_json::Map<String, serde_json::Value> = sensitivity
+                .psi
+                .iter()
+                .map(|(policy, d)| {
+                    (
+                        policy.name().to_string(),
+                        serde_json::json!(d.as_ref().map(|d| d[p])),
+                    )
+                })
+                .collect();
+            (
+                party.clone(),
+                serde_json::json!({"negative_share": sensitivity.negative_share[p], "psi": psi}),
+            )
+        })
+        .collect();
     write_rows(&out, &vectors.parties, &rows, policy)?;
     write_summary(
         &out,
@@ -289,6 +311,7 @@ pub fn run(args: Args) -> Result<()> {
             "personas": personas.len(),
             "variants": variants,
             "negative_coefficients": {"count": negative_coefficients, "of": coefficients.len()},
+            "policy_sensitivity": policy_sensitivity,
             "this_run": {"prompts": pending_rows, "tokens": tokens, "seconds": seconds},
         }),
     )?;
