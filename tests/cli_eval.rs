@@ -213,13 +213,18 @@ fn eval_vote_asks_personas_and_the_report_pools_them_against_the_survey() {
         "--survey-weight",
         "weight",
     ];
-    // few-shot examples are survey groups: without a survey, a clear refusal
-    assert_clean_failure(
-        &eval_vote(&out, &["--methods", "logp"]),
-        "few-shot steering of the voting question",
-    );
+    // few-shot examples must come from another survey: without one, a clear refusal
     let mut args = vec!["--methods", "logp"];
     args.extend(survey);
+    assert_clean_failure(
+        &eval_vote(&out, &args),
+        "few-shot steering of the voting question needs --shots-from",
+    );
+    // the scored survey itself as the shots' source is the answer in the prompt: refused
+    let mut leaky = args.clone();
+    leaky.extend(["--shots-from", "data/demo/survey.csv"]);
+    assert_clean_failure(&eval_vote(&out, &leaky), "puts the answer in the prompt");
+    args.extend(["--shots-from", "data/demo/survey-2095.csv"]);
     let run = eval_vote(&out, &args);
     let stderr = String::from_utf8_lossy(&run.stderr);
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -243,7 +248,7 @@ fn eval_vote_asks_personas_and_the_report_pools_them_against_the_survey() {
             assert!(id.starts_with("age=") && id.ends_with(";year=2021"), "{id}");
         }
     }
-    // the fewshot prompt shows the persona's survey groups
+    // the fewshot prompt shows the persona's groups in the previous election (2095)
     let record: serde_json::Value = std::fs::read_to_string(out.join("units.jsonl"))
         .unwrap()
         .lines()
@@ -251,7 +256,8 @@ fn eval_vote_asks_personas_and_the_report_pools_them_against_the_survey() {
         .find(|r| r["cell"]["steering"] == "fewshot")
         .unwrap();
     let prompt = record["audit"]["prompt"].as_str().unwrap();
-    assert!(prompt.contains("Gruppe „"), "{prompt}");
+    assert!(prompt.contains("Gruppe „survey-2095 – "), "{prompt}");
+    assert!(prompt.contains("bei einer anderen Wahl"), "{prompt}");
     assert!(prompt.contains("Versetzen Sie sich nun in folgende Person: „Ich bin"));
     // TV of the pooled distributions against the survey's groups
     for row in [

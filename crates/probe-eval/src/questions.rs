@@ -67,6 +67,40 @@ pub struct ScopeReference {
     pub distribution: Vec<f64>,
 }
 
+/// The groups (`attribute=value`) whose few-shot distribution in `shots` equals (TV < 1e-9)
+/// the distribution `scored` has for the same group, or for any group: a prompt showing it
+/// would show the target its pooled cells are scored against.
+pub fn shot_leaks(
+    shots: &[probe_data::cells::Cell],
+    scored: &[probe_data::cells::Cell],
+) -> Vec<String> {
+    let tv = |a: &[f64], b: &[f64]| 0.5 * a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>();
+    let mut out = Vec::new();
+    for s in shots {
+        let Some(d) = &s.reference else { continue };
+        let hit = scored.iter().find(|r| {
+            r.reference
+                .as_ref()
+                .is_some_and(|q| q.len() == d.len() && tv(q, d) < 1e-9)
+        });
+        if let Some(r) = hit {
+            let name = |c: &probe_data::cells::Cell| {
+                format!(
+                    "{}={}",
+                    c.labels.get("attribute").map_or("all", String::as_str),
+                    c.labels.get("value").map_or("all", String::as_str)
+                )
+            };
+            out.push(if name(s) == name(r) {
+                name(s)
+            } else {
+                format!("{} (= {})", name(s), name(r))
+            });
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Question {
     pub id: String,
@@ -383,6 +417,33 @@ impl QuestionSet {
     /// with `attribute`/`value` labels over the same options), each named by its attribute
     /// and the value's text in `language`; the `all` scope is the population they are
     /// contrasted with.
+    /// The few-shot examples of the voting question: the group distributions of `shots` (cells
+    /// with `attribute`/`value` labels), each named with `source` ("Wahl 2095 – gender: eine
+    /// Frau"), after checking that none of them is a distribution `scored` scores a cell
+    /// against (see [`shot_leaks`]).
+    pub fn set_shot_scopes(
+        &mut self,
+        shots: &[probe_data::cells::Cell],
+        scored: &[probe_data::cells::Cell],
+        source: &str,
+        spec: &PersonaSpec,
+        language: &str,
+    ) -> Result<()> {
+        let leaks = shot_leaks(shots, scored);
+        if !leaks.is_empty() {
+            return Err(EvalError::Input(format!(
+                "few-shot examples from {source} would show distributions the cells are scored against ({}): \
+                 that is the answer in the prompt. Take the examples from another election or survey",
+                leaks.join(", ")
+            )));
+        }
+        self.set_scopes(shots, spec, language);
+        for s in &mut self.scopes {
+            s.label = format!("{source} – {}", s.label);
+        }
+        Ok(())
+    }
+
     pub fn set_scopes(
         &mut self,
         reference: &[probe_data::cells::Cell],

@@ -329,14 +329,20 @@ impl Runner<'_> {
         }
     }
 
+    /// A unit's record; `samples`: the answers its distribution counts (`sample`, `sequence`),
+    /// kept as the cell's `samples` label so that scoring can state the discretization floor.
     fn record(
         &self,
         set: &QuestionSet,
         u: &Unit,
         predicted: Option<Vec<f64>>,
+        samples: Option<usize>,
         audit: Value,
     ) -> Value {
-        let cell = self.cell(set, u, predicted);
+        let mut cell = self.cell(set, u, predicted);
+        if let (Some(n), Some(_)) = (samples, &cell.predicted) {
+            cell.labels.insert("samples".into(), n.to_string());
+        }
         json!({"key": u.key(set), "cell": cell.to_json(), "ok": cell.predicted.is_some(), "audit": audit})
     }
 
@@ -380,6 +386,7 @@ impl Runner<'_> {
                         set,
                         u,
                         Some(dist),
+                        None,
                         json!({"prompt": p.0, "shots": p.2, "letter_mass": mass}),
                     ));
                 }
@@ -410,6 +417,7 @@ impl Runner<'_> {
                         set,
                         u,
                         dist,
+                        Some(valid),
                         json!({"prompt": p.0, "shots": p.2, "counts": counts, "invalid": invalid,
                                "temperature": u.temperature, "top_p": params.top_p}),
                     ));
@@ -514,6 +522,7 @@ impl Runner<'_> {
                     set,
                     u,
                     results[i].take(),
+                    (method == Method::Sequence).then_some(params.n),
                     json!({"prompt": prompts[i].0, "shots": prompts[i].2, "attempts": audits[i]}),
                 )
             })

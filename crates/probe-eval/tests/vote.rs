@@ -224,3 +224,49 @@ fn bad_vote_inputs_are_clear_errors() {
         .to_string();
     assert!(e.contains("no personas"), "{e}");
 }
+
+/// Few-shot examples of the voting question may not show a distribution the cells are scored
+/// against: the scored survey itself as their source is refused, so is another source one of
+/// whose groups has exactly a scored group's distribution; a genuinely other election is taken
+/// and named in the prompt.
+#[test]
+fn few_shot_examples_that_show_the_scored_target_are_refused() {
+    let (spec, _, mut set) = setup(&["age=45-54", "gender=female", "year=2021"]);
+    let scored = vec![
+        survey_cell("all", "all", vec![0.25, 0.25, 0.15, 0.1, 0.15, 0.1]),
+        survey_cell("gender", "female", vec![0.3, 0.2, 0.25, 0.1, 0.1, 0.05]),
+        survey_cell("age", "45-54", vec![0.25, 0.25, 0.15, 0.1, 0.145, 0.105]),
+    ];
+    let e = set
+        .set_shot_scopes(&scored, &scored, "survey", &spec, "de")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("answer in the prompt") && e.contains("gender=female"),
+        "{e}"
+    );
+    // another election, but its women voted exactly as the scored survey's 45–54-year-olds
+    let mut other = vec![
+        survey_cell("all", "all", vec![0.3, 0.2, 0.2, 0.1, 0.1, 0.1]),
+        survey_cell(
+            "gender",
+            "female",
+            vec![0.25, 0.25, 0.15, 0.1, 0.145, 0.105],
+        ),
+    ];
+    let e = set
+        .set_shot_scopes(&other, &scored, "wahl-2017", &spec, "de")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gender=female (= age=45-54)"), "{e}");
+    other[1] = survey_cell("gender", "female", vec![0.35, 0.2, 0.2, 0.1, 0.1, 0.05]);
+    set.set_shot_scopes(&other, &scored, "wahl-2017", &spec, "de")
+        .unwrap();
+    assert!(
+        set.scopes
+            .iter()
+            .all(|s| s.label.starts_with("wahl-2017 – ")),
+        "{:?}",
+        set.scopes
+    );
+}

@@ -89,6 +89,63 @@ pub fn fit_temperature(cells: &[(&[f64], &[f64])], low: f64, high: f64) -> Resul
     })
 }
 
+/// Expected calibration error of predicted answer distributions against reference
+/// distributions (soft labels): in each of `n_bins` equal-width bins of the top predicted
+/// probability, |mean q(top option) − mean p(top option)|, weighted by the bin's share of
+/// cells. With one-hot references it is [`expected_calibration_error`] exactly; with a
+/// group's answer distribution as `q` it asks whether a model that says "70 % choose A" is
+/// right that 70 % of the group choose A.
+pub fn expected_calibration_error_soft(
+    predictions: &[&[f64]],
+    references: &[&[f64]],
+    n_bins: usize,
+) -> Result<f64> {
+    if predictions.is_empty() {
+        return Err(MetricError::Empty("predictions".into()));
+    }
+    if predictions.len() != references.len() {
+        return Err(MetricError::LengthMismatch {
+            what: "predictions and references".into(),
+            left: predictions.len(),
+            right: references.len(),
+        });
+    }
+    if n_bins == 0 {
+        return Err(MetricError::InvalidInput(
+            "ECE needs at least one bin".into(),
+        ));
+    }
+    let mut count = vec![0usize; n_bins];
+    let mut conf_sum = vec![0.0; n_bins];
+    let mut hit_sum = vec![0.0; n_bins];
+    for (p, q) in predictions.iter().zip(references) {
+        crate::check_pair(p, q)?;
+        let (arg, conf) =
+            p.iter().enumerate().fold(
+                (0, f64::NEG_INFINITY),
+                |acc, (i, &x)| {
+                    if x > acc.1 {
+                        (i, x)
+                    } else {
+                        acc
+                    }
+                },
+            );
+        let bin = ((conf * n_bins as f64).ceil() as usize).clamp(1, n_bins) - 1;
+        count[bin] += 1;
+        conf_sum[bin] += conf;
+        hit_sum[bin] += q[arg];
+    }
+    let n = predictions.len() as f64;
+    Ok((0..n_bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| {
+            let c = count[b] as f64;
+            c / n * (hit_sum[b] / c - conf_sum[b] / c).abs()
+        })
+        .sum())
+}
+
 /// Expected calibration error of predicted distributions against observed labels:
 /// Σ_b |B_b|/n · |accuracy(B_b) − confidence(B_b)| over `n_bins` equal-width bins of the top
 /// probability, bins (b/n_bins, (b+1)/n_bins].
@@ -141,4 +198,26 @@ pub fn expected_calibration_error(
             c / n * (correct[b] as f64 / c - conf_sum[b] / c).abs()
         })
         .sum())
+}
+
+#[cfg(test)]
+mod soft_tests {
+    use super::*;
+
+    #[test]
+    fn soft_ece_generalizes_label_ece() {
+        let preds = vec![vec![0.7, 0.3], vec![0.6, 0.4], vec![0.2, 0.8]];
+        let labels = [0usize, 1, 1];
+        let one_hot: Vec<Vec<f64>> = labels
+            .iter()
+            .map(|&l| (0..2).map(|i| f64::from(u8::from(i == l))).collect())
+            .collect();
+        let p: Vec<&[f64]> = preds.iter().map(Vec::as_slice).collect();
+        let q: Vec<&[f64]> = one_hot.iter().map(Vec::as_slice).collect();
+        let hard = expected_calibration_error(&preds, &labels, 10).unwrap();
+        assert!((expected_calibration_error_soft(&p, &q, 10).unwrap() - hard).abs() < 1e-15);
+        // one cell: says 70 % choose A, and 50 % of the group do: ECE 0.2
+        let e = expected_calibration_error_soft(&[&[0.7, 0.3]], &[&[0.5, 0.5]], 10).unwrap();
+        assert!((e - 0.2).abs() < 1e-12);
+    }
 }

@@ -350,6 +350,74 @@ pub struct Row {
     /// Groups averaged over (for [`Aggregate::Benchmark`]).
     pub n_groups: Option<usize>,
     pub estimate: Estimate,
+    /// TV rows: the expected calibration error of the cells' top options against the
+    /// references (10 bins; see `expected_calibration_error_soft`).
+    pub calibration_ece: Option<f64>,
+    /// TV rows whose cells carry a `samples` label n (the `sample` and `sequence` methods):
+    /// the TV a perfect sampler of the reference reaches with n answers, averaged like the row
+    /// (the benchmark's discretization error; a floor for these methods).
+    pub discretization_floor: Option<f64>,
+}
+
+/// Exact below this many multinomial outcomes, else simulated (see `discretization_error`).
+const FLOOR_MAX_OUTCOMES: usize = 50_000;
+const FLOOR_SIMULATIONS: usize = 4_000;
+
+/// ECE and discretization floor of one TV row's cells (`None` where they do not apply); the
+/// floor is averaged over `groups` first when given (the benchmark's aggregate).
+pub fn tv_extras(
+    members: &[&Pair],
+    groups: Option<&[String]>,
+    seed: u64,
+) -> Result<(Option<f64>, Option<f64>)> {
+    let wrap = |what: &'static str| {
+        move |error| CompareError::Metric {
+            metric: what,
+            cell: "row".into(),
+            error,
+        }
+    };
+    let normalized = members
+        .iter()
+        .all(|p| (p.predicted.iter().sum::<f64>() - 1.0).abs() <= probe_metrics::PROB_TOLERANCE);
+    let ece = if normalized {
+        let p: Vec<&[f64]> = members.iter().map(|m| m.predicted.as_slice()).collect();
+        let q: Vec<&[f64]> = members.iter().map(|m| m.reference.as_slice()).collect();
+        Some(
+            probe_metrics::calibration::expected_calibration_error_soft(&p, &q, 10)
+                .map_err(wrap("calibration"))?,
+        )
+    } else {
+        None
+    };
+    let samples: Option<Vec<usize>> = members
+        .iter()
+        .map(|p| p.labels.get("samples")?.parse().ok())
+        .collect();
+    let floor = match samples {
+        Some(ns) if !ns.is_empty() => {
+            let mut floors = Vec::with_capacity(ns.len());
+            for (p, n) in members.iter().zip(ns) {
+                floors.push(
+                    probe_metrics::alignment::discretization_error(
+                        &p.reference,
+                        n,
+                        FLOOR_MAX_OUTCOMES,
+                        FLOOR_SIMULATIONS,
+                        seed,
+                    )
+                    .map_err(wrap("discretization"))?,
+                );
+            }
+            let floors = match groups {
+                Some(g) => group_means(&floors, &vec![1.0; floors.len()], g).0,
+                None => floors,
+            };
+            Some(floors.iter().sum::<f64>() / floors.len() as f64)
+        }
+        _ => None,
+    };
+    Ok((ece, floor))
 }
 
 /// Aggregates every metric over the pairs of each `by` group (mean with bootstrap CI).
@@ -391,9 +459,15 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
             let n_cells = values.len();
             let benchmark =
                 options.aggregate == Aggregate::Benchmark && groups.iter().all(Option::is_some);
-            let (n_groups, aggregate) = if benchmark {
-                let groups: Vec<String> = groups.into_iter().flatten().collect();
-                (values, weights) = group_means(&values, &weights, &groups);
+            let groups: Option<Vec<String>> =
+                benchmark.then(|| groups.into_iter().flatten().collect());
+            let (calibration_ece, discretization_floor) = if metric == Metric::Tv {
+                tv_extras(&members, groups.as_deref(), options.seed)?
+            } else {
+                (None, None)
+            };
+            let (n_groups, aggregate) = if let Some(groups) = &groups {
+                (values, weights) = group_means(&values, &weights, groups);
                 (Some(values.len()), Aggregate::Benchmark)
             } else {
                 (None, Aggregate::Cells)
@@ -423,6 +497,8 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
                 aggregate,
                 n_groups,
                 estimate,
+                calibration_ece,
+                discretization_floor,
             });
         }
     }
@@ -437,8 +513,12 @@ pub fn own_references(predicted: &[Cell]) -> Vec<Cell> {
     let mut out = Vec::new();
     for c in predicted.iter().filter(|c| c.reference.is_some()) {
         let mut r = c.clone();
-        r.labels
-            .retain(|k, _| !matches!(k.as_str(), "model" | "method" | "steering" | "variant"));
+        r.labels.retain(|k, _| {
+            !matches!(
+                k.as_str(),
+                "model" | "method" | "steering" | "variant" | "samples"
+            )
+        });
         r.predicted = None;
         r.origin = None;
         if seen.insert(r.describe()) {
@@ -686,5 +766,40 @@ mod tests {
         .unwrap();
         assert!((flat[0].estimate.value - 0.2).abs() < 1e-12);
         assert_eq!(flat[0].aggregate, Aggregate::Cells);
+    }
+
+    /// TV rows carry the calibration ECE of their cells and, for sampled answers (a `samples`
+    /// label), the discretization floor: with one answer from a 50/50 group a perfect sampler
+    /// is always 0.5 off.
+    #[test]
+    fn tv_rows_report_calibration_and_the_discretization_floor() {
+        let mk = |samples: Option<&str>| {
+            let mut labels: BTreeMap<String, String> =
+                [("group", "g"), ("question", "q"), ("model", "m")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+            if let Some(n) = samples {
+                labels.insert("samples".into(), n.into());
+            }
+            Pair {
+                labels,
+                options: vec!["a".into(), "b".into()],
+                predicted: vec![0.7, 0.3],
+                reference: vec![0.5, 0.5],
+                ordinal: None,
+                weight: 1.0,
+            }
+        };
+        let options = CompareOptions {
+            by: vec!["model".into()],
+            bootstrap: 10,
+            ..CompareOptions::default()
+        };
+        let rows = compare(&[mk(Some("1"))], &options).unwrap();
+        assert!((rows[0].calibration_ece.unwrap() - 0.2).abs() < 1e-12);
+        assert!((rows[0].discretization_floor.unwrap() - 0.5).abs() < 1e-12);
+        let rows = compare(&[mk(None)], &options).unwrap();
+        assert_eq!(rows[0].discretization_floor, None);
     }
 }

@@ -87,6 +87,8 @@ pub struct OwnCell {
     pub question: String,
     pub predicted: Vec<f64>,
     pub reference: Vec<f64>,
+    /// Answers the prediction counts (`sample`, `sequence`), from the cell's `samples` label.
+    pub samples: Option<usize>,
 }
 
 /// Cross-validated balanced accuracy per layer from `probe train`'s `probes.json`.
@@ -214,6 +216,56 @@ fn sensitivity_points(groups: BTreeMap<String, Vec<Vec<f64>>>) -> Result<Vec<(f6
 /// The benchmark's majority baseline (Meister et al. 2024): each group's own most common answer.
 const MAJORITY_GROUPS: &str = "baseline: majority (each group's own answer)";
 const MAJORITY_QUESTIONS: &str = "baseline: majority (each group's own answer, per question)";
+
+/// The calibration ECE of a series' cells against the survey (its pooled groups, or its own
+/// question-level cells), and for sampled answers the discretization floor (see
+/// `compare::tv_extras`).
+fn series_extras(
+    s: &Series,
+    ref_by_scope: &BTreeMap<(String, String), &Cell>,
+    seed: u64,
+) -> Result<(Option<f64>, Option<f64>)> {
+    use crate::compare::{tv_extras, Pair};
+    let pair = |group: &str, question: &str, p: &[f64], q: &[f64], samples: Option<usize>| {
+        let mut labels = BTreeMap::from([
+            ("group".to_string(), group.to_string()),
+            ("question".to_string(), question.to_string()),
+        ]);
+        if let Some(n) = samples {
+            labels.insert("samples".into(), n.to_string());
+        }
+        Pair {
+            labels,
+            options: vec![],
+            predicted: p.to_vec(),
+            reference: q.to_vec(),
+            ordinal: None,
+            weight: 1.0,
+        }
+    };
+    let mut pairs: Vec<Pair> = s
+        .own
+        .iter()
+        .map(|c| pair(&c.group, &c.question, &c.predicted, &c.reference, c.samples))
+        .collect();
+    for (scope, d) in &s.pooled {
+        if let Some((r, _)) = ref_by_scope
+            .get(scope)
+            .and_then(|c| align_reference(c, &s.options))
+        {
+            pairs.push(pair(
+                &format!("{}={}", scope.0, scope.1),
+                "vote",
+                d,
+                &r,
+                None,
+            ));
+        }
+    }
+    let members: Vec<&Pair> = pairs.iter().collect();
+    let groups: Vec<String> = pairs.iter().map(|p| p.labels["group"].clone()).collect();
+    tv_extras(&members, Some(&groups), seed).map_err(|e| ReportError::Empty(e.to_string()))
+}
 
 /// Each group's mean over its (question) values, in group order: the units the benchmark's A
 /// averages and the bootstrap resamples.
@@ -469,6 +521,7 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
                 question: c.labels["question"].clone(),
                 predicted: c.predicted.clone().expect("filtered"),
                 reference: c.reference.clone().expect("partitioned"),
+                samples: c.labels.get("samples").and_then(|n| n.parse().ok()),
             })
             .collect();
         let options = members
@@ -1160,6 +1213,7 @@ pub fn build(
     // 4. TV leaderboard with bootstrap CIs over matched groups, with baselines
     {
         let mut entries: Vec<(String, Estimate, usize)> = Vec::new();
+        let mut extras: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
         let mut matched_scopes: BTreeSet<(String, String)> = BTreeSet::new();
         for s in &series {
             let mut tvs = Vec::new();
@@ -1189,6 +1243,7 @@ pub fn build(
             if !tvs.is_empty() {
                 let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
                 entries.push((s.name.clone(), est, tvs.len()));
+                extras.insert(s.name.clone(), series_extras(s, &ref_by_scope, o.seed)?);
             }
         }
         // question-level baselines: every (group, question) reference once
@@ -1271,7 +1326,7 @@ pub fn build(
         }
         entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
         let mut paragraphs = vec![format!(
-            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, Meister et al.'s distributional alignment A: the mean over groups of each group's mean over its questions (lower is better; the `groups` column counts groups) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Baselines: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer; and, under its own name, the weaker pooled majority, all mass on the whole population's most common answer (per question for question-level cells).",
+            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, Meister et al.'s distributional alignment A: the mean over groups of each group's mean over its questions (lower is better; the `groups` column counts groups) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Calibration ECE: in 10 bins of the top predicted probability, how far the share of the group that actually chose that option is from it (0 = calibrated). Discretization floor (sampled answers only): the TV a perfect sampler of the survey reaches with the same number of answers — the benchmark's discretization error, below which a sampling method cannot go. Baselines: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer; and, under its own name, the weaker pooled majority, all mass on the whole population's most common answer (per question for question-level cells).",
             100.0 * o.level,
             o.bootstrap,
             o.seed
@@ -1289,24 +1344,34 @@ pub fn build(
                 "groups".into(),
                 "TV".into(),
                 "CI".into(),
+                "calibration ECE".into(),
+                "discretization floor".into(),
             ],
             rows: entries
                 .iter()
                 .enumerate()
                 .map(|(i, (n, e, k))| {
+                    let (ece, floor) = extras.get(n).copied().unwrap_or_default();
+                    let cell = |x: Option<f64>| x.map_or("–".to_string(), f);
                     vec![
                         (i + 1).to_string(),
                         n.clone(),
                         k.to_string(),
                         f(e.value),
                         format!("[{}, {}]", f(e.low), f(e.high)),
+                        cell(ece),
+                        cell(floor),
                     ]
                 })
                 .collect(),
         };
         json["leaderboard"] = json!(entries
             .iter()
-            .map(|(n, e, k)| json!({"name": n, "groups": k, "tv": e.value, "low": e.low, "high": e.high}))
+            .map(|(n, e, k)| {
+                let (ece, floor) = extras.get(n).copied().unwrap_or_default();
+                json!({"name": n, "groups": k, "tv": e.value, "low": e.low, "high": e.high,
+                       "calibration_ece": ece, "discretization_floor": floor})
+            })
             .collect::<Vec<_>>());
         let categories: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
         let bars: Vec<Bars> = vec![Bars {
@@ -1952,6 +2017,13 @@ mod tests {
         // (Male (0.3 + 0) / 2, Female 0.6), not the flat mean over cells (0.3).
         assert!((tv("m · logp · none") - (0.15 + 0.6) / 2.0).abs() < 1e-12);
         assert!(tv("m · verbalize · none").abs() < 1e-12);
+        // calibration ECE beside every TV; no discretization floor for log-p (not sampled)
+        let logp = board
+            .iter()
+            .find(|e| e["name"] == "m · logp · none")
+            .unwrap();
+        assert!(logp["calibration_ece"].as_f64().is_some(), "{logp}");
+        assert!(logp["discretization_floor"].is_null());
         // uniform: Male (0.3 + 0.3) / 2, Female 0.2
         assert!((tv("baseline: uniform (questions)") - 0.25).abs() < 1e-12);
         // the benchmark's majority: each group's own answer (Male yes, Female no):

@@ -247,6 +247,8 @@ fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
             "groups".into(),
             "mean".into(),
             format!("{:.0}% CI", level * 100.0),
+            "ECE".into(),
+            "floor".into(),
         ])
         .collect();
     let body: Vec<Vec<String>> = rows
@@ -260,6 +262,9 @@ fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
                     r.n_groups.map_or("-".into(), |g| g.to_string()),
                     format!("{:.4}", r.estimate.value),
                     format!("[{:.4}, {:.4}]", r.estimate.low, r.estimate.high),
+                    r.calibration_ece.map_or("-".into(), |x| format!("{x:.4}")),
+                    r.discretization_floor
+                        .map_or("-".into(), |x| format!("{x:.4}")),
                 ])
                 .collect()
         })
@@ -293,7 +298,7 @@ fn write_rows(path: &PathBuf, rows: &[Row], by: &[String]) -> Result<()> {
     } else {
         let mut s = by.join(",");
         s.push_str(if by.is_empty() { "" } else { "," });
-        s.push_str("metric,cells,groups,aggregate,mean,ci_low,ci_high\n");
+        s.push_str("metric,cells,groups,aggregate,mean,ci_low,ci_high,calibration_ece,discretization_floor\n");
         for r in rows {
             let quote = |v: &str| {
                 if v.contains([',', '"']) {
@@ -310,14 +315,17 @@ fn write_rows(path: &PathBuf, rows: &[Row], by: &[String]) -> Result<()> {
                 Aggregate::Benchmark => "benchmark",
                 Aggregate::Cells => "cells",
             };
+            let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
             s.push_str(&format!(
-                "{},{},{},{aggregate},{},{},{}\n",
+                "{},{},{},{aggregate},{},{},{},{},{}\n",
                 r.metric,
                 r.n_cells,
                 r.n_groups.map_or(String::new(), |g| g.to_string()),
                 r.estimate.value,
                 r.estimate.low,
-                r.estimate.high
+                r.estimate.high,
+                opt(r.calibration_ece),
+                opt(r.discretization_floor)
             ));
         }
         s

@@ -47,9 +47,15 @@ pub struct Args {
     /// A seeded random subset of N personas (the whole grid is 12,600).
     #[arg(long)]
     pub persona_sample: Option<usize>,
-    /// Survey groups shown as few-shot examples of the voting question.
+    /// The survey (or election result) the voting question's cells are scored against.
     #[command(flatten)]
     pub survey: SurveyArgs,
+    /// Where the voting question's few-shot examples come from: the vote by group of another
+    /// election or survey (a respondent CSV with the same --answer / --survey-weight columns,
+    /// or a built-in result such as btw2021). Never the scored survey itself: that would put
+    /// the answer in the prompt, and is refused.
+    #[arg(long)]
+    pub shots_from: Option<String>,
     /// Only these question ids.
     #[arg(long, value_delimiter = ',')]
     pub question_ids: Vec<String>,
@@ -432,18 +438,44 @@ fn vote_set(
         language,
     )?;
     let reference = args.survey.reference(Some(&parties), None)?;
-    if let Some(reference) = &reference {
-        set.set_scopes(&reference.cells, &spec, language);
-    }
-    if params.steerings.contains(&Steering::Fewshot)
-        && !set.scopes.iter().any(|s| s.attribute != "all")
-    {
-        bail!(
-            "few-shot steering of the voting question shows survey groups the persona belongs to: give --survey <csv> (or --election btw2021), or leave fewshot out of --steering"
-        );
+    if params.steerings.contains(&Steering::Fewshot) {
+        let Some(source) = &args.shots_from else {
+            bail!(
+                "few-shot steering of the voting question needs --shots-from: showing the scored survey's own vote by group would put the answer in the prompt. Give the vote by group of another election or survey (--shots-from <csv> or btw2021), or leave fewshot out of --steering"
+            );
+        };
+        if args
+            .survey
+            .survey
+            .as_ref()
+            .is_some_and(|p| p.as_os_str() == source.as_str())
+            || args.survey.election.as_deref() == Some(source.as_str())
+        {
+            bail!(
+                "--shots-from {source} is the survey the cells are scored against: that puts the answer in the prompt. Take the examples from another election or survey"
+            );
+        }
+        let mut shots_args = args.survey.clone();
+        if std::path::Path::new(source).is_file() {
+            (shots_args.survey, shots_args.election) = (Some(source.into()), None);
+        } else {
+            (shots_args.survey, shots_args.election) = (None, Some(source.clone()));
+        }
+        let shots = shots_args
+            .reference(Some(&parties), None)?
+            .with_context(|| format!("--shots-from {source}: no distributions"))?;
+        let scored: &[Cell] = reference.as_ref().map_or(&[], |r| &r.cells);
+        let name = std::path::Path::new(source)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(source);
+        set.set_shot_scopes(&shots.cells, scored, name, &spec, language)?;
+        if !set.scopes.iter().any(|s| s.attribute != "all") {
+            bail!("--shots-from {source} has no groups (attribute/value) to show as few-shot examples");
+        }
     }
     eprintln!(
-        "voting question: {} parties ({}), {} personas, {} survey groups for few-shot examples",
+        "voting question: {} parties ({}), {} personas, {} groups of another survey for few-shot examples",
         parties.len(),
         parties.join(", "),
         personas.len(),
@@ -589,19 +621,21 @@ fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
         },
     )?;
     println!(
-        "{:<18} {:<9} {:>6} {:>6} {:>8}  95% CI",
-        "method", "steering", "cells", "groups", "TV"
+        "{:<18} {:<9} {:>6} {:>6} {:>8}  {:<18} {:>7} {:>7}",
+        "method", "steering", "cells", "groups", "TV", "95% CI", "ECE", "floor"
     );
     for r in &rows {
+        let opt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
         println!(
-            "{:<18} {:<9} {:>6} {:>6} {:>8.4}  [{:.4}, {:.4}]",
+            "{:<18} {:<9} {:>6} {:>6} {:>8.4}  {:<18} {:>7} {:>7}",
             r.group["method"],
             r.group["steering"],
             r.n_cells,
             r.n_groups.map_or("-".into(), |g| g.to_string()),
             r.estimate.value,
-            r.estimate.low,
-            r.estimate.high
+            format!("[{:.4}, {:.4}]", r.estimate.low, r.estimate.high),
+            opt(r.calibration_ece),
+            opt(r.discretization_floor)
         );
     }
     // log-p with temperature scaling: τ* fitted per steering on these cells (in-sample)

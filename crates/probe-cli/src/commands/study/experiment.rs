@@ -130,6 +130,10 @@ pub struct EvalConfig {
     pub vote: bool,
     /// Voting question: a seeded subset of this many personas of the study's grid.
     pub persona_sample: Option<usize>,
+    /// Voting question under few-shot steering: the vote by group of another election or
+    /// survey to show (a respondent CSV with the survey's columns, or `btw2021`); never the
+    /// scored survey.
+    pub shots_from: Option<String>,
     #[serde(default = "default_methods")]
     pub methods: Vec<String>,
     #[serde(default = "default_steerings")]
@@ -392,6 +396,12 @@ impl Experiment {
             for s in &e.steering {
                 probe_eval::prompts::Steering::parse(s)
                     .map_err(|err| anyhow::anyhow!("{}: {err}", key("steering")))?;
+            }
+            if e.vote && e.steering.iter().any(|s| s == "fewshot") && e.shots_from.is_none() {
+                bail!(
+                    "{}: few-shot steering of the voting question needs `shots_from` (another election's or survey's vote by group): the scored survey's own groups would put the answer in the prompt",
+                    key("shots_from")
+                );
             }
             if e.n == 0 || e.n > 200 {
                 bail!("{}: {} (1 to 200)", key("n"), e.n);

@@ -231,6 +231,12 @@ fn plan(e: &Experiment) -> Vec<Stage> {
                     argv.extend(["--persona-sample".into(), n.to_string()]);
                 }
                 survey_args(e, &mut argv, &mut inputs);
+                if let Some(source) = &ev.shots_from {
+                    argv.extend(["--shots-from".into(), source.clone()]);
+                    if std::path::Path::new(source).is_file() {
+                        inputs.push(PathBuf::from(source));
+                    }
+                }
             }
             if !ev.question_ids.is_empty() {
                 argv.extend(["--question-ids".into(), ev.question_ids.join(",")]);
