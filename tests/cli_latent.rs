@@ -117,6 +117,31 @@ fn train_vectors_scale_end_to_end() {
     // paper searches them.
     assert_eq!(vectors["layers"], serde_json::json!([24, 25, 26, 27]));
     assert_eq!(vectors["neurons"], 1536);
+    // every party's selection is tested against chance: random directions and the three
+    // label-shuffled probes of each of the six parties (`probe train --null-seeds 3`)
+    let chance = vectors["chance"].as_array().unwrap();
+    assert_eq!(chance.len(), 6);
+    for c in chance {
+        assert_eq!(c["random"]["n"], 200, "{c}");
+        assert_eq!(c["shuffled"]["n"], 18, "{c}");
+        let p = c["shuffled"]["p"].as_f64().unwrap();
+        assert!(p > 0.0 && p <= 1.0, "{c}");
+        assert_eq!(
+            c["above_chance"].as_bool().unwrap(),
+            p < 0.05 && c["random"]["p"].as_f64().unwrap() < 0.05
+        );
+    }
+    let probes_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(probes.join("probes.json")).unwrap())
+            .unwrap();
+    let null = &probes_json["report"]["null"];
+    assert_eq!(null["seeds"], serde_json::json!([1, 2, 3]));
+    for acc in null["balanced_accuracy"].as_array().unwrap() {
+        for a in acc.as_array().unwrap() {
+            let a = a.as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&a), "{null}");
+        }
+    }
     let rows = vectors["vectors"].as_array().unwrap();
     let count = |mode: &str| rows.iter().filter(|r| r["mode"] == mode).count();
     assert_eq!(count("joint"), 6 * 10);

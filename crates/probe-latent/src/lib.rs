@@ -10,6 +10,7 @@
 
 pub mod coefficients;
 pub mod cosine;
+pub mod null;
 pub mod scale;
 pub mod select;
 pub mod vocab;

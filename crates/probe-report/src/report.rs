@@ -106,6 +106,79 @@ pub struct Run {
     pub model: String,
     pub probes: Option<ProbeCurves>,
     pub series: Vec<Series>,
+    /// Chance levels: per party, the probe's CV balanced accuracy against label-shuffled
+    /// training (`probes.json` `report.null`) and the value-vector selection against random
+    /// and shuffled directions (`vectors/vectors.json` `chance`).
+    pub chance: Vec<ChanceEntry>,
+}
+
+/// One party's results beside their chance levels.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChanceEntry {
+    pub party: String,
+    /// Observed shared-probe balanced accuracy, and the shuffled runs' mean and sd.
+    pub accuracy: Option<(f64, f64, f64)>,
+    /// Selection statistic (mean top-k cosine) and z / p against random directions.
+    pub selection: Option<f64>,
+    pub random: Option<(f64, f64)>,
+    /// z / p against label-shuffled probes' directions.
+    pub shuffled: Option<(f64, f64)>,
+    pub above_chance: Option<bool>,
+}
+
+/// Chance levels of a run (see [`ChanceEntry`]); empty when neither file has them.
+fn read_chance(dir: &Path, probes: Option<&Value>) -> Result<Vec<ChanceEntry>> {
+    let mut out: Vec<ChanceEntry> = Vec::new();
+    let entry = |out: &mut Vec<ChanceEntry>, party: &str| -> usize {
+        match out.iter().position(|e| e.party == party) {
+            Some(i) => i,
+            None => {
+                out.push(ChanceEntry {
+                    party: party.to_string(),
+                    accuracy: None,
+                    selection: None,
+                    random: None,
+                    shuffled: None,
+                    above_chance: None,
+                });
+                out.len() - 1
+            }
+        }
+    };
+    if let Some(null) = probes
+        .map(|p| &p["report"]["null"])
+        .filter(|n| n.is_object())
+    {
+        let parties = probes
+            .and_then(|p| p["report"]["parties"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        for (i, party) in parties.iter().filter_map(Value::as_str).enumerate() {
+            let at = |k: &str| null[k][i].as_f64();
+            if let (Some(o), Some(m), Some(s)) = (at("observed"), at("mean"), at("sd")) {
+                let e = entry(&mut out, party);
+                out[e].accuracy = Some((o, m, s));
+            }
+        }
+    }
+    let vectors = dir.join("vectors").join("vectors.json");
+    if vectors.is_file() {
+        let json = read_json(&vectors)?;
+        for c in json["chance"].as_array().into_iter().flatten() {
+            let Some(party) = c["party"].as_str() else {
+                continue;
+            };
+            let e = entry(&mut out, party);
+            let zp = |t: &Value| Some((t["z"].as_f64().unwrap_or(f64::NAN), t["p"].as_f64()?));
+            out[e].selection = c["random"]["observed"]
+                .as_f64()
+                .or(c["shuffled"]["observed"].as_f64());
+            out[e].random = zp(&c["random"]);
+            out[e].shuffled = zp(&c["shuffled"]);
+            out[e].above_chance = c["above_chance"].as_bool();
+        }
+    }
+    Ok(out)
 }
 
 fn read_json(path: &Path) -> Result<Value> {
@@ -477,11 +550,13 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         }
     }
     series.extend(series_from_cells(&eval_cells, &model)?);
+    let chance = read_chance(dir, probes_json.as_ref())?;
     Ok(Run {
         path: dir.to_path_buf(),
         model,
         probes,
         series,
+        chance,
     })
 }
 
@@ -1467,6 +1542,69 @@ pub fn build(
         });
     }
 
+    // 5b. chance levels of the latent results
+    {
+        let mut table = Table {
+            header: [
+                "run",
+                "party",
+                "probe bal.acc",
+                "shuffled labels",
+                "selection mean cos",
+                "vs random (z, p)",
+                "vs shuffled probes (z, p)",
+                "above chance",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: vec![],
+        };
+        let mut warnings = Vec::new();
+        for run in runs {
+            for c in &run.chance {
+                let opt = |x: Option<f64>| x.map_or("–".to_string(), f);
+                let zp = |t: Option<(f64, f64)>| {
+                    t.map_or("–".to_string(), |(z, p)| format!("{z:+.1}, {p:.3}"))
+                };
+                table.rows.push(vec![
+                    run.model.clone(),
+                    c.party.clone(),
+                    opt(c.accuracy.map(|a| a.0)),
+                    c.accuracy
+                        .map_or("–".into(), |(_, m, s)| format!("{} ± {}", f(m), f(s))),
+                    opt(c.selection),
+                    zp(c.random),
+                    zp(c.shuffled),
+                    c.above_chance
+                        .map_or("–".into(), |a| if a { "yes".into() } else { "no".into() }),
+                ]);
+                if c.above_chance == Some(false) {
+                    warnings.push(c.party.clone());
+                }
+            }
+        }
+        if !table.rows.is_empty() {
+            json["chance"] = json!(runs
+                .iter()
+                .map(|r| json!({"run": r.model, "parties": r.chance}))
+                .collect::<Vec<_>>());
+            let mut paragraphs = vec!["Latent findings beside the level chance reaches. Probe accuracy: the shared probe's cross-validated balanced accuracy, and the same training on party labels shuffled within each statement (mean ± sd over seeds). Value vectors: the mean cosine of a party's joint top-k selection with its probe direction, against the same statistic for random directions and for the label-shuffled probes' directions (z-score and permutation p-value); \"above chance\" means p < 0.05 against every null.".to_string()];
+            if !warnings.is_empty() {
+                paragraphs.push(format!(
+                    "Not above chance: {}. Their value vectors, and the ψ built from them, may reflect no party signal.",
+                    warnings.join(", ")
+                ));
+            }
+            sections.push(Section {
+                id: "chance",
+                title: "Chance levels of the latent results".into(),
+                paragraphs,
+                table: Some(table),
+                figure: None,
+            });
+        }
+    }
+
     // 6. co-variation of party shares across groups (not item × item correlation of
     //    respondents, which the representativeness framework means by "correlation structure")
     {
@@ -1693,11 +1831,27 @@ mod tests {
     fn write_run(dir: &Path) {
         std::fs::write(
             dir.join("probes.json"),
-            json!({"model": "models/tiny.Q8_0.gguf", "report": {"summary": [
+            json!({"model": "models/tiny.Q8_0.gguf", "report": {
+                "parties": PARTIES,
+                "null": {"seeds": [1, 2], "observed": [0.8, 0.6, 0.7], "mean": [0.5, 0.52, 0.49], "sd": [0.03, 0.04, 0.02],
+                         "balanced_accuracy": [[0.47, 0.48, 0.47], [0.53, 0.56, 0.51]], "p_value": [0.33, 0.33, 0.33]},
+                "summary": [
                 {"hook": "blocks.3.hook_resid_post", "per_layer": {"balanced_accuracy": 0.6}, "shared": {"balanced_accuracy": 0.55}},
                 {"hook": "blocks.4.hook_resid_post", "per_layer": {"balanced_accuracy": 0.7}, "shared": {"balanced_accuracy": 0.65}},
                 {"hook": "all", "shared": {"balanced_accuracy": 0.6}}
             ]}})
+            .to_string(),
+        )
+        .unwrap();
+        let vectors = dir.join("vectors");
+        std::fs::create_dir_all(&vectors).unwrap();
+        let test = |z: f64, p: f64| json!({"observed": 0.2, "n": 10, "mean": 0.1, "sd": 0.05, "z": z, "p": p});
+        std::fs::write(
+            vectors.join("vectors.json"),
+            json!({"chance": [
+                {"party": "SPD", "statistic": "s", "random": test(4.0, 0.01), "shuffled": test(3.0, 0.02), "above_chance": true},
+                {"party": "GRÜNE", "statistic": "s", "random": test(0.5, 0.3), "shuffled": test(0.1, 0.45), "above_chance": false},
+            ]})
             .to_string(),
         )
         .unwrap();
@@ -1840,6 +1994,18 @@ mod tests {
         // per-variant W: ψ_a and ψ_b are each 0.1 TV from their mean
         let variants = report.sections.iter().find(|s| s.id == "variants").unwrap();
         assert_eq!(variants.table.as_ref().unwrap().rows[0][2], "0.100");
+        // chance levels: probe accuracy vs shuffled labels, selections vs random and shuffled
+        let chance = report.sections.iter().find(|s| s.id == "chance").unwrap();
+        assert_eq!(chance.table.as_ref().unwrap().rows.len(), 3);
+        assert!(
+            chance
+                .paragraphs
+                .iter()
+                .any(|p| p.contains("Not above chance: GRÜNE")),
+            "{:?}",
+            chance.paragraphs
+        );
+        assert_eq!(chance.table.as_ref().unwrap().rows[0][3], "0.500 ± 0.030");
         // negative factors: GRÜNE negative in every row → a warning; ψ per policy in the table
         let neg = report
             .sections

@@ -64,6 +64,10 @@ fn layout() -> BTreeMap<String, String> {
         ("shared.scaler_std", "[dim]"),
         ("shared.direction", "[parties, dim]"),
         ("shared.raw_bias", "[parties]"),
+        (
+            "null.shared.direction",
+            "[seeds, parties, dim] directions of shared probes trained on labels shuffled within statements (the chance level)",
+        ),
     ];
     doc.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -145,6 +149,19 @@ pub fn save(dir: &Path, probes: &TrainedProbes, provenance: &Provenance) -> Resu
             vec![n_parties],
             all().map(|p| p.raw_bias()).collect(),
         );
+        if let Some(seed0) = probes.null_directions.first() {
+            add(
+                "null.shared.direction",
+                vec![probes.null_directions.len(), seed0.len(), dim],
+                probes
+                    .null_directions
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .copied()
+                    .collect(),
+            );
+        }
         add("shared.scaler_mean", vec![dim], first.scaler.mean.clone());
         add("shared.scaler_std", vec![dim], first.scaler.std.clone());
     }
@@ -191,6 +208,8 @@ pub struct LoadedProbes {
     pub per_layer: Vec<Vec<Probe>>,
     /// `shared[party]`; empty when the run trained none.
     pub shared: Vec<Probe>,
+    /// Label-shuffled shared probes' directions `[seed][party][dim]`; empty when not trained.
+    pub null_directions: Vec<Vec<Vec<f64>>>,
 }
 
 /// Reads a run directory written by [`save`].
@@ -291,9 +310,20 @@ pub fn load(dir: &Path) -> Result<LoadedProbes> {
             });
         }
     }
+    let seeds = json.report.null.as_ref().map_or(0, |n| n.seeds.len());
+    let mut null_directions = Vec::new();
+    if seeds > 0 {
+        let d = read("null.shared.direction", &[seeds, n_parties, dim])?
+            .ok_or_else(|| missing("null.shared.direction"))?;
+        null_directions = d
+            .chunks_exact(n_parties * dim)
+            .map(|s| s.chunks_exact(dim).map(<[f64]>::to_vec).collect())
+            .collect();
+    }
     Ok(LoadedProbes {
         json,
         per_layer,
         shared,
+        null_directions,
     })
 }

@@ -19,6 +19,7 @@ pub mod fit;
 pub mod folds;
 pub mod metrics;
 mod newton;
+pub mod null;
 mod params;
 mod train;
 

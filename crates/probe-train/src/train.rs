@@ -91,6 +91,10 @@ pub struct TrainReport {
     pub seconds: f64,
     pub per_layer_seconds: f64,
     pub shared_seconds: f64,
+    /// The same shared training on labels shuffled within statements (`--null-seeds`): the
+    /// chance level of the accuracies above. Absent when not run.
+    #[serde(default)]
+    pub null: Option<crate::null::NullReport>,
 }
 
 /// Trained probes: `per_layer[party][hook]`, `shared[party]` (empty when not trained).
@@ -99,6 +103,9 @@ pub struct TrainedProbes {
     pub per_layer: Vec<Vec<Probe>>,
     pub shared: Vec<Probe>,
     pub report: TrainReport,
+    /// Directions of the label-shuffled shared probes, `[seed][party][dim]` (empty when the
+    /// null was not trained).
+    pub null_directions: Vec<Vec<Vec<f64>>>,
 }
 
 struct Fold {
@@ -304,6 +311,7 @@ pub fn train(
     Ok(TrainedProbes {
         per_layer,
         shared,
+        null_directions: Vec::new(),
         report: TrainReport {
             params: (**params).clone(),
             parties: features.label_names.clone(),
@@ -319,6 +327,7 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
             per_layer_seconds,
             shared_seconds: start.elapsed().as_secs_f64() - per_layer_seconds,
+            null: None,
         },
     })
 }

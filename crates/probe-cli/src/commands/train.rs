@@ -39,6 +39,11 @@ pub struct Args {
     /// Skip the probe shared across layers.
     #[arg(long)]
     pub no_shared: bool,
+    /// Chance level: train the shared probe this many more times on party labels shuffled
+    /// within each statement (same grouped CV), and report the accuracies they reach; `probe
+    /// vectors` then compares its selections with theirs. 0 skips it.
+    #[arg(long, default_value_t = 3)]
+    pub null_seeds: u64,
     /// Root of the probe store.
     #[arg(long, default_value = "probes")]
     pub probes_dir: PathBuf,
@@ -78,11 +83,22 @@ pub fn run(args: Args) -> Result<()> {
         params.folds
     );
     let bar = progress_bar(0, "train");
-    let probes = probe_train::train(&features, &params, &|done, total| {
+    let mut probes = probe_train::train(&features, &params, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    let seeds: Vec<u64> = (1..=args.null_seeds).collect();
+    if !seeds.is_empty() && params.shared {
+        eprintln!(
+            "chance level: the shared probe on labels shuffled within statements, {} seeds",
+            seeds.len()
+        );
+    }
+    if let Some(null) = probe_train::null::train_null(&features, &params, &seeds, &probes.report)? {
+        probes.report.null = Some(null.report);
+        probes.null_directions = null.directions;
+    }
 
     let stem = args.extract.model.name();
     let election = manifest.source.get("election").cloned().unwrap_or_default();
@@ -160,6 +176,27 @@ fn print_summary(report: &TrainReport, positions: &str) {
             println!(
                 "  {:<12} bal.acc {:.3}  AUC {:.3}  F1 {:.3}",
                 r.party, r.mean.balanced_accuracy, r.mean.auc, r.mean.f1
+            );
+        }
+    }
+    if let Some(null) = &report.null {
+        println!(
+            "chance level (shared probe, labels shuffled within statements, {} seeds): observed vs shuffled bal.acc",
+            null.seeds.len()
+        );
+        for (p, party) in report.parties.iter().enumerate() {
+            println!(
+                "  {:<12} {:.3} vs {:.3} ± {:.3}  (p = {:.2}){}",
+                party,
+                null.observed[p],
+                null.mean[p],
+                null.sd[p],
+                null.p_value[p],
+                if null.observed[p] <= null.mean[p] + 2.0 * null.sd[p] {
+                    "  ← not above chance"
+                } else {
+                    ""
+                }
             );
         }
     }

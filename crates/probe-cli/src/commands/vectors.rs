@@ -47,6 +47,9 @@ pub struct Args {
     /// Vectors per party printed (joint selection).
     #[arg(long, default_value_t = 5)]
     pub print: usize,
+    /// Random directions in the chance test of each party's selection (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    pub null_random: usize,
     /// Output directory (default: <probes>/vectors).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
@@ -82,6 +85,21 @@ pub struct VectorsJson {
     /// Per party: the IQR threshold Q3 + c·IQR of its cosines.
     pub iqr_thresholds: Vec<f64>,
     pub vectors: Vec<VectorRow>,
+    /// Per party: is the joint top-k selection above chance? (Absent in older files.)
+    #[serde(default)]
+    pub chance: Vec<ChanceRow>,
+}
+
+/// One party's selection against chance: the mean cosine of its joint top-k vectors, against
+/// the same statistic for random directions and for label-shuffled probes' directions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChanceRow {
+    pub party: String,
+    pub statistic: String,
+    pub random: Option<probe_latent::null::ChanceTest>,
+    pub shuffled: Option<probe_latent::null::ChanceTest>,
+    /// p < 0.05 against every null that was run.
+    pub above_chance: bool,
 }
 
 impl VectorsJson {
@@ -212,6 +230,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     project_to_vocabulary(&model, &value_vectors, &mut rows, args.top_tokens)?;
+    let chance = chance_rows(&args, &probes, &directions, &table, &value_vectors, &device)?;
 
     let out = args
         .out
@@ -233,6 +252,7 @@ pub fn run(args: Args) -> Result<()> {
         iqr_c: args.iqr_c,
         iqr_thresholds: thresholds,
         vectors: rows,
+        chance,
     };
     write_outputs(&out, &json, &table.cos, &directions)?;
     print_summary(&json, args.print);
@@ -245,6 +265,65 @@ pub fn run(args: Args) -> Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// Each party's joint top-k mean cosine against random directions and against the directions of
+/// the label-shuffled probes (`probe train --null-seeds`; all parties' pooled: none of them
+/// knows a party).
+fn chance_rows(
+    args: &Args,
+    probes: &probe_train::LoadedProbes,
+    directions: &[PartyDirection],
+    table: &probe_latent::CosineTable,
+    value_vectors: &[(usize, Tensor<2>)],
+    device: &probe_lm::burn::tensor::Device,
+) -> Result<Vec<ChanceRow>> {
+    use probe_latent::null::{chance_test, random_directions, top_k_mean};
+    let dim = directions[0].direction.len();
+    let null_means = |dirs: Vec<Vec<f32>>, source: &str| -> Result<Vec<f64>> {
+        if dirs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dirs: Vec<PartyDirection> = dirs
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| PartyDirection {
+                party: format!("{source}{i}"),
+                source: source.into(),
+                direction: d,
+            })
+            .collect();
+        let t = cosine_scan(&dirs, value_vectors, device)?;
+        Ok((0..dirs.len())
+            .map(|i| top_k_mean(t.party(i), args.k))
+            .collect())
+    };
+    let random = null_means(random_directions(args.null_random, dim, 0), "random")?;
+    let shuffled = null_means(
+        probes
+            .null_directions
+            .iter()
+            .flatten()
+            .map(|d| d.iter().map(|&x| x as f32).collect())
+            .collect(),
+        "shuffled",
+    )?;
+    let mut out = Vec::new();
+    for (p, dir) in directions.iter().enumerate() {
+        let observed = top_k_mean(table.party(p), args.k);
+        let random = (!random.is_empty()).then(|| chance_test(observed, &random));
+        let shuffled = (!shuffled.is_empty()).then(|| chance_test(observed, &shuffled));
+        let tests: Vec<&probe_latent::null::ChanceTest> =
+            random.iter().chain(shuffled.iter()).collect();
+        out.push(ChanceRow {
+            party: dir.party.clone(),
+            statistic: format!("mean cosine of the joint top-{} value vectors", args.k),
+            above_chance: !tests.is_empty() && tests.iter().all(|t| t.p < 0.05),
+            random,
+            shuffled,
+        });
+    }
+    Ok(out)
 }
 
 /// The layers `--layers` names; `probed` is the layers of the hooks the probes were trained on.
@@ -436,6 +515,33 @@ pub fn csv_field(s: &str) -> String {
 }
 
 fn print_summary(json: &VectorsJson, per_party: usize) {
+    for c in &json.chance {
+        let fmt = |t: &Option<probe_latent::null::ChanceTest>| match t {
+            Some(t) => format!(
+                "z {:+.1}, p {:.3} (null {:.3} ± {:.3}, n {})",
+                t.z, t.p, t.mean, t.sd, t.n
+            ),
+            None => "-".into(),
+        };
+        let observed = c
+            .random
+            .as_ref()
+            .or(c.shuffled.as_ref())
+            .map_or(f64::NAN, |t| t.observed);
+        println!(
+            "{}: top-{} mean cos {observed:.3}; vs random directions {}; vs label-shuffled probes {}",
+            c.party,
+            json.k,
+            fmt(&c.random),
+            fmt(&c.shuffled)
+        );
+        if !c.above_chance {
+            eprintln!(
+                "warning: {}'s value-vector selection is not above chance (p ≥ 0.05 against a null): its vectors and the ψ built on them may reflect no party signal",
+                c.party
+            );
+        }
+    }
     for (p, party) in json.parties.iter().enumerate() {
         let count = |mode: &str| {
             json.vectors
