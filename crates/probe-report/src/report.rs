@@ -64,8 +64,12 @@ pub struct Series {
     pub pooled: BTreeMap<(String, String), Vec<f64>>,
     /// Population-level distribution of each prompt variant (ψ_j).
     pub variants: Vec<(String, Vec<f64>)>,
-    /// Per persona (or cell): (H_norm of the variants' barycenter, mean W to it).
+    /// The study's sensitivity points: per group g (latent runs), (H_norm(ψ_g), mean_j
+    /// W(ψ_{j,g}, ψ̄_g)); per cell for question-level evaluations.
     pub sensitivity: Vec<(f64, f64)>,
+    /// A second, labelled view (latent runs): per persona, (H_norm of the barycenter of its
+    /// rows' own distributions, mean W to it).
+    pub sensitivity_persona: Vec<(f64, f64)>,
     /// What one sensitivity point is ("persona", "cell").
     pub sensitivity_unit: &'static str,
     /// Question-level cells that carry their own reference (`probe eval`): one per
@@ -266,6 +270,50 @@ fn model_name(dir: &Path, probes: Option<&Value>) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "model".into())
+}
+
+/// The latent-space study's sensitivity, per group g: x = H_norm(ψ_g), y = mean over prompt
+/// variants j of W(ψ_{j,g}, ψ̄_g), ψ̄_g the arithmetic barycenter of the ψ_{j,g}; all ψ as
+/// `probe scale` computes them (ratios of sums). Groups lacking a variant are left out.
+fn group_sensitivity(
+    psi: &Value,
+    options: &[String],
+    pooled: &BTreeMap<(String, String), Vec<f64>>,
+) -> Result<Vec<(f64, f64)>> {
+    let dist = |v: &Value| -> Option<Vec<f64>> {
+        let m = v.get("psi")?.as_object()?;
+        options.iter().map(|p| m.get(p)?.as_f64()).collect()
+    };
+    let variants: Vec<&Value> = psi["by_variant"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, v)| v)
+        .collect();
+    let mut points = Vec::new();
+    if variants.len() < 2 {
+        return Ok(points);
+    }
+    for ((attribute, value), psi_g) in pooled {
+        if attribute == "all" {
+            continue;
+        }
+        let per_variant: Option<Vec<Vec<f64>>> = variants
+            .iter()
+            .map(|v| dist(&v["by_group"][attribute][value]))
+            .collect();
+        let Some(per_variant) = per_variant else {
+            continue;
+        };
+        let bary = arithmetic_barycenter(&per_variant, None)?;
+        let w = per_variant
+            .iter()
+            .map(|d| total_variation(d, &bary))
+            .sum::<Result<f64, _>>()?
+            / per_variant.len() as f64;
+        points.push((normalized_entropy(psi_g)?, w));
+    }
+    Ok(points)
 }
 
 /// Per persona: the variants' distributions → (H_norm of their barycenter, mean TV to it).
@@ -488,6 +536,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         .and_then(|s| s.to_str())
         .unwrap_or("scale")
         .to_string();
+    let sensitivity = group_sensitivity(&psi, &options, &pooled)?;
     Ok(Series {
         name: format!("{model} · latent ({run}/{scale})"),
         labels: BTreeMap::from([
@@ -498,8 +547,9 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         options,
         pooled,
         variants,
-        sensitivity: sensitivity_points(by_persona)?,
-        sensitivity_unit: "persona",
+        sensitivity,
+        sensitivity_persona: sensitivity_points(by_persona)?,
+        sensitivity_unit: "group",
         own: vec![],
         policy_sensitivity: read_policy_sensitivity(&psi),
         provenance: Some(latent_provenance(&psi)),
@@ -695,6 +745,7 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             pooled,
             variants: per_variant_all.into_iter().collect(),
             sensitivity: sensitivity_points(per_unit)?,
+            sensitivity_persona: vec![],
             sensitivity_unit: "cell",
             own,
             policy_sensitivity: vec![],
@@ -1180,6 +1231,23 @@ pub fn build(
                 });
             }
             fits.push(json!({"series": s.name, "points": s.sensitivity.len(), "unit": s.sensitivity_unit, "regression": fit}));
+            if !s.sensitivity_persona.is_empty() {
+                // the second view: per persona, labelled as such and kept out of the figure
+                let (x, y): (Vec<f64>, Vec<f64>) = s.sensitivity_persona.iter().copied().unzip();
+                let fit: Option<Regression> = linear_regression(&x, &y, o.level).ok();
+                table.rows.push(vec![
+                    format!("{} (per persona, second view)", s.name),
+                    format!("{} personas", s.sensitivity_persona.len()),
+                    fit.map(|r| {
+                        format!("{:.4} [{:.4}, {:.4}]", r.slope, r.slope_low, r.slope_high)
+                    })
+                    .unwrap_or_else(|| "–".into()),
+                    fit.map(|r| f(r.intercept)).unwrap_or_else(|| "–".into()),
+                    fit.map(|r| f(r.r)).unwrap_or_else(|| "–".into()),
+                    f(y.iter().sum::<f64>() / y.len() as f64),
+                ]);
+                fits.push(json!({"series": s.name, "points": s.sensitivity_persona.len(), "unit": "persona (second view)", "regression": fit}));
+            }
             if s.variants.len() >= 2 {
                 let dists: Vec<Vec<f64>> = s.variants.iter().map(|(_, d)| d.clone()).collect();
                 let bary = arithmetic_barycenter(&dists, None)?;
@@ -1195,7 +1263,7 @@ pub fn build(
         }
         json["sensitivity"] = json!(fits);
         let mut paragraphs = vec![
-            "Prompt sensitivity as in the latent-space voting study: for each persona, the distributions of its prompt variants ψ_j, their barycenter ψ̄ (arithmetic mean), x = H_norm(ψ̄) and y = mean_j W(ψ_j, ψ̄). Parties are unordered, so W uses the 0/1 ground cost, which makes it the total variation. One line per series: ordinary least squares over all points (the figure draws at most a subsample).".to_string(),
+            "Prompt sensitivity as in the latent-space voting study: for each group g (an attribute value), the distributions ψ_{j,g} of its prompt variants j, their barycenter ψ̄_g (arithmetic mean), x = H_norm(ψ_g) and y = mean_j W(ψ_{j,g}, ψ̄_g), with every ψ the ratio of sums `probe scale` computes. Parties are unordered, so W uses the 0/1 ground cost, which makes it the total variation. One line per series: ordinary least squares over all points (the figure draws at most a subsample). Question-level evaluations give one point per cell. The per-persona rows (each persona's own variants, from its rows' normalized distributions) are a second view, in the table only.".to_string(),
         ];
         if scatters.is_empty() {
             paragraphs.push(
@@ -1864,7 +1932,9 @@ mod tests {
         std::fs::write(
             scale.join("psi.json"),
             json!({"parties": PARTIES, "all": psi([0.4, 0.25, 0.35]), "by_group": groups,
-                   "by_variant": {"a": {"all": psi([0.5, 0.25, 0.25])}, "b": {"all": psi([0.3, 0.25, 0.45])}},
+                   "by_variant": {
+                       "a": {"all": psi([0.5, 0.25, 0.25]), "by_group": {"gender": {"female": psi([0.6, 0.3, 0.1]), "male": psi([0.3, 0.2, 0.5])}}},
+                       "b": {"all": psi([0.3, 0.25, 0.45]), "by_group": {"gender": {"female": psi([0.4, 0.3, 0.3]), "male": psi([0.3, 0.2, 0.5])}}}},
                    "run": {"vector_layers": [3, 4], "select": "joint", "k": 20, "personas": 4, "variants": ["a", "b"],
                            "policy_sensitivity": {
                                "SPD": {"negative_share": 0.1, "psi": {"clip": 0.4, "shift": 0.38, "softmax": 0.36}},
@@ -1944,15 +2014,26 @@ mod tests {
         assert_eq!(run.model, "tiny.Q8_0");
         assert_eq!(run.probes.as_ref().unwrap().layers, [3, 4]);
         let s = &run.series[0];
-        // p3 has a single defined variant: no point
-        assert_eq!(s.sensitivity.len(), 3);
-        // p1: barycenter (.5,.25,.25), TV of each variant to it = .25; H_norm = H(.5,.25,.25)/ln 3
-        let h = -(0.5f64 * 0.5f64.ln() + 2.0 * 0.25 * 0.25f64.ln()) / 3f64.ln();
+        // the paper's points, one per group with every variant (region has none per variant):
+        // women: ψ_{a,g} (.6,.3,.1), ψ_{b,g} (.4,.3,.3), barycenter (.5,.3,.2), W 0.1 each;
+        // x = H_norm(ψ_g) of the pooled ψ_g (.5,.3,.2); men: identical variants, W 0
+        let hn = |d: &[f64]| -d.iter().map(|p| p * p.ln()).sum::<f64>() / 3f64.ln();
+        assert_eq!(s.sensitivity_unit, "group");
+        assert_eq!(s.sensitivity.len(), 2);
+        assert!((s.sensitivity[0].0 - hn(&[0.5, 0.3, 0.2])).abs() < 1e-12);
+        assert!((s.sensitivity[0].1 - 0.1).abs() < 1e-12);
         assert!(
-            (s.sensitivity[0].0 - h).abs() < 1e-12 && (s.sensitivity[0].1 - 0.25).abs() < 1e-12
+            (s.sensitivity[1].0 - hn(&[0.3, 0.2, 0.5])).abs() < 1e-12
+                && s.sensitivity[1].1.abs() < 1e-12
         );
+        // the second view, per persona: p3 has a single defined variant, so no point
+        let sp = &s.sensitivity_persona;
+        assert_eq!(sp.len(), 3);
+        // p1: barycenter (.5,.25,.25), TV of each variant to it = .25; H_norm = H(.5,.25,.25)/ln 3
+        let h = hn(&[0.5, 0.25, 0.25]);
+        assert!((sp[0].0 - h).abs() < 1e-12 && (sp[0].1 - 0.25).abs() < 1e-12);
         // p2: barycenter (.5,.5,0), TV 0.5
-        assert!((s.sensitivity[1].1 - 0.5).abs() < 1e-12);
+        assert!((sp[1].1 - 0.5).abs() < 1e-12);
 
         let options = ReportOptions {
             bootstrap: 200,
