@@ -370,6 +370,27 @@ pub fn summarize(
     })
 }
 
+/// ψ over the rows `keep` accepts, under `policy` applied to all rows (as [`summarize`] does, so
+/// that `shift` uses the run's minimum): Σ w m' / Σ Σ w m', or `None` when undefined.
+pub fn psi_over(
+    rows: &[ScaleRow],
+    policy: NegativePolicy,
+    keep: impl Fn(&ScaleRow) -> bool,
+) -> Option<Vec<f64>> {
+    let parties = rows.first()?.factors.len();
+    let raw: Vec<Vec<f64>> = rows.iter().map(|r| r.factors.clone()).collect();
+    let mut sums = vec![0.0f64; parties];
+    for (r, m) in rows.iter().zip(policy.apply(&raw)) {
+        if keep(r) {
+            for (s, x) in sums.iter_mut().zip(m) {
+                *s += r.weight * x;
+            }
+        }
+    }
+    let total: f64 = sums.iter().sum();
+    (total > 0.0).then(|| sums.iter().map(|s| s / total).collect())
+}
+
 /// How much the negative-factor policy, rather than the model, decides ψ: per party the share
 /// of rows whose raw factor m_p^n is negative, and ψ over all rows under each policy.
 #[derive(Debug, Clone, PartialEq)]

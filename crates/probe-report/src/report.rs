@@ -78,6 +78,11 @@ pub struct Series {
     /// Per party (latent runs): the share of rows with a negative scaling factor, and ψ over
     /// all rows under the clip, shift and softmax policies.
     pub policy_sensitivity: Vec<(String, f64, [Option<f64>; 3])>,
+    /// Latent runs: the `year` values its rows span. With two or more (past vote and
+    /// intention pooled), only the year scopes are compared with a survey.
+    pub years: Vec<String>,
+    /// Latent runs: ψ per language of the prompt variants (language, rows, ψ).
+    pub by_language: Vec<(String, usize, Vec<f64>)>,
     /// What went into the distribution, in words (for ψ: the value vectors' layers and the
     /// rows pooled), shown beside it in the report.
     pub provenance: Option<String>,
@@ -334,6 +339,13 @@ fn sensitivity_points(groups: BTreeMap<String, Vec<Vec<f64>>>) -> Result<Vec<(f6
     Ok(points)
 }
 
+/// Whether scope `scope` of series `s` may be scored against the survey's same scope: a latent
+/// ψ whose rows pool several `year` settings (the 2021 vote and a vote "tomorrow") is compared
+/// only through its year scopes, each against that year's reference.
+fn like_with_like(s: &Series, scope: &(String, String)) -> bool {
+    s.years.len() < 2 || scope.0 == "year"
+}
+
 /// The benchmark's majority baseline (Meister et al. 2024): each group's own most common answer.
 const MAJORITY_GROUPS: &str = "baseline: majority (each group's own answer)";
 const MAJORITY_QUESTIONS: &str = "baseline: majority (each group's own answer, per question)";
@@ -537,6 +549,17 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         .unwrap_or("scale")
         .to_string();
     let sensitivity = group_sensitivity(&psi, &options, &pooled)?;
+    let by_language = psi["run"]["by_language"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(lang, v)| {
+            let d: Option<Vec<f64>> = v["psi"]
+                .as_object()
+                .and_then(|m| options.iter().map(|p| m.get(p)?.as_f64()).collect());
+            Some((lang.clone(), v["rows"].as_u64()? as usize, d?))
+        })
+        .collect();
     Ok(Series {
         name: format!("{model} · latent ({run}/{scale})"),
         labels: BTreeMap::from([
@@ -552,6 +575,11 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         sensitivity_unit: "group",
         own: vec![],
         policy_sensitivity: read_policy_sensitivity(&psi),
+        years: psi["by_group"]["year"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        by_language,
         provenance: Some(latent_provenance(&psi)),
     })
 }
@@ -749,6 +777,8 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             sensitivity_unit: "cell",
             own,
             policy_sensitivity: vec![],
+            years: vec![],
+            by_language: vec![],
             provenance: None,
         });
     }
@@ -972,6 +1002,14 @@ pub fn build(
             if let Some(p) = &s.provenance {
                 paragraphs.push(format!("{}: {p}.", legend_name(s)));
             }
+            if s.years.len() >= 2 {
+                paragraphs.push(format!(
+                    "{}: ψ pools personas of {} (year = {}); the survey is compared only with the ψ of the matching year scope, never with this pooled ψ or with groups that pool the years.",
+                    legend_name(s),
+                    s.years.len(),
+                    s.years.join(", ")
+                ));
+            }
         }
         if let Some(model) = model_prefix.strip_suffix(" · ") {
             paragraphs.push(format!(
@@ -1006,8 +1044,13 @@ pub fn build(
             rows: vec![],
         };
         for b in &bars {
+            // a ψ pooling several year settings is not scored against one year's survey
+            let pools_years = same
+                .iter()
+                .any(|s| legend_name(s) == b.name && s.years.len() >= 2);
             let tv = survey_row
                 .as_ref()
+                .filter(|_| !pools_years)
                 .and_then(|r| total_variation(&b.values, r).ok())
                 .unwrap_or(f64::NAN);
             table.rows.push(
@@ -1016,6 +1059,22 @@ pub fn build(
                     .chain([f(normalized_entropy(&b.values).unwrap_or(f64::NAN)), f(tv)])
                     .collect(),
             );
+        }
+        // ψ per language of the prompt variants, beside the pooled ψ above
+        for s in &same {
+            for (lang, rows, d) in &s.by_language {
+                let tv = survey_row
+                    .as_ref()
+                    .filter(|_| s.years.len() < 2)
+                    .and_then(|r| total_variation(d, r).ok())
+                    .unwrap_or(f64::NAN);
+                table.rows.push(
+                    std::iter::once(format!("{} · {lang} prompts ({rows} rows)", legend_name(s)))
+                        .chain(d.iter().map(|v| f(*v)))
+                        .chain([f(normalized_entropy(d).unwrap_or(f64::NAN)), f(tv)])
+                        .collect(),
+                );
+            }
         }
         if same.len() < series.len() {
             paragraphs.push(format!(
@@ -1361,6 +1420,9 @@ pub fn build(
         for s in &series {
             let mut tvs = Vec::new();
             for (scope, d) in &s.pooled {
+                if !like_with_like(s, scope) {
+                    continue;
+                }
                 if let Some((r, _)) = ref_by_scope
                     .get(scope)
                     .and_then(|c| align_reference(c, &s.options))
@@ -1990,6 +2052,56 @@ mod tests {
             ],
             notes: vec![],
         }
+    }
+
+    /// ψ that pools the 2021 vote and a vote "tomorrow" is compared with the 2021 survey only
+    /// through its year=2021 scope; a ψ of one year through every scope.
+    #[test]
+    fn a_psi_pooling_years_is_compared_only_by_year() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path());
+        let psi_path = dir.path().join("scale-grid/psi.json");
+        let mut doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(&psi_path).unwrap()).unwrap();
+        doc["by_group"]["year"] =
+            json!({"2021": psi([0.4, 0.3, 0.3]), "tomorrow": psi([0.2, 0.2, 0.6])});
+        std::fs::write(&psi_path, doc.to_string()).unwrap();
+        let run = load_run(dir.path()).unwrap();
+        assert_eq!(run.series[0].years, ["2021", "tomorrow"]);
+        let mut r = reference();
+        let mut year = r.cells[0].clone();
+        year.labels.insert("attribute".into(), "year".into());
+        year.labels.insert("value".into(), "2021".into());
+        r.cells.push(year);
+        let report = build(
+            &[run],
+            &[],
+            &r,
+            &ReportOptions {
+                bootstrap: 50,
+                ..ReportOptions::default()
+            },
+        )
+        .unwrap();
+        let board = report.json["leaderboard"].as_array().unwrap();
+        let latent = board
+            .iter()
+            .find(|e| e["name"].as_str().unwrap().contains("latent"))
+            .unwrap();
+        assert_eq!(latent["groups"], 1, "{latent}");
+        let dists = report
+            .sections
+            .iter()
+            .find(|s| s.id == "distributions")
+            .unwrap();
+        assert!(
+            dists
+                .paragraphs
+                .iter()
+                .any(|p| p.contains("year = 2021, tomorrow")),
+            "{:?}",
+            dists.paragraphs
+        );
     }
 
     #[test]

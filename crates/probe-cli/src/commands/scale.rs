@@ -277,6 +277,32 @@ pub fn run(args: Args) -> Result<()> {
     let variants: Vec<String> = templates.iter().map(|t| t.id.clone()).collect();
     let summary = summarize(&vectors.parties, &attributes, &variants, &rows, policy)?;
     let sensitivity = probe_latent::scale::policy_sensitivity(&rows);
+    // ψ per language of the prompt variants (German and English prompts are not pooled
+    // silently): variant → language, then the rows of each language.
+    let language_of: std::collections::HashMap<&str, &str> = templates
+        .iter()
+        .map(|t| (t.id.as_str(), t.language.as_str()))
+        .collect();
+    let mut languages: Vec<&str> = templates.iter().map(|t| t.language.as_str()).collect();
+    languages.sort_unstable();
+    languages.dedup();
+    let by_language: serde_json::Map<String, serde_json::Value> = languages
+        .iter()
+        .map(|&lang| {
+            let keep = |r: &ScaleRow| language_of.get(r.variant.as_str()) == Some(&lang);
+            let psi = probe_latent::scale::psi_over(&rows, policy, keep);
+            let n = rows.iter().filter(|r| keep(r)).count();
+            let psi = psi.map(|d| {
+                vectors
+                    .parties
+                    .iter()
+                    .cloned()
+                    .zip(d.into_iter().map(serde_json::Value::from))
+                    .collect::<serde_json::Map<String, serde_json::Value>>()
+            });
+            (lang.to_string(), serde_json::json!({"rows": n, "psi": psi}))
+        })
+        .collect();
     let policy_sensitivity: serde_json::Map<String, serde_json::Value> = vectors
         .parties
         .iter()
@@ -312,6 +338,7 @@ pub fn run(args: Args) -> Result<()> {
             "variants": variants,
             "negative_coefficients": {"count": negative_coefficients, "of": coefficients.len()},
             "policy_sensitivity": policy_sensitivity,
+            "by_language": by_language,
             "this_run": {"prompts": pending_rows, "tokens": tokens, "seconds": seconds},
         }),
     )?;
