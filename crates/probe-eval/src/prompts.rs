@@ -356,10 +356,37 @@ impl Templates {
     }
 }
 
-/// The few-shot examples of `question` for `group`: up to `k` of the most similar other
-/// questions that have this group, skipping near-duplicates (a distribution within TV 0.02 of
-/// one already chosen, or the same question text) so the shots are distinct. The question is
-/// never among its own shots.
+/// Question texts at least this similar (word-set Jaccard, [`text_similarity`]) count as the
+/// same question reworded, and are never shown as a shot of one another: e.g. "How much do you
+/// worry about X?" and "How much, if at all, do you worry about X?" (0.73).
+pub const NEAR_DUPLICATE_TEXT: f64 = 0.7;
+
+/// Shots whose distributions lie within this TV of an already chosen shot add nothing.
+const NEAR_DUPLICATE_DISTRIBUTION: f64 = 0.02;
+
+/// Jaccard similarity of the sets of lower-cased words of two texts.
+pub fn text_similarity(a: &str, b: &str) -> f64 {
+    let words = |t: &str| -> std::collections::BTreeSet<String> {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (words(a), words(b));
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 1.0;
+    }
+    a.intersection(&b).count() as f64 / union as f64
+}
+
+/// The few-shot examples of `question` for `group`, as the alignment benchmark selects them
+/// (Meister et al. 2024, App. A.8): among the most similar other questions (`similar`, most
+/// similar first) that have this group, the `k` whose answer distributions differ most from
+/// one another — greedily, starting from the most similar, each next shot the candidate
+/// farthest (in TV) from those chosen. The question itself is never a candidate, nor is any
+/// question whose text is a near-duplicate of it ([`NEAR_DUPLICATE_TEXT`]) or of a more
+/// similar candidate; shots within TV 0.02 of a chosen one are skipped.
 pub fn select_shots<'a>(
     question: &Question,
     group: &GroupReference,
@@ -367,46 +394,56 @@ pub fn select_shots<'a>(
     questions: &'a [Question],
     k: usize,
 ) -> Vec<Example<'a>> {
-    let mut shots: Vec<Example<'a>> = Vec::new();
+    let tv = |a: &[f64], b: &[f64]| 0.5 * a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>();
+    let mut candidates: Vec<(&'a Question, &'a [f64])> = Vec::new();
     for id in similar {
-        if shots.len() == k {
-            break;
-        }
         let Some(q) = questions
             .iter()
             .find(|q| &q.id == id && q.id != question.id)
         else {
             continue;
         };
-        if q.text == question.text {
+        let duplicate = std::iter::once(question.text.as_str())
+            .chain(candidates.iter().map(|(c, _)| c.text.as_str()))
+            .any(|t| text_similarity(t, &q.text) >= NEAR_DUPLICATE_TEXT);
+        if duplicate {
             continue;
         }
-        let Some(g) = q
+        if let Some(g) = q
             .groups
             .iter()
             .find(|g| g.attribute == group.attribute && g.group == group.group)
-        else {
-            continue;
-        };
-        let near_duplicate = shots.iter().any(|s| {
-            s.distribution.len() == g.distribution.len()
-                && 0.5
-                    * s.distribution
-                        .iter()
-                        .zip(&g.distribution)
-                        .map(|(a, b)| (a - b).abs())
-                        .sum::<f64>()
-                    < 0.02
-        });
-        if !near_duplicate {
-            shots.push(Example {
-                question: q,
-                distribution: &g.distribution,
-                group: None,
-            });
+        {
+            candidates.push((q, &g.distribution));
         }
     }
-    shots
+    let mut chosen: Vec<(&'a Question, &'a [f64])> = Vec::new();
+    while chosen.len() < k {
+        // the candidate farthest from every chosen shot (the first, most similar, to start)
+        let best = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, (_, d))| {
+                let spread = chosen
+                    .iter()
+                    .filter(|(_, c)| c.len() == d.len())
+                    .map(|(_, c)| tv(c, d))
+                    .fold(f64::INFINITY, f64::min);
+                (i, spread)
+            })
+            .filter(|&(_, spread)| spread >= NEAR_DUPLICATE_DISTRIBUTION)
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        let Some((i, _)) = best else { break };
+        chosen.push(candidates.remove(i));
+    }
+    chosen
+        .into_iter()
+        .map(|(q, d)| Example {
+            question: q,
+            distribution: d,
+            group: None,
+        })
+        .collect()
 }
 
 /// The few-shot examples of a persona on the voting question: the survey groups it belongs
@@ -527,6 +564,25 @@ mod tests {
         let shots = select_shots(&q, g, &similar, &distinct, 5);
         let ids: Vec<&str> = shots.iter().map(|s| s.question.id.as_str()).collect();
         assert_eq!(ids, ["q2", "q4"]);
+        // a planted paraphrase of the target, most similar and with the target's own
+        // distribution, is never shown; the shots after the first are the most different
+        let mut planted = distinct.clone();
+        planted.push(question("q5", vec![0.3, 0.3, 0.4]));
+        planted.push(question("q6", vec![0.45, 0.3, 0.25]));
+        let mut target = q.clone();
+        target.text = "How much do you worry about climate change?".into();
+        let mut paraphrase = q.clone();
+        paraphrase.id = "q1-reworded".into();
+        paraphrase.text = "How much, if at all, do you worry about climate change?".into();
+        assert!(text_similarity(&paraphrase.text, &target.text) >= NEAR_DUPLICATE_TEXT);
+        planted.push(paraphrase);
+        let similar: Vec<String> = ["q1-reworded", "q2", "q6", "q5", "q4"]
+            .map(String::from)
+            .to_vec();
+        let shots = select_shots(&target, g, &similar, &planted, 3);
+        let ids: Vec<&str> = shots.iter().map(|s| s.question.id.as_str()).collect();
+        // q2 (most similar left), then q4 (TV 0.6 from q2), then q5 (farthest from both)
+        assert_eq!(ids, ["q2", "q4", "q5"]);
         let p = t
             .render(Method::Verbalize, Steering::Fewshot, &q, g, &shots, 30)
             .unwrap();
