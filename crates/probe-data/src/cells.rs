@@ -426,7 +426,7 @@ fn replace_non_finite(line: &str) -> (String, Vec<String>) {
     let mut rest = line;
     while let Some(c) = rest.chars().next() {
         if in_string {
-            in_string = !(c == '"' && !escaped);
+            in_string = c != '"' || escaped;
             escaped = c == '\\' && !escaped;
         } else if c == '"' {
             in_string = true;

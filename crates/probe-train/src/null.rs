@@ -35,7 +35,7 @@ pub struct NullProbes {
 /// random, so nothing a probe learns can be about parties.
 pub fn shuffled_labels(features: &Features, seed: u64) -> Vec<usize> {
     let n_parties = features.label_names.len();
-    let mut state = seed ^ 0x5EED_0F_C4A1CE;
+    let mut state = seed ^ 0x5EED_0FC4_A1CE;
     let mut next = || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = state;

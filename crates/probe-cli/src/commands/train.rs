@@ -261,6 +261,7 @@ mod tests {
             seconds: 0.0,
             per_layer_seconds: 0.0,
             shared_seconds: 0.0,
+            null: None,
         }
     }
 

@@ -75,7 +75,7 @@ unsafe impl Sync for OutPtr {}
 /// (initialized when `accumulate`) and does not overlap `x`.
 pub(crate) unsafe fn matmul(w: Weights<'_>, x: &[f32], n: usize, out: *mut f32, accumulate: bool) {
     let d_out = w.d_out();
-    let d_in = if n == 0 { 0 } else { x.len() / n };
+    let d_in = x.len().checked_div(n).unwrap_or(0);
     if n == 0 || d_out == 0 {
         return;
     }
