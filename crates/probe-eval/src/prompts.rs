@@ -356,21 +356,38 @@ impl Templates {
     }
 }
 
-/// Question texts at least this similar (word-set Jaccard, [`text_similarity`]) count as the
-/// same question reworded, and are never shown as a shot of one another: e.g. "How much do you
-/// worry about X?" and "How much, if at all, do you worry about X?" (0.73).
-pub const NEAR_DUPLICATE_TEXT: f64 = 0.7;
+/// Question texts whose content words are at least this similar ([`text_similarity`]) count as
+/// the same question reworded and are never shown as a shot of one another: "How much, if at
+/// all, do you worry about X?" and "How much do you worry about X?" (1.0), but not "… 10 % of
+/// the time" and "… 50 % of the time" or "How much of a problem is crime?" and "… is drug
+/// addiction?", which ask different things (tested).
+pub const NEAR_DUPLICATE_TEXT: f64 = 0.9;
 
 /// Shots whose distributions lie within this TV of an already chosen shot add nothing.
 const NEAR_DUPLICATE_DISTRIBUTION: f64 = 0.02;
 
-/// Jaccard similarity of the sets of lower-cased words of two texts.
+/// Function words left out of [`text_similarity`]: rewordings add and drop these.
+const FUNCTION_WORDS: [&str; 48] = [
+    "a", "about", "all", "an", "and", "any", "are", "as", "at", "be", "by", "can", "do", "does",
+    "for", "from", "has", "have", "how", "if", "in", "is", "it", "much", "not", "of", "on", "or",
+    "should", "so", "that", "the", "their", "there", "these", "this", "to", "was", "we", "what",
+    "when", "which", "who", "will", "with", "would", "you", "your",
+];
+
+/// Jaccard similarity of two texts' content words and ordered pairs of consecutive content
+/// words (lower-cased, numbers included, the [`FUNCTION_WORDS`] left out): rewordings that add
+/// or drop function words score 1, while "heads 40 %, tails 60 %" and "heads 60 %, tails
+/// 40 %" differ in their pairs.
 pub fn text_similarity(a: &str, b: &str) -> f64 {
     let words = |t: &str| -> std::collections::BTreeSet<String> {
-        t.split(|c: char| !c.is_alphanumeric())
+        let content: Vec<String> = t
+            .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
             .map(str::to_lowercase)
-            .collect()
+            .filter(|w| !FUNCTION_WORDS.contains(&w.as_str()))
+            .collect();
+        let pairs = content.windows(2).map(|p| format!("{} {}", p[0], p[1]));
+        content.iter().cloned().chain(pairs).collect()
     };
     let (a, b) = (words(a), words(b));
     let union = a.union(&b).count();
@@ -575,6 +592,18 @@ mod tests {
         paraphrase.id = "q1-reworded".into();
         paraphrase.text = "How much, if at all, do you worry about climate change?".into();
         assert!(text_similarity(&paraphrase.text, &target.text) >= NEAR_DUPLICATE_TEXT);
+        // templated questions that ask different things are not near-duplicates
+        for (a, b) in [
+            ("A coin lands heads 10% of the time. Heads or tails?", "A coin lands heads 50% of the time. Heads or tails?"),
+            ("How much of a problem is crime in the country today?", "How much of a problem is drug addiction in the country today?"),
+            ("A coin lands heads 40% and tails 60% of the time.", "A coin lands heads 60% and tails 40% of the time."),
+            (
+                "A biased coin lands heads with probability 40% and tails with probability 60%. It is flipped once. What is the outcome?",
+                "A biased coin lands heads with probability 60% and tails with probability 40%. It is flipped once. What is the outcome?",
+            ),
+        ] {
+            assert!(text_similarity(a, b) < NEAR_DUPLICATE_TEXT, "{a} / {b}");
+        }
         planted.push(paraphrase);
         let similar: Vec<String> = ["q1-reworded", "q2", "q6", "q5", "q4"]
             .map(String::from)
