@@ -305,6 +305,20 @@ fn train_vectors_scale_end_to_end() {
     assert_eq!(psi["all"]["weight"], 8.0);
     sums_to_one(&psi["all"]["psi"], "weighted ψ");
 
+    // the same personas restricted to the 2021 vote: one year setting, compared like with like
+    let out = probe()
+        .current_dir(workspace_root())
+        .args(scale_args(&["--where", "year=2021"]))
+        .arg("--out")
+        .arg(probes.join("scale-2021"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // probe report on this run against the fictional demo survey (data/demo/survey.csv, the
     // demo election's invented parties): every figure, numbers in report.json, and the HTML
     // renders in headless Chromium without errors.
@@ -338,12 +352,31 @@ fn train_vectors_scale_end_to_end() {
         serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
             .unwrap();
     let board = report["leaderboard"].as_array().unwrap();
+    // the grid subset pools both `year` settings (the 2021 vote and a vote "tomorrow"), and the
+    // survey has no year: like with like, the latent ψ is not scored against it, and the
+    // report says why
+    assert!(
+        !board.iter().any(|e| e["name"]
+            .as_str()
+            .unwrap()
+            .contains("latent (demo/scale-paper-grid)")),
+        "{board:?}"
+    );
+    assert!(
+        md.contains("ψ pools personas of 2 (year = 2021, tomorrow)"),
+        "{md}"
+    );
     let latent = board
         .iter()
-        .find(|e| e["name"].as_str().unwrap().contains("latent"))
-        .unwrap();
-    // everyone + the 15 attribute values the grid subset covers minus the 2 of `year` (no
-    // such column in the survey): 1 + (1 + 2 + 1 + 1 + 1 + 5 + 2) = 14 groups
+        .find(|e| {
+            e["name"]
+                .as_str()
+                .unwrap()
+                .contains("latent (demo/scale-2021)")
+        })
+        .unwrap_or_else(|| panic!("{board:?}"));
+    // everyone + the 15 attribute values the grid subset covers (year: 2021 only, and no such
+    // column in the survey): 1 + (1 + 2 + 1 + 1 + 1 + 5 + 2) = 14 groups
     assert_eq!(latent["groups"], 14, "{latent}");
     let tv = latent["tv"].as_f64().unwrap();
     assert!(tv > 0.0 && tv < 1.0 && latent["low"].as_f64().unwrap() <= tv);
@@ -355,7 +388,7 @@ fn train_vectors_scale_end_to_end() {
     );
     // the model's psi over everyone next to the survey's, both distributions
     let series = report["distributions"]["series"].as_array().unwrap();
-    assert_eq!(series.len(), 2);
+    assert_eq!(series.len(), 3); // two ψ (both years, 2021 only) and the survey
     for s in series {
         let sum: f64 = s["distribution"]
             .as_array()
