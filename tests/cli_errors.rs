@@ -304,3 +304,43 @@ fn dtypes_a_model_cannot_take_are_refused() {
         );
     }
 }
+
+/// Counts are checked in one place: 0 is refused by every size flag, with the flag named.
+#[test]
+fn zero_counts_are_refused_everywhere() {
+    for args in [
+        &["extract", "m.gguf", "--batch-size", "0"][..],
+        &["extract", "m.gguf", "--shard-size", "0"],
+        &["scale", "m.gguf", "--shard-size", "0"],
+        &["scale", "m.gguf", "--batch-size", "0"],
+        &["compare", "--bootstrap", "0"],
+        &["report", "run", "--bootstrap", "0"],
+        &["eval", "m.gguf", "--n", "0"],
+        &["vectors", "m.gguf", "--probes", "p", "-k", "0"],
+        &["run-with-cache", "m.gguf", "--batch-size", "0"],
+    ] {
+        let out = probe().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains("must be at least 1"), "{args:?}: {stderr}");
+    }
+}
+
+/// A closed stdout (`probe inspect m.gguf | head -1`) ends quietly with exit 0, as `cat` does.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let mut child = probe()
+        .arg("inspect")
+        .arg(&gguf)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the first line
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -314,3 +314,16 @@ mod tests {
         assert!(!err.contains("Exception raised"), "{err}");
     }
 }
+
+/// Every count flag that must be at least 1 (`--batch-size`, `--shard-size`, `--bootstrap`,
+/// `--n`, `-k`, …) is parsed by this one function, so 0 is refused the same way everywhere.
+pub fn positive(s: &str) -> std::result::Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}

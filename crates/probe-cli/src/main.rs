@@ -125,13 +125,22 @@ fn report_out_of_memory_panics() {
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if common::is_out_of_memory(message) {
+        if is_closed_stdout(message) {
+            // `probe inspect m.gguf | head -1`: the reader has what it wanted; end quietly, as
+            // `cat` does.
+            std::process::exit(0);
+        } else if common::is_out_of_memory(message) {
             common::note_out_of_memory(message);
         } else if common::out_of_memory_error().is_none() {
             // (After an out-of-memory panic, the panics it causes in other threads stay quiet.)
             default(info);
         }
     }));
+}
+
+/// The panic `println!` raises when stdout's reader has gone (EPIPE).
+fn is_closed_stdout(message: &str) -> bool {
+    message.contains("failed printing to stdout") && message.contains("Broken pipe")
 }
 
 fn main() {
@@ -146,6 +155,13 @@ fn main() {
         },
     };
     if let Err(err) = result {
+        // A write to a closed stdout that came back as an error: the same quiet end.
+        if err.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
         // One line, outermost context first: "error: loading model x: missing tensor `y` in z".
         let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
         eprintln!("error: {}", chain.join(": "));

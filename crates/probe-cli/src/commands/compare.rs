@@ -54,7 +54,7 @@ pub struct Args {
     /// Metrics (tv, kl, js, w1, w1n, hpred, href).
     #[arg(long, value_delimiter = ',', default_value = "tv")]
     pub metrics: Vec<String>,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::common::positive)]
     pub bootstrap: usize,
     #[arg(long, default_value_t = 0.95)]
     pub level: f64,

@@ -45,7 +45,7 @@ pub struct Args {
     #[command(flatten)]
     pub grid: PersonaArgs,
     /// A seeded random subset of N personas (the whole grid is 12,600).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::common::positive)]
     pub persona_sample: Option<usize>,
     /// The survey (or election result) the voting question's cells are scored against.
     #[command(flatten)]
@@ -60,7 +60,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub question_ids: Vec<String>,
     /// Only the first N questions (in id order).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::common::positive)]
     pub limit: Option<usize>,
     /// Expression methods: logp, sample, sequence, verbalize.
     #[arg(
@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "none,persona,fewshot")]
     pub steering: Vec<String>,
     /// Answers per sequence and samples per unit.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = crate::common::positive)]
     pub n: usize,
     /// Sampling temperature of the `sample` method; several (0.5,1,2) sweep it, each as its
     /// own method `sample@T`.
@@ -87,7 +87,7 @@ pub struct Args {
     /// Sampled retries after an unparsable sequence / verbalization.
     #[arg(long, default_value_t = 2)]
     pub retries: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::common::positive)]
     pub batch_size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

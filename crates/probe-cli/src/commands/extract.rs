@@ -40,12 +40,12 @@ pub struct Args {
     #[arg(long, default_value = "f32")]
     pub cache_dtype: String,
     /// Prompts per shard file.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = crate::common::positive)]
     pub shard_size: usize,
     /// Fill only shards i with i mod n = k (independent jobs, e.g. a SLURM array, share one cache).
     #[arg(long, default_value = "0/1")]
     pub shard: String,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::common::positive)]
     pub batch_size: usize,
     /// Seed of the party-order shuffling in the prompts.
     #[arg(long, default_value_t = 0)]

@@ -162,7 +162,7 @@ pub struct Args {
     #[arg(long, default_value = "probe report")]
     pub title: String,
     /// Bootstrap resamples for the leaderboard's intervals.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::common::positive)]
     pub bootstrap: usize,
     #[arg(long, default_value_t = 0.95)]
     pub level: f64,

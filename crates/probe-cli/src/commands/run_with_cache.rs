@@ -66,7 +66,7 @@ pub struct Args {
     /// Also store logits (`logits`).
     #[arg(long, value_enum, default_value_t = LogitsArg::None)]
     pub logits: LogitsArg,
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::common::positive)]
     pub batch_size: usize,
     /// Write {"tokens", "forward_seconds", "tokens_per_second", "steady_tokens_per_second"}
     /// here (for benchmarks; "steady" leaves out the first batch to finish, which on a GPU

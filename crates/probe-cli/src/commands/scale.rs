@@ -42,10 +42,10 @@ pub struct Args {
     pub negative: String,
     /// Prompts per forward batch; batches follow the prompts' shared prefixes, whose K/V
     /// are computed once per batch.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::common::positive)]
     pub batch_size: usize,
     /// Prompts per shard file.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = crate::common::positive)]
     pub shard_size: usize,
     /// Fill only shards i with i mod n = k; the job that finds the cache complete writes ψ.
     #[arg(long, default_value = "0/1")]

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, default_value = "probed")]
     pub layers: String,
     /// Value vectors per party in the joint, per-layer and diametric selections.
-    #[arg(long, short, default_value_t = 20)]
+    #[arg(long, short, default_value_t = 20, value_parser = crate::common::positive)]
     pub k: usize,
     /// IQR outliers: cos > Q3 + c·IQR.
     #[arg(long = "iqr-c", default_value_t = 2.5)]
