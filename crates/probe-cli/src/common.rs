@@ -296,6 +296,19 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
+/// Every count flag that must be at least 1 (`--batch-size`, `--shard-size`, `--bootstrap`,
+/// `--n`, `-k`, …) is parsed by this one function, so 0 is refused the same way everywhere.
+pub fn positive(s: &str) -> std::result::Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,17 +326,4 @@ mod tests {
         assert!(err.contains("8.0 B parameters"), "{err}");
         assert!(!err.contains("Exception raised"), "{err}");
     }
-}
-
-/// Every count flag that must be at least 1 (`--batch-size`, `--shard-size`, `--bootstrap`,
-/// `--n`, `-k`, …) is parsed by this one function, so 0 is refused the same way everywhere.
-pub fn positive(s: &str) -> std::result::Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))?;
-    if n == 0 {
-        return Err("must be at least 1".into());
-    }
-    Ok(n)
 }
