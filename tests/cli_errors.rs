@@ -344,3 +344,30 @@ fn a_closed_stdout_ends_quietly() {
     assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Generation and forward passes respect the context length (SmolLM2: 8192 tokens): an
+/// endless `-n` and an over-long prompt are refused before anything runs.
+#[test]
+fn the_context_length_is_respected() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let out = probe()
+        .arg("generate")
+        .arg(&gguf)
+        .arg("Hallo")
+        .args(["-n", "4000000000"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "exceed the model's context of 8192 tokens");
+    let ids: Vec<String> = (0..8200).map(|i| (1 + i % 1000).to_string()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = probe()
+        .arg("run-with-cache")
+        .arg(&gguf)
+        .args(["--ids", &ids.join(",")])
+        .args(["--hooks", "blocks.0.hook_resid_post"])
+        .arg("--out")
+        .arg(dir.path().join("x.safetensors"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "longer than the model's context of 8192 tokens");
+}

@@ -180,7 +180,7 @@ fn eval_bad_input() {
         "question `coin-11` is not in coin",
     );
     assert_clean_failure(&eval(&out, &["--shard", "2/2"]), "--shard 2/2");
-    assert_clean_failure(&eval(&out, &["--n", "0"]), "n = 0");
+    assert_clean_failure(&eval(&out, &["--n", "0"]), "--n <N>': must be at least 1");
 }
 
 fn eval_vote(out: &std::path::Path, extra: &[&str]) -> std::process::Output {

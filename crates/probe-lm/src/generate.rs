@@ -154,6 +154,8 @@ pub fn generate(
 ) -> Result<Vec<Generation>> {
     params.check()?;
     let batch = Batch::left_padded(prompts, tokenizer.pad_token_id())?;
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    check_context(model, longest, params.max_new_tokens)?;
     if params.max_new_tokens == 0 {
         return Ok(prompts
             .iter()
@@ -168,6 +170,20 @@ pub fn generate(
     generate_prefilled(model, tokenizer, logits, kv, params, on_token)
 }
 
+/// The prompt (`prompt_len` tokens, padding included) and `max_new_tokens` must fit the
+/// model's context (`max_position_embeddings`): past it, positions the model was never trained
+/// on would be decoded in silence (and `-n 4000000000` would never end).
+fn check_context(model: &Transformer, prompt_len: usize, max_new_tokens: usize) -> Result<()> {
+    let context = model.config.max_position_embeddings;
+    if prompt_len.saturating_add(max_new_tokens) > context {
+        return Err(Error::Input(format!(
+            "the prompt ({prompt_len} tokens) and --max-new-tokens {max_new_tokens} exceed the model's context of {context} tokens: ask for at most {} new tokens",
+            context.saturating_sub(prompt_len)
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes on from a prefill ([`Transformer::prefill`], or rows of one selected with
 /// [`KvCache::select_rows`] and [`crate::transformer::select_rows`]): what [`generate`] does
 /// after its prefill, so several attempts at the same prompts share one prefill.
@@ -180,6 +196,7 @@ pub fn generate_prefilled(
     mut on_token: impl FnMut(usize),
 ) -> Result<Vec<Generation>> {
     params.check()?;
+    check_context(model, kv.past_len(), params.max_new_tokens)?;
     let n = logits.dims()[0];
     let mut rng = Rng::new(params.seed);
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); n];

@@ -424,6 +424,19 @@ impl Transformer {
         self.norm.as_ref().map(|n| n.weight.val().cast(DType::F32))
     }
 
+    /// The longest prompt of `batch` must fit the model's context: positions past
+    /// `max_position_embeddings` were never trained, and would be run in silence.
+    fn check_context(&self, batch: &Batch) -> Result<()> {
+        let longest = batch.seq_len - batch.pad_lens.iter().copied().min().unwrap_or(0);
+        let context = self.config.max_position_embeddings;
+        if longest > context {
+            return Err(crate::Error::Input(format!(
+                "a prompt of {longest} tokens is longer than the model's context of {context} tokens"
+            )));
+        }
+        Ok(())
+    }
+
     /// A full forward pass over a left-padded batch, recording the hooked points. Stops after
     /// the last block any hook needs unless logits are asked for.
     pub fn forward(
@@ -434,6 +447,7 @@ impl Transformer {
     ) -> Result<ForwardOutput> {
         hooks.validate(self.config.num_layers)?;
         self.check_ids(&batch.input_ids)?;
+        self.check_context(batch)?;
         let run_layers = if logits == Logits::None {
             hooks.last_layer().map_or(0, |l| l + 1)
         } else {
@@ -461,6 +475,7 @@ impl Transformer {
     /// Runs the prompt of a generation and returns last-position logits and the KV cache.
     pub fn prefill(&self, batch: &Batch) -> Result<(Tensor<3>, KvCache)> {
         self.check_ids(&batch.input_ids)?;
+        self.check_context(batch)?;
         self.check_loaded(self.config.num_layers, true)?;
         let mut kv = KvCache {
             layers: vec![None; self.config.num_layers],
