@@ -371,3 +371,27 @@ fn the_context_length_is_respected() {
         .unwrap();
     assert_clean_failure(&out, "longer than the model's context of 8192 tokens");
 }
+
+/// Sizes read from a file are bounded before anything is allocated by them: a GGUF claiming
+/// 4e9 blocks is refused at once (it used to allocate until the allocator aborted).
+#[test]
+fn an_absurd_block_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    GgufWriter::new()
+        .string("general.architecture", "llama")
+        .u32("llama.block_count", 4_000_000_000)
+        .u32("llama.embedding_length", 32)
+        .u32("llama.feed_forward_length", 48)
+        .u32("llama.attention.head_count", 4)
+        .u32("llama.attention.head_count_kv", 2)
+        .f32("llama.attention.layer_norm_rms_epsilon", 1e-6)
+        .u32("llama.vocab_size", 64)
+        .tensor("token_embd.weight", vec![32, 64], 0, vec![0u8; 64 * 32 * 4])
+        .write(&path);
+    let out = probe().arg("inspect").arg(&path).output().unwrap();
+    assert_clean_failure(
+        &out,
+        "block_count is 4000000000, but the file holds only 1 tensors",
+    );
+}

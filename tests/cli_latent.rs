@@ -158,6 +158,21 @@ fn train_vectors_scale_end_to_end() {
             assert!(cos < 0.0, "{r}");
         }
     }
+    // `--top-tokens` is bounded by the vocabulary (100000 used to abort after 6 GiB)
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("vectors")
+        .arg(&gguf)
+        .arg("--probes")
+        .arg(&probes)
+        .args(["--top-tokens", "100000", "--out"])
+        .arg(tmp.path().join("too-many-tokens"))
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &out,
+        "--top-tokens 100000 is more than the vocabulary's 49152 tokens",
+    );
     let csv = std::fs::read_to_string(probes.join("vectors/vectors.csv")).unwrap();
     assert_eq!(csv.lines().count(), rows.len() + 1);
     assert!(probes.join("vectors/vectors.safetensors").is_file());

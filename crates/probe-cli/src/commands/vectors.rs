@@ -194,6 +194,13 @@ pub fn run(args: Args) -> Result<()> {
         hidden,
         "probes",
     )?;
+    let vocab_size = model.config().vocab_size;
+    if args.top_tokens > vocab_size {
+        bail!(
+            "--top-tokens {} is more than the vocabulary's {vocab_size} tokens",
+            args.top_tokens
+        );
+    }
     let layers = value_vector_layers(
         &args.layers,
         &probes.json.report.hooks,

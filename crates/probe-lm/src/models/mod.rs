@@ -81,6 +81,18 @@ pub(crate) fn gguf_common(
     architecture: Architecture,
 ) -> Result<ModelConfig> {
     let key = |k: &str| format!("{arch}.{k}");
+    // Sizes read from the file are bounded by what the file holds before anything is sized by
+    // them: every block has tensors, so `block_count` cannot exceed the tensor count.
+    let block_count = file.meta_u64(&key("block_count"))?;
+    if block_count > file.tensors().len() as u64 {
+        return Err(crate::Error::Gguf {
+            path: file.path().to_path_buf(),
+            reason: format!(
+                "{arch}.block_count is {block_count}, but the file holds only {} tensors",
+                file.tensors().len()
+            ),
+        });
+    }
     let hidden_size = file.meta_u64(&key("embedding_length"))? as usize;
     let num_heads = file.meta_u64(&key("attention.head_count"))? as usize;
     let num_kv_heads = match file.meta(&key("attention.head_count_kv")) {
@@ -111,7 +123,7 @@ pub(crate) fn gguf_common(
         vocab_size,
         hidden_size,
         intermediate_size: file.meta_u64(&key("feed_forward_length"))? as usize,
-        num_layers: file.meta_u64(&key("block_count"))? as usize,
+        num_layers: block_count as usize,
         num_heads,
         num_kv_heads,
         head_dim,
