@@ -261,6 +261,32 @@ impl Election {
                 "the election has no statements, parties or opinions".into(),
             ));
         }
+        // Ids must be unique (a duplicate would silently merge two statements or parties) and
+        // every statement needs a text (an empty one makes prompts without a statement).
+        let mut ids = std::collections::HashSet::new();
+        for st in &statements {
+            if !ids.insert(st.id) {
+                return Err(err(
+                    "statement.json",
+                    format!("statement id {} appears twice", st.id),
+                ));
+            }
+            if st.text.trim().is_empty() {
+                return Err(err(
+                    "statement.json",
+                    format!("statement {} has an empty text", st.id),
+                ));
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for p in &parties {
+            if !ids.insert(p.id) {
+                return Err(err(
+                    "party.json",
+                    format!("party id {} appears twice", p.id),
+                ));
+            }
+        }
         let mut positions = HashMap::new();
         for a in &answers {
             let p = Position::from_message(&a.message)

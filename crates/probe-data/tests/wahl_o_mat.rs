@@ -154,6 +154,18 @@ fn malformed_elections_are_clear_errors() {
             "statement.json",
             Box::new(|d: &Path| std::fs::remove_file(d.join("statement.json")).unwrap()),
         ),
+        (
+            "statement 1 has an empty text",
+            Box::new(|d: &Path| edit(d, "statement.json", |v| v[1]["text"] = " ".into())),
+        ),
+        (
+            "statement id 0 appears twice",
+            Box::new(|d: &Path| edit(d, "statement.json", |v| v[1]["id"] = v[0]["id"].clone())),
+        ),
+        (
+            "party id 0 appears twice",
+            Box::new(|d: &Path| edit(d, "party.json", |v| v[1]["id"] = v[0]["id"].clone())),
+        ),
     ];
     for (expected, damage) in cases {
         let tmp = tempfile::tempdir().unwrap();
