@@ -528,6 +528,17 @@ pub fn own_references(predicted: &[Cell]) -> Vec<Cell> {
     out
 }
 
+/// All mass on the largest entry (the first of ties): the majority baselines' prediction.
+pub fn one_hot_argmax(d: &[f64]) -> Vec<f64> {
+    let top = d
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, &v)| if v > d[b] { i } else { b });
+    (0..d.len())
+        .map(|i| if i == top { 1.0 } else { 0.0 })
+        .collect()
+}
+
 /// Baseline predictions for reference cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Baseline {
@@ -569,17 +580,10 @@ pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
         .filter(|c| c.reference.is_some())
         .map(|c| {
             let n = c.options.len();
-            let one_hot = |acc: &[f64]| -> Vec<f64> {
-                let k = acc
-                    .iter()
-                    .enumerate()
-                    .fold(0, |best, (i, &v)| if v > acc[best] { i } else { best });
-                (0..n).map(|i| if i == k { 1.0 } else { 0.0 }).collect()
-            };
             let predicted = match baseline {
                 Baseline::Uniform => vec![1.0 / n as f64; n],
-                Baseline::Majority => one_hot(c.reference.as_deref().unwrap_or_default()),
-                Baseline::PooledMajority => one_hot(&pooled[&question_key(c)]),
+                Baseline::Majority => one_hot_argmax(c.reference.as_deref().unwrap_or_default()),
+                Baseline::PooledMajority => one_hot_argmax(&pooled[&question_key(c)]),
             };
             let mut labels = c.labels.clone();
             labels.insert(

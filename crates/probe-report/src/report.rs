@@ -401,26 +401,10 @@ fn series_extras(
 }
 
 /// Each group's mean over its (question) values, in group order: the units the benchmark's A
-/// averages and the bootstrap resamples.
+/// averages and the bootstrap resamples (`compare::group_means`).
 fn mean_of_group_means(values: &[(String, f64)]) -> Vec<f64> {
-    let mut acc: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
-    for (g, v) in values {
-        let e = acc.entry(g.as_str()).or_default();
-        e.0 += v;
-        e.1 += 1;
-    }
-    acc.values().map(|(s, n)| s / *n as f64).collect()
-}
-
-/// All mass on the largest entry (the first of ties).
-fn one_hot_argmax(d: &[f64]) -> Vec<f64> {
-    let top = d
-        .iter()
-        .enumerate()
-        .fold(0, |b, (i, &v)| if v > d[b] { i } else { b });
-    (0..d.len())
-        .map(|i| if i == top { 1.0 } else { 0.0 })
-        .collect()
+    let (groups, values): (Vec<String>, Vec<f64>) = values.iter().cloned().unzip();
+    crate::compare::group_means(&values, &vec![1.0; values.len()], &groups).0
 }
 
 /// "value vectors of layers 24–27 (joint, k = 20); ψ pools 200 rows: 40 personas × 5 variants
@@ -870,6 +854,24 @@ pub const FIGURES: [&str; 6] = [
     "group-covariation",
 ];
 
+/// A row of the sensitivity table: series, points, slope [CI], intercept, r, mean W.
+fn regression_row(
+    series: String,
+    points: String,
+    fit: Option<Regression>,
+    y: &[f64],
+) -> Vec<String> {
+    vec![
+        series,
+        points,
+        fit.map(|r| format!("{:.4} [{:.4}, {:.4}]", r.slope, r.slope_low, r.slope_high))
+            .unwrap_or_else(|| "–".into()),
+        fit.map(|r| f(r.intercept)).unwrap_or_else(|| "–".into()),
+        fit.map(|r| f(r.r)).unwrap_or_else(|| "–".into()),
+        f(y.iter().sum::<f64>() / y.len() as f64),
+    ]
+}
+
 fn f(x: f64) -> String {
     if x.is_finite() {
         // a rounding-level negative (an entropy of one certain option) prints as 0.000
@@ -1271,17 +1273,12 @@ pub fn build(
             let (x, y): (Vec<f64>, Vec<f64>) = s.sensitivity.iter().copied().unzip();
             let fit: Option<Regression> = linear_regression(&x, &y, o.level).ok();
             if !s.sensitivity.is_empty() {
-                table.rows.push(vec![
+                table.rows.push(regression_row(
                     s.name.clone(),
                     format!("{} {}s", s.sensitivity.len(), s.sensitivity_unit),
-                    fit.map(|r| {
-                        format!("{:.4} [{:.4}, {:.4}]", r.slope, r.slope_low, r.slope_high)
-                    })
-                    .unwrap_or_else(|| "–".into()),
-                    fit.map(|r| f(r.intercept)).unwrap_or_else(|| "–".into()),
-                    fit.map(|r| f(r.r)).unwrap_or_else(|| "–".into()),
-                    f(y.iter().sum::<f64>() / y.len() as f64),
-                ]);
+                    fit,
+                    &y,
+                ));
                 scatters.push(Scatter {
                     name: legend_name(s),
                     color: color_of(s),
@@ -1294,17 +1291,12 @@ pub fn build(
                 // the second view: per persona, labelled as such and kept out of the figure
                 let (x, y): (Vec<f64>, Vec<f64>) = s.sensitivity_persona.iter().copied().unzip();
                 let fit: Option<Regression> = linear_regression(&x, &y, o.level).ok();
-                table.rows.push(vec![
+                table.rows.push(regression_row(
                     format!("{} (per persona, second view)", s.name),
                     format!("{} personas", s.sensitivity_persona.len()),
-                    fit.map(|r| {
-                        format!("{:.4} [{:.4}, {:.4}]", r.slope, r.slope_low, r.slope_high)
-                    })
-                    .unwrap_or_else(|| "–".into()),
-                    fit.map(|r| f(r.intercept)).unwrap_or_else(|| "–".into()),
-                    fit.map(|r| f(r.r)).unwrap_or_else(|| "–".into()),
-                    f(y.iter().sum::<f64>() / y.len() as f64),
-                ]);
+                    fit,
+                    &y,
+                ));
                 fits.push(json!({"series": s.name, "points": s.sensitivity_persona.len(), "unit": "persona (second view)", "regression": fit}));
             }
             if s.variants.len() >= 2 {
@@ -1473,9 +1465,15 @@ pub fn build(
                 let n = r.len();
                 let g = g.clone();
                 uniform.push((g.clone(), total_variation(&vec![1.0 / n as f64; n], r)?));
-                majority.push((g.clone(), total_variation(&one_hot_argmax(r), r)?));
+                majority.push((
+                    g.clone(),
+                    total_variation(&crate::compare::one_hot_argmax(r), r)?,
+                ));
                 let pooled = &pooled[q.as_str()];
-                pooled_majority.push((g, total_variation(&one_hot_argmax(pooled), r)?));
+                pooled_majority.push((
+                    g,
+                    total_variation(&crate::compare::one_hot_argmax(pooled), r)?,
+                ));
             }
             for (name, tvs) in [
                 ("baseline: uniform (questions)", uniform),
@@ -1509,7 +1507,7 @@ pub fn build(
                     .and_then(|c| align_reference(c, &options))
                     .map(|(r, _)| r)
                     .unwrap_or_else(|| refs[0].0.clone());
-                let pooled_majority = one_hot_argmax(&everyone);
+                let pooled_majority = crate::compare::one_hot_argmax(&everyone);
                 let top = pooled_majority.iter().position(|&v| v == 1.0).unwrap_or(0);
                 let pooled_name = format!("baseline: pooled majority ({})", options[top]);
                 for (name, pred) in [
@@ -1521,7 +1519,11 @@ pub fn build(
                     let tvs: Vec<f64> = refs
                         .iter()
                         .map(|(r, _)| {
-                            total_variation(pred.as_deref().unwrap_or(&one_hot_argmax(r)), r)
+                            total_variation(
+                                pred.as_deref()
+                                    .unwrap_or(&crate::compare::one_hot_argmax(r)),
+                                r,
+                            )
                         })
                         .collect::<Result<_, _>>()?;
                     let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
