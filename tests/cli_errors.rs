@@ -395,3 +395,81 @@ fn an_absurd_block_count_is_refused() {
         "block_count is 4000000000, but the file holds only 1 tensors",
     );
 }
+
+#[test]
+fn out_that_is_a_fifo_or_unsupported_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("table.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    let (reference, predicted) = (dir.path().join("ref.jsonl"), dir.path().join("pred.jsonl"));
+    let cell = |field: &str| {
+        format!("{{\"question\": \"q\", \"group\": \"g\", \"options\": [\"a\", \"b\"], \"{field}\": [0.5, 0.5]}}\n")
+    };
+    std::fs::write(&reference, cell("reference")).unwrap();
+    std::fs::write(&predicted, cell("predicted")).unwrap();
+    let compare = |out: &std::path::Path| {
+        probe()
+            .arg("compare")
+            .arg("--reference")
+            .arg(&reference)
+            .arg("--predicted")
+            .arg(&predicted)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    if made {
+        let out = compare(&fifo);
+        assert_clean_failure(&out, "is not a regular file");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo_like());
+    }
+    assert_clean_failure(
+        &compare(&dir.path().join("table.parquet")),
+        "unsupported file type `.parquet` (write .csv or .json)",
+    );
+    assert!(!dir.path().join("table.parquet").exists());
+    assert_clean_failure(
+        &compare(std::path::Path::new("/proc/no-such-dir/table.csv")),
+        "cannot create the directory",
+    );
+}
+
+#[test]
+fn extract_out_that_is_a_file_fails_before_the_model_loads() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = probe()
+        .current_dir(workspace_root())
+        .arg("extract")
+        .arg(&gguf)
+        .args(["--election", "data/demo/wahl-o-mat/2099-demowahl"])
+        .args(["--parties", "SA,ÖU", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "exists and is not a directory");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+/// `FileType::is_fifo` exists only on Unix; elsewhere there are no FIFOs to test.
+trait FifoLike {
+    fn is_fifo_like(&self) -> bool;
+}
+
+impl FifoLike for std::fs::FileType {
+    #[cfg(unix)]
+    fn is_fifo_like(&self) -> bool {
+        use std::os::unix::fs::FileTypeExt;
+        self.is_fifo()
+    }
+    #[cfg(not(unix))]
+    fn is_fifo_like(&self) -> bool {
+        false
+    }
+}

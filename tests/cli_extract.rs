@@ -70,7 +70,7 @@ fn killed_extraction_resumes_to_a_byte_identical_cache() {
     loop {
         let shards = std::fs::read_to_string(&progress)
             .ok()
-            .and_then(|t| serde_json::from_str::<Vec<usize>>(&t).ok())
+            .and_then(|t| finished_in(&t))
             .map_or(0, |v| v.len());
         if shards >= 1 {
             break;
@@ -84,7 +84,7 @@ fn killed_extraction_resumes_to_a_byte_identical_cache() {
     child.kill().unwrap(); // SIGKILL: no cleanup runs
     child.wait().unwrap();
     let done_before: Vec<usize> =
-        serde_json::from_str(&std::fs::read_to_string(&progress).unwrap()).unwrap();
+        finished_in(&std::fs::read_to_string(&progress).unwrap()).unwrap();
     assert!(
         !done_before.is_empty() && done_before.len() < 9,
         "killed after {} of 9 shards",
@@ -121,6 +121,16 @@ fn killed_extraction_resumes_to_a_byte_identical_cache() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("0 of 9 shards to do"));
     let other = extract_layers(&gguf, &resumed, "0.8L").output().unwrap();
     assert_clean_failure(&other, "was made for hook points");
+}
+
+/// The shard indices a progress file lists as finished.
+fn finished_in(progress: &str) -> Option<Vec<usize>> {
+    let v: serde_json::Value = serde_json::from_str(progress).ok()?;
+    v["shards"]
+        .as_array()?
+        .iter()
+        .map(|r| r["index"].as_u64().map(|i| i as usize))
+        .collect()
 }
 
 /// `probe extract` on the demo election with `extra` arguments, output in `out`.
@@ -232,4 +242,87 @@ fn cached_rows_equal_run_with_cache_on_the_same_prompt() {
         err <= 1e-4 * scale,
         "cached row differs from run-with-cache by {err} (scale {scale})"
     );
+}
+
+/// The dtype each shard of a cache stores its hook tensors in (from the safetensors headers).
+fn shard_dtypes(dir: &Path) -> Vec<String> {
+    files(dir)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("shard-"))
+        .map(|(_, bytes)| {
+            let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+            let dtypes: std::collections::BTreeSet<String> = header
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k.starts_with("blocks."))
+                .map(|(_, v)| v["dtype"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(dtypes.len(), 1, "one dtype per shard");
+            dtypes.into_iter().next().unwrap()
+        })
+        .collect()
+}
+
+fn cache_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files(dir)
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn two_writers_on_one_cache_give_a_correct_cache_or_a_refusal_never_a_mix() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, shared) = (tmp.path().join("whole"), tmp.path().join("shared"));
+    assert!(extract_cmd(&gguf, &whole).status().unwrap().success());
+
+    // Same settings, started together: one fills the cache, the other is refused by the
+    // job lock (or, if it started after the first finished, has nothing to do).
+    let a = extract_cmd(&gguf, &shared).spawn().unwrap();
+    let b = extract_cmd(&gguf, &shared).output().unwrap();
+    let a = a.wait_with_output().unwrap();
+    for out in [&a, &b] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.contains("job 0/1 is already filling this cache"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert!(a.status.success() || b.status.success());
+    assert_eq!(cache_files(&whole), cache_files(&shared));
+
+    // An f16 --overwrite started while an f32 job runs is refused while the job holds the
+    // cache; either way the cache ends up all of one dtype, the one its manifest names.
+    let mut running = extract_cmd(&gguf, &shared)
+        .arg("--overwrite")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let over = extract_cmd(&gguf, &shared)
+        .args(["--overwrite", "--cache-dtype", "f16"])
+        .output()
+        .unwrap();
+    let first_ok = running.wait().unwrap().success();
+    let stderr = String::from_utf8_lossy(&over.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shared.join("manifest.json")).unwrap()).unwrap();
+    let dtype = manifest["dtype"].as_str().unwrap();
+    let want = if dtype == "f16" { "F16" } else { "F32" };
+    assert!(shard_dtypes(&shared).iter().all(|d| d == want));
+    if over.status.success() {
+        assert_eq!(dtype, "f16");
+    } else {
+        assert!(
+            stderr.contains("cannot overwrite a cache that is in use"),
+            "{stderr}"
+        );
+        assert!(first_ok);
+        assert_eq!(cache_files(&whole), cache_files(&shared));
+    }
 }

@@ -5,18 +5,37 @@
 //! manifest.json              what the cache holds: model, hooks, position rule, dtype, rows
 //! shard-00000.safetensors    rows [start, start + shard_size): one [rows, dim] tensor per hook,
 //! shard-00001.safetensors    plus `row` (i64) with the global row indices
-//! progress-0-of-1.json       shards finished by job 0 of 1 (one file per `--shard k/n` job)
+//! progress-0-of-1.json       shards finished by job 0 of 1 (one file per `--shard k/n` job),
+//!                            each with its row range, size and SHA-256
+//! .lock, .lock-0-of-1        advisory locks: the cache (shared; exclusive to overwrite), the job
 //! ```
 //! Every file is written to a temporary name and renamed, and a shard counts as finished only
 //! once a progress file lists it, so a killed job loses at most the shard in flight and a
 //! re-run resumes after the last finished shard. Jobs of a `k/n` split write disjoint shards
-//! and disjoint progress files, so they can fill one cache concurrently.
+//! and disjoint progress files, so they can fill one cache concurrently; a second process on
+//! the same job, or an `--overwrite` under a running job, is refused by the locks. Readers
+//! check every shard against its recorded hash, its `row` tensor against the manifest's
+//! range, and its dtype and shapes against the manifest, so swapped, replaced or mixed shards
+//! are errors, never features under the wrong labels.
 
 mod manifest;
 mod store;
 
-pub use manifest::{Manifest, Row};
-pub use store::{CacheReader, CacheWriter, ShardSplit};
+pub use manifest::{Manifest, Row, FORMAT_VERSION};
+pub use store::{sha256_hex, CacheReader, CacheWriter, ShardRecord, ShardSplit};
+
+/// A fingerprint of a model's inputs: SHA-256 over every text, each prefixed by its length
+/// (so that no two different lists of texts collide by concatenation). Manifests record it
+/// so that a changed statement or persona text cannot reuse the old activations.
+pub fn fingerprint_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for t in texts {
+        h.update((t.len() as u64).to_le_bytes());
+        h.update(t.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -43,6 +62,8 @@ pub enum CacheError {
 pub type Result<T, E = CacheError> = std::result::Result<T, E>;
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+/// A failed write (disk full) removes its temporary file rather than leave it filling the
+/// disk.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let io = |source| CacheError::Io {
         path: path.to_path_buf(),
@@ -53,8 +74,11 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
 }
 
 /// Rewrites a serialized safetensors file's header with its JSON keys sorted, so the same

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CacheError, Result};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: progress files record each shard's rows, size and SHA-256.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One cached row (one prompt, reduced to one vector per hook point).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

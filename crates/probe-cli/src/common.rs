@@ -231,7 +231,6 @@ pub fn write_safetensors(
     Ok(())
 }
 
-/// Hex SHA-256 of a file's bytes (provenance of data and template files in manifests).
 /// A model's name in output paths: a GGUF file's stem, an HF directory's name (whose dots,
 /// as in `Llama-3.1-8B`, are no extension).
 pub fn model_name(path: &Path) -> String {
@@ -287,6 +286,56 @@ impl PersonaArgs {
     }
 }
 
+/// Checks, before any model runs, that `dir` can hold outputs: it is a directory (or absent,
+/// and then it is created) and a file can be written in it.
+pub fn check_out_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("output {}: exists and is not a directory", dir.display());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("output {}: cannot create the directory", dir.display()))?;
+    let probe_file = dir.join(format!(".probe-write-test-{}", std::process::id()));
+    std::fs::write(&probe_file, b"")
+        .with_context(|| format!("output {}: not writable", dir.display()))?;
+    let _ = std::fs::remove_file(&probe_file);
+    Ok(())
+}
+
+/// Checks, before any model runs, that `path` can be written as an output file with one of
+/// the `extensions`: absent or a regular file (a FIFO or device given as `--out` would
+/// otherwise be replaced by a regular file), in a writable directory.
+pub fn check_out_file(path: &Path, extensions: &[&str]) -> Result<()> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if !extensions.contains(&ext.as_str()) {
+        bail!(
+            "output {}: unsupported file type `.{ext}` (write {})",
+            path.display(),
+            extensions
+                .iter()
+                .map(|e| format!(".{e}"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            bail!(
+                "output {}: exists and is not a regular file (a directory, FIFO or device);                  give a file path",
+                path.display()
+            );
+        }
+    }
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    check_out_dir(parent)
+}
+
+/// Hex SHA-256 of a file's bytes (provenance of data and template files in manifests).
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

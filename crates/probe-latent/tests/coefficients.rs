@@ -66,7 +66,7 @@ fn open_cache(
 ) -> CacheWriter {
     let layout = hook_layout(plan);
     let manifest = Manifest {
-        format_version: 1,
+        format_version: probe_cache::FORMAT_VERSION,
         model: "test".into(),
         model_hash: "test".into(),
         hooks: layout.hooks,

@@ -140,8 +140,19 @@ pub fn join(predicted: &[Cell], reference: &[Cell]) -> Result<Vec<Pair>> {
     }
     let mut pairs = Vec::with_capacity(predicted.len());
     let mut unmatched = Vec::new();
+    // a cell given twice (the same file passed twice, or two runs without telling labels)
+    // would be counted twice in every mean
+    let mut seen: std::collections::HashSet<&BTreeMap<String, String>> = Default::default();
     for p in predicted {
         let Some(pred) = &p.predicted else { continue };
+        if !seen.insert(&p.labels) {
+            return Err(CompareError::Join(format!(
+                "predicted cell {} appears twice (the same file given twice, or cells \
+                 without a label that tells them apart, e.g. `model`); each cell must be \
+                 counted once",
+                p.describe()
+            )));
+        }
         let (r_cell, r_dist) = match (
             &p.reference,
             project(&p.labels, &keys).and_then(|k| index.get(&k)),
@@ -658,6 +669,29 @@ mod tests {
         .unwrap();
         assert_eq!(rows[0].estimate.value, 0.25);
         assert_eq!(rows[1].estimate.value, 0.25);
+    }
+
+    #[test]
+    fn a_predicted_cell_given_twice_is_an_error_not_counted_twice() {
+        let reference = vec![cell(
+            &[("question", "q1")],
+            &["a", "b"],
+            None,
+            Some(vec![0.5, 0.5]),
+        )];
+        let one = cell(
+            &[("question", "q1"), ("model", "m")],
+            &["a", "b"],
+            Some(vec![1.0, 0.0]),
+            None,
+        );
+        let err = join(&[one.clone(), one.clone()], &reference)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("appears twice"), "{err}");
+        let mut other_model = one.clone();
+        other_model.labels.insert("model".into(), "n".into());
+        assert_eq!(join(&[one, other_model], &reference).unwrap().len(), 2);
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|m| Metric::parse(m))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = &args.out {
+        crate::common::check_out_file(path, &["csv", "json"])?;
+    }
     let mut reference: Vec<Cell> = Vec::new();
     for path in &args.reference {
         let (cells, stats) = read_jsonl_with(path, reference_policy(&args))?;

@@ -198,6 +198,16 @@ pub fn run(args: Args) -> Result<()> {
         _ => {}
     }
 
+    let stem = args.model.name();
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.probes_dir
+            .join(&stem)
+            .join(&args.run)
+            .join(format!("eval-{}", set.dataset))
+    });
+    // an unwritable --out fails now, not after the model has run
+    crate::common::check_out_dir(&out)?;
+
     let model = args.model.load()?;
     let tokenizer = model.tokenizer()?;
     if args.similarity == Similarity::Model && params.steerings.contains(&Steering::Fewshot) {
@@ -214,15 +224,6 @@ pub fn run(args: Args) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    let stem = args.model.name();
-    let out = args.out.clone().unwrap_or_else(|| {
-        args.probes_dir
-            .join(&stem)
-            .join(&args.run)
-            .join(format!("eval-{}", set.dataset))
-    });
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-
     // the settings a resumed run must share
     let question_ids: Vec<&str> = set.questions.iter().map(|q| q.id.as_str()).collect();
     let settings = json!({

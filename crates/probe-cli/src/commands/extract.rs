@@ -91,12 +91,8 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         args.seed,
     )?;
 
-    let n_layers = args.model.info()?.config.num_layers;
-    let layers = parse_layers(&args.layers, n_layers).context("--layers")?;
-    // Only the blocks up to the last cached layer are loaded (no output head).
-    let model = args
-        .model
-        .load_blocks(Some(layers.iter().max().map_or(0, |l| l + 1)))?;
+    let config = args.model.info()?.config;
+    let layers = parse_layers(&args.layers, config.num_layers).context("--layers")?;
     let hooks: Vec<String> = layers
         .iter()
         .map(|&l| HookPoint::ResidPost(l).to_string())
@@ -120,11 +116,21 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         sha256_file(&args.template_file)?,
     );
     source.insert("seed".to_string(), args.seed.to_string());
+    // the prompts themselves: an election edited under the same directory name (a changed
+    // statement text) must not reuse the old activations
+    source.insert(
+        "inputs_sha256".to_string(),
+        probe_cache::fingerprint_texts(
+            prompts
+                .iter()
+                .flat_map(|p| [p.id.as_str(), p.prompt.as_str(), p.answer.as_str()]),
+        ),
+    );
     let manifest = Manifest {
-        format_version: 1,
+        format_version: probe_cache::FORMAT_VERSION,
         model: args.model.model.display().to_string(),
         model_hash: model_fingerprint(&args.model.model)?,
-        dims: vec![model.config().hidden_size; hooks.len()],
+        dims: vec![config.hidden_size; hooks.len()],
         hooks,
         positions: rule.name().to_string(),
         dtype: args.cache_dtype.clone(),
@@ -133,6 +139,8 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         shard_size: args.shard_size.max(1),
         rows: rows(&prompts),
     };
+    // The cache (its directory, locks and manifest) is opened before the model loads, so an
+    // unwritable or busy --out fails in a second, not after the load.
     let mut writer = CacheWriter::open(&out, manifest, split, args.overwrite)?;
     let pending = writer.pending();
     let n_pending_rows: usize = pending
@@ -152,8 +160,16 @@ pub fn ensure_cache(args: &Args) -> Result<(PathBuf, bool)> {
         writer.manifest().n_shards(),
         out.display()
     );
-    let bar = progress_bar(n_pending_rows as u64, "extract");
     let start = Instant::now();
+    if pending.is_empty() {
+        let complete = writer.is_complete()?;
+        return Ok((out, complete));
+    }
+    // Only the blocks up to the last cached layer are loaded (no output head).
+    let model = args
+        .model
+        .load_blocks(Some(layers.iter().max().map_or(0, |l| l + 1)))?;
+    let bar = progress_bar(n_pending_rows as u64, "extract");
     extract(
         &model,
         &prompts,

@@ -168,6 +168,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
+    crate::common::check_out_file(&args.out, &["safetensors"])?;
     let n_layers = args.model.info()?.config.num_layers;
     let hooks = HookSpec::parse(&args.hooks, n_layers).context("--hooks")?;
     // Without logits only the blocks up to the last hook are needed.

@@ -117,15 +117,6 @@ pub fn run(args: Args) -> Result<()> {
     // (Clamped to the model's depth: vectors of another model are refused just below, by name.)
     let depth = args.model.info()?.config.num_layers;
     let blocks = plan.columns.iter().map(|&(l, _)| l + 1).max().unwrap_or(0);
-    let model = args.model.load_blocks(Some(blocks.min(depth)))?;
-    check_same_model(
-        &args.model,
-        &model,
-        &vectors.model,
-        &vectors.model_hash,
-        vectors.hidden_size,
-        "value vectors",
-    )?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .grid
@@ -138,6 +129,17 @@ pub fn run(args: Args) -> Result<()> {
             .unwrap_or(Path::new("."))
             .join(format!("scale-{stem}"))
     });
+    // an unwritable --out fails now, not after the model has run
+    crate::common::check_out_dir(&out)?;
+    let model = args.model.load_blocks(Some(blocks.min(depth)))?;
+    check_same_model(
+        &args.model,
+        &model,
+        &vectors.model,
+        &vectors.model_hash,
+        vectors.hidden_size,
+        "value vectors",
+    )?;
 
     let n_rows = personas.len() * templates.len();
     let layout = hook_layout(&plan);
@@ -155,6 +157,15 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(p) = &args.grid.personas {
         source.insert("personas_sha256".into(), sha256_file(p)?);
     }
+    // the rendered prompts themselves, so that a changed persona text cannot reuse old rows
+    let rendered: Vec<String> = personas
+        .iter()
+        .flat_map(|p| templates.iter().map(|t| spec.render(t, p)))
+        .collect();
+    source.insert(
+        "inputs_sha256".into(),
+        probe_cache::fingerprint_texts(rendered.iter().map(String::as_str)),
+    );
     source.insert(
         "neurons".into(),
         plan.columns
@@ -164,7 +175,7 @@ pub fn run(args: Args) -> Result<()> {
             .join(","),
     );
     let manifest = Manifest {
-        format_version: 1,
+        format_version: probe_cache::FORMAT_VERSION,
         model: args.model.model.display().to_string(),
         model_hash: vectors.model_hash.clone(),
         hooks: layout.hooks.clone(),

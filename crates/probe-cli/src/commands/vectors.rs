@@ -184,6 +184,12 @@ pub fn run(args: Args) -> Result<()> {
         Selection::parse("iqr", args.k, args.iqr_c)?,
         Selection::parse("diametric", args.k, args.iqr_c)?,
     ];
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.probes.join("vectors"));
+    // an unwritable --out fails now, not after the model has run
+    crate::common::check_out_dir(&out)?;
     let model = args.model.load()?;
     let hidden = directions[0].direction.len();
     check_same_model(
@@ -239,11 +245,6 @@ pub fn run(args: Args) -> Result<()> {
     project_to_vocabulary(&model, &value_vectors, &mut rows, args.top_tokens)?;
     let chance = chance_rows(&args, &probes, &directions, &table, &value_vectors, &device)?;
 
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| args.probes.join("vectors"));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = VectorsJson {
         format_version: 1,
         model: probes.json.model.clone(),
