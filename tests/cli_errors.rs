@@ -473,3 +473,113 @@ impl FifoLike for std::fs::FileType {
         false
     }
 }
+
+/// Rewrites the JSON header of a safetensors file (the data stays as it is).
+fn edit_safetensors_header(path: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut header);
+    let text = serde_json::to_vec(&header).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn safetensors_header_errors_name_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(), None);
+    let path = dir.path().join("model.safetensors");
+    let pristine = std::fs::read(&path).unwrap();
+    edit_safetensors_header(&path, |h| {
+        h["model.layers.0.mlp.up_proj.weight"]["shape"] = serde_json::json!([48, 33]);
+    });
+    assert_clean_failure(
+        &run_ids(dir.path(), &[]),
+        "tensor `model.layers.0.mlp.up_proj.weight`: shape [48, 33] of F32 needs 6336 bytes",
+    );
+    // a tensor left out of the header (its bytes still there): blamed on the gap, not on
+    // the neighbour's offsets
+    std::fs::write(&path, &pristine).unwrap();
+    let mut gap_after = String::new();
+    edit_safetensors_header(&path, |h| {
+        let map = h.as_object_mut().unwrap();
+        let mut spans: Vec<(u64, String)> = map
+            .iter()
+            .filter(|(k, _)| *k != "__metadata__")
+            .map(|(k, v)| (v["data_offsets"][0].as_u64().unwrap(), k.clone()))
+            .collect();
+        spans.sort();
+        map.remove(&spans[3].1);
+        gap_after = spans[4].1.clone();
+    });
+    assert_clean_failure(
+        &run_ids(dir.path(), &[]),
+        &format!("tensor `{gap_after}` starts at byte"),
+    );
+    assert_clean_failure(&run_ids(dir.path(), &[]), "missing from the header");
+}
+
+#[test]
+fn shard_index_naming_a_tensor_its_file_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(), None);
+    let names: Vec<String> = tiny_tensor_shapes().into_iter().map(|(n, _)| n).collect();
+    let mut map: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .map(|n| (n.clone(), serde_json::json!("model.safetensors")))
+        .collect();
+    map.insert(
+        "model.layers.9.mlp.up_proj.weight".into(),
+        "model.safetensors".into(),
+    );
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        serde_json::to_vec(&serde_json::json!({"weight_map": map})).unwrap(),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &run_ids(dir.path(), &[]),
+        "maps tensor `model.layers.9.mlp.up_proj.weight` to model.safetensors, which does not hold it",
+    );
+}
+
+#[test]
+fn untied_checkpoint_without_lm_head_is_refused_for_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(), Some("lm_head.weight"));
+    assert_clean_failure(
+        &run_ids(dir.path(), &["--logits", "last"]),
+        "no `lm_head.weight`, but config.json has tie_word_embeddings = false",
+    );
+    // hooks only need no head
+    let out = run_ids(dir.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn gguf_tensor_offset_off_the_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.gguf");
+    tiny_gguf_llama()
+        .tensor("first_tensor", vec![4], 0, vec![0u8; 16])
+        .tensor("second_tensor", vec![4], 0, vec![0u8; 16])
+        .write(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let name = b"second_tensor";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    let offset_at = at + 4 + 8 + 4; // n_dims, one dim, type
+    assert_eq!(bytes[offset_at..offset_at + 8], 32u64.to_le_bytes());
+    bytes[offset_at..offset_at + 8].copy_from_slice(&16u64.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    assert_clean_failure(
+        &probe().arg("inspect").arg(&path).output().unwrap(),
+        "tensor `second_tensor`: data offset 16 is not a multiple of the alignment 32",
+    );
+}

@@ -320,8 +320,18 @@ impl Transformer {
         }
         let (norm, lm_head) = if with_head {
             let norm = RmsNorm::load(&loader, "model.norm.weight", c.hidden_size, c.rms_norm_eps)?;
-            // Some tied checkpoints still ship lm_head.weight; a missing one means tied.
-            let lm_head = if c.tie_word_embeddings || !weights.contains("lm_head.weight") {
+            // Some tied checkpoints still ship lm_head.weight (ignored, as transformers does).
+            // An untied config without one is refused: transformers would initialize a random
+            // head, and reusing the embedding would give logits no reference reproduces.
+            if !c.tie_word_embeddings && !weights.contains("lm_head.weight") {
+                return Err(Error::Config(
+                    "the checkpoint has no `lm_head.weight`, but config.json has \
+                     tie_word_embeddings = false (or leaves it out, which means false for this \
+                     architecture); if the output head is the embedding, set it to true"
+                        .into(),
+                ));
+            }
+            let lm_head = if c.tie_word_embeddings {
                 None
             } else {
                 Some(Linear::load(

@@ -318,6 +318,14 @@ impl GgufFile {
                     })
                 }
             };
+            // llama.cpp places every tensor at a multiple of the alignment; an offset that is
+            // not is a broken writer, and reading it would decode shifted bytes
+            if offset % alignment != 0 {
+                return Err(c.err(format!(
+                    "tensor `{name}`: data offset {offset} is not a multiple of the alignment \
+                     {alignment} (general.alignment): the file was written wrongly"
+                )));
+            }
             let (block, _) = ggml_type.block_layout();
             if dims[0] % block as u64 != 0 {
                 return Err(c.err(format!(

@@ -47,6 +47,88 @@ fn st_err(path: &Path, reason: impl std::fmt::Display) -> Error {
     }
 }
 
+/// Why a safetensors header is invalid, naming the tensor (`None` if no reason is found here:
+/// the caller falls back to the safetensors crate's message).
+fn header_problem(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header_end = 8u64.checked_add(n).filter(|&e| e <= bytes.len() as u64)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..header_end as usize]).ok()?;
+    let data_len = bytes.len() as u64 - header_end;
+    let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+    for (name, info) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let bad = |what: &str| Some(format!("tensor `{name}`: {what}"));
+        let Some(dtype) = info.get("dtype").and_then(|d| d.as_str()) else {
+            return bad("no `dtype`");
+        };
+        let size: u64 = match dtype {
+            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+            "I16" | "U16" | "F16" | "BF16" => 2,
+            "I32" | "U32" | "F32" => 4,
+            "I64" | "U64" | "F64" => 8,
+            _ => return bad(&format!("unknown dtype `{dtype}`")),
+        };
+        let Some(shape) = info
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|s| s.iter().map(|d| d.as_u64()).collect::<Option<Vec<u64>>>())
+        else {
+            return bad("`shape` is not a list of sizes");
+        };
+        let Some([start, end]) = info
+            .get("data_offsets")
+            .and_then(|o| o.as_array())
+            .and_then(|o| o.iter().map(|v| v.as_u64()).collect::<Option<Vec<u64>>>())
+            .and_then(|o| <[u64; 2]>::try_from(o).ok())
+        else {
+            return bad("`data_offsets` is not [start, end]");
+        };
+        let Some(need) = shape.iter().try_fold(size, |acc, &d| acc.checked_mul(d)) else {
+            return bad(&format!("shape {shape:?} overflows"));
+        };
+        if end < start || end - start != need {
+            return bad(&format!(
+                "shape {shape:?} of {dtype} needs {need} bytes, but data_offsets [{start}, \
+                 {end}] span {}",
+                end.saturating_sub(start)
+            ));
+        }
+        if end > data_len {
+            return bad(&format!(
+                "ends at byte {end} of the data, beyond its {data_len} bytes: truncated?"
+            ));
+        }
+        spans.push((start, end, name));
+    }
+    spans.sort();
+    let mut previous: Option<(u64, &str)> = None;
+    for &(start, end, name) in &spans {
+        let (prev_end, prev_name) = previous.unwrap_or((0, ""));
+        if start != prev_end {
+            let after = if prev_name.is_empty() {
+                "the data's start (0)".to_string()
+            } else {
+                format!("the end of `{prev_name}` ({prev_end})")
+            };
+            return Some(format!(
+                "tensor `{name}` starts at byte {start} of the data, not at {after}: a tensor \
+                 is missing from the header there, or two overlap"
+            ));
+        }
+        previous = Some((end, name));
+    }
+    match previous {
+        Some((end, name)) if end != data_len => Some(format!(
+            "the last tensor `{name}` ends at byte {end}, but the data has {data_len} bytes: \
+             a tensor is missing from the header, or the file has trailing bytes"
+        )),
+        _ => None,
+    }
+}
+
 /// The storage types probe reads, as the ggml codes the rest of the loader speaks.
 fn stored_type(dtype: Dtype, name: &str) -> Result<GgmlType> {
     match dtype {
@@ -65,6 +147,7 @@ impl SafetensorsCheckpoint {
     /// Opens `path`: a `.safetensors` file, or a directory with `model.safetensors` or
     /// `model.safetensors.index.json`.
     pub fn open(path: &Path) -> Result<Self> {
+        let mut weight_map = None;
         let files: Vec<PathBuf> = if path.is_file() {
             vec![path.to_path_buf()]
         } else {
@@ -78,6 +161,16 @@ impl SafetensorsCheckpoint {
                 let mut names: Vec<String> = index.weight_map.values().cloned().collect();
                 names.sort();
                 names.dedup();
+                if let Some(bad) = names
+                    .iter()
+                    .find(|n| Path::new(n).components().count() != 1 || n.starts_with('.'))
+                {
+                    return Err(st_err(
+                        &index_path,
+                        format!("shard file name `{bad}` is not a file name in the directory"),
+                    ));
+                }
+                weight_map = Some(index.weight_map);
                 names.into_iter().map(|n| path.join(n)).collect()
             } else if single.is_file() {
                 vec![single]
@@ -97,25 +190,43 @@ impl SafetensorsCheckpoint {
             let file = File::open(path).map_err(|e| Error::io(path, e))?;
             // SAFETY: read-only map of a checkpoint we do not modify.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-            let st = SafeTensors::deserialize(&map).map_err(|e| st_err(path, e))?;
+            // the safetensors crate's messages do not name the tensor; ours do
+            let st = SafeTensors::deserialize(&map)
+                .map_err(|e| st_err(path, header_problem(&map).unwrap_or_else(|| e.to_string())))?;
             for (name, view) in st.tensors() {
                 let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
-                index.insert(
-                    name,
-                    Entry {
-                        shard: i,
-                        dtype: view.dtype(),
-                        shape: view.shape().to_vec(),
-                        start,
-                        len: view.data().len(),
-                    },
-                );
+                let entry = Entry {
+                    shard: i,
+                    dtype: view.dtype(),
+                    shape: view.shape().to_vec(),
+                    start,
+                    len: view.data().len(),
+                };
+                if let Some(first) = index.insert(name.clone(), entry) {
+                    return Err(st_err(
+                        path,
+                        format!(
+                            "tensor `{name}` is also in {}: which one to load is ambiguous",
+                            files[first.shard].display()
+                        ),
+                    ));
+                }
             }
             shards.push(Shard {
                 path: path.clone(),
                 map: Arc::new(map),
                 file,
             });
+        }
+        if let Some(map) = &weight_map {
+            for (name, file) in map {
+                if !index.contains_key(name) {
+                    return Err(st_err(
+                        &path.join("model.safetensors.index.json"),
+                        format!("maps tensor `{name}` to {file}, which does not hold it"),
+                    ));
+                }
+            }
         }
         Ok(SafetensorsCheckpoint {
             shards,
