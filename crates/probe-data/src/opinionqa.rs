@@ -73,11 +73,19 @@ fn read_info(dir: &Path) -> Result<HashMap<String, QuestionInfo>> {
     Ok(out)
 }
 
-/// The groups `metadata.csv` lists for an attribute, if it lists it.
-fn read_groups(dir: &Path, attribute: &str) -> Result<Option<Vec<String>>> {
+/// The groups `metadata.csv` lists for an attribute. Both the file and the attribute's row
+/// are required: the data files also hold non-response categories (`Refused`) under the same
+/// keys as groups, and only the metadata tells them apart.
+fn read_groups(dir: &Path, attribute: &str) -> Result<Vec<String>> {
     let path = dir.join("metadata.csv");
     if !path.is_file() {
-        return Ok(None);
+        return Err(file_err(
+            &path,
+            format!(
+                "missing: it lists the groups of each attribute ({attribute}); without it the \
+                 non-response category `{REFUSED}` would be read as a group"
+            ),
+        ));
     }
     let mut reader = csv::Reader::from_path(&path).map_err(|e| file_err(&path, e.to_string()))?;
     let headers = reader
@@ -93,10 +101,19 @@ fn read_groups(dir: &Path, attribute: &str) -> Result<Option<Vec<String>>> {
     for rec in reader.records() {
         let rec = rec.map_err(|e| file_err(&path, e.to_string()))?;
         if rec.get(k) == Some(attribute) {
-            return Ok(parse_list(rec.get(o).unwrap_or("")));
+            let text = rec.get(o).unwrap_or("");
+            return parse_list(text).ok_or_else(|| {
+                file_err(
+                    &path,
+                    format!("row `{attribute}`: `options` is not a list of groups: {text}"),
+                )
+            });
         }
     }
-    Ok(None)
+    Err(file_err(
+        &path,
+        format!("has no row for attribute `{attribute}` (key column), so its groups are unknown"),
+    ))
 }
 
 /// The attributes with a `<ATTR>_data.json` in `dir`.
@@ -168,19 +185,7 @@ pub fn read_attribute(dir: &Path, attribute: &str, keep_refused: bool) -> Result
                 })
                 .collect::<Vec<Option<f64>>>()
         });
-        let group_names: Vec<String> = match &groups {
-            Some(g) => g.clone(),
-            None => q
-                .as_object()
-                .map(|m| {
-                    m.keys()
-                        .filter(|k| *k != "MC_options" && *k != "question_text")
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        for group in group_names {
+        for group in &groups {
             let Some(counts) = q.get(&group).and_then(|g| g.as_object()) else {
                 continue;
             };
@@ -212,4 +217,63 @@ pub fn read_attribute(dir: &Path, attribute: &str, keep_refused: bool) -> Result
         return Err(file_err(&path, "no (question, group) cell has answers"));
     }
     Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-question folder whose data file also holds the non-response `Refused` key.
+    fn folder(metadata: Option<&str>) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let counts = r#"{"Yes": 3, "No": 1, "Refused": 1}"#;
+        std::fs::write(
+            dir.path().join("SEX_data.json"),
+            format!(
+                r#"{{"Q1": {{"MC_options": ["Yes", "No", "Refused"], "question_text": "Q?",
+                    "Male": {counts}, "Female": {counts}, "Refused": {counts}}}}}"#
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("info.csv"),
+            "key,option_ordinal,references\nQ1,\"[1.0, 2.0]\",\"['Yes', 'No', 'Refused']\"\n",
+        )
+        .unwrap();
+        if let Some(m) = metadata {
+            std::fs::write(dir.path().join("metadata.csv"), m).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn groups_come_from_metadata_never_from_the_data_keys() {
+        let dir = folder(Some(",key,options\n0,SEX,\"['Male', 'Female']\"\n"));
+        let cells = read_attribute(dir.path(), "SEX", false).unwrap();
+        let groups: Vec<&str> = cells.iter().map(|c| c.labels["group"].as_str()).collect();
+        assert_eq!(groups, ["Male", "Female"]);
+        assert_eq!(cells[0].options, ["Yes", "No"]);
+        assert_eq!(cells[0].reference, Some(vec![0.75, 0.25]));
+    }
+
+    #[test]
+    fn a_folder_without_metadata_or_without_the_attribute_is_an_error() {
+        let err = read_attribute(folder(None).path(), "SEX", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metadata.csv") && err.contains("missing"),
+            "{err}"
+        );
+        let other = folder(Some(",key,options\n0,AGE,\"['18-29']\"\n"));
+        let err = read_attribute(other.path(), "SEX", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no row for attribute `SEX`"), "{err}");
+        let broken = folder(Some(",key,options\n0,SEX,Male and Female\n"));
+        let err = read_attribute(broken.path(), "SEX", false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a list of groups"), "{err}");
+    }
 }

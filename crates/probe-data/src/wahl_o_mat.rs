@@ -6,7 +6,7 @@
 //! "Die Linke", "GRÜNE" = "BÜNDNIS 90/DIE GRÜNEN"); the default is the six parties of the
 //! Bundestag the latent-space study probes: CDU/CSU, SPD, GRÜNE, FDP, AfD, DIE LINKE.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -356,6 +356,21 @@ impl Election {
                 position,
                 comment,
             });
+        }
+        // Wahl-o-Mat asks every party every statement: a missing row would silently drop that
+        // (party, statement) pair from the probe data and its class balance
+        let answering: BTreeSet<u32> = out.iter().map(|o| o.party).collect();
+        for party in &answering {
+            if let Some(s) = statements.iter().find(|s| !seen.contains(&(*party, s.id))) {
+                return Err(err(
+                    "opinion.json",
+                    format!(
+                        "party {party} has no opinion on statement {} (every party that \
+                         answers must answer every statement)",
+                        s.id
+                    ),
+                ));
+            }
         }
         Ok(Election {
             id: dir

@@ -166,6 +166,14 @@ fn malformed_elections_are_clear_errors() {
             "party id 0 appears twice",
             Box::new(|d: &Path| edit(d, "party.json", |v| v[1]["id"] = v[0]["id"].clone())),
         ),
+        (
+            "has no opinion on statement",
+            Box::new(|d: &Path| {
+                edit(d, "opinion.json", |v| {
+                    v.as_array_mut().unwrap().remove(5);
+                })
+            }),
+        ),
     ];
     for (expected, damage) in cases {
         let tmp = tempfile::tempdir().unwrap();

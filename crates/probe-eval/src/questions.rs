@@ -218,6 +218,7 @@ impl QuestionSet {
         let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e.to_string()))?;
         let mut questions = Vec::new();
         let mut similar = HashMap::new();
+        let mut first_line: HashMap<String, usize> = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -229,6 +230,11 @@ impl QuestionSet {
                 .map(str::to_string)
                 .or_else(|| v["id"].as_i64().map(|n| n.to_string()))
                 .ok_or_else(|| err("no `id`".into()))?;
+            // answers, references and few-shot exclusions are keyed by id: two questions with
+            // one id would be merged or answered twice
+            if let Some(first) = first_line.insert(id.clone(), i + 1) {
+                return Err(err(format!("`id` {id:?} is also used on line {first}")));
+            }
             let question = v["question"]
                 .as_str()
                 .ok_or_else(|| err("no `question` text".into()))?
@@ -609,6 +615,13 @@ mod tests {
         .unwrap();
         let e = QuestionSet::jsonl(&p).unwrap_err().to_string();
         assert!(e.contains("group `g` has 1 values for 2 options"), "{e}");
+        let q = r#"{"id": "x", "question": "?", "options": ["a", "b"]}"#;
+        std::fs::write(&p, format!("{q}\n\n{q}\n")).unwrap();
+        let e = QuestionSet::jsonl(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3") && e.contains("also used on line 1"),
+            "{e}"
+        );
     }
 
     #[test]
