@@ -318,17 +318,41 @@ fn malformed_experiments_fail_before_loading_a_model() {
             good.replace("ideology=left,right", "ideology=far-left"),
             "personas.where",
         ),
+        // the contents of the inputs, not only their existence (issue 19 item 11)
+        (
+            good.replace("\"SA\", \"ÖU\"", "\"SA\", \"ÖUX\""),
+            "election.parties: 2099-demowahl: unknown party `ÖUX`",
+        ),
+        (
+            good.replace("\"de-stimme\"", "\"de-stimmen\""),
+            "personas.variants: no variant `de-stimmen`",
+        ),
+        (
+            good.replace("templates = [\"de-quiz\"]", "templates = [\"de-quizz\"]"),
+            "probes.templates",
+        ),
+        (
+            good.replace("\"coin-90\"", "\"coin-91\""),
+            "eval[0].question_ids",
+        ),
+        (
+            good.replace("weight = \"weight\"", "weight = \"gewicht\""),
+            "survey.csv",
+        ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         let path = tmp.path().join(format!("bad-{i}.toml"));
         std::fs::write(&path, text).unwrap();
-        let run = probe()
-            .current_dir(workspace_root())
-            .arg("study")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert_clean_failure(&run, expected);
-        assert!(!out.exists(), "case {i} created the output before failing");
+        for dry_run in [true, false] {
+            let run = probe()
+                .current_dir(workspace_root())
+                .arg("study")
+                .arg(&path)
+                .args(dry_run.then_some("--dry-run"))
+                .output()
+                .unwrap();
+            assert_clean_failure(&run, expected);
+            assert!(!out.exists(), "case {i} created the output before failing");
+        }
     }
 }

@@ -231,17 +231,7 @@ pub fn write_safetensors(
     Ok(())
 }
 
-/// A model's name in output paths: a GGUF file's stem, an HF directory's name (whose dots,
-/// as in `Llama-3.1-8B`, are no extension).
-pub fn model_name(path: &Path) -> String {
-    let name = if path.is_dir() {
-        path.file_name()
-    } else {
-        path.file_stem()
-    };
-    name.map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into())
-}
+pub use probe_lm::model::model_name;
 
 /// The personas of `probe scale` and `probe eval --vote`: a spec's grid, filtered, or explicit
 /// personas from a JSONL file.

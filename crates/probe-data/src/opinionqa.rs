@@ -186,7 +186,7 @@ pub fn read_attribute(dir: &Path, attribute: &str, keep_refused: bool) -> Result
                 .collect::<Vec<Option<f64>>>()
         });
         for group in &groups {
-            let Some(counts) = q.get(&group).and_then(|g| g.as_object()) else {
+            let Some(counts) = q.get(group).and_then(|g| g.as_object()) else {
                 continue;
             };
             let values: Vec<f64> = options

@@ -426,6 +426,111 @@ impl Experiment {
             probe_report::compare::Metric::parse(m)
                 .map_err(|e| anyhow::anyhow!("report.metrics: {e}"))?;
         }
+        self.check_contents()
+    }
+
+    /// What the stages will read, read now (all small files): the election and its parties,
+    /// template and variant ids, question files and ids, prompt files, survey columns. A typo
+    /// fails `--dry-run`, not the fourth stage after three have run.
+    fn check_contents(&self) -> Result<()> {
+        let election = probe_data::wahl_o_mat::Election::load(&self.election.dir)
+            .map_err(|e| anyhow::anyhow!("election.dir: {e}"))?;
+        election
+            .select_parties(&self.election.parties)
+            .map_err(|e| anyhow::anyhow!("election.parties: {e}"))?;
+        let templates = probe_data::probe_prompts::TemplateSet::load(&self.probes.template_file)
+            .map_err(|e| anyhow::anyhow!("probes.template_file: {e}"))?;
+        templates
+            .select(&self.probes.templates)
+            .map_err(|e| anyhow::anyhow!("probes.templates: {e}"))?;
+        if let Some(p) = &self.personas {
+            let all = probe_data::personas::load_templates(&p.templates)
+                .map_err(|e| anyhow::anyhow!("personas.templates: {e}"))?;
+            let chosen: Vec<probe_data::personas::PersonaTemplate> = if p.variants.is_empty() {
+                all.clone()
+            } else {
+                p.variants
+                    .iter()
+                    .map(|id| {
+                        all.iter().find(|t| &t.id == id).cloned().with_context(|| {
+                            format!(
+                                "personas.variants: no variant `{id}` in {} (known: {})",
+                                p.templates.display(),
+                                all.iter()
+                                    .map(|t| t.id.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            };
+            let spec = probe_data::personas::PersonaSpec::load(&p.spec)
+                .map_err(|e| anyhow::anyhow!("personas.spec: {e}"))?;
+            spec.check_templates(&chosen)
+                .map_err(|e| anyhow::anyhow!("personas.templates: {e}"))?;
+        }
+        for (i, e) in self.evals.iter().enumerate() {
+            let key = |k: &str| format!("eval[{i}].{k}");
+            let set = if let Some(q) = &e.questions {
+                Some(
+                    probe_eval::questions::QuestionSet::jsonl(q)
+                        .map_err(|err| anyhow::anyhow!("{}: {err}", key("questions")))?,
+                )
+            } else if let Some(dir) = &e.opinionqa {
+                for a in &e.attributes {
+                    must_exist(&key("attributes"), &dir.join(format!("{a}_data.json")))?;
+                }
+                None
+            } else {
+                None
+            };
+            if let Some(mut set) = set {
+                if !e.question_ids.is_empty() {
+                    set.select(&e.question_ids)
+                        .map_err(|err| anyhow::anyhow!("{}: {err}", key("question_ids")))?;
+                }
+            }
+            if let Some(p) = &e.prompts {
+                probe_eval::prompts::Templates::load(p)
+                    .map_err(|err| anyhow::anyhow!("{}: {err}", key("prompts")))?;
+            }
+            if let Some(source) = &e.shots_from {
+                if Path::new(source).is_file() {
+                    let o = probe_data::respondents::RespondentOptions::new(
+                        self.survey.answer.clone().unwrap_or_else(|| "vote".into()),
+                    );
+                    probe_data::respondents::read_respondents(Path::new(source), &o)
+                        .map_err(|err| anyhow::anyhow!("{}: {err}", key("shots_from")))?;
+                } else if probe_report::builtin::find(source).is_none() {
+                    bail!(
+                        "{}: `{source}` is neither a file nor a built-in election result",
+                        key("shots_from")
+                    );
+                }
+            }
+            if e.limit == Some(0) {
+                bail!("{}: 0 questions", key("limit"));
+            }
+            if let Some(t) = e
+                .temperature
+                .iter()
+                .find(|t| !(t.is_finite() && **t >= 0.0))
+            {
+                bail!("{}: {t} (must be ≥ 0)", key("temperature"));
+            }
+        }
+        if let Some(csv) = &self.survey.csv {
+            let mut o = probe_data::respondents::RespondentOptions::new(
+                self.survey.answer.clone().unwrap_or_else(|| "vote".into()),
+            );
+            o.weight = self.survey.weight.clone();
+            if !self.survey.attributes.is_empty() {
+                o.attributes = Some(self.survey.attributes.clone());
+            }
+            probe_data::respondents::read_respondents(csv, &o)
+                .map_err(|e| anyhow::anyhow!("survey.csv: {e}"))?;
+        }
         Ok(())
     }
 
@@ -434,7 +539,7 @@ impl Experiment {
         let m = &self.models[i];
         m.label
             .clone()
-            .unwrap_or_else(|| crate::common::model_name(&m.path))
+            .unwrap_or_else(|| probe_lm::model::model_name(&m.path))
     }
 
     /// The output name of evaluation `i`.
