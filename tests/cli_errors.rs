@@ -583,3 +583,97 @@ fn gguf_tensor_offset_off_the_alignment() {
         "tensor `second_tensor`: data offset 16 is not a multiple of the alignment 32",
     );
 }
+
+/// A tiny GGUF with a byte-level BPE tokenizer over `a`, `b`, `ab`, … (one tensor: `inspect`
+/// reads only metadata), with `edit` applied to its metadata.
+fn tokenizer_gguf(path: &std::path::Path, edit: impl FnOnce(GgufWriter) -> GgufWriter) {
+    // every byte-level symbol the test sentence needs, then one merge
+    let sentence = "Hallo Welt! Wie wählst du, 45 Jahre alt?";
+    let mut tokens: Vec<String> = Vec::new();
+    for b in sentence.bytes().chain(*b"ab") {
+        let t = byte_level(b);
+        if !tokens.contains(&t) {
+            tokens.push(t);
+        }
+    }
+    tokens.push("ab".into());
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let writer = tiny_gguf_llama()
+        .string("tokenizer.ggml.model", "gpt2")
+        .string("tokenizer.ggml.pre", "default")
+        .strings("tokenizer.ggml.tokens", &refs)
+        .tensor("token_embd.weight", vec![32, 64], 0, vec![0u8; 32 * 64 * 4]);
+    edit(writer).write(path);
+}
+
+/// GPT-2's byte-to-unicode map (the byte-level BPE alphabet).
+fn byte_level(b: u8) -> String {
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
+    if printable(b) {
+        char::from_u32(b as u32).unwrap().to_string()
+    } else {
+        let mut n = 0;
+        for x in 0..=255u8 {
+            if !printable(x) {
+                if x == b {
+                    break;
+                }
+                n += 1;
+            }
+        }
+        char::from_u32(256 + n).unwrap().to_string()
+    }
+}
+
+#[test]
+fn inspect_builds_and_tries_the_tokenizer_and_chat_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let inspect = |path: &std::path::Path| {
+        let out = probe().arg("inspect").arg(path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let good = dir.path().join("good.gguf");
+    tokenizer_gguf(&good, |w| {
+        w.strings("tokenizer.ggml.merges", &["a b"]).string(
+            "tokenizer.chat_template",
+            "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}",
+        )
+    });
+    let text = inspect(&good);
+    assert!(text.contains("tokenizer      yes"), "{text}");
+    assert!(text.contains("chat template  yes (renders)"), "{text}");
+
+    let no_merges = dir.path().join("no-merges.gguf");
+    tokenizer_gguf(&no_merges, |w| w);
+    let text = inspect(&no_merges);
+    assert!(
+        text.contains("tokenizer      BROKEN") && text.contains("no tokenizer.ggml.merges"),
+        "{text}"
+    );
+
+    let unknown_pre = dir.path().join("pre.gguf");
+    tokenizer_gguf(&unknown_pre, |w| {
+        w.strings("tokenizer.ggml.merges", &["a b"])
+            .string("tokenizer.ggml.pre", "klingon")
+    });
+    let text = inspect(&unknown_pre);
+    assert!(
+        text.contains("pre-tokenizer `klingon` is not supported"),
+        "{text}"
+    );
+
+    let broken_template = dir.path().join("template.gguf");
+    tokenizer_gguf(&broken_template, |w| {
+        w.strings("tokenizer.ggml.merges", &["a b"]).string(
+            "tokenizer.chat_template",
+            "{% for m in messages %}{{ m.content }",
+        )
+    });
+    let text = inspect(&broken_template);
+    assert!(text.contains("chat template  BROKEN"), "{text}");
+}

@@ -184,6 +184,18 @@ impl GgufWriter {
         self
     }
 
+    /// An array of strings (GGUF type 9 of type 8).
+    pub fn strings(mut self, key: &str, values: &[&str]) -> Self {
+        self.key(key, 9);
+        self.meta.extend(8u32.to_le_bytes());
+        self.meta.extend((values.len() as u64).to_le_bytes());
+        for v in values {
+            self.meta.extend((v.len() as u64).to_le_bytes());
+            self.meta.extend(v.as_bytes());
+        }
+        self
+    }
+
     /// `dims` in ggml order (fastest first); `data` raw bytes of `ggml_type`.
     pub fn tensor(mut self, name: &str, dims: Vec<u64>, ggml_type: u32, data: Vec<u8>) -> Self {
         self.tensors.push((name.to_string(), dims, ggml_type, data));

@@ -236,28 +236,7 @@ impl Model {
                     None if info.has_tokenizer => Some(Tokenizer::from_gguf(&file)?),
                     None => None,
                 };
-                let chat_template = file
-                    .meta("tokenizer.chat_template")
-                    .and_then(|v| v.as_str())
-                    .map(|src| {
-                        let tok_text = |key: &str| {
-                            file.meta(key)
-                                .and_then(|v| v.as_u64())
-                                .and_then(|id| {
-                                    file.meta("tokenizer.ggml.tokens")?
-                                        .as_array()?
-                                        .get(id as usize)?
-                                        .as_str()
-                                        .map(str::to_string)
-                                })
-                                .unwrap_or_default()
-                        };
-                        ChatTemplate::new(
-                            src.to_string(),
-                            tok_text("tokenizer.ggml.bos_token_id"),
-                            tok_text("tokenizer.ggml.eos_token_id"),
-                        )
-                    });
+                let chat_template = gguf_chat_template(&file);
                 let permuted_qk =
                     (file.meta_str("general.architecture")? == "llama").then_some(HeadLayout {
                         n_heads: info.config.num_heads,
@@ -337,6 +316,79 @@ fn resolve_precision(
     Ok(match options.compute {
         Some(compute) => precision.with_compute(compute),
         None => precision,
+    })
+}
+
+/// A GGUF's chat template, with its BOS and EOS token texts.
+fn gguf_chat_template(file: &GgufFile) -> Option<ChatTemplate> {
+    let src = file.meta("tokenizer.chat_template")?.as_str()?;
+    let tok_text = |key: &str| {
+        file.meta(key)
+            .and_then(|v| v.as_u64())
+            .and_then(|id| {
+                file.meta("tokenizer.ggml.tokens")?
+                    .as_array()?
+                    .get(usize::try_from(id).ok()?)?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    };
+    Some(ChatTemplate::new(
+        src.to_string(),
+        tok_text("tokenizer.ggml.bos_token_id"),
+        tok_text("tokenizer.ggml.eos_token_id"),
+    ))
+}
+
+/// What `generate` and `eval` will use of a checkpoint's text side, built and tried now
+/// (`probe inspect`): presence alone says nothing about a tokenizer without merges or with an
+/// unknown pre-tokenizer, or a template that does not render.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TextSide {
+    /// The tokenizer's vocabulary size, or why it cannot be built or used.
+    pub tokenizer: std::result::Result<usize, String>,
+    /// A sentence that does not decode back to itself (a warning, not an error: some
+    /// normalizers change text on purpose).
+    pub round_trip: Option<String>,
+    /// `None` without a template; else whether a one-message conversation renders.
+    pub chat_template: Option<std::result::Result<(), String>>,
+}
+
+/// Builds the tokenizer (`tokenizer` overrides the checkpoint's, as `--tokenizer` does) and
+/// the chat template of a checkpoint, and tries both.
+pub fn check_text_side(path: &Path, tokenizer: Option<&Path>) -> Result<TextSide> {
+    const SENTENCE: &str = "Hallo Welt! Wie wählst du, 45 Jahre alt?";
+    let source = open_source(path)?;
+    let built = match (tokenizer, &source) {
+        (Some(p), _) => Tokenizer::from_file(p),
+        (None, Source::Gguf(file)) => Tokenizer::from_gguf(file),
+        (None, Source::Hf { dir, .. }) => Tokenizer::from_file(&dir.join("tokenizer.json")),
+    };
+    let mut round_trip = None;
+    let tokenizer = built
+        .and_then(|t| {
+            let ids = t.encode(SENTENCE)?;
+            let back = t.decode(&ids, true)?;
+            if back.trim() != SENTENCE {
+                round_trip = Some(format!("{SENTENCE:?} decodes back as {back:?}"));
+            }
+            Ok(t.vocab_size())
+        })
+        .map_err(|e| e.to_string());
+    let template = match &source {
+        Source::Gguf(file) => gguf_chat_template(file),
+        Source::Hf { dir, .. } => hf_chat_template(dir).map(|(t, b, e)| ChatTemplate::new(t, b, e)),
+    };
+    let chat_template = template.map(|t| {
+        t.render(&[crate::chat::Message::new("user", "Hallo")], true)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    Ok(TextSide {
+        tokenizer,
+        round_trip,
+        chat_template,
     })
 }
 

@@ -119,6 +119,13 @@ impl Tokenizer {
             .meta("tokenizer.ggml.token_type")
             .and_then(|t| t.as_array())
         {
+            if types.len() != strings.len() {
+                return Err(tok_err(format!(
+                    "tokenizer.ggml.token_type has {} entries for {} tokens",
+                    types.len(),
+                    strings.len()
+                )));
+            }
             let mut special = Vec::new();
             let mut user = Vec::new();
             for (id, ty) in types.iter().enumerate() {

@@ -61,8 +61,16 @@ pub fn run(args: Args) -> Result<()> {
     }
     let c = &info.config;
     let memory = memory_table(&info);
+    // built and tried, as generate and eval will: presence alone proves nothing
+    let text = probe_lm::model::check_text_side(&args.model, None)?;
     if args.json {
         let mut v = serde_json::to_value(&info)?;
+        v["text_side"] = serde_json::json!({
+            "tokenizer_vocab": text.tokenizer.as_ref().ok(),
+            "tokenizer_error": text.tokenizer.as_ref().err(),
+            "round_trip_warning": text.round_trip,
+            "chat_template_error": text.chat_template.as_ref().and_then(|r| r.as_ref().err()),
+        });
         v["weight_memory_bytes"] = serde_json::to_value(
             memory
                 .iter()
@@ -110,15 +118,20 @@ pub fn run(args: Args) -> Result<()> {
     println!("tied embedding {}", c.tie_word_embeddings);
     println!(
         "tokenizer      {}",
-        if info.has_tokenizer {
-            "yes"
-        } else {
-            "no (pass --tokenizer)"
+        match (&text.tokenizer, &text.round_trip) {
+            (Ok(n), None) => format!("yes, {n} tokens"),
+            (Ok(n), Some(warning)) => format!("yes, {n} tokens (warning: {warning})"),
+            (Err(_), _) if !info.has_tokenizer => "no (pass --tokenizer)".to_string(),
+            (Err(e), _) => format!("BROKEN: {e}"),
         }
     );
     println!(
         "chat template  {}",
-        if info.has_chat_template { "yes" } else { "no" }
+        match &text.chat_template {
+            None => "no".to_string(),
+            Some(Ok(())) => "yes (renders)".to_string(),
+            Some(Err(e)) => format!("BROKEN: {e}"),
+        }
     );
     println!("memory         weights under each --dtype (activations come on top):");
     for m in &memory {
