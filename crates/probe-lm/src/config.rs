@@ -178,8 +178,24 @@ pub struct HfConfig {
 impl HfConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: not a valid config.json: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| {
+            // serde's message gives a line and column; name the key whose value is wrong
+            let culprit = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
+                .ok()
+                .and_then(|map| {
+                    map.into_iter().find(|(k, v)| {
+                        let one = serde_json::Map::from_iter([(k.clone(), v.clone())]);
+                        serde_json::from_value::<HfConfig>(serde_json::Value::Object(one)).is_err()
+                    })
+                });
+            match culprit {
+                Some((key, value)) => Error::Config(format!(
+                    "{}: not a valid config.json: `{key}` = {value}: {e}",
+                    path.display()
+                )),
+                None => Error::Config(format!("{}: not a valid config.json: {e}", path.display())),
+            }
+        })
     }
 
     pub fn require(&self, value: Option<usize>, key: &str) -> Result<usize> {

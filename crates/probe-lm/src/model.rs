@@ -125,16 +125,25 @@ impl ModelInfo {
             Source::Hf { dir, config } => {
                 let model_config = config_from_hf(config)?;
                 let mut tensors = Vec::new();
-                if let Ok(Weights::Safetensors(st)) = Weights::open_safetensors(dir) {
-                    let names: Vec<String> = st.names().map(str::to_string).collect();
-                    for n in names {
-                        if let Some(dt) = st.dtype_of(&n) {
-                            *weight_dtypes.entry(dt).or_insert(0) += 1;
-                        }
-                        if let (Ok(ty), Some((shape, bytes))) = (st.stored_type(&n), st.extent(&n))
-                        {
-                            tensors.push(TensorEntry::new(&n, ty, shape, bytes as u64));
-                        }
+                // a broken checkpoint is reported here, by `inspect`, not only when loading
+                let st = crate::weights::safetensors::SafetensorsCheckpoint::open(dir)?;
+                let names: Vec<String> = st.names().map(str::to_string).collect();
+                // sizes read from a file are bounded by what the file holds: every layer has
+                // tensors, so a config cannot have more layers than the checkpoint tensors
+                if model_config.num_layers > names.len() {
+                    return Err(Error::Config(format!(
+                        "{}: num_hidden_layers is {}, but the checkpoint holds only {} tensors",
+                        dir.join("config.json").display(),
+                        model_config.num_layers,
+                        names.len()
+                    )));
+                }
+                for n in names {
+                    if let Some(dt) = st.dtype_of(&n) {
+                        *weight_dtypes.entry(dt).or_insert(0) += 1;
+                    }
+                    if let (Ok(ty), Some((shape, bytes))) = (st.stored_type(&n), st.extent(&n)) {
+                        tensors.push(TensorEntry::new(&n, ty, shape, bytes as u64));
                     }
                 }
                 Ok(ModelInfo {

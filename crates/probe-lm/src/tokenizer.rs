@@ -62,8 +62,15 @@ impl Tokenizer {
         })
     }
 
-    /// Rebuilds the byte-level BPE tokenizer stored in GGUF metadata.
+    /// Rebuilds the byte-level BPE tokenizer stored in GGUF metadata; errors name the file.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        Self::from_gguf_metadata(file).map_err(|e| match e {
+            Error::Tokenizer(m) => Error::Tokenizer(format!("{}: {m}", file.path().display())),
+            other => other,
+        })
+    }
+
+    fn from_gguf_metadata(file: &GgufFile) -> Result<Self> {
         let model = file.meta_str("tokenizer.ggml.model")?;
         if model != "gpt2" {
             return Err(Error::Tokenizer(format!(

@@ -74,6 +74,26 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
     Ok(config)
 }
 
+/// The head size when the config leaves it out: the hidden size split evenly over the heads
+/// (a remainder would leave some of the hidden state out of attention: a broken config).
+pub(crate) fn implied_head_dim(
+    hidden_size: usize,
+    num_heads: usize,
+    hidden_key: &str,
+    heads_key: &str,
+) -> Result<usize> {
+    if num_heads == 0 {
+        return Err(Error::Config(format!("{heads_key} must be positive")));
+    }
+    if !hidden_size.is_multiple_of(num_heads) {
+        return Err(Error::Config(format!(
+            "{hidden_key} {hidden_size} is not a multiple of {heads_key} {num_heads}, and no \
+             head size is given"
+        )));
+    }
+    Ok(hidden_size / num_heads)
+}
+
 /// The hyper-parameters every llama.cpp architecture stores under `<arch>.*`.
 pub(crate) fn gguf_common(
     file: &GgufFile,
@@ -101,8 +121,16 @@ pub(crate) fn gguf_common(
     };
     let head_dim = match file.meta(&key("attention.key_length")) {
         Some(v) => v.as_u64().unwrap_or(0) as usize,
-        None if num_heads > 0 => hidden_size / num_heads,
-        None => 0,
+        None => implied_head_dim(
+            hidden_size,
+            num_heads,
+            &key("embedding_length"),
+            &key("attention.head_count"),
+        )
+        .map_err(|e| crate::Error::Gguf {
+            path: file.path().to_path_buf(),
+            reason: e.to_string(),
+        })?,
     };
     let vocab_size = match file.meta(&key("vocab_size")) {
         Some(v) => v.as_u64().unwrap_or(0) as usize,

@@ -1,0 +1,406 @@
+"""Writes tests/corpus/: small malformed inputs for every reader probe has (GGUF, the tokenizer
+rebuilt from GGUF metadata, safetensors, config.json, Wahl-o-Mat elections, cells JSONL,
+experiment files) and bad numeric flags, with tests/corpus/cases.json saying, per case, the
+command to run, the exit code and what the error must name (the file and the field).
+tests/corpus.rs runs them all in the normal test suite.
+
+    python3 scripts/make_malformed_corpus.py      # rewrites tests/corpus/ (deterministic)
+
+Placeholders in a case's arguments: {case} (the case's directory), {out} (a fresh temporary
+directory), {root} (the workspace root; commands run there).
+"""
+import json
+import os
+import shutil
+import struct
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "tests", "corpus")
+CASES = []
+shutil.rmtree(CORPUS, ignore_errors=True)  # cases are written as they are declared below
+
+
+def case(name, files, args, expect, exit=1):
+    """One case: `files` maps relative paths to bytes (or str) written under its directory."""
+    d = os.path.join(CORPUS, name)
+    os.makedirs(d, exist_ok=True)
+    for rel, data in files.items():
+        p = os.path.join(d, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+    CASES.append({"name": name, "args": args, "exit": exit, "expect": expect})
+
+
+# ---------------------------------------------------------------- GGUF
+def gstr(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+class Gguf:
+    """A GGUF v3 writer whose every field can be overridden to break it."""
+
+    def __init__(self):
+        self.meta = []  # (key, raw bytes of type + value)
+        self.tensors = []  # (name, dims, type, data, offset override)
+        self.version = 3
+        self.n_tensors = None
+        self.n_meta = None
+        self.magic = b"GGUF"
+        self.truncate = None
+
+    def kv(self, key, ty, payload):
+        self.meta.append((key, struct.pack("<I", ty) + payload))
+        return self
+
+    def u32(self, key, v):
+        return self.kv(key, 4, struct.pack("<I", v))
+
+    def f32(self, key, v):
+        return self.kv(key, 6, struct.pack("<f", v))
+
+    def string(self, key, v):
+        return self.kv(key, 8, gstr(v))
+
+    def strings(self, key, vs):
+        return self.kv(key, 9, struct.pack("<IQ", 8, len(vs)) + b"".join(gstr(v) for v in vs))
+
+    def u32s(self, key, vs):
+        return self.kv(key, 9, struct.pack("<IQ", 4, len(vs)) + b"".join(struct.pack("<I", v) for v in vs))
+
+    def tensor(self, name, dims, ty=0, data=None, offset=None):
+        n = 1
+        for d in dims:
+            n *= d
+        self.tensors.append((name, dims, ty, data if data is not None else bytes(4 * n), offset))
+        return self
+
+    def bytes(self):
+        out = bytearray(self.magic + struct.pack("<I", self.version))
+        out += struct.pack("<Q", len(self.tensors) if self.n_tensors is None else self.n_tensors)
+        out += struct.pack("<Q", len(self.meta) if self.n_meta is None else self.n_meta)
+        for k, v in self.meta:
+            out += gstr(k) + v
+        off = 0
+        for name, dims, ty, data, override in self.tensors:
+            out += gstr(name) + struct.pack("<I", len(dims))
+            out += b"".join(struct.pack("<Q", d) for d in dims)
+            out += struct.pack("<IQ", ty, off if override is None else override)
+            off += (len(data) + 31) // 32 * 32
+        while len(out) % 32:
+            out.append(0)
+        for *_, data, _ in self.tensors:
+            out += data
+            while len(out) % 32:
+                out.append(0)
+        return bytes(out if self.truncate is None else out[: self.truncate])
+
+
+def llama_meta(g=None, layers=1):
+    g = g or Gguf()
+    return (
+        g.string("general.architecture", "llama")
+        .u32("llama.block_count", layers)
+        .u32("llama.embedding_length", 8)
+        .u32("llama.feed_forward_length", 16)
+        .u32("llama.attention.head_count", 2)
+        .u32("llama.attention.head_count_kv", 1)
+        .f32("llama.attention.layer_norm_rms_epsilon", 1e-6)
+        .u32("llama.vocab_size", 16)
+    )
+
+
+def llama_gguf():
+    return llama_meta().tensor("token_embd.weight", [8, 16])
+
+
+def gguf_case(name, g, expect, file="model.gguf"):
+    case(name, {file: g.bytes() if isinstance(g, Gguf) else g}, ["inspect", "{case}/" + file], [file] + expect)
+
+
+gguf_case("gguf-empty-file", b"", ["magic"])
+g = llama_gguf(); g.magic = b"GGML"
+gguf_case("gguf-wrong-magic", g, ["not a GGUF file"])
+g = llama_gguf(); g.version = 1
+gguf_case("gguf-version-1", g, ["GGUF version 1"])
+g = llama_gguf(); g.version = 9
+gguf_case("gguf-version-9", g, ["GGUF version 9"])
+g = llama_gguf(); g.truncate = 20
+gguf_case("gguf-truncated-header", g, ["tensor count", "cannot fit"])
+g = llama_gguf(); g.n_tensors = 1 << 62
+gguf_case("gguf-tensor-count-huge", g, ["tensor count"])
+g = llama_gguf(); g.n_meta = 1 << 62
+gguf_case("gguf-metadata-count-huge", g, ["metadata count"])
+g = llama_gguf(); g.kv("x", 8, struct.pack("<Q", 1 << 60))
+gguf_case("gguf-string-length-huge", g, ["x = 1152921504606846976", "cannot fit"])
+g = llama_gguf(); g.meta.insert(0, ("general.name", struct.pack("<I", 99) + b"abcd"))
+gguf_case("gguf-unknown-value-type", g, ["general.name", "type 99"])
+g = llama_gguf(); g.kv("big.array", 9, struct.pack("<IQ", 4, 1 << 61))
+gguf_case("gguf-array-length-huge", g, ["big.array"])
+nested = struct.pack("<IQ", 9, 1)
+for _ in range(200):
+    nested += struct.pack("<IQ", 9, 1)
+g = llama_gguf(); g.kv("deep", 9, nested)
+gguf_case("gguf-arrays-nested-deep", g, ["deep", "nest"])
+g = llama_meta().tensor("token_embd.weight", [])
+gguf_case("gguf-tensor-zero-dims", g, ["token_embd.weight", "0 dimensions"])
+g = llama_meta().tensor("token_embd.weight", [1, 1, 1, 1, 1])
+gguf_case("gguf-tensor-five-dims", g, ["token_embd.weight", "5 dimensions"])
+g = llama_meta(); g.tensors.append(("token_embd.weight", [1 << 40, 1 << 40], 0, b"", None))
+gguf_case("gguf-tensor-dims-overflow", g, ["token_embd.weight", "overflow"])
+g = llama_meta(); g.tensors.append(("token_embd.weight", [8, 16], 99, bytes(512), None))
+gguf_case("gguf-tensor-unknown-type", g, ["token_embd.weight", "99"])
+g = llama_meta(); g.tensors.append(("token_embd.weight", [8, 1 << 20], 0, bytes(512), None))
+gguf_case("gguf-tensor-beyond-end", g, ["token_embd.weight", "beyond the end"])
+g = llama_meta().tensor("a.weight", [4]).tensor("token_embd.weight", [8, 16], offset=16)
+gguf_case("gguf-tensor-offset-unaligned", g, ["token_embd.weight", "alignment"])
+g = llama_meta().tensor("token_embd.weight", [8, 16]).tensor("token_embd.weight", [8, 16])
+gguf_case("gguf-tensor-name-twice", g, ["token_embd.weight", "twice"])
+g = llama_gguf().u32("general.alignment", 3)
+gguf_case("gguf-alignment-not-power-of-two", g, ["general.alignment"])
+g = llama_meta(Gguf(), layers=4_000_000_000).tensor("token_embd.weight", [8, 16])
+gguf_case("gguf-block-count-huge", g, ["llama.block_count"])
+g = Gguf().u32("llama.block_count", 1).tensor("token_embd.weight", [8, 16])
+gguf_case("gguf-no-architecture", g, ["general.architecture"])
+g = Gguf().string("general.architecture", "gpt5").tensor("token_embd.weight", [8, 16])
+gguf_case("gguf-unknown-architecture", g, ["gpt5"])
+g = llama_gguf(); g.meta = [m for m in g.meta if m[0] != "llama.embedding_length"] + [("llama.embedding_length", struct.pack("<II", 4, 0))]
+gguf_case("gguf-embedding-length-zero", g, ["hidden_size"])
+g = llama_gguf(); g.meta = [m for m in g.meta if m[0] != "llama.attention.head_count"] + [("llama.attention.head_count", struct.pack("<II", 4, 3))]
+gguf_case("gguf-heads-do-not-divide", g, ["llama.embedding_length 8 is not a multiple of llama.attention.head_count 3"])
+g = llama_meta(); g.tensors.append(("token_embd.weight", [31, 1], 2, bytes(64), None))
+gguf_case("gguf-row-not-whole-blocks", g, ["token_embd.weight", "blocks"])
+
+
+# ---------------------------------------------------------------- tokenizer from GGUF
+def byte_level(b):
+    printable = lambda x: 33 <= x <= 126 or 0xA1 <= x <= 0xAC or x >= 0xAE
+    if printable(b):
+        return chr(b)
+    return chr(256 + sum(1 for x in range(b) if not printable(x)))
+
+
+TOKENS = sorted({byte_level(b) for b in range(256)}) + ["ab"]
+
+
+def tok_gguf(edit):
+    g = llama_gguf().string("tokenizer.ggml.model", "gpt2").string("tokenizer.ggml.pre", "default")
+    g = edit(g)
+    return g
+
+
+def tok_case(name, g, expect):
+    case(name, {"tok.gguf": g.bytes()}, ["inspect", "{case}/tok.gguf", "--save-tokenizer", "{out}/tokenizer.json"], ["tok.gguf"] + expect)
+
+
+tok_case("tokenizer-no-tokens", tok_gguf(lambda g: g), ["tokenizer.ggml.tokens"])
+tok_case("tokenizer-no-merges", tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS)), ["tokenizer.ggml.merges"])
+tok_case("tokenizer-merge-without-space", tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).strings("tokenizer.ggml.merges", ["ab"])), ["merge 0", "`ab`"])
+tok_case("tokenizer-unknown-pre", tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).strings("tokenizer.ggml.merges", ["a b"]).string("tokenizer.ggml.pre", "klingon")), ["klingon"])
+tok_case("tokenizer-unknown-model", tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).string("tokenizer.ggml.model", "t5")), ["`t5`"])
+tok_case("tokenizer-token-type-length", tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).strings("tokenizer.ggml.merges", ["a b"]).u32s("tokenizer.ggml.token_type", [1, 1, 3])), ["tokenizer.ggml.token_type", "3 entries"])
+tok_case("tokenizer-tokens-not-strings", tok_gguf(lambda g: g.u32s("tokenizer.ggml.tokens", [1, 2, 3])), ["token 0"])
+
+
+# ---------------------------------------------------------------- safetensors + config.json
+CONFIG = {
+    "model_type": "llama", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
+    "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": True, "hidden_act": "silu",
+}
+SHAPES = [
+    ("model.embed_tokens.weight", [16, 8]), ("model.norm.weight", [8]),
+    ("model.layers.0.input_layernorm.weight", [8]), ("model.layers.0.post_attention_layernorm.weight", [8]),
+    ("model.layers.0.self_attn.q_proj.weight", [8, 8]), ("model.layers.0.self_attn.k_proj.weight", [4, 8]),
+    ("model.layers.0.self_attn.v_proj.weight", [4, 8]), ("model.layers.0.self_attn.o_proj.weight", [8, 8]),
+    ("model.layers.0.mlp.gate_proj.weight", [16, 8]), ("model.layers.0.mlp.up_proj.weight", [16, 8]),
+    ("model.layers.0.mlp.down_proj.weight", [8, 16]),
+]
+
+
+def safetensors(shapes=SHAPES, edit=None, dtype="F32"):
+    header, data = {}, bytearray()
+    for i, (name, shape) in enumerate(shapes):
+        n = 1
+        for d in shape:
+            n *= d
+        raw = b"".join(struct.pack("<f", ((i * 7 + j * 13) % 17 - 8) / 100) for j in range(n))
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    if edit:
+        edit(header)
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + bytes(data)
+
+
+RUN = ["run-with-cache", "{case}", "--ids", "1,2,3", "--hooks", "blocks.0.hook_resid_post", "--out", "{out}/x.safetensors"]
+
+
+def st_case(name, st, expect, config=None, extra=None):
+    files = {"config.json": json.dumps(config or CONFIG), "model.safetensors": st}
+    files.update(extra or {})
+    case(name, files, RUN, expect)
+
+
+st_case("safetensors-empty-file", b"", ["model.safetensors"])
+st_case("safetensors-header-length-huge", struct.pack("<Q", 1 << 40) + b"{}", ["model.safetensors"])
+st_case("safetensors-header-not-json", struct.pack("<Q", 8) + b"{not js}", ["model.safetensors"])
+st_case("safetensors-shape-disagrees-with-offsets", safetensors(edit=lambda h: h["model.layers.0.mlp.up_proj.weight"].update(shape=[16, 9])), ["model.safetensors", "model.layers.0.mlp.up_proj.weight", "shape [16, 9]"])
+st_case("safetensors-entry-missing-from-header", safetensors(edit=lambda h: h.pop("model.layers.0.self_attn.k_proj.weight")), ["model.safetensors", "model.layers.0.self_attn.v_proj.weight", "missing from the header"])
+st_case("safetensors-unknown-dtype", safetensors(edit=lambda h: h["model.norm.weight"].update(dtype="F12")), ["model.safetensors", "model.norm.weight", "F12"])
+st_case("safetensors-offsets-beyond-data", safetensors(edit=lambda h: h["model.layers.0.mlp.down_proj.weight"].update(data_offsets=[0, 1 << 30])), ["model.safetensors", "model.layers.0.mlp.down_proj.weight"])
+st_case("safetensors-required-tensor-missing", safetensors([s for s in SHAPES if "q_proj" not in s[0]]), ["model.layers.0.self_attn.q_proj.weight", "missing"])
+st_case("safetensors-tensor-wrong-shape", safetensors([(n, [8, 7] if "o_proj" in n else s) for n, s in SHAPES]), ["model.layers.0.self_attn.o_proj.weight", "shape"])
+st_case("safetensors-unsupported-dtype", safetensors([(n, s) for n, s in SHAPES], dtype="I32"), ["I32"])
+case("safetensors-index-names-missing-file", {"config.json": json.dumps(CONFIG), "model.safetensors.index.json": json.dumps({"weight_map": {"model.norm.weight": "model-00001-of-00002.safetensors"}})}, RUN, ["model-00001-of-00002.safetensors"])
+case("safetensors-index-not-json", {"config.json": json.dumps(CONFIG), "model.safetensors.index.json": "{weight_map"}, RUN, ["model.safetensors.index.json", "shard index"])
+case("safetensors-index-maps-tensor-its-file-lacks", {"config.json": json.dumps(CONFIG), "model.safetensors": safetensors(), "model.safetensors.index.json": json.dumps({"weight_map": {"model.norm.weight": "model.safetensors", "lm_head.weight": "model.safetensors"}})}, RUN, ["model.safetensors.index.json", "lm_head.weight"])
+case("safetensors-index-escapes-directory", {"config.json": json.dumps(CONFIG), "model.safetensors.index.json": json.dumps({"weight_map": {"model.norm.weight": "../../etc/passwd"}})}, RUN, ["model.safetensors.index.json", "../../etc/passwd"])
+
+
+def cfg_case(name, edit, expect):
+    c = dict(CONFIG)
+    edit(c)
+    case(name, {"config.json": json.dumps(c), "model.safetensors": safetensors()}, RUN, ["config"] + expect)
+
+
+case("config-not-json", {"config.json": "{\"hidden_size\": ", "model.safetensors": safetensors()}, RUN, ["config.json", "not a valid config.json"])
+cfg_case("config-hidden-size-missing", lambda c: c.pop("hidden_size"), ["hidden_size"])
+cfg_case("config-hidden-size-zero", lambda c: c.update(hidden_size=0), ["hidden_size"])
+cfg_case("config-heads-zero", lambda c: c.update(num_attention_heads=0), ["num_attention_heads"])
+cfg_case("config-heads-do-not-divide", lambda c: c.update(num_attention_heads=3), ["hidden_size 8 is not a multiple of num_attention_heads 3"])
+cfg_case("config-unknown-model-type", lambda c: c.update(model_type="gpt5"), ["gpt5"])
+cfg_case("config-layers-huge", lambda c: c.update(num_hidden_layers=10**12), ["config.json", "num_hidden_layers is 1000000000000"])
+cfg_case("config-vocab-size-string", lambda c: c.update(vocab_size="sixteen"), ["config.json", "`vocab_size` = \"sixteen\""])
+cfg_case("config-unknown-activation", lambda c: c.update(hidden_act="swish2"), ["swish2"])
+cfg_case("config-unknown-rope-scaling", lambda c: c.update(rope_scaling={"rope_type": "warp", "factor": 2.0}), ["warp"])
+
+
+# ---------------------------------------------------------------- Wahl-o-Mat elections
+def election(edit=None):
+    e = {
+        "overview": {"title": "Mini 2099", "date": "2099-01-01"},
+        "party": [{"id": 0, "name": "SA", "longname": "Soziale Allianz"}, {"id": 1, "name": "ÖU", "longname": "Ökologische Union"}],
+        "statement": [{"id": 0, "label": "Lohn", "text": "Der Lohn soll steigen."}, {"id": 1, "label": "Tempo", "text": "Ein Tempolimit soll gelten."}],
+        "answer": [{"id": 0, "message": "Stimme zu"}, {"id": 1, "message": "Stimme nicht zu"}, {"id": 2, "message": "Neutral"}],
+        "opinion": [{"id": i, "party": p, "statement": s, "answer": (p + s) % 3, "comment": i} for i, (p, s) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)])],
+        "comment": [{"id": i, "text": "Begründung %d." % i} for i in range(4)],
+    }
+    if edit:
+        edit(e)
+    return {"e/%s.json" % k: json.dumps(v, ensure_ascii=False) for k, v in e.items() if v is not None}
+
+
+def wom_case(name, edit, expect, file):
+    case(name, election(edit), ["data", "audit", "{case}/e", "--parties", "SA,ÖU"], [file] + expect)
+
+
+wom_case("election-statement-file-missing", lambda e: e.update(statement=None), [], "statement.json")
+case("election-party-not-json", {**election(), "e/party.json": "[{\"id\": 0,"}, ["data", "audit", "{case}/e", "--parties", "SA,ÖU"], ["party.json"])
+wom_case("election-opinion-unknown-party", lambda e: e["opinion"][0].update(party=9), ["party 9"], "opinion.json")
+wom_case("election-opinion-unknown-statement", lambda e: e["opinion"][1].update(statement=7), ["statement 7"], "opinion.json")
+wom_case("election-opinion-unknown-answer", lambda e: e["opinion"][2].update(answer=5), ["answer code 5"], "opinion.json")
+wom_case("election-statement-id-twice", lambda e: e["statement"][1].update(id=0), ["statement id 0"], "statement.json")
+wom_case("election-statement-text-empty", lambda e: e["statement"][0].update(text="  "), ["statement 0", "empty text"], "statement.json")
+wom_case("election-opinion-row-missing", lambda e: e["opinion"].pop(3), ["party 1", "statement 1"], "opinion.json")
+wom_case("election-opinion-twice", lambda e: e["opinion"].append(dict(e["opinion"][0], id=9)), ["party 0", "statement 0", "twice"], "opinion.json")
+wom_case("election-party-id-twice", lambda e: e["party"][1].update(id=0), ["party id 0"], "party.json")
+wom_case("election-no-statements", lambda e: e.update(statement=[], opinion=[]), ["no statements"], "opinion.json")
+
+
+# ---------------------------------------------------------------- cells JSONL
+REF = json.dumps({"question": "q", "group": "g", "options": ["a", "b"], "reference": [0.5, 0.5]}) + "\n"
+
+
+def cells_case(name, predicted, expect):
+    case(name, {"ref.jsonl": REF, "pred.jsonl": predicted}, ["compare", "--reference", "{case}/ref.jsonl", "--predicted", "{case}/pred.jsonl"], ["pred.jsonl:1"] + expect)
+
+
+def cell(**kw):
+    c = {"question": "q", "group": "g", "model": "m", "options": ["a", "b"], "predicted": [0.3, 0.7]}
+    c.update(kw)
+    return json.dumps({k: v for k, v in c.items() if v is not None}) + "\n"
+
+
+cells_case("cells-not-json", "{\"question\": \"q\",\n", ["JSON"])
+cells_case("cells-no-options", cell(options=None), ["options"])
+cells_case("cells-length-mismatch", cell(predicted=[0.2, 0.3, 0.5]), ["predicted"])
+cells_case("cells-do-not-sum-to-one", cell(predicted=[0.2, 0.3]), ["predicted"])
+cells_case("cells-negative-probability", cell(predicted=[-0.5, 1.5]), ["predicted"])
+cells_case("cells-nan", "{\"question\": \"q\", \"options\": [\"a\", \"b\"], \"predicted\": [NaN, 1]}\n", ["`predicted`", "NaN"])
+cells_case("cells-option-twice", cell(options=["a", "a"]), ["`a`"])
+case("cells-empty-file", {"ref.jsonl": REF, "pred.jsonl": ""}, ["compare", "--reference", "{case}/ref.jsonl", "--predicted", "{case}/pred.jsonl"], ["pred.jsonl", "no cells"])
+cells_case("cells-line-not-object", "[1, 2]\n", ["not a JSON object"])
+cells_case("cells-counts-negative", cell(predicted=None, predicted_counts=[-1, 3]), ["predicted_counts"])
+case("cells-predicted-twice", {"ref.jsonl": REF, "pred.jsonl": cell() + cell()}, ["compare", "--reference", "{case}/ref.jsonl", "--predicted", "{case}/pred.jsonl"], ["appears twice", "question=q"])
+
+
+# ---------------------------------------------------------------- experiment files
+EXPERIMENT = """name = "corpus"
+out = "{out}/study"
+
+[[model]]
+path = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+[election]
+dir = "data/demo/wahl-o-mat/2099-demowahl"
+parties = ["SA", "ÖU", "FB"]
+
+[probes]
+folds = 2
+"""
+
+
+def exp_case(name, text, expect):
+    case(name, {"experiment.toml": text}, ["study", "{case}/experiment.toml", "--dry-run"], ["experiment.toml"] + expect)
+
+
+exp_case("experiment-not-toml", "name = \n", ["TOML"])
+exp_case("experiment-unknown-field", EXPERIMENT.replace("folds = 2", "folds = 2\nfoldz = 3"), ["foldz"])
+exp_case("experiment-no-name", EXPERIMENT.replace('name = "corpus"\n', ""), ["name"])
+exp_case("experiment-layers-outside", EXPERIMENT.replace("folds = 2", "folds = 2\nlayers = [0.5, 1.5]"), ["probes.layers"])
+exp_case("experiment-folds-one", EXPERIMENT.replace("folds = 2", "folds = 1"), ["probes.folds"])
+exp_case("experiment-unknown-party", EXPERIMENT.replace('"FB"', '"XYZ"'), ["election.parties", "XYZ"])
+exp_case("experiment-unknown-template", EXPERIMENT.replace("folds = 2", 'folds = 2\ntemplates = ["nope"]'), ["probes.templates", "nope"])
+exp_case("experiment-election-missing", EXPERIMENT.replace("2099-demowahl", "2098-nowahl"), ["election.dir"])
+exp_case("experiment-unknown-device", 'device = "tpu"\n' + EXPERIMENT, ["device", "tpu"])
+exp_case("experiment-unknown-metric", EXPERIMENT + '\n[report]\nmetrics = ["tv", "emd"]\n', ["report.metrics", "emd"])
+
+
+# ---------------------------------------------------------------- positive controls
+# The valid input each family above breaks, accepted: a malformed case fails for its defect,
+# not for something the generator got wrong (and the fuzz targets start from these).
+good_tok = tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).strings("tokenizer.ggml.merges", ["a b"]).string(
+    "tokenizer.chat_template", "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"))
+case("valid-gguf", {"model.gguf": good_tok.bytes()}, ["inspect", "{case}/model.gguf", "--save-tokenizer", "{out}/tokenizer.json"], [], exit=0)
+case("valid-safetensors", {"config.json": json.dumps(CONFIG), "model.safetensors": safetensors()}, RUN, [], exit=0)
+case("valid-election", election(), ["data", "audit", "{case}/e", "--parties", "SA,ÖU"], [], exit=0)
+case("valid-cells", {"ref.jsonl": REF, "pred.jsonl": cell()}, ["compare", "--reference", "{case}/ref.jsonl", "--predicted", "{case}/pred.jsonl"], [], exit=0)
+
+
+# ---------------------------------------------------------------- numeric flags (clap: exit 2)
+def flag_case(name, args, flag):
+    case(name, {}, args, [flag], exit=2)
+
+
+flag_case("flag-compare-bootstrap-zero", ["compare", "--predicted", "x.jsonl", "--bootstrap", "0"], "--bootstrap")
+flag_case("flag-report-bootstrap-zero", ["report", "x", "--bootstrap", "0"], "--bootstrap")
+flag_case("flag-extract-batch-size-zero", ["extract", "m.gguf", "--batch-size", "0"], "--batch-size")
+flag_case("flag-extract-shard-size-zero", ["extract", "m.gguf", "--shard-size", "0"], "--shard-size")
+flag_case("flag-scale-shard-size-zero", ["scale", "m.gguf", "--shard-size", "0"], "--shard-size")
+flag_case("flag-scale-batch-size-zero", ["scale", "m.gguf", "--batch-size", "0"], "--batch-size")
+flag_case("flag-run-with-cache-batch-size-zero", ["run-with-cache", "m.gguf", "--batch-size", "0"], "--batch-size")
+flag_case("flag-eval-batch-size-zero", ["eval", "m.gguf", "--batch-size", "0"], "--batch-size")
+flag_case("flag-eval-n-not-a-number", ["eval", "m.gguf", "--n", "ten"], "--n")
+flag_case("flag-compare-bootstrap-negative", ["compare", "--predicted", "x.jsonl", "--bootstrap=-5"], "--bootstrap")
+
+
+if __name__ == "__main__":
+    names = [c["name"] for c in CASES]
+    assert len(names) == len(set(names)), "case names must be unique"
+    with open(os.path.join(CORPUS, "cases.json"), "w") as f:
+        json.dump(CASES, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    size = sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(CORPUS) for n in ns)
+    print(f"{len(CASES)} cases, {size / 1024:.0f} KiB in {os.path.relpath(CORPUS, ROOT)}")
