@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Fuzzes probe's readers with cargo-fuzz (libFuzzer, AddressSanitizer, debug assertions and
+# overflow checks): GGUF, the GGUF tokenizer, safetensors, config.json, Wahl-o-Mat elections,
+# cells JSONL and experiment files. Nightly Rust only, so never part of CI or scripts/test.sh.
+#
+#   bash scripts/fuzz.sh              # every target for 600 s, two at a time
+#   SECONDS_EACH=60 TARGETS="gguf cells_jsonl" JOBS=1 bash scripts/fuzz.sh
+#
+# Seeds come from the regression corpus (tests/corpus, malformed inputs and their valid
+# controls) and the demo data; the grown corpora stay in fuzz/corpus/<target> (ignored by
+# git) so a rerun continues from them. Logs: fuzz/logs/<target>.log; a crash leaves its input
+# in fuzz/artifacts/<target>/ (turn it into a tests/corpus case once fixed). The last lines
+# print each target's executions, for docs/FUZZING.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${SECONDS_EACH:-600}
+JOBS=${JOBS:-2}
+TARGETS=${TARGETS:-"gguf gguf_tokenizer safetensors config_json wahl_o_mat cells_jsonl experiment"}
+
+command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
+cargo +nightly fuzz build
+
+seed() { # target dir files...
+  local dir=$1; shift
+  mkdir -p "$dir"
+  for f in "$@"; do
+    [ -f "$f" ] && cp "$f" "$dir/seed-$(echo "$f" | tr '/' '_')"
+  done
+  return 0
+}
+election_seed() { # out election-dir: the six files joined by the target's separator
+  local out=$1 dir=$2 first=1
+  : > "$out"
+  for f in overview party statement answer opinion comment; do
+    [ $first = 1 ] || printf '\n@@\n' >> "$out"
+    first=0
+    [ -f "$dir/$f.json" ] && cat "$dir/$f.json" >> "$out"
+  done
+  return 0
+}
+
+C=tests/corpus
+for t in $TARGETS; do
+  d=fuzz/corpus/$t
+  case $t in
+    gguf) seed $d $C/gguf-*/model.gguf $C/valid-gguf/model.gguf ;;
+    gguf_tokenizer) seed $d $C/tokenizer-*/tok.gguf $C/valid-gguf/model.gguf ;;
+    safetensors) seed $d $C/safetensors-*/model.safetensors $C/valid-safetensors/model.safetensors ;;
+    config_json) seed $d $C/config-*/config.json $C/valid-safetensors/config.json ../shared/reference/tiny-*/config.json ;;
+    wahl_o_mat)
+      mkdir -p $d
+      for e in $C/election-*/e $C/valid-election/e data/demo/wahl-o-mat/2099-demowahl; do
+        election_seed "$d/seed-$(echo "$e" | tr '/' '_')" "$e"
+      done ;;
+    cells_jsonl) seed $d $C/cells-*/pred.jsonl $C/valid-cells/*.jsonl data/eval/coin.jsonl ;;
+    experiment) seed $d $C/experiment-*/experiment.toml examples/*.toml ;;
+    *) echo "unknown target $t" >&2; exit 2 ;;
+  esac
+done
+
+mkdir -p fuzz/logs
+run() { # target
+  cargo +nightly fuzz run "$1" "fuzz/corpus/$1" -- -max_total_time="$SECONDS_EACH" \
+    -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 > "fuzz/logs/$1.log" 2>&1 \
+    && echo "$1: ok" || echo "$1: FAILED (see fuzz/logs/$1.log and fuzz/artifacts/$1/)"
+}
+export -f run
+export SECONDS_EACH
+printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} bash -c 'run {}'
+
+echo "target executions seconds corpus"
+for t in $TARGETS; do
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "fuzz/logs/$t.log" | grep -o '[0-9]*$' | tail -1)
+  secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "fuzz/logs/$t.log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' | tail -1)
+  units=$(ls "fuzz/corpus/$t" | wc -l)
+  echo "$t ${execs:-?} ${secs:-?} $units"
+done
