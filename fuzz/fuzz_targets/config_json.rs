@@ -8,7 +8,8 @@ fuzz_target!(|data: &[u8]| {
     static WEIGHTS: std::sync::Once = std::sync::Once::new();
     WEIGHTS.call_once(|| {
         // one small tensor: the config decides everything else
-        let header = br#"{"model.embed_tokens.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#;
+        let header =
+            br#"{"model.embed_tokens.weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#;
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(header);
         bytes.extend_from_slice(&[0u8; 16]);

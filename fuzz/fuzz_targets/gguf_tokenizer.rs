@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = tok.encode_continuation(" SPD");
     }
-    if let Some(src) = file.meta("tokenizer.chat_template").and_then(|v| v.as_str()) {
+    if let Some(src) = file
+        .meta("tokenizer.chat_template")
+        .and_then(|v| v.as_str())
+    {
         let template = probe_lm::ChatTemplate::new(src.to_string(), "<s>".into(), "</s>".into());
         let _ = template.render(
             &[
