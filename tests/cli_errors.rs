@@ -677,3 +677,31 @@ fn inspect_builds_and_tries_the_tokenizer_and_chat_template() {
     let text = inspect(&broken_template);
     assert!(text.contains("chat template  BROKEN"), "{text}");
 }
+
+#[test]
+fn a_fifo_or_device_as_input_is_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("cells.jsonl");
+    if !std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return;
+    }
+    // reading a FIFO nobody writes to would block forever
+    let out = probe()
+        .arg("compare")
+        .arg("--reference")
+        .arg(&fifo)
+        .arg("--predicted")
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "not a regular file");
+    let study = probe()
+        .args(["study", "/dev/zero", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&study, "/dev/zero: not a regular file");
+}

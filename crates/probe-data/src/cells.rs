@@ -321,10 +321,7 @@ pub fn read_jsonl(path: &Path, normalize: bool) -> Result<Vec<Cell>> {
 
 /// [`read_jsonl`] under any [`SumPolicy`], with counts of what reading changed or dropped.
 pub fn read_jsonl_with(path: &Path, policy: SumPolicy) -> Result<(Vec<Cell>, ReadStats)> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::read_text(path)?;
     let mut cells = Vec::new();
     let mut stats = ReadStats::default();
     for (i, line) in text.lines().enumerate() {

@@ -140,10 +140,7 @@ pub fn attributes(dir: &Path) -> Result<Vec<String>> {
 /// skipped (they have no distribution).
 pub fn read_attribute(dir: &Path, attribute: &str, keep_refused: bool) -> Result<Vec<Cell>> {
     let path: PathBuf = dir.join(format!("{attribute}_data.json"));
-    let text = std::fs::read_to_string(&path).map_err(|source| DataError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let text = crate::read_text(&path)?;
     let data: BTreeMap<String, Value> =
         serde_json::from_str(&text).map_err(|e| file_err(&path, format!("not JSON: {e}")))?;
     let info = read_info(dir)?;

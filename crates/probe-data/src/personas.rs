@@ -442,10 +442,7 @@ fn persona_id(values: &[(String, String)]) -> String {
 }
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    crate::read_text(path)
 }
 
 /// Loads a persona template file (`[[template]]` entries with `id`, `language`, `text`).

@@ -51,10 +51,7 @@ const PLACEHOLDERS: [&str; 5] = [
 
 impl TemplateSet {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::read_text(path)?;
         Self::parse(&text).map_err(|reason| DataError::File {
             path: path.to_path_buf(),
             reason,

@@ -228,10 +228,7 @@ struct RawOverview {
 
 fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
     let path: PathBuf = dir.join(name);
-    let text = std::fs::read_to_string(&path).map_err(|source| DataError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let text = crate::read_text(&path)?;
     serde_json::from_str(&text).map_err(|e| DataError::File {
         path,
         reason: format!("not a valid Wahl-o-Mat {name}: {e}"),

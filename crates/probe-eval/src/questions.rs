@@ -215,7 +215,7 @@ impl QuestionSet {
     /// `{"id", "question", "options": [...], "groups": {"<group>": [counts or probabilities]}}`
     /// (`groups` optional; `similar`: optional list of ids).
     pub fn jsonl(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(path, e.to_string()))?;
+        let text = probe_data::read_text(path).map_err(|e| EvalError::Input(e.to_string()))?;
         let mut questions = Vec::new();
         let mut similar = HashMap::new();
         let mut first_line: HashMap<String, usize> = HashMap::new();

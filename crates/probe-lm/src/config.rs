@@ -177,6 +177,14 @@ pub struct HfConfig {
 
 impl HfConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
+        // a config is a few KiB; a FIFO or device given by mistake would block or never end
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() || meta.len() > 64 << 20 {
+            return Err(Error::Config(format!(
+                "{}: not a regular file of at most 64 MiB",
+                path.display()
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         serde_json::from_str(&text).map_err(|e| {
             // serde's message gives a line and column; name the key whose value is wrong

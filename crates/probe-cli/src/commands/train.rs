@@ -64,6 +64,8 @@ pub fn run(args: Args) -> Result<()> {
         shared: !args.no_shared,
     }
     .check()?;
+    // an unwritable probes directory fails now, not after extraction and training
+    crate::common::check_out_dir(&args.probes_dir)?;
     let (cache_dir, complete) = extract::ensure_cache(&args.extract)?;
     if !complete {
         anyhow::bail!(

@@ -265,8 +265,7 @@ fn must_exist(key: &str, path: &Path) -> Result<()> {
 impl Experiment {
     /// Reads and checks an experiment file; nothing is loaded but small data files.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = probe_data::read_text(path)?;
         let experiment: Experiment = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
         experiment
