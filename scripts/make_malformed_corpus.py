@@ -149,6 +149,10 @@ g = llama_meta().tensor("token_embd.weight", [1, 1, 1, 1, 1])
 gguf_case("gguf-tensor-five-dims", g, ["token_embd.weight", "5 dimensions"])
 g = llama_meta(); g.tensors.append(("token_embd.weight", [1 << 40, 1 << 40], 0, b"", None))
 gguf_case("gguf-tensor-dims-overflow", g, ["token_embd.weight", "overflow"])
+# found by fuzzing: a zero dimension passes the element-count overflow check (0 × anything),
+# then the memory estimate multiplied the others in another order and overflowed
+g = llama_meta(); g.tensors.append(("blk.0.ffn_up.weight", [8, 0, 1 << 63, 1 << 56], 0, b"", None))
+gguf_case("gguf-tensor-zero-dim", g, ["blk.0.ffn_up.weight", "dimension of size 0"])
 g = llama_meta(); g.tensors.append(("token_embd.weight", [8, 16], 99, bytes(512), None))
 gguf_case("gguf-tensor-unknown-type", g, ["token_embd.weight", "99"])
 g = llama_meta(); g.tensors.append(("token_embd.weight", [8, 1 << 20], 0, bytes(512), None))

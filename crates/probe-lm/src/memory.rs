@@ -33,7 +33,10 @@ impl TensorEntry {
         );
         TensorEntry {
             ty,
-            n_elements: shape.iter().map(|&d| d as u64).product(),
+            // saturating: a shape read from a file may not fit (the readers bound what loads)
+            n_elements: shape
+                .iter()
+                .fold(1u64, |acc, &d| acc.saturating_mul(d as u64)),
             stored_bytes,
             layer,
             head,

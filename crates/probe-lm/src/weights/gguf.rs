@@ -286,6 +286,11 @@ impl GgufFile {
             for _ in 0..n_dims {
                 dims.push(c.u64("tensor dim")?);
             }
+            if dims.contains(&0) {
+                return Err(c.err(format!(
+                    "tensor `{name}` has a dimension of size 0: {dims:?}"
+                )));
+            }
             let code = c.u32("tensor type")?;
             let offset = c.u64("tensor offset")?;
             infos.push((name, dims, code, offset));
