@@ -25,15 +25,7 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         num_layers: hf.require(hf.num_hidden_layers, "num_hidden_layers")?,
         num_heads,
         num_kv_heads: hf.num_key_value_heads.unwrap_or(num_heads),
-        head_dim: match hf.head_dim {
-            Some(d) => d,
-            None => super::implied_head_dim(
-                hidden_size,
-                num_heads,
-                "hidden_size",
-                "num_attention_heads",
-            )?,
-        },
+        head_dim: super::hf_head_dim(hf, hidden_size, num_heads)?,
         rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
         rope_theta: hf.rope_theta_or(10_000.0),
         rope_scaling: hf.rope_scaling()?,

@@ -94,6 +94,14 @@ pub(crate) fn implied_head_dim(
     Ok(hidden_size / num_heads)
 }
 
+/// An HF config's `head_dim`, or the one its hidden size and heads imply.
+pub(crate) fn hf_head_dim(hf: &HfConfig, hidden_size: usize, num_heads: usize) -> Result<usize> {
+    match hf.head_dim {
+        Some(d) => Ok(d),
+        None => implied_head_dim(hidden_size, num_heads, "hidden_size", "num_attention_heads"),
+    }
+}
+
 /// The hyper-parameters every llama.cpp architecture stores under `<arch>.*`.
 pub(crate) fn gguf_common(
     file: &GgufFile,
