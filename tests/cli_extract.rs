@@ -326,3 +326,44 @@ fn two_writers_on_one_cache_give_a_correct_cache_or_a_refusal_never_a_mix() {
         assert_eq!(cache_files(&whole), cache_files(&shared));
     }
 }
+
+#[test]
+fn an_edited_statement_under_the_same_election_name_is_a_different_cache() {
+    let Some(gguf) = smollm2_gguf() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let election = tmp.path().join("2099-demowahl");
+    std::fs::create_dir_all(&election).unwrap();
+    for e in std::fs::read_dir(workspace_root().join(ELECTION)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), election.join(e.file_name())).unwrap();
+    }
+    let cache = tmp.path().join("c");
+    let run = || {
+        probe()
+            .current_dir(workspace_root())
+            .arg("extract")
+            .arg(&gguf)
+            .arg("--election")
+            .arg(&election)
+            .args([
+                "--parties",
+                "SA,HL",
+                "--templates",
+                "en-short",
+                "--layers",
+                "3",
+            ])
+            .arg("--out")
+            .arg(&cache)
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    let path = election.join("statement.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("deutlich erhöht", "abgeschafft");
+    std::fs::write(&path, text).unwrap();
+    let again = run();
+    assert_clean_failure(&again, "was made for source");
+}

@@ -114,6 +114,23 @@ pub fn canonical_safetensors(mut bytes: Vec<u8>) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod write_tests {
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // renaming a file over a non-empty directory fails, after the temporary is written
+        let target = dir.path().join("shard-00000.safetensors");
+        std::fs::create_dir_all(target.join("occupied")).unwrap();
+        assert!(super::write_atomic(&target, b"bytes").is_err());
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["shard-00000.safetensors"], "{names:?}");
+    }
+}
+
+#[cfg(test)]
 mod canonical_tests {
     #[test]
     fn metadata_order_no_longer_changes_the_bytes() {
