@@ -705,3 +705,14 @@ fn a_fifo_or_device_as_input_is_refused_not_read_forever() {
         .unwrap();
     assert_clean_failure(&study, "/dev/zero: not a regular file");
 }
+
+#[test]
+fn an_error_states_its_cause_once() {
+    let out = probe()
+        .args(["compare", "--predicted", "/no/such/cells.jsonl"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, "/no/such/cells.jsonl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+}
