@@ -202,4 +202,27 @@ mod tests {
             .unwrap();
         assert!(status.success(), "the child test failed: {status}");
     }
+
+    /// Every option of every subcommand says what it does in `--help`.
+    #[test]
+    fn every_option_has_a_description() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "probe", &mut missing);
+        assert!(missing.is_empty(), "options without help: {missing:#?}");
+    }
 }

@@ -54,10 +54,13 @@ pub struct Args {
     /// Metrics (tv, kl, js, w1, w1n, hpred, href).
     #[arg(long, value_delimiter = ',', default_value = "tv")]
     pub metrics: Vec<String>,
+    /// Bootstrap resamples for the confidence intervals (over groups under `--aggregate benchmark`, over cells under `cells`).
     #[arg(long, default_value_t = 1000, value_parser = crate::common::positive)]
     pub bootstrap: usize,
+    /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95)]
     pub level: f64,
+    /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Leave out predicted cells without a reference instead of failing (e.g. ψ of groups a

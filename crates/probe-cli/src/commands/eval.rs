@@ -79,6 +79,7 @@ pub struct Args {
     /// own method `sample@T`.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub temperature: Vec<f32>,
+    /// Nucleus sampling for `sample`, `sequence` and `verbalize` (1 = off).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
     /// Few-shot examples per prompt.
@@ -87,8 +88,10 @@ pub struct Args {
     /// Sampled retries after an unparsable sequence / verbalization.
     #[arg(long, default_value_t = 2)]
     pub retries: usize,
+    /// Prompts per forward pass.
     #[arg(long, default_value_t = 8, value_parser = crate::common::positive)]
     pub batch_size: usize,
+    /// Seed of sampling and of the few-shot and persona draws (the same seed gives the same cells).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Plain-text prompts even when the model has a chat template.
@@ -109,6 +112,7 @@ pub struct Args {
     /// Run name under probes/<model>/ (the report reads eval-*/ of a run directory).
     #[arg(long, default_value = "prompt-eval")]
     pub run: String,
+    /// Where runs live: the default --out is <probes-dir>/<model>/<run>/eval-<dataset>.
     #[arg(long, default_value = "probes")]
     pub probes_dir: PathBuf,
     /// Output directory (default: <probes-dir>/<model>/<run>/eval-<dataset>).

@@ -45,6 +45,7 @@ pub struct Args {
     /// Fill only shards i with i mod n = k (independent jobs, e.g. a SLURM array, share one cache).
     #[arg(long, default_value = "0/1")]
     pub shard: String,
+    /// Prompts per forward pass (prompts of similar length are batched together).
     #[arg(long, default_value_t = 16, value_parser = crate::common::positive)]
     pub batch_size: usize,
     /// Seed of the party-order shuffling in the prompts.

@@ -21,11 +21,13 @@ pub struct Args {
     /// Sampling temperature; 0 is greedy.
     #[arg(short, long, default_value_t = 0.0)]
     pub temperature: f32,
+    /// Nucleus sampling: sample from the smallest set of tokens whose probability reaches p (1 = off).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
     /// 0 disables top-k.
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
+    /// Random seed of the sampler (the same seed gives the same continuation).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Stop when the continuation contains this string (repeatable).

@@ -159,13 +159,16 @@ pub struct Args {
     /// Output directory (default: <first run>/report).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// The report's title.
     #[arg(long, default_value = "probe report")]
     pub title: String,
     /// Bootstrap resamples for the leaderboard's intervals.
     #[arg(long, default_value_t = 1000, value_parser = crate::common::positive)]
     pub bootstrap: usize,
+    /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95)]
     pub level: f64,
+    /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }

@@ -54,18 +54,22 @@ pub struct Args {
     /// Benchmark input: this many prompts of random token ids (with --seq-len, --seed).
     #[arg(long)]
     pub random_prompts: Option<usize>,
+    /// Tokens per random prompt (with --random-prompts).
     #[arg(long, default_value_t = 64)]
     pub seq_len: usize,
+    /// Seed of the random prompts (with --random-prompts).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Wrap each prompt as a user turn in the model's chat template.
     #[arg(long)]
     pub chat: bool,
+    /// Which positions of each prompt to keep.
     #[arg(long, value_enum, default_value_t = Reduce::None)]
     pub reduce: Reduce,
     /// Also store logits (`logits`).
     #[arg(long, value_enum, default_value_t = LogitsArg::None)]
     pub logits: LogitsArg,
+    /// Prompts per forward pass (padded to the longest in the batch).
     #[arg(long, default_value_t = 16, value_parser = crate::common::positive)]
     pub batch_size: usize,
     /// Write {"tokens", "forward_seconds", "tokens_per_second", "steady_tokens_per_second"}

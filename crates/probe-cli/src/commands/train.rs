@@ -28,6 +28,7 @@ pub struct Args {
     /// Seed of the fold assignment.
     #[arg(long, default_value_t = 0)]
     pub cv_seed: u64,
+    /// Most solver iterations per probe fit.
     #[arg(long, default_value_t = 1000)]
     pub max_iter: u64,
     /// Stop L-BFGS when ‖∇ mean loss‖ falls below this.
