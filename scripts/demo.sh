@@ -3,8 +3,10 @@
 # study of examples/demo.toml — extract → train → vectors → scale → eval → compare → report on
 # SmolLM2-135M-Instruct, the fictional demo election, a slice of the persona grid and the
 # fictional demo survey. A second run reuses every finished stage and takes seconds.
+# Works with any target directory (CARGO_TARGET_DIR): the binary is run through cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --quiet
-target/release/probe study examples/demo.toml
+echo "demo: building probe (release; a cold build takes 10–16 minutes on 2 cores)"
+cargo build --release -p probe-cli
+cargo run --release --quiet -p probe-cli -- study examples/demo.toml

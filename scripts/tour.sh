@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --quiet
-PROBE=target/release/probe
+cargo build --release -p probe-cli
+# the built binary wherever the target directory is (CARGO_TARGET_DIR)
+PROBE="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/probe"
 MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
 mkdir -p out/demo
 
