@@ -282,6 +282,14 @@ impl CacheWriter {
         )
     }
 
+    /// Releases this writer's locks and opens the finished cache for reading (a reader next
+    /// to a live writer that overwrote the cache would be refused by the writer's own lock).
+    pub fn into_reader(self) -> Result<CacheReader> {
+        let dir = self.dir.clone();
+        drop(self);
+        CacheReader::open(&dir)
+    }
+
     /// Whether every shard of the cache (all jobs) is finished.
     pub fn is_complete(&self) -> Result<bool> {
         Ok(finished_shards(&self.dir, &self.manifest)?.len() == self.manifest.n_shards())

@@ -173,9 +173,11 @@ pub fn out_of_memory_error() -> Option<String> {
 pub fn progress_bar(len: u64, prefix: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>10.cyan} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>10.cyan} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg} ({elapsed})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(prefix);
     bar.enable_steady_tick(Duration::from_millis(200));

@@ -279,3 +279,23 @@ fn a_cache_of_an_older_format_is_named_as_such() {
     std::fs::write(&path, b"{").unwrap();
     assert!(read_err(&dir).contains("unreadable manifest"));
 }
+
+#[test]
+fn an_overwriting_writer_hands_over_to_a_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    filled(&dir);
+    let m = manifest(5);
+    let mut w = CacheWriter::open(&dir, m.clone(), ShardSplit::default(), true).unwrap();
+    for i in w.pending() {
+        w.write_shard(i, &[block(i, &m)]).unwrap();
+    }
+    // while the overwriting writer lives, readers wait for it; afterwards it hands over
+    assert!(read_err(&dir).contains("being overwritten"));
+    let (data, _) = w
+        .into_reader()
+        .unwrap()
+        .read_hook("blocks.0.hook_resid_post")
+        .unwrap();
+    assert_eq!(data.len(), 15);
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use probe_cache::{CacheReader, CacheWriter, Manifest, Row, ShardSplit};
+use probe_cache::{CacheWriter, Manifest, Row, ShardSplit};
 use probe_data::personas::{load_templates, Persona, PersonaTemplate};
 use probe_latent::coefficients::{self, hook_layout};
 use probe_latent::scale::{row_distributions, summarize, Distribution, Ordered};
@@ -259,7 +259,7 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
 
-    let reader = CacheReader::open(&cache_dir)?;
+    let reader = writer.into_reader()?;
     let coefficients = coefficients::read(&reader, &plan)?;
     let width = plan.columns.len();
     let negative_coefficients = coefficients.iter().filter(|&&m| m < 0.0).count();

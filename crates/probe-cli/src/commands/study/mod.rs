@@ -415,7 +415,31 @@ fn recorded_fingerprint(out: &Path, id: &str) -> Option<String> {
     v["fingerprint"].as_str().map(str::to_string)
 }
 
-/// Appends timestamped lines to `study.log` (and mirrors them to stderr).
+/// A time as ISO 8601 in UTC with milliseconds, e.g. `2026-11-30T20:51:07.250Z` (the civil
+/// date from the day count by Howard Hinnant's `civil_from_days`).
+fn iso8601_utc(t: std::time::SystemTime) -> String {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Appends lines stamped with ISO 8601 UTC times to `study.log` (and mirrors them to stderr).
 struct StudyLog {
     file: std::fs::File,
 }
@@ -433,10 +457,8 @@ impl StudyLog {
     }
 
     fn line(&mut self, message: &str) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let _ = writeln!(self.file, "{now:.3} {message}");
+        let now = iso8601_utc(std::time::SystemTime::now());
+        let _ = writeln!(self.file, "{now} {message}");
         let _ = self.file.flush();
         eprintln!("study: {message}");
     }
@@ -549,4 +571,22 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod log_tests {
+    /// Reference values from Python: `datetime.fromtimestamp(t, timezone.utc).isoformat()`.
+    #[test]
+    fn timestamps_are_iso_8601_utc() {
+        let at = |secs: u64, millis: u64| {
+            super::iso8601_utc(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + millis),
+            )
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_000_000_000, 0), "2001-09-09T01:46:40.000Z");
+        assert_eq!(at(1_796_064_667, 250), "2026-11-30T18:51:07.250Z");
+        assert_eq!(at(4_107_542_399, 999), "2100-02-28T23:59:59.999Z");
+    }
 }
