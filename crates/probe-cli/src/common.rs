@@ -278,17 +278,35 @@ impl PersonaArgs {
     }
 }
 
-/// Checks, before any model runs, that `dir` can hold outputs: it is a directory (or absent,
-/// and then it is created) and a file can be written in it.
+/// Checks, before any model runs, that `dir` can hold outputs: it is a directory or absent,
+/// and its nearest existing ancestor is a directory a file can be written in. Nothing is
+/// created (bad input writes nothing).
 pub fn check_out_dir(dir: &Path) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         bail!("output {}: exists and is not a directory", dir.display());
     }
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("output {}: cannot create the directory", dir.display()))?;
-    let probe_file = dir.join(format!(".probe-write-test-{}", std::process::id()));
-    std::fs::write(&probe_file, b"")
-        .with_context(|| format!("output {}: not writable", dir.display()))?;
+    let mut existing = dir;
+    while !existing.exists() {
+        existing = match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+    }
+    if !existing.is_dir() {
+        bail!(
+            "output {}: {} is not a directory",
+            dir.display(),
+            existing.display()
+        );
+    }
+    let probe_file = existing.join(format!(".probe-write-test-{}", std::process::id()));
+    std::fs::write(&probe_file, b"").with_context(|| {
+        format!(
+            "output {}: {} is not writable",
+            dir.display(),
+            existing.display()
+        )
+    })?;
     let _ = std::fs::remove_file(&probe_file);
     Ok(())
 }

@@ -353,10 +353,23 @@ const MAJORITY_QUESTIONS: &str = "baseline: majority (each group's own answer, p
 /// The calibration ECE of a series' cells against the survey (its pooled groups, or its own
 /// question-level cells), and for sampled answers the discretization floor (see
 /// `compare::tv_extras`).
+/// A bootstrap interval as `[low, high]`, or `n/a (1 group)` where one group leaves nothing
+/// to resample (its zero-width interval would read as certainty).
+fn interval(e: &Estimate, groups: usize) -> String {
+    if groups < 2 {
+        "n/a (1 group)".to_string()
+    } else {
+        format!("[{}, {}]", f(e.low), f(e.high))
+    }
+}
+
+/// Calibration ECE and discretization floor of a series: over its question-level cells
+/// (`own`), or over its pooled distributions against the survey.
 fn series_extras(
     s: &Series,
     ref_by_scope: &BTreeMap<(String, String), &Cell>,
     seed: u64,
+    own: bool,
 ) -> Result<(Option<f64>, Option<f64>)> {
     use crate::compare::{tv_extras, Pair};
     let pair = |group: &str, question: &str, p: &[f64], q: &[f64], samples: Option<usize>| {
@@ -379,9 +392,10 @@ fn series_extras(
     let mut pairs: Vec<Pair> = s
         .own
         .iter()
+        .filter(|_| own)
         .map(|c| pair(&c.group, &c.question, &c.predicted, &c.reference, c.samples))
         .collect();
-    for (scope, d) in &s.pooled {
+    for (scope, d) in s.pooled.iter().filter(|_| !own) {
         if let Some((r, _)) = ref_by_scope
             .get(scope)
             .and_then(|c| align_reference(c, &s.options))
@@ -1080,7 +1094,7 @@ pub fn build(
         }
         if same.len() < series.len() {
             paragraphs.push(format!(
-                "{} series without an overall distribution over these options (e.g. question-level evaluations, which the entropy and leaderboard sections cover) are left out of this figure.",
+                "{} series without an overall distribution over these options (e.g. question-level evaluations, which the entropy section and the task leaderboards cover) are left out of this figure.",
                 series.len() - same.len()
             ));
         }
@@ -1404,7 +1418,8 @@ pub fn build(
         }
     }
 
-    // 4. TV leaderboard with bootstrap CIs over matched groups, with baselines
+    // 4. TV leaderboard against the survey (pooled distributions only; question-level tasks
+    // are ranked in their own section, each against its own references)
     {
         let mut entries: Vec<(String, Estimate, usize)> = Vec::new();
         let mut extras: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
@@ -1423,66 +1438,13 @@ pub fn build(
                     matched_scopes.insert(scope.clone());
                 }
             }
-            if !s.own.is_empty() {
-                // The benchmark's A: the mean over groups of each group's mean over questions.
-                let own: Vec<(String, f64)> = s
-                    .own
-                    .iter()
-                    .map(|c| {
-                        Ok((
-                            c.group.clone(),
-                            total_variation(&c.predicted, &c.reference)?,
-                        ))
-                    })
-                    .collect::<Result<_>>()?;
-                tvs.extend(mean_of_group_means(&own));
-            }
             if !tvs.is_empty() {
                 let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
                 entries.push((s.name.clone(), est, tvs.len()));
-                extras.insert(s.name.clone(), series_extras(s, &ref_by_scope, o.seed)?);
-            }
-        }
-        // question-level baselines: every (group, question) reference once
-        let own_refs: BTreeMap<(String, String), &Vec<f64>> = series
-            .iter()
-            .flat_map(|s| s.own.iter())
-            .map(|c| ((c.group.clone(), c.question.clone()), &c.reference))
-            .collect();
-        if !own_refs.is_empty() {
-            // the majority option of a question: largest summed share over its groups
-            let mut pooled: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-            for ((_, q), r) in &own_refs {
-                let acc = pooled
-                    .entry(q.as_str())
-                    .or_insert_with(|| vec![0.0; r.len()]);
-                acc.iter_mut().zip(r.iter()).for_each(|(a, b)| *a += b);
-            }
-            let mut uniform = Vec::new();
-            let mut majority = Vec::new();
-            let mut pooled_majority = Vec::new();
-            for ((g, q), r) in &own_refs {
-                let n = r.len();
-                let g = g.clone();
-                uniform.push((g.clone(), total_variation(&vec![1.0 / n as f64; n], r)?));
-                majority.push((
-                    g.clone(),
-                    total_variation(&crate::compare::one_hot_argmax(r), r)?,
-                ));
-                let pooled = &pooled[q.as_str()];
-                pooled_majority.push((
-                    g,
-                    total_variation(&crate::compare::one_hot_argmax(pooled), r)?,
-                ));
-            }
-            for (name, tvs) in [
-                ("baseline: uniform (questions)", uniform),
-                (MAJORITY_QUESTIONS, majority),
-                ("baseline: pooled majority per question", pooled_majority),
-            ] {
-                let tvs = mean_of_group_means(&tvs);
-                let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
-                entries.push((name.to_string(), est, tvs.len()));
+                extras.insert(
+                    s.name.clone(),
+                    series_extras(s, &ref_by_scope, o.seed, false)?,
+                );
             }
         }
         // baselines on the same groups, over the first series' options
@@ -1533,12 +1495,20 @@ pub fn build(
         }
         entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
         let mut paragraphs = vec![format!(
-            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have — or, for question-level evaluations, Meister et al.'s distributional alignment A: the mean over groups of each group's mean over its questions (lower is better; the `groups` column counts groups) — with {:.0} % percentile bootstrap intervals over groups or cells ({} resamples, seed {}). Calibration ECE: in 10 bins of the top predicted probability, how far the share of the group that actually chose that option is from it (0 = calibrated). Discretization floor (sampled answers only): the TV a perfect sampler of the survey reaches with the same number of answers — the benchmark's discretization error, below which a sampling method cannot go. Baselines: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer; and, under its own name, the weaker pooled majority, all mass on the whole population's most common answer (per question for question-level cells).",
+            "Total variation ½‖p − q‖₁ between each distribution and the survey, averaged over the groups both have (lower is better; the `groups` column counts groups), with {:.0} % percentile bootstrap intervals over groups ({} resamples, seed {}); an interval from one group is shown as n/a. Calibration ECE: in 10 bins of the top predicted probability, how far the share of the group that actually chose that option is from it (0 = calibrated). Discretization floor (sampled answers only): the TV a perfect sampler of the survey reaches with the same number of answers — the benchmark's discretization error, below which a sampling method cannot go. Baselines: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer; and, under its own name, the weaker pooled majority, all mass on the whole population's most common answer. Question-level tasks (OpinionQA, a question JSONL such as the coin toy) are scored against their own references in the next section, never ranked against the survey.",
             100.0 * o.level,
             o.bootstrap,
             o.seed
         )];
-        if entries.is_empty() {
+        if entries.is_empty()
+            && series
+                .iter()
+                .any(|s| !s.own.is_empty() && s.pooled.is_empty())
+        {
+            paragraphs.push(
+                "Nothing here is compared with the survey: the evaluations are question-level tasks, ranked in the next section against their own references.".into(),
+            );
+        } else if entries.is_empty() {
             paragraphs.push(format!(
                 "No distribution shares a group with the reference ({}): give a survey with matching `attribute`/`value` labels.",
                 reference.name
@@ -1565,7 +1535,7 @@ pub fn build(
                         n.clone(),
                         k.to_string(),
                         f(e.value),
-                        format!("[{}, {}]", f(e.low), f(e.high)),
+                        interval(e, *k),
                         cell(ece),
                         cell(floor),
                     ]
@@ -1587,12 +1557,11 @@ pub fn build(
             color: figures::color(0),
             intervals: Some(entries.iter().map(|e| (e.1.low, e.1.high)).collect()),
         }];
-        sections.push(Section {
-            id: "leaderboard",
-            title: "Leaderboard: total variation to the survey".into(),
-            paragraphs,
-            table: Some(table),
-            figure: Some(fig(
+        // a study of question-level tasks only has nothing to rank against the survey
+        let figure = if entries.is_empty() {
+            None
+        } else {
+            Some(fig(
                 "leaderboard",
                 figures::grouped_rows(
                     "Total variation to the survey (lower is better)",
@@ -1602,8 +1571,164 @@ pub fn build(
                     None,
                     None,
                 ),
-            )?),
+            )?)
+        };
+        sections.push(Section {
+            id: "leaderboard",
+            title: "Leaderboard: total variation to the survey".into(),
+            paragraphs,
+            table: Some(table),
+            figure,
         });
+    }
+
+    // 4b. question-level tasks: per task (dataset), each series against the questions' own
+    // references (Meister et al.'s A), with the baselines of that task's references only
+    {
+        let mut tasks: BTreeMap<String, Vec<&Series>> = BTreeMap::new();
+        for s in series.iter().filter(|s| !s.own.is_empty()) {
+            let task = s
+                .labels
+                .get("dataset")
+                .cloned()
+                .unwrap_or_else(|| "questions".into());
+            tasks.entry(task).or_default().push(s);
+        }
+        let mut rows_json = Vec::new();
+        let mut table = Table {
+            header: vec![
+                "task".into(),
+                "rank".into(),
+                "distribution".into(),
+                "groups".into(),
+                "A (TV)".into(),
+                "CI".into(),
+                "calibration ECE".into(),
+                "discretization floor".into(),
+            ],
+            rows: vec![],
+        };
+        let mut categories = Vec::new();
+        let mut bar_values = Vec::new();
+        let mut bar_intervals = Vec::new();
+        for (task, members) in &tasks {
+            let mut entries: Vec<(String, Estimate, usize)> = Vec::new();
+            let mut extras: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
+            for s in members {
+                // The benchmark's A: the mean over groups of each group's mean over questions.
+                let own: Vec<(String, f64)> = s
+                    .own
+                    .iter()
+                    .map(|c| {
+                        Ok((
+                            c.group.clone(),
+                            total_variation(&c.predicted, &c.reference)?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?;
+                let tvs = mean_of_group_means(&own);
+                let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
+                entries.push((s.name.clone(), est, tvs.len()));
+                extras.insert(
+                    s.name.clone(),
+                    series_extras(s, &ref_by_scope, o.seed, true)?,
+                );
+            }
+            // question-level baselines: every (group, question) reference of this task once
+            let own_refs: BTreeMap<(String, String), &Vec<f64>> = members
+                .iter()
+                .flat_map(|s| s.own.iter())
+                .map(|c| ((c.group.clone(), c.question.clone()), &c.reference))
+                .collect();
+            if !own_refs.is_empty() {
+                // the majority option of a question: largest summed share over its groups
+                let mut pooled: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+                for ((_, q), r) in &own_refs {
+                    let acc = pooled
+                        .entry(q.as_str())
+                        .or_insert_with(|| vec![0.0; r.len()]);
+                    acc.iter_mut().zip(r.iter()).for_each(|(a, b)| *a += b);
+                }
+                let mut uniform = Vec::new();
+                let mut majority = Vec::new();
+                let mut pooled_majority = Vec::new();
+                for ((g, q), r) in &own_refs {
+                    let n = r.len();
+                    let g = g.clone();
+                    uniform.push((g.clone(), total_variation(&vec![1.0 / n as f64; n], r)?));
+                    majority.push((
+                        g.clone(),
+                        total_variation(&crate::compare::one_hot_argmax(r), r)?,
+                    ));
+                    let pooled = &pooled[q.as_str()];
+                    pooled_majority.push((
+                        g,
+                        total_variation(&crate::compare::one_hot_argmax(pooled), r)?,
+                    ));
+                }
+                for (name, tvs) in [
+                    ("baseline: uniform (questions)", uniform),
+                    (MAJORITY_QUESTIONS, majority),
+                    ("baseline: pooled majority per question", pooled_majority),
+                ] {
+                    let tvs = mean_of_group_means(&tvs);
+                    let est = bootstrap_mean(&tvs, None, o.bootstrap.max(1), o.level, o.seed)?;
+                    entries.push((name.to_string(), est, tvs.len()));
+                }
+            }
+            entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
+            for (rank, (n, e, k)) in entries.iter().enumerate() {
+                let (ece, floor) = extras.get(n).copied().unwrap_or_default();
+                let cell = |x: Option<f64>| x.map_or("–".to_string(), f);
+                table.rows.push(vec![
+                    task.clone(),
+                    (rank + 1).to_string(),
+                    n.clone(),
+                    k.to_string(),
+                    f(e.value),
+                    interval(e, *k),
+                    cell(ece),
+                    cell(floor),
+                ]);
+                rows_json.push(json!({"task": task, "name": n, "groups": k, "tv": e.value,
+                    "low": e.low, "high": e.high, "calibration_ece": ece,
+                    "discretization_floor": floor}));
+                categories.push(format!("{task}: {n}"));
+                bar_values.push(e.value);
+                bar_intervals.push((e.low, e.high));
+            }
+        }
+        if !tasks.is_empty() {
+            json["task_leaderboard"] = json!(rows_json);
+            let bars = vec![Bars {
+                name: "A: mean over groups of the mean TV over questions".into(),
+                values: bar_values,
+                color: figures::color(0),
+                intervals: Some(bar_intervals),
+            }];
+            sections.push(Section {
+                id: "task-leaderboard",
+                title: "Leaderboards by task: each question against its own reference".into(),
+                paragraphs: vec![format!(
+                    "Question-level evaluations (`probe eval` on OpinionQA or a question file) are ranked per task, each against the reference distributions of its own questions, never against the survey above. A is Meister et al.'s (2024) distributional alignment: the total variation between predicted and reference distribution of each (group, question), averaged over a group's questions, then over groups (lower is better; `groups` counts groups), with {:.0} % percentile bootstrap intervals over groups ({} resamples, seed {}); an interval from one group is shown as n/a. Baselines per task: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer per question; and the weaker pooled majority per question, under its own name.",
+                    100.0 * o.level,
+                    o.bootstrap,
+                    o.seed
+                )],
+                table: Some(table),
+                figure: Some(fig(
+                    "task-leaderboard",
+                    figures::grouped_rows(
+                        "A per task (lower is better)",
+                        "A (TV)",
+                        &categories,
+                        &bars,
+                        None,
+                        None,
+                    ),
+                )?),
+            });
+        }
     }
 
     // 5. probe accuracy per layer
@@ -2365,7 +2490,12 @@ mod tests {
             &ReportOptions::default(),
         )
         .unwrap();
-        let board = report.json["leaderboard"].as_array().unwrap();
+        // ranked per task, against their own references, never against the survey
+        assert!(report.json["leaderboard"].as_array().is_none_or(|b| b
+            .iter()
+            .all(|e| e["task"].is_null() && !e["name"].as_str().unwrap().contains("logp"))));
+        let board = report.json["task_leaderboard"].as_array().unwrap();
+        assert!(board.iter().all(|e| e["task"] == "questions"), "{board:?}");
         let tv = |name: &str| {
             board
                 .iter()

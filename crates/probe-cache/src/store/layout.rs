@@ -82,7 +82,8 @@ pub(super) fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
                     &path,
                     format!(
                         "cache format version {version}, this probe reads {FORMAT_VERSION} \
-                         (shards now carry content hashes); re-extract with --overwrite"
+                         (shards now carry content hashes): delete the cache directory and \
+                         run again, or re-extract with --overwrite"
                     ),
                 ));
             }

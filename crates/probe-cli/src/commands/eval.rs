@@ -242,6 +242,7 @@ pub fn run(args: Args) -> Result<()> {
             .collect::<Vec<_>>().join("|")),
         "shots": probe_eval::stable_hash(&format!("{:?}", set.scopes)),
     });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let manifest = out.join("manifest.json");
     if manifest.is_file() {
         let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest)?)?;

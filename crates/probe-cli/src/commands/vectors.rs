@@ -245,6 +245,7 @@ pub fn run(args: Args) -> Result<()> {
     project_to_vocabulary(&model, &value_vectors, &mut rows, args.top_tokens)?;
     let chance = chance_rows(&args, &probes, &directions, &table, &value_vectors, &device)?;
 
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = VectorsJson {
         format_version: 1,
         model: probes.json.model.clone(),
