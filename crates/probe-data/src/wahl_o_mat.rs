@@ -238,6 +238,22 @@ fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T
 impl Election {
     /// Loads and validates one election directory.
     pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.exists() {
+            // `<year>-<name>` is how `probe data fetch` names what it downloads
+            let fetch = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.split_once('-'))
+                .filter(|(year, name)| year.len() == 4 && !name.is_empty())
+                .map_or_else(
+                    || "probe data fetch wahl-o-mat <year> <name>".to_string(),
+                    |(year, name)| format!("probe data fetch wahl-o-mat {year} {name}"),
+                );
+            return Err(DataError::File {
+                path: dir.to_path_buf(),
+                reason: format!("no such election directory; download it with `{fetch}`"),
+            });
+        }
         let statements: Vec<RawStatement> = read_json(dir, "statement.json")?;
         let parties: Vec<RawParty> = read_json(dir, "party.json")?;
         let answers: Vec<RawAnswer> = read_json(dir, "answer.json")?;

@@ -186,6 +186,17 @@ fn malformed_elections_are_clear_errors() {
 }
 
 #[test]
+fn a_missing_election_says_how_to_fetch_it() {
+    let err = Election::load(Path::new("data/wahl-o-mat/2025-deutschland-missing"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("probe data fetch wahl-o-mat 2025 deutschland-missing"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_party_without_opinions_is_an_error_when_selected() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("e");
