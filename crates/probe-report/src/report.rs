@@ -119,6 +119,52 @@ pub struct Run {
     /// training (`probes.json` `report.null`) and the value-vector selection against random
     /// and shuffled directions (`vectors/vectors.json` `chance`).
     pub chance: Vec<ChanceEntry>,
+    /// Per evaluation and setting: units, failed units, parse failures.
+    pub evals: Vec<EvalTally>,
+}
+
+/// One (method, steering) setting of a `probe eval` run (its `summary.json`): what went into
+/// its cells, and what did not.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EvalTally {
+    /// The evaluation's directory, e.g. `eval-coin`.
+    pub eval: String,
+    pub method: String,
+    pub steering: String,
+    /// (group, question) units asked, those that produced no distribution, and the answers
+    /// that could not be parsed (retried up to `--retries`).
+    pub units: u64,
+    pub failed_units: u64,
+    pub parse_failures: u64,
+    pub parse_failure_rate: Option<f64>,
+}
+
+fn read_eval_tally(dir: &Path) -> Result<Vec<EvalTally>> {
+    let path = dir.join("summary.json");
+    if !path.is_file() {
+        return Ok(vec![]);
+    }
+    let summary = read_json(&path)?;
+    let eval = dir
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("eval")
+        .to_string();
+    let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    Ok(summary["by_setting"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| EvalTally {
+            eval: eval.clone(),
+            method: v["method"].as_str().unwrap_or("?").to_string(),
+            steering: v["steering"].as_str().unwrap_or("?").to_string(),
+            units: count(v, "units"),
+            failed_units: count(v, "failed_units"),
+            parse_failures: count(v, "parse_failures"),
+            parse_failure_rate: v["parse_failure_rate"].as_f64(),
+        })
+        .collect())
 }
 
 /// One party's results beside their chance levels.
@@ -609,6 +655,7 @@ pub fn load_run(dir: &Path) -> Result<Run> {
     entries.sort();
     let mut series = Vec::new();
     let mut eval_cells = Vec::new();
+    let mut evals = Vec::new();
     for path in &entries {
         let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
         if name.starts_with("scale-") && path.join("psi.json").is_file() {
@@ -623,6 +670,7 @@ pub fn load_run(dir: &Path) -> Result<Run> {
             for f in files {
                 eval_cells.extend(probe_data::cells::read_jsonl(&f, false)?);
             }
+            evals.extend(read_eval_tally(path)?);
         }
     }
     series.extend(series_from_cells(&eval_cells, &model)?);
@@ -633,6 +681,7 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         probes,
         series,
         chance,
+        evals,
     })
 }
 
@@ -1862,6 +1911,61 @@ pub fn build(
         }
     }
 
+    // what went into the evaluations: units, failures and parse failures per setting
+    {
+        let mut table = Table {
+            header: vec![
+                "run".into(),
+                "evaluation".into(),
+                "method".into(),
+                "steering".into(),
+                "units".into(),
+                "failed units".into(),
+                "parse failures".into(),
+                "parse failure rate".into(),
+            ],
+            rows: vec![],
+        };
+        for r in runs {
+            for t in &r.evals {
+                table.rows.push(vec![
+                    r.model.clone(),
+                    t.eval.clone(),
+                    t.method.clone(),
+                    t.steering.clone(),
+                    t.units.to_string(),
+                    t.failed_units.to_string(),
+                    t.parse_failures.to_string(),
+                    t.parse_failure_rate.map_or("–".into(), f),
+                ]);
+            }
+        }
+        if !table.rows.is_empty() {
+            json["eval_tally"] = json!(runs
+                .iter()
+                .map(|r| json!({"run": r.model, "settings": r.evals}))
+                .collect::<Vec<_>>());
+            let failed: u64 = runs
+                .iter()
+                .flat_map(|r| &r.evals)
+                .map(|t| t.failed_units)
+                .sum();
+            let mut paragraphs = vec!["What went into each evaluation's numbers: per method and steering, the (group, question) units asked, the units that produced no distribution (every retry failed to parse; they are left out of every mean above, not counted as zero), and the answers that could not be parsed (the parse failure rate is per attempt).".to_string()];
+            if failed > 0 {
+                paragraphs.push(format!(
+                    "{failed} unit(s) produced no distribution: the scores of those settings rest on fewer units than asked."
+                ));
+            }
+            sections.push(Section {
+                id: "eval-tally",
+                title: "Evaluations: units, failures and parse failures".into(),
+                paragraphs,
+                table: Some(table),
+                figure: None,
+            });
+        }
+    }
+
     // 6. co-variation of party shares across groups (not item × item correlation of
     //    respondents, which the representativeness framework means by "correlation structure")
     {
@@ -2524,6 +2628,45 @@ mod tests {
         assert!((tv("baseline: pooled majority per question") - 0.45).abs() < 1e-12);
         let groups = report.json["entropy"]["groups"].as_array().unwrap();
         assert!(groups.iter().any(|g| g == "SEX=Male (mean over questions)"));
+    }
+
+    #[test]
+    fn the_report_lists_units_failures_and_parse_failures_per_setting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let eval = tmp.path().join("run/eval-coin");
+        std::fs::create_dir_all(&eval).unwrap();
+        std::fs::write(
+            eval.join("eval.cells.jsonl"),
+            r#"{"dataset": "coin", "group": "all", "method": "sequence", "steering": "none", "options": ["Heads", "Tails"], "predicted": [0.5, 0.5], "question": "coin-20", "reference": [0.2, 0.8]}
+"#,
+        )
+        .unwrap();
+        std::fs::write(
+            eval.join("summary.json"),
+            r#"{"by_setting": [{"attempts": 15, "failed_units": 3, "method": "sequence", "parse_failure_rate": 0.6, "parse_failures": 9, "steering": "none", "units": 9}]}"#,
+        )
+        .unwrap();
+        let run = load_run(&tmp.path().join("run")).unwrap();
+        let report = build(
+            &[run],
+            &[],
+            &Reference::default(),
+            &ReportOptions::default(),
+        )
+        .unwrap();
+        let section = report
+            .sections
+            .iter()
+            .find(|s| s.id == "eval-tally")
+            .unwrap();
+        let row = &section.table.as_ref().unwrap().rows[0];
+        assert_eq!(
+            row[1..],
+            ["eval-coin", "sequence", "none", "9", "3", "9", "0.600"]
+        );
+        assert!(section.paragraphs[1].starts_with("3 unit(s) produced no distribution"));
+        // the coin toy is ranked as its own task, not against the survey
+        assert!(report.json["task_leaderboard"][0]["task"] == "coin");
     }
 
     #[test]
