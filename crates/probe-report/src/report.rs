@@ -870,6 +870,8 @@ pub struct ReportOptions {
     pub seed: u64,
     /// Sensitivity points drawn per series (all enter the regression).
     pub max_points: usize,
+    /// Shown at the top of the report, highlighted: e.g. that the data is fictional.
+    pub notes: Vec<String>,
 }
 
 impl Default for ReportOptions {
@@ -880,6 +882,7 @@ impl Default for ReportOptions {
             level: 0.95,
             seed: 0,
             max_points: 1500,
+            notes: vec![],
         }
     }
 }
@@ -1012,6 +1015,7 @@ pub fn build(
         "reference": {"name": reference.name, "notes": reference.notes},
         "runs": runs.iter().map(|r| json!({"path": r.path, "model": r.model})).collect::<Vec<_>>(),
     });
+    json["notes"] = json!(o.notes);
     let palette: BTreeMap<&str, usize> = series
         .iter()
         .enumerate()
@@ -2074,7 +2078,8 @@ const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-seri
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;height:auto}\
-.notes{color:#555;font-size:.9em}";
+.notes{color:#555;font-size:.9em}\
+.banner{background:#fff4d6;border:1px solid #d9a93a;border-radius:4px;padding:.6em 1em}";
 
 impl Report {
     /// Files to write, relative to the output directory: report.md, report.html, report.json
@@ -2087,6 +2092,15 @@ impl Report {
             html_escape(&self.title),
             html_escape(&self.title)
         );
+        for note in self.json["notes"].as_array().into_iter().flatten() {
+            let note = note.as_str().unwrap_or_default();
+            let _ = writeln!(md, "> **Note:** {}\n", md_escape(note));
+            let _ = writeln!(
+                html,
+                "<p class=\"banner\"><b>Note:</b> {}</p>",
+                html_escape(note)
+            );
+        }
         if let Some(notes) = self.json["reference"]["notes"].as_array() {
             let name = self.json["reference"]["name"].as_str().unwrap_or("");
             let _ = writeln!(md, "Survey reference: **{}**.", md_escape(name));
@@ -2647,13 +2661,19 @@ mod tests {
         )
         .unwrap();
         let run = load_run(&tmp.path().join("run")).unwrap();
-        let report = build(
-            &[run],
-            &[],
-            &Reference::default(),
-            &ReportOptions::default(),
-        )
-        .unwrap();
+        let options = ReportOptions {
+            notes: vec!["Fictional data.".into()],
+            ..ReportOptions::default()
+        };
+        let report = build(&[run], &[], &Reference::default(), &options).unwrap();
+        let html = report
+            .files()
+            .into_iter()
+            .find(|(p, _)| p.ends_with("report.html"))
+            .unwrap()
+            .1;
+        let html = String::from_utf8(html).unwrap();
+        assert!(html.contains("<p class=\"banner\"><b>Note:</b> Fictional data.</p>"));
         let section = report
             .sections
             .iter()

@@ -162,6 +162,10 @@ pub struct Args {
     /// The report's title.
     #[arg(long, default_value = "probe report")]
     pub title: String,
+    /// A note shown highlighted at the top of the report, e.g. that the data is fictional
+    /// (repeatable).
+    #[arg(long = "note")]
+    pub notes: Vec<String>,
     /// Bootstrap resamples for the leaderboard's intervals.
     #[arg(long, default_value_t = 1000, value_parser = crate::common::positive)]
     pub bootstrap: usize,
@@ -231,6 +235,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let options = ReportOptions {
         title: args.title.clone(),
+        notes: args.notes.clone(),
         bootstrap: args.bootstrap,
         level: args.level,
         seed: args.seed,

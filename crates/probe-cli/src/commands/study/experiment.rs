@@ -168,6 +168,9 @@ pub struct ReportConfig {
     pub metrics: Vec<String>,
     #[serde(default = "default_bootstrap")]
     pub bootstrap: usize,
+    /// Notes shown highlighted at the top of the report (e.g. that the data is fictional).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 fn default_model_dtype() -> String {

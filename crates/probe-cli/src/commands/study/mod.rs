@@ -340,6 +340,9 @@ fn plan(e: &Experiment) -> Vec<Stage> {
         "--out".into(),
         s(e.out.join("report")),
     ]);
+    for note in &e.report.notes {
+        report.extend(["--note".into(), note.clone()]);
+    }
     stages.push(Stage {
         kind: StageKind::Report,
         id: "report".into(),
