@@ -7,24 +7,76 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use probe_metrics::stats::Regression;
 
-/// Tableau 10: distinguishable, and survey data keeps [`SURVEY`] to stand apart.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(78, 121, 167),
-    RGBColor(242, 142, 43),
-    RGBColor(225, 87, 89),
-    RGBColor(118, 183, 178),
-    RGBColor(89, 161, 79),
-    RGBColor(237, 201, 72),
-    RGBColor(176, 122, 161),
-    RGBColor(255, 157, 167),
-    RGBColor(156, 117, 95),
-    RGBColor(186, 176, 172),
+/// Series colours: Paul Tol's "muted" scheme (nine colours, distinct under the common forms of
+/// colour blindness), then his "vibrant" one; survey data keeps [`SURVEY`] to stand apart.
+const PALETTE: [RGBColor; 15] = [
+    RGBColor(0xCC, 0x66, 0x77),
+    RGBColor(0x33, 0x22, 0x88),
+    RGBColor(0xDD, 0xCC, 0x77),
+    RGBColor(0x11, 0x77, 0x33),
+    RGBColor(0x88, 0xCC, 0xEE),
+    RGBColor(0x88, 0x22, 0x55),
+    RGBColor(0x44, 0xAA, 0x99),
+    RGBColor(0x99, 0x99, 0x33),
+    RGBColor(0xAA, 0x44, 0x99),
+    RGBColor(0x00, 0x77, 0xBB),
+    RGBColor(0x33, 0xBB, 0xEE),
+    RGBColor(0x00, 0x99, 0x88),
+    RGBColor(0xEE, 0x77, 0x33),
+    RGBColor(0xCC, 0x33, 0x11),
+    RGBColor(0xEE, 0x33, 0x77),
 ];
 pub const SURVEY: RGBColor = RGBColor(45, 45, 45);
 const FONT: &str = "sans-serif";
 
+/// The colour of series `i`: no two series share one (the palette, then hues a golden angle
+/// apart at three lightness levels, never repeating).
 pub fn color(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
+    if let Some(&c) = PALETTE.get(i) {
+        return c;
+    }
+    let k = (i - PALETTE.len()) as f64;
+    let hue = (k * 137.507_764) % 360.0;
+    let lightness = [0.38, 0.55, 0.70][(i - PALETTE.len()) % 3];
+    // a deterministic tiny shift per round keeps hues from ever coinciding
+    let hue = (hue + (k / 3.0).floor() * 0.731) % 360.0;
+    hsl(hue, 0.55, lightness)
+}
+
+fn hsl(hue: f64, saturation: f64, lightness: f64) -> RGBColor {
+    let c = (1.0 - (2.0 * lightness - 1.0).abs()) * saturation;
+    let h = hue / 60.0;
+    let x = c * (1.0 - (h % 2.0 - 1.0).abs());
+    let (r, g, b) = match h as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = lightness - c / 2.0;
+    let byte = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    RGBColor(byte(r), byte(g), byte(b))
+}
+
+/// An axis range around the data, padded by 5 % of its span (so that points spanning
+/// 0.455–0.485 are not drawn flat on a 0–0.5 axis); a single value gets ±2 % (at least 0.01).
+fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.05
+    } else {
+        (lo.abs() * 0.02).max(0.01)
+    };
+    (lo - pad, hi + pad)
 }
 
 pub type Figure = Result<String, String>;
@@ -302,11 +354,9 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[Scatter]) -> F
         .collect();
     let legend_w = legend_width(&entries);
     let (width, height) = (620 + legend_w, 440);
-    let xs = || series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let x_max = xs().fold(0.0, f64::max).max(1e-9);
-    let x_min = xs().fold(x_max, f64::min);
-    let pad = ((x_max - x_min) * 0.05).max(1e-3);
-    let y_max = upper(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+    // both axes scaled to the data: the sensitivity points' spread is the finding
+    let (x_lo, x_hi) = padded_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+    let (y_lo, y_hi) = padded_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
@@ -317,7 +367,7 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[Scatter]) -> F
             .margin_right(legend_w + 12)
             .x_label_area_size(44)
             .y_label_area_size(60)
-            .build_cartesian_2d((x_min - pad)..(x_max + pad), 0f64..y_max)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -347,7 +397,7 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[Scatter]) -> F
                     .fold(f64::NEG_INFINITY, f64::max);
                 chart
                     .draw_series(LineSeries::new(
-                        [lo, hi].map(|x| (x, (f.intercept + f.slope * x).clamp(0.0, y_max))),
+                        [lo, hi].map(|x| (x, (f.intercept + f.slope * x).clamp(y_lo, y_hi))),
                         c.stroke_width(3),
                     ))
                     .map_err(err)?;
@@ -595,5 +645,49 @@ mod tests {
         assert!(grouped_columns("t", "y", &[], &[]).is_ok());
         assert!(heatmaps("t", &[]).is_ok());
         assert_eq!(diverging(1.0), RGBColor(178, 24, 43));
+    }
+
+    #[test]
+    fn no_two_series_share_a_colour() {
+        let colours: Vec<RGBColor> = (0..60).map(color).collect();
+        let distance = |a: &RGBColor, b: &RGBColor| {
+            let d = |x: u8, y: u8| (f64::from(x) - f64::from(y)).powi(2);
+            (d(a.0, b.0) + d(a.1, b.1) + d(a.2, b.2)).sqrt()
+        };
+        for (i, a) in colours.iter().enumerate() {
+            assert!(
+                distance(a, &SURVEY) > 40.0,
+                "series {i} looks like the survey"
+            );
+            for (j, b) in colours.iter().enumerate().skip(i + 1) {
+                assert_ne!(a, b, "series {i} and {j}");
+                // the palette's colours stay far apart; generated ones stay distinct
+                if j < PALETTE.len() {
+                    assert!(distance(a, b) > 50.0, "series {i} and {j} are too close");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_scatter_axes_span_the_data_not_zero() {
+        assert_eq!(padded_range([0.5].into_iter()), (0.49, 0.51));
+        let (lo, hi) = padded_range([0.455, 0.47, 0.485].into_iter());
+        assert!((lo - 0.4535).abs() < 1e-12 && (hi - 0.4865).abs() < 1e-12);
+        let svg = scatter(
+            "t",
+            "H",
+            "W",
+            &[Scatter {
+                name: "m".into(),
+                color: color(0),
+                points: vec![(0.2, 0.455), (0.3, 0.485)],
+                fit: None,
+            }],
+        )
+        .unwrap();
+        // tick labels come from the data's range: no 0.000 tick on either axis
+        assert!(!svg.contains(">0.000<"), "{svg}");
+        assert!(svg.contains("0.46"), "{svg}");
     }
 }
