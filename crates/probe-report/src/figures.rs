@@ -60,6 +60,28 @@ fn hsl(hue: f64, saturation: f64, lightness: f64) -> RGBColor {
     RGBColor(byte(r), byte(g), byte(b))
 }
 
+/// Splits a title into lines of at most `max` characters at spaces (a word longer than a
+/// line is cut with an ellipsis).
+fn wrap(title: &str, max: usize) -> Vec<String> {
+    let max = max.max(8);
+    let mut lines: Vec<String> = Vec::new();
+    for word in title.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= max => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    for line in &mut lines {
+        if line.chars().count() > max {
+            *line = line.chars().take(max - 1).collect::<String>() + "…";
+        }
+    }
+    lines
+}
+
 /// An axis range around the data, padded by 5 % of its span (so that points spanning
 /// 0.455–0.485 are not drawn flat on a 0–0.5 axis); a single value gets ±2 % (at least 0.01).
 fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -525,8 +547,16 @@ pub fn heatmaps(title: &str, panels: &[Heatmap]) -> Figure {
         + 14)
         .clamp(50, 240);
     let panel_w = label_w + n as u32 * cell + 30;
-    let width = (panel_w * panels.len().max(1) as u32).max(420);
-    let height = 60 + label_w + n as u32 * cell + 20;
+    // a grid (one strip of a dozen panels would be shrunk to illegible text at page width),
+    // with one colour bar for all
+    // two a row: a model's matrix beside the survey's over the same groups
+    let cols = panels.len().clamp(1, 2) as u32;
+    let rows = panels.len().div_ceil(2).max(1) as u32;
+    let panel_h = 46 + label_w + n as u32 * cell + 16;
+    let title_chars = ((panel_w - 10) / 7) as usize;
+    let bar_h = 56;
+    let width = (panel_w * cols).max(420);
+    let height = 40 + panel_h * rows + bar_h;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
@@ -539,14 +569,30 @@ pub fn heatmaps(title: &str, panels: &[Heatmap]) -> Figure {
         .map_err(err)?;
         for (p, panel) in panels.iter().enumerate() {
             let m = panel.labels.len();
-            let x0 = (p as u32 * panel_w + label_w) as i32;
-            let y0 = (60 + label_w) as i32;
-            root.draw(&Text::new(
-                panel.title.clone(),
-                (x0 + (m as u32 * cell) as i32 / 2, 34),
-                TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
-            ))
-            .map_err(err)?;
+            let (col, row) = (p as u32 % cols, p as u32 / cols);
+            let top = 40 + row * panel_h;
+            let x0 = (col * panel_w + label_w) as i32;
+            let y0 = (top + 46 + label_w) as i32;
+            // long series names wrap onto a second line instead of running into a neighbour
+            let mut lines = wrap(&panel.title, title_chars);
+            if lines.len() > 2 {
+                let rest = lines[1..].join(" ");
+                lines = vec![
+                    lines[0].clone(),
+                    wrap(&rest, title_chars - 1)[0].clone() + "…",
+                ];
+            }
+            for (k, line) in lines.iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (
+                        (col * panel_w + panel_w / 2) as i32,
+                        top as i32 + 17 * k as i32,
+                    ),
+                    TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+                ))
+                .map_err(err)?;
+            }
             for i in 0..m {
                 for j in 0..m {
                     let v = panel.values[i * m + j];
@@ -594,6 +640,32 @@ pub fn heatmaps(title: &str, panels: &[Heatmap]) -> Figure {
                 .map_err(err)?;
             }
         }
+        // the shared colour bar: Pearson r from −1 to 1
+        let (bar_w, steps) = (300i32, 60i32);
+        let (bx, by) = (width as i32 / 2 - bar_w / 2, (height - bar_h) as i32 + 8);
+        for k in 0..steps {
+            let v = -1.0 + 2.0 * (f64::from(k) + 0.5) / f64::from(steps);
+            let x = bx + k * bar_w / steps;
+            root.draw(&Rectangle::new(
+                [(x, by), (x + bar_w / steps + 1, by + 14)],
+                diverging(v).filled(),
+            ))
+            .map_err(err)?;
+        }
+        for (v, label) in [(-1.0, "−1"), (0.0, "0"), (1.0, "1")] {
+            root.draw(&Text::new(
+                label.to_string(),
+                (bx + ((v + 1.0) / 2.0 * f64::from(bar_w)) as i32, by + 18),
+                TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top)),
+            ))
+            .map_err(err)?;
+        }
+        root.draw(&Text::new(
+            "Pearson r".to_string(),
+            (bx - 8, by + 7),
+            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))
+        .map_err(err)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -636,7 +708,46 @@ mod tests {
             }],
         )
         .unwrap();
-        assert!(h.contains("-0.50") && h.contains("rotate(270"));
+        assert!(h.contains("-0.50") && h.contains("rotate(270") && h.contains("Pearson r"));
+        // twelve panels: a grid three wide, not a strip twelve wide
+        let twelve: Vec<Heatmap> = (0..12)
+            .map(|i| Heatmap {
+                title: format!("panel {i}"),
+                labels: cats.clone(),
+                values: vec![1.0, -0.5, -0.5, 1.0],
+            })
+            .collect();
+        let size = |svg: &str| -> (u32, u32) {
+            let attr = |name: &str| {
+                svg.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|w| w.split('"').next())
+                    .and_then(|w| w.parse().ok())
+                    .unwrap()
+            };
+            (attr("width"), attr("height"))
+        };
+        let (two, twelve) = (
+            size(&heatmaps("corr", &twelve[..2]).unwrap()),
+            size(&heatmaps("corr", &twelve).unwrap()),
+        );
+        assert_eq!(twelve.0, two.0, "twelve panels as wide as two");
+        assert!(
+            twelve.1 > 5 * (two.1 - 100),
+            "six rows: {twelve:?} vs {two:?}"
+        );
+        assert_eq!(
+            wrap(
+                "SmolLM2-135M-Instruct.Q4_1 · logp · fewshot · vote-2099-demowahl",
+                30
+            ),
+            [
+                "SmolLM2-135M-Instruct.Q4_1 ·",
+                "logp · fewshot ·",
+                "vote-2099-demowahl"
+            ]
+        );
+        assert_eq!(wrap("abcdefghijklmnop", 8), ["abcdefg…"]);
         assert_eq!(diverging(0.0), RGBColor(247, 247, 247));
         // empty inputs draw empty frames (and terminate)
         assert!(lines("t", "x", "y", &[], Some(("chance", 0.5))).is_ok());
