@@ -281,7 +281,10 @@ fn two_writers_on_one_cache_give_a_correct_cache_or_a_refusal_never_a_mix() {
 
     // Same settings, started together: one fills the cache, the other is refused by the
     // job lock (or, if it started after the first finished, has nothing to do).
-    let a = extract_cmd(&gguf, &shared).spawn().unwrap();
+    let a = extract_cmd(&gguf, &shared)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let b = extract_cmd(&gguf, &shared).output().unwrap();
     let a = a.wait_with_output().unwrap();
     for out in [&a, &b] {
