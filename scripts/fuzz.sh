@@ -28,15 +28,17 @@ seed() { # target dir files...
   done
   return 0
 }
-election_seed() { # out election-dir: the six files joined by the target's separator
-  local out=$1 dir=$2 first=1
-  : > "$out"
-  for f in overview party statement answer opinion comment; do
-    [ $first = 1 ] || printf '\n@@\n' >> "$out"
-    first=0
-    [ -f "$dir/$f.json" ] && cat "$dir/$f.json" >> "$out"
-  done
-  return 0
+election_seed() { # out (election-dir | election.json bundle): the six files joined by the target's separator
+  python3 - "$1" "$2" <<'PY'
+import json, os, sys
+out, src = sys.argv[1:]
+names = ["overview", "party", "statement", "answer", "opinion", "comment"]
+if os.path.isdir(src):
+    files = {f"{n}.json": open(os.path.join(src, f"{n}.json")).read() for n in names if os.path.isfile(os.path.join(src, f"{n}.json"))}
+else:
+    files = json.load(open(src))
+open(out, "w").write("\n@@\n".join(files.get(f"{n}.json", "") for n in names))
+PY
 }
 
 C=tests/corpus
@@ -49,7 +51,7 @@ for t in $TARGETS; do
     config_json) seed $d $C/config-*/config.json $C/valid-safetensors/config.json ../shared/reference/tiny-*/config.json ;;
     wahl_o_mat)
       mkdir -p $d
-      for e in $C/election-*/e $C/valid-election/e data/demo/wahl-o-mat/2099-demowahl; do
+      for e in $C/election-*/election.json $C/valid-election/election.json data/demo/wahl-o-mat/2099-demowahl; do
         election_seed "$d/seed-$(echo "$e" | tr '/' '_')" "$e"
       done ;;
     cells_jsonl) seed $d $C/cells-*/pred.jsonl $C/valid-cells/*.jsonl data/eval/coin.jsonl ;;

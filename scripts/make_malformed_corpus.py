@@ -7,7 +7,8 @@ tests/corpus.rs runs them all in the normal test suite.
     python3 scripts/make_malformed_corpus.py      # rewrites tests/corpus/ (deterministic)
 
 Placeholders in a case's arguments: {case} (the case's directory), {out} (a fresh temporary
-directory), {root} (the workspace root; commands run there).
+directory), {root} (the workspace root; commands run there). An election case is one
+`election.json` (file name → text, a small invented election) that the test unpacks into {out}/e.
 """
 import json
 import os
@@ -293,15 +294,24 @@ def election(edit=None):
     }
     if edit:
         edit(e)
-    return {"e/%s.json" % k: json.dumps(v, ensure_ascii=False) for k, v in e.items() if v is not None}
+    return {"%s.json" % k: json.dumps(v, ensure_ascii=False) for k, v in e.items() if v is not None}
+
+
+def bundle(files):
+    """An election as one file, `election.json` (file name → text): tests/corpus.rs unpacks it
+    into {out}/e before running, so no Wahl-o-Mat-layout directory is committed."""
+    return {"election.json": json.dumps(files, ensure_ascii=False, indent=1)}
+
+
+AUDIT = ["data", "audit", "{out}/e", "--parties", "SA,ÖU"]
 
 
 def wom_case(name, edit, expect, file):
-    case(name, election(edit), ["data", "audit", "{case}/e", "--parties", "SA,ÖU"], [file] + expect)
+    case(name, bundle(election(edit)), AUDIT, [file] + expect)
 
 
 wom_case("election-statement-file-missing", lambda e: e.update(statement=None), [], "statement.json")
-case("election-party-not-json", {**election(), "e/party.json": "[{\"id\": 0,"}, ["data", "audit", "{case}/e", "--parties", "SA,ÖU"], ["party.json"])
+case("election-party-not-json", bundle({**election(), "party.json": "[{\"id\": 0,"}), AUDIT, ["party.json"])
 wom_case("election-opinion-unknown-party", lambda e: e["opinion"][0].update(party=9), ["party 9"], "opinion.json")
 wom_case("election-opinion-unknown-statement", lambda e: e["opinion"][1].update(statement=7), ["statement 7"], "opinion.json")
 wom_case("election-opinion-unknown-answer", lambda e: e["opinion"][2].update(answer=5), ["answer code 5"], "opinion.json")
@@ -379,7 +389,7 @@ good_tok = tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).strings
     "tokenizer.chat_template", "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"))
 case("valid-gguf", {"model.gguf": good_tok.bytes()}, ["inspect", "{case}/model.gguf", "--save-tokenizer", "{out}/tokenizer.json"], [], exit=0)
 case("valid-safetensors", {"config.json": json.dumps(CONFIG), "model.safetensors": safetensors()}, RUN, [], exit=0)
-case("valid-election", election(), ["data", "audit", "{case}/e", "--parties", "SA,ÖU"], [], exit=0)
+case("valid-election", bundle(election()), AUDIT, [], exit=0)
 case("valid-cells", {"ref.jsonl": REF, "pred.jsonl": cell()}, ["compare", "--reference", "{case}/ref.jsonl", "--predicted", "{case}/pred.jsonl"], [], exit=0)
 
 

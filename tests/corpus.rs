@@ -26,6 +26,7 @@ fn every_malformed_input_gets_a_clear_error() {
     for case in &cases {
         let out_dir = tempfile::tempdir().unwrap();
         let dir = corpus.join(&case.name);
+        unpack_election(&dir, out_dir.path());
         let args: Vec<String> = case
             .args
             .iter()
@@ -72,4 +73,18 @@ fn every_malformed_input_gets_a_clear_error() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// An election case is stored as one `election.json` (file name → text); it is unpacked into
+/// `<out>/e` in the qual-o-mat layout the command reads.
+fn unpack_election(case: &std::path::Path, out: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(case.join("election.json")) else {
+        return;
+    };
+    let files: std::collections::BTreeMap<String, String> = serde_json::from_str(&text).unwrap();
+    let dir = out.join("e");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
 }
