@@ -409,6 +409,25 @@ fn interval(e: &Estimate, groups: usize) -> String {
     }
 }
 
+/// A leaderboard row: rank, distribution, groups, TV, CI, calibration ECE, discretization floor.
+fn leaderboard_row(
+    rank: usize,
+    (name, e, groups): &(String, Estimate, usize),
+    extras: &BTreeMap<String, (Option<f64>, Option<f64>)>,
+) -> Vec<String> {
+    let (ece, floor) = extras.get(name).copied().unwrap_or_default();
+    let cell = |x: Option<f64>| x.map_or("–".to_string(), f);
+    vec![
+        rank.to_string(),
+        name.clone(),
+        groups.to_string(),
+        f(e.value),
+        interval(e, *groups),
+        cell(ece),
+        cell(floor),
+    ]
+}
+
 /// Calibration ECE and discretization floor of a series: over its question-level cells
 /// (`own`), or over its pooled distributions against the survey.
 fn series_extras(
@@ -1580,19 +1599,7 @@ pub fn build(
             rows: entries
                 .iter()
                 .enumerate()
-                .map(|(i, (n, e, k))| {
-                    let (ece, floor) = extras.get(n).copied().unwrap_or_default();
-                    let cell = |x: Option<f64>| x.map_or("–".to_string(), f);
-                    vec![
-                        (i + 1).to_string(),
-                        n.clone(),
-                        k.to_string(),
-                        f(e.value),
-                        interval(e, *k),
-                        cell(ece),
-                        cell(floor),
-                    ]
-                })
+                .map(|(i, entry)| leaderboard_row(i + 1, entry, &extras))
                 .collect(),
         };
         json["leaderboard"] = json!(entries
@@ -1730,19 +1737,12 @@ pub fn build(
                 }
             }
             entries.sort_by(|a, b| a.1.value.total_cmp(&b.1.value));
-            for (rank, (n, e, k)) in entries.iter().enumerate() {
+            for (rank, entry) in entries.iter().enumerate() {
+                let (n, e, k) = entry;
                 let (ece, floor) = extras.get(n).copied().unwrap_or_default();
-                let cell = |x: Option<f64>| x.map_or("–".to_string(), f);
-                table.rows.push(vec![
-                    task.clone(),
-                    (rank + 1).to_string(),
-                    n.clone(),
-                    k.to_string(),
-                    f(e.value),
-                    interval(e, *k),
-                    cell(ece),
-                    cell(floor),
-                ]);
+                let mut row = vec![task.clone()];
+                row.extend(leaderboard_row(rank + 1, entry, &extras));
+                table.rows.push(row);
                 rows_json.push(json!({"task": task, "name": n, "groups": k, "tv": e.value,
                     "low": e.low, "high": e.high, "calibration_ece": ece,
                     "discretization_floor": floor}));

@@ -229,7 +229,8 @@ pub fn run(args: Args) -> Result<()> {
         &model,
         &mut writer,
         &plan,
-        &|row| spec.render(&templates[row % n_templates], &personas[row / n_templates]),
+        // rendered once above, for the manifest's fingerprint (persona-major, variant-minor)
+        &|row| rendered[row].clone(),
         args.batch_size,
         &|done, tokens| {
             tokens_seen.store(tokens, std::sync::atomic::Ordering::Relaxed);
