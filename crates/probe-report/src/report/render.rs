@@ -1,0 +1,138 @@
+//! Writing a built report: `report.md`, the self-contained `report.html`, `report.json` and
+//! one file per figure.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::Report;
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
+td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;height:auto}\
+.notes{color:#555;font-size:.9em}\
+.banner{background:#fff4d6;border:1px solid #d9a93a;border-radius:4px;padding:.6em 1em}";
+
+impl Report {
+    /// Files to write, relative to the output directory: report.md, report.html, report.json
+    /// and figures/<id>.svg.
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut md = format!("# {}\n\n", self.title);
+        let mut html = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+            html_escape(&self.title),
+            html_escape(&self.title)
+        );
+        for note in self.json["notes"].as_array().into_iter().flatten() {
+            let note = note.as_str().unwrap_or_default();
+            let _ = writeln!(md, "> **Note:** {}\n", md_escape(note));
+            let _ = writeln!(
+                html,
+                "<p class=\"banner\"><b>Note:</b> {}</p>",
+                html_escape(note)
+            );
+        }
+        if let Some(notes) = self.json["reference"]["notes"].as_array() {
+            let name = self.json["reference"]["name"].as_str().unwrap_or("");
+            let _ = writeln!(md, "Survey reference: **{}**.", md_escape(name));
+            let _ = writeln!(
+                html,
+                "<p>Survey reference: <b>{}</b>.</p>",
+                html_escape(name)
+            );
+            for n in notes.iter().filter_map(Value::as_str) {
+                let _ = writeln!(md, "- {n}");
+                let _ = writeln!(html, "<p class=\"notes\">{}</p>", html_escape(n));
+            }
+            md.push('\n');
+        }
+        html.push_str("<nav><ul>\n");
+        for s in &self.sections {
+            let _ = writeln!(
+                html,
+                "<li><a href=\"#{}\">{}</a></li>",
+                s.id,
+                html_escape(&s.title)
+            );
+        }
+        html.push_str("</ul></nav>\n");
+        for s in &self.sections {
+            let _ = writeln!(md, "## {}\n", s.title);
+            let _ = writeln!(
+                html,
+                "<section id=\"{}\">\n<h2>{}</h2>",
+                s.id,
+                html_escape(&s.title)
+            );
+            for p in &s.paragraphs {
+                let _ = writeln!(md, "{p}\n");
+                let _ = writeln!(html, "<p>{}</p>", html_escape(p));
+            }
+            if let Some(svg) = &s.figure {
+                let rel = PathBuf::from("figures").join(format!("{}.svg", s.id));
+                let _ = writeln!(md, "![{}]({})\n", s.title, rel.display());
+                let _ = writeln!(html, "<figure id=\"figure-{}\">\n{svg}\n</figure>", s.id);
+                files.push((rel, svg.clone().into_bytes()));
+            }
+            if let Some(t) = &s.table {
+                if !t.rows.is_empty() {
+                    let _ = writeln!(
+                        md,
+                        "| {} |",
+                        t.header
+                            .iter()
+                            .map(|h| md_escape(h))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    );
+                    let _ = writeln!(md, "|{}", " --- |".repeat(t.header.len()));
+                    html.push_str("<table>\n<tr>");
+                    for h in &t.header {
+                        let _ = write!(html, "<th>{}</th>", html_escape(h));
+                    }
+                    html.push_str("</tr>\n");
+                    for r in &t.rows {
+                        let _ = writeln!(
+                            md,
+                            "| {} |",
+                            r.iter()
+                                .map(|c| md_escape(c))
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        );
+                        html.push_str("<tr>");
+                        for c in r {
+                            let _ = write!(html, "<td>{}</td>", html_escape(c));
+                        }
+                        html.push_str("</tr>\n");
+                    }
+                    html.push_str("</table>\n");
+                    md.push('\n');
+                }
+            }
+            html.push_str("</section>\n");
+        }
+        html.push_str("</body>\n</html>\n");
+        files.push(("report.md".into(), md.into_bytes()));
+        files.push(("report.html".into(), html.into_bytes()));
+        files.push((
+            "report.json".into(),
+            serde_json::to_vec_pretty(&self.json).expect("report JSON is serializable"),
+        ));
+        files
+    }
+}
