@@ -214,6 +214,25 @@ impl Respondents {
         })
     }
 
+    /// Respondents (unweighted) behind each scope of [`Respondents::reference_cells`]: everyone
+    /// (`all`/`all`) and every attribute value, counting only answers among `options`.
+    pub fn scope_sizes(&self, options: &[String]) -> BTreeMap<(String, String), usize> {
+        let mut sizes = BTreeMap::new();
+        for r in self
+            .rows
+            .iter()
+            .filter(|r| Self::option_of(&r.answer, options).is_some())
+        {
+            *sizes.entry(("all".into(), "all".into())).or_insert(0) += 1;
+            for (a, v) in self.attributes.iter().zip(&r.attributes) {
+                if !v.is_empty() {
+                    *sizes.entry((a.clone(), v.clone())).or_insert(0) += 1;
+                }
+            }
+        }
+        sizes
+    }
+
     /// Weighted answer shares for everyone and for every attribute value, over `options`
     /// (answers outside them are dropped and the rest renormalized, as when a model is asked
     /// to choose among six parties). Each cell's `weight` is its respondents' total weight.
@@ -318,6 +337,14 @@ mod tests {
         assert_eq!(r.missing_answers, 1);
         let options = vec!["SPD".to_string(), "GRÜNE".to_string()];
         let (cells, dropped) = r.reference_cells(&options, &BTreeMap::new()).unwrap();
+        let sizes = r.scope_sizes(&options);
+        // unweighted: the three respondents who chose SPD or GRÜNE, in each scope they are in
+        let n = |a: &str, v: &str| sizes[&(a.to_string(), v.to_string())];
+        assert_eq!(
+            (n("all", "all"), n("gender", "female"), n("gender", "male")),
+            (3, 2, 1)
+        );
+        assert_eq!((n("region", "east"), n("region", "west")), (2, 1));
         assert_eq!(dropped.respondents, 1);
         assert_eq!(dropped.weight, 1.0);
         assert_eq!(dropped.total_weight, 5.0);

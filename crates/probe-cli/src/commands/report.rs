@@ -85,7 +85,13 @@ impl SurveyArgs {
                 .and_then(|s| s.to_str())
                 .unwrap_or("survey")
                 .to_string();
-            return Ok(Some(Reference { name, cells, notes }));
+            let respondents = respondents.scope_sizes(&options);
+            return Ok(Some(Reference {
+                name,
+                cells,
+                notes,
+                respondents,
+            }));
         }
         let election = self.election.as_deref().or(default_election);
         match election {
@@ -138,6 +144,7 @@ impl SurveyArgs {
                     name: e.id.to_string(),
                     cells,
                     notes,
+                    respondents: Default::default(),
                 }))
             }
         }

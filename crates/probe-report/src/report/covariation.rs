@@ -47,7 +47,7 @@ pub(super) fn covariation(cx: &Context, json: &mut Value) -> Result<Vec<Section>
         let model_rows: Vec<Vec<f64>> = scopes.iter().map(|sc| s.pooled[*sc].clone()).collect();
         let model = across_groups(&model_rows, s.options.len());
         panels.push(Heatmap {
-            title: s.name.clone(),
+            title: format!("{} ({})", cx.legend_name(s), count(scopes.len(), "group")),
             labels: s.options.clone(),
             values: model.values.clone(),
         });
@@ -72,7 +72,7 @@ pub(super) fn covariation(cx: &Context, json: &mut Value) -> Result<Vec<Section>
             if finite(&m) && finite(&h) {
                 let d = matrix_distance(&m, &h)?;
                 table.rows.push(vec![
-                    s.name.clone(),
+                    cx.legend_name(s),
                     r_rows.len().to_string(),
                     f(d.mean_abs_diff),
                     f(d.frobenius),
@@ -96,6 +96,7 @@ pub(super) fn covariation(cx: &Context, json: &mut Value) -> Result<Vec<Section>
     }
     sections.push(Section {
         id: "group-covariation",
+        how_to_read: Some(HOW_COVARIATION.into()),
         title: "Party shares across groups (compositional co-variation)".into(),
         paragraphs,
         table: (!table.rows.is_empty()).then_some(table),

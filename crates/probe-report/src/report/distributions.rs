@@ -23,23 +23,32 @@ pub(super) fn distributions(cx: &Context, json: &mut Value) -> Result<Vec<Sectio
         .copied()
         .filter(|s| s.options == options)
         .collect();
-    let mut bars: Vec<Bars> = same
+    // (legend name, n, distribution, pools years) per bar series, the survey last
+    let mut rows: Vec<(String, String, Vec<f64>, bool)> = same
         .iter()
-        .filter_map(|s| {
-            Some(Bars {
-                name: cx.legend_name(s),
-                values: s.pooled.get(&cx.all_scope)?.clone(),
-                color: cx.color_of(s),
-                intervals: None,
-            })
+        .map(|s| {
+            (
+                cx.legend_name(s),
+                s.n_text(&cx.all_scope),
+                s.pooled[&cx.all_scope].clone(),
+                s.years.len() >= 2,
+            )
         })
         .collect();
+    let mut colors: Vec<_> = same.iter().map(|s| cx.color_of(s)).collect();
     let mut paragraphs = vec![
         "Each model's distribution pooled over personas and prompt variants (ψ for the latent method), next to the survey.".to_string(),
     ];
     for s in &same {
         if let Some(p) = &s.provenance {
             paragraphs.push(format!("{}: {p}.", cx.legend_name(s)));
+        }
+        if let Some((count, of, policy)) = &s.clipped {
+            paragraphs.push(format!(
+                "{}: {count} of {of} scaling factors ({:.1} %) were negative; the `{policy}` policy set them (see the negative-factor section).",
+                cx.legend_name(s),
+                100.0 * *count as f64 / (*of).max(1) as f64
+            ));
         }
         if s.years.len() >= 2 {
             paragraphs.push(format!(
@@ -69,37 +78,49 @@ pub(super) fn distributions(cx: &Context, json: &mut Value) -> Result<Vec<Sectio
             ));
         }
         survey_row = Some(r.clone());
-        bars.push(Bars {
-            name: cx.reference.name.clone(),
-            values: r,
-            color: SURVEY,
-            intervals: None,
-        });
+        rows.push((
+            cx.reference.name.clone(),
+            cx.respondents_text(&cx.all_scope),
+            r,
+            false,
+        ));
+        colors.push(SURVEY);
     }
     let mut table = Table {
         header: std::iter::once("distribution".to_string())
+            .chain(["n".to_string()])
             .chain(options.iter().cloned())
             .chain(["H_norm".to_string(), "TV to survey".to_string()])
             .collect(),
         rows: vec![],
     };
-    for b in &bars {
+    for (name, n, d, pools_years) in &rows {
         // a ψ pooling several year settings is not scored against one year's survey
-        let pools_years = same
-            .iter()
-            .any(|s| cx.legend_name(s) == b.name && s.years.len() >= 2);
         let tv = survey_row
             .as_ref()
             .filter(|_| !pools_years)
-            .and_then(|r| total_variation(&b.values, r).ok())
+            .and_then(|r| total_variation(d, r).ok())
             .unwrap_or(f64::NAN);
         table.rows.push(
-            std::iter::once(b.name.clone())
-                .chain(b.values.iter().map(|v| f(*v)))
-                .chain([f(normalized_entropy(&b.values).unwrap_or(f64::NAN)), f(tv)])
+            [name.clone(), n.trim_start_matches("n = ").to_string()]
+                .into_iter()
+                .chain(d.iter().map(|v| f(*v)))
+                .chain([f(normalized_entropy(d).unwrap_or(f64::NAN)), f(tv)])
                 .collect(),
         );
     }
+    let bars: Vec<Bars> = rows
+        .iter()
+        .zip(colors)
+        .map(|((name, n, d, _), color)| {
+            let name = if n.is_empty() {
+                name.clone()
+            } else {
+                format!("{name} ({n})")
+            };
+            Bars::new(name, d.clone(), color)
+        })
+        .collect();
     // ψ per language of the prompt variants, beside the pooled ψ above
     for s in &same {
         for (lang, rows, d) in &s.by_language {
@@ -109,10 +130,11 @@ pub(super) fn distributions(cx: &Context, json: &mut Value) -> Result<Vec<Sectio
                 .and_then(|r| total_variation(d, r).ok())
                 .unwrap_or(f64::NAN);
             table.rows.push(
-                std::iter::once(format!(
-                    "{} · {lang} prompts ({rows} rows)",
-                    cx.legend_name(s)
-                ))
+                [
+                    format!("{} · {lang} prompts", cx.legend_name(s)),
+                    format!("{rows} rows"),
+                ]
+                .into_iter()
                 .chain(d.iter().map(|v| f(*v)))
                 .chain([f(normalized_entropy(d).unwrap_or(f64::NAN)), f(tv)])
                 .collect(),
@@ -127,13 +149,14 @@ pub(super) fn distributions(cx: &Context, json: &mut Value) -> Result<Vec<Sectio
     }
     json["distributions"] = json!({
         "options": options,
-        "series": bars.iter().map(|b| json!({"name": b.name, "distribution": b.values})).collect::<Vec<_>>(),
+        "series": rows.iter().map(|(name, n, d, _)| json!({"name": name, "n": n, "distribution": d})).collect::<Vec<_>>(),
     });
     sections.push(Section {
         id: "distributions",
         title: "Party distributions: models vs survey".into(),
         paragraphs,
         table: Some(table),
+        how_to_read: Some(HOW_DISTRIBUTIONS.into()),
         figure: Some(fig(
             "distributions",
             figures::grouped_columns(
@@ -147,47 +170,61 @@ pub(super) fn distributions(cx: &Context, json: &mut Value) -> Result<Vec<Sectio
     Ok(sections)
 }
 
-/// (2) Normalized entropy per model and group.
+/// Mean H_norm of distributions; NaN when there are none.
+fn mean_entropy<'a>(dists: impl Iterator<Item = &'a Vec<f64>>) -> f64 {
+    let h: Vec<f64> = dists.filter_map(|d| normalized_entropy(d).ok()).collect();
+    if h.is_empty() {
+        f64::NAN
+    } else {
+        h.iter().sum::<f64>() / h.len() as f64
+    }
+}
+
+/// "0.852 (50)": a value with the n behind it.
+fn with_n(value: f64, n: Option<usize>) -> String {
+    match (value.is_finite(), n) {
+        (true, Some(n)) => format!("{} ({n})", f(value)),
+        _ => f(value),
+    }
+}
+
+/// (2) Normalized entropy per model and survey group (the voting question's series only;
+/// question-level tasks get their own section).
 pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
-    let mut sections = Vec::new();
-    let scopes: BTreeSet<(String, String)> = cx
+    let members: Vec<&&Series> = cx
         .series
+        .iter()
+        .filter(|s| s.pooled.keys().any(|sc| sc.0 != "all"))
+        .collect();
+    if members.is_empty() {
+        return Ok(vec![]);
+    }
+    let scopes: Vec<(String, String)> = members
         .iter()
         .flat_map(|s| s.pooled.keys().cloned())
         .filter(|s| s.0 != "all")
-        .collect();
-    let scopes: Vec<(String, String)> = scopes.into_iter().collect();
-    // question-level groups: mean H_norm over the group's questions
-    let own_groups: Vec<String> = cx
-        .series
-        .iter()
-        .flat_map(|s| s.own.iter().map(|c| c.group.clone()))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mean_h = |cells: &mut dyn Iterator<Item = &Vec<f64>>| -> f64 {
-        let h: Vec<f64> = cells.filter_map(|d| normalized_entropy(d).ok()).collect();
-        if h.is_empty() {
-            f64::NAN
-        } else {
-            h.iter().sum::<f64>() / h.len() as f64
-        }
+    let options = members[0].options.clone();
+    let survey_h = |scope: &(String, String)| {
+        cx.ref_by_scope
+            .get(scope)
+            .and_then(|c| align_reference(c, &options))
+            .and_then(|(r, _)| normalized_entropy(&r).ok())
     };
+    // the survey's n beside each group's name
     let categories: Vec<String> = scopes
         .iter()
-        .map(scope_name)
-        .chain(
-            own_groups
-                .iter()
-                .map(|g| format!("{g} (mean over questions)")),
-        )
+        .map(|sc| match cx.reference.respondents.get(sc) {
+            Some(n) => format!("{} (survey n = {n})", scope_name(sc)),
+            None => scope_name(sc),
+        })
         .collect();
-    let bars: Vec<Bars> = cx
-        .series
+    let bars: Vec<Bars> = members
         .iter()
-        .map(|s| Bars {
-            name: cx.legend_name(s),
-            values: scopes
+        .map(|s| {
+            let values = scopes
                 .iter()
                 .map(|sc| {
                     s.pooled
@@ -195,87 +232,70 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
                         .and_then(|d| normalized_entropy(d).ok())
                         .unwrap_or(f64::NAN)
                 })
-                .chain(own_groups.iter().map(|g| {
-                    mean_h(&mut s.own.iter().filter(|c| &c.group == g).map(|c| &c.predicted))
-                }))
-                .collect(),
-            color: cx.color_of(s),
-            intervals: None,
+                .collect();
+            let n = s.n_text(&cx.all_scope);
+            let name = if n.is_empty() {
+                cx.legend_name(s)
+            } else {
+                format!("{} ({n} in all)", cx.legend_name(s))
+            };
+            Bars::new(name, values, cx.color_of(s))
         })
         .collect();
-    // the survey side of the question-level groups, each (group, question) once
-    let own_reference: BTreeMap<(String, String), &Vec<f64>> = cx
-        .series
-        .iter()
-        .flat_map(|s| s.own.iter())
-        .map(|c| ((c.group.clone(), c.question.clone()), &c.reference))
-        .collect();
-    let options = cx
-        .series
-        .iter()
-        .find(|s| !s.options.is_empty())
-        .map(|s| s.options.clone())
-        .unwrap_or_default();
-    let survey_h = |scope: &(String, String)| {
-        cx.ref_by_scope
-            .get(scope)
-            .and_then(|c| align_reference(c, &options))
-            .and_then(|(r, _)| normalized_entropy(&r).ok())
-    };
     let marks: Vec<f64> = scopes
         .iter()
         .map(|s| survey_h(s).unwrap_or(f64::NAN))
-        .chain(own_groups.iter().map(|g| {
-            mean_h(
-                &mut own_reference
-                    .iter()
-                    .filter(|((group, _), _)| group == g)
-                    .map(|(_, r)| *r),
-            )
-        }))
         .collect();
     let overall = survey_h(&cx.all_scope);
+    let any_marks = marks.iter().any(|m| m.is_finite());
     let mut paragraphs = vec![
-        "Normalized entropy H/ln N of each group's distribution (1 = uniform over the options, 0 = one option). A model that collapses a group onto one party sits far left of the survey.".to_string(),
+        "Normalized entropy H/ln N of each group's distribution (1 = uniform over the options, 0 = one option). A model that collapses a group onto one party sits far left of the survey. In the table, each value is followed by its n in parentheses: rows, personas or prompts for a model, respondents for the survey.".to_string(),
     ];
     if let Some(h) = overall {
         paragraphs.push(format!(
             "Dashed line: the survey's entropy for everyone, {h:.3}."
         ));
     }
-    let any_marks = marks.iter().any(|m| m.is_finite());
-    // question-level cells bring their own survey references
-    let survey_name = if cx.ref_by_scope.is_empty() && !own_reference.is_empty() {
-        "survey (the cells' own references)".to_string()
-    } else {
-        cx.reference.name.clone()
-    };
-    if any_marks {
-        paragraphs.push("Dark ticks: the survey's entropy in the same group.".into());
-    }
     let mut table = Table {
         header: std::iter::once("group".to_string())
-            .chain(bars.iter().map(|b| b.name.clone()))
-            .chain(any_marks.then(|| survey_name.clone()))
+            .chain(members.iter().map(|s| cx.legend_name(s)))
+            .chain(any_marks.then(|| cx.reference.name.clone()))
             .collect(),
         rows: vec![],
     };
-    for (i, c) in categories.iter().enumerate() {
+    for (i, sc) in scopes.iter().enumerate() {
         table.rows.push(
-            std::iter::once(c.clone())
-                .chain(bars.iter().map(|b| f(b.values[i])))
-                .chain(any_marks.then(|| f(marks[i])))
+            std::iter::once(scope_name(sc))
+                .chain(
+                    members
+                        .iter()
+                        .zip(&bars)
+                        .map(|(s, b)| with_n(b.values[i], s.sizes.get(sc).copied())),
+                )
+                .chain(
+                    any_marks.then(|| with_n(marks[i], cx.reference.respondents.get(sc).copied())),
+                )
                 .collect(),
         );
     }
+    let optional =
+        |v: &[f64]| -> Vec<Option<f64>> { v.iter().map(|x| x.is_finite().then_some(*x)).collect() };
     json["entropy"] = json!({
-        "groups": categories,
-        "series": bars.iter().map(|b| json!({"name": b.name, "h_norm": b.values.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>()})).collect::<Vec<_>>(),
-        "survey": marks.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
+        "groups": scopes.iter().map(scope_name).collect::<Vec<_>>(),
+        "series": members.iter().zip(&bars).map(|(s, b)| json!({
+            "name": s.name,
+            "h_norm": optional(&b.values),
+            "n": scopes.iter().map(|sc| s.sizes.get(sc)).collect::<Vec<_>>(),
+            "unit": s.size_unit,
+        })).collect::<Vec<_>>(),
+        "survey": optional(&marks),
+        "survey_n": scopes.iter().map(|sc| cx.reference.respondents.get(sc)).collect::<Vec<_>>(),
         "survey_all": overall,
     });
-    sections.push(Section {
+    let survey_mark = format!("{}, same group", cx.reference.name);
+    Ok(vec![Section {
         id: "entropy",
+        how_to_read: Some(HOW_ENTROPY.into()),
         title: "Normalized entropy per group".into(),
         paragraphs,
         table: Some(table),
@@ -286,10 +306,125 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
                 "H / ln N",
                 &categories,
                 &bars,
-                any_marks.then_some((survey_name.as_str(), marks.as_slice())),
+                any_marks.then_some((survey_mark.as_str(), marks.as_slice())),
                 overall.map(|h| ("survey, everyone", h)),
             ),
         )?),
+    }])
+}
+
+/// (2b) Normalized entropy of question-level tasks (OpinionQA, a question file), each task's
+/// groups against the mean entropy of their questions' own references.
+pub(super) fn entropy_tasks(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
+    let members: Vec<&&Series> = cx.series.iter().filter(|s| !s.own.is_empty()).collect();
+    if members.is_empty() {
+        return Ok(vec![]);
+    }
+    let task_of = |s: &Series| {
+        s.labels
+            .get("dataset")
+            .cloned()
+            .unwrap_or_else(|| "questions".into())
+    };
+    // (task, group) rows, each task's groups together
+    let rows: Vec<(String, String)> = members
+        .iter()
+        .flat_map(|s| s.own.iter().map(move |c| (task_of(s), c.group.clone())))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let questions_of = |task: &str, group: &str| -> usize {
+        members
+            .iter()
+            .filter(|s| task_of(s) == task)
+            .flat_map(|s| s.own.iter().filter(|c| c.group == group))
+            .map(|c| c.question.as_str())
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let categories: Vec<String> = rows
+        .iter()
+        .map(|(t, g)| format!("{t}: {g} ({})", count(questions_of(t, g), "question")))
+        .collect();
+    let bars: Vec<Bars> = members
+        .iter()
+        .map(|s| {
+            let values = rows
+                .iter()
+                .map(|(t, g)| {
+                    if *t != task_of(s) {
+                        return f64::NAN;
+                    }
+                    mean_entropy(s.own.iter().filter(|c| &c.group == g).map(|c| &c.predicted))
+                })
+                .collect();
+            Bars::new(cx.legend_name(s), values, cx.color_of(s))
+        })
+        .collect();
+    // the references of each (task, group), each question once
+    let marks: Vec<f64> = rows
+        .iter()
+        .map(|(t, g)| {
+            let refs: BTreeMap<&str, &Vec<f64>> = members
+                .iter()
+                .filter(|s| task_of(s) == *t)
+                .flat_map(|s| s.own.iter().filter(|c| &c.group == g))
+                .map(|c| (c.question.as_str(), &c.reference))
+                .collect();
+            mean_entropy(refs.into_values())
+        })
+        .collect();
+    let mut table = Table {
+        header: [
+            "task",
+            "group",
+            "questions",
+            "distribution",
+            "mean H_norm",
+            "reference mean H_norm",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: vec![],
+    };
+    for (i, (t, g)) in rows.iter().enumerate() {
+        for (s, b) in members.iter().zip(&bars) {
+            if b.values[i].is_finite() {
+                table.rows.push(vec![
+                    t.clone(),
+                    g.clone(),
+                    questions_of(t, g).to_string(),
+                    cx.legend_name(s),
+                    f(b.values[i]),
+                    f(marks[i]),
+                ]);
+            }
+        }
+    }
+    json["entropy_tasks"] = json!({
+        "groups": rows.iter().map(|(t, g)| format!("{t}: {g}")).collect::<Vec<_>>(),
+        "series": members.iter().zip(&bars).map(|(s, b)| json!({
+            "name": s.name,
+            "mean_h_norm": b.values.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "reference": marks.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
     });
-    Ok(sections)
+    Ok(vec![Section {
+        id: "entropy-tasks",
+        how_to_read: Some(HOW_ENTROPY_TASKS.into()),
+        title: "Normalized entropy per task: each question against its own reference".into(),
+        paragraphs: vec!["Question-level evaluations (`probe eval` on OpinionQA or a question file), per task and group: the mean normalized entropy of the predicted distributions over the group's questions, beside the mean over the same questions' reference distributions (ticks).".into()],
+        table: Some(table),
+        figure: Some(fig(
+            "entropy-tasks",
+            figures::grouped_rows(
+                "Mean normalized entropy per task and group",
+                "mean H / ln N over questions",
+                &categories,
+                &bars,
+                Some(("reference, same questions", marks.as_slice())),
+                None,
+            ),
+        )?),
+    }])
 }

@@ -18,7 +18,20 @@ pub(super) fn probe_accuracy(cx: &Context, json: &mut Value) -> Result<Vec<Secti
         ],
         rows: vec![],
     };
+    // the run's name only where several runs share the figure
+    let run_prefix = |c: &ProbeCurves| {
+        if cx.curves.len() > 1 {
+            format!("{} · ", c.run)
+        } else {
+            String::new()
+        }
+    };
     for (i, c) in cx.curves.iter().enumerate() {
+        let n = if c.prompts > 0 {
+            format!(" ({}, {} folds)", count(c.prompts, "prompt"), c.folds)
+        } else {
+            String::new()
+        };
         let pts = |v: &[Option<f64>]| -> Vec<(f64, f64)> {
             c.layers
                 .iter()
@@ -30,14 +43,14 @@ pub(super) fn probe_accuracy(cx: &Context, json: &mut Value) -> Result<Vec<Secti
         let shared = pts(&c.shared);
         if !per_layer.is_empty() {
             lines.push((
-                format!("{} per-layer", c.run),
+                format!("{}per-layer probes{n}", run_prefix(c)),
                 figures::color(2 * i),
                 per_layer,
             ));
         }
         if !shared.is_empty() {
             lines.push((
-                format!("{} shared", c.run),
+                format!("{}shared probe{n}", run_prefix(c)),
                 figures::color(2 * i + 1),
                 shared,
             ));
@@ -58,6 +71,7 @@ pub(super) fn probe_accuracy(cx: &Context, json: &mut Value) -> Result<Vec<Secti
     }
     sections.push(Section {
         id: "probe-accuracy",
+        how_to_read: Some(HOW_PROBES.into()),
         title: "Probe accuracy per layer".into(),
         paragraphs,
         table: Some(table),
@@ -132,6 +146,7 @@ pub(super) fn chance(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
         }
         sections.push(Section {
             id: "chance",
+            how_to_read: None,
             title: "Chance levels of the latent results".into(),
             paragraphs,
             table: Some(table),
@@ -191,6 +206,7 @@ pub(super) fn eval_tally(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
         }
         sections.push(Section {
             id: "eval-tally",
+            how_to_read: None,
             title: "Evaluations: units, failures and parse failures".into(),
             paragraphs,
             table: Some(table),

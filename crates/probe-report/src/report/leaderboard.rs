@@ -51,6 +51,45 @@ fn leaderboard_row(
     ]
 }
 
+/// A ranking's bars: the models' filled, the baselines' outlined in grey, with bootstrap
+/// whiskers where two or more groups give an interval.
+fn ranking_bars(entries: &[(String, Estimate, usize)], models: &str) -> Vec<Bars> {
+    let is_baseline = |name: &str| name.starts_with("baseline: ");
+    let values = |baseline: bool| -> Vec<f64> {
+        entries
+            .iter()
+            .map(|(n, e, _)| {
+                if is_baseline(n) == baseline {
+                    e.value
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect()
+    };
+    let intervals = |baseline: bool| -> Vec<(f64, f64)> {
+        entries
+            .iter()
+            .map(|(n, e, groups)| {
+                if *groups >= 2 && is_baseline(n) == baseline {
+                    (e.low, e.high)
+                } else {
+                    (f64::NAN, f64::NAN)
+                }
+            })
+            .collect()
+    };
+    let mut model_bars = Bars::new(models, values(false), figures::color(1));
+    model_bars.intervals = Some(intervals(false));
+    let mut baselines = Bars::new("baseline", values(true), figures::BASELINE);
+    baselines.intervals = Some(intervals(true));
+    baselines.baseline = true;
+    vec![model_bars, baselines]
+        .into_iter()
+        .filter(|b| b.values.iter().any(|v| v.is_finite()))
+        .collect()
+}
+
 /// Calibration ECE and discretization floor of a series: over its question-level cells
 /// (`own`), or over its pooled distributions against the survey.
 fn series_extras(
@@ -223,7 +262,11 @@ pub(super) fn survey(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
         rows: entries
             .iter()
             .enumerate()
-            .map(|(i, entry)| leaderboard_row(i + 1, entry, &extras))
+            .map(|(i, entry)| {
+                let mut row = leaderboard_row(i + 1, entry, &extras);
+                row[1] = cx.display_name(&entry.0);
+                row
+            })
             .collect(),
     };
     json["leaderboard"] = json!(entries
@@ -234,13 +277,11 @@ pub(super) fn survey(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
                    "calibration_ece": ece, "discretization_floor": floor})
         })
         .collect::<Vec<_>>());
-    let categories: Vec<String> = entries.iter().map(|e| e.0.clone()).collect();
-    let bars: Vec<Bars> = vec![Bars {
-        name: "mean TV over groups".into(),
-        values: entries.iter().map(|e| e.1.value).collect(),
-        color: figures::color(0),
-        intervals: Some(entries.iter().map(|e| (e.1.low, e.1.high)).collect()),
-    }];
+    let categories: Vec<String> = entries
+        .iter()
+        .map(|(name, _, groups)| format!("{} ({})", cx.display_name(name), count(*groups, "group")))
+        .collect();
+    let bars = ranking_bars(&entries, "mean TV over groups");
     // a study of question-level tasks only has nothing to rank against the survey
     let figure = if entries.is_empty() {
         None
@@ -259,6 +300,7 @@ pub(super) fn survey(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
     };
     sections.push(Section {
         id: "leaderboard",
+        how_to_read: Some(HOW_LEADERBOARD.into()),
         title: "Leaderboard: total variation to the survey".into(),
         paragraphs,
         table: Some(table),
@@ -295,9 +337,13 @@ pub(super) fn tasks(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
         rows: vec![],
     };
     let mut categories = Vec::new();
-    let mut bar_values = Vec::new();
-    let mut bar_intervals = Vec::new();
+    let mut ranked = Vec::new();
     for (task, members) in &tasks {
+        let questions_in_task = members
+            .iter()
+            .flat_map(|s| s.own.iter().map(|c| c.question.as_str()))
+            .collect::<BTreeSet<_>>()
+            .len();
         let mut entries: Vec<(String, Estimate, usize)> = Vec::new();
         let mut extras: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
         for s in members {
@@ -368,25 +414,30 @@ pub(super) fn tasks(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             let (ece, floor) = extras.get(n).copied().unwrap_or_default();
             let mut row = vec![task.clone()];
             row.extend(leaderboard_row(rank + 1, entry, &extras));
+            row[2] = cx.display_name(n);
             table.rows.push(row);
             rows_json.push(json!({"task": task, "name": n, "groups": k, "tv": e.value,
                 "low": e.low, "high": e.high, "calibration_ece": ece,
                 "discretization_floor": floor}));
-            categories.push(format!("{task}: {n}"));
-            bar_values.push(e.value);
-            bar_intervals.push((e.low, e.high));
+            let questions = members
+                .iter()
+                .find(|s| &s.name == n)
+                .map_or(questions_in_task, |s| s.own_extent().1);
+            categories.push(format!(
+                "{task}: {} ({}, {})",
+                cx.display_name(n),
+                count(*k, "group"),
+                count(questions, "question")
+            ));
+            ranked.push(entry.clone());
         }
     }
     if !tasks.is_empty() {
         json["task_leaderboard"] = json!(rows_json);
-        let bars = vec![Bars {
-            name: "A: mean over groups of the mean TV over questions".into(),
-            values: bar_values,
-            color: figures::color(0),
-            intervals: Some(bar_intervals),
-        }];
+        let bars = ranking_bars(&ranked, "A: mean over groups of the mean TV over questions");
         sections.push(Section {
             id: "task-leaderboard",
+            how_to_read: Some(HOW_TASKS.into()),
             title: "Leaderboards by task: each question against its own reference".into(),
             paragraphs: vec![format!(
                 "Question-level evaluations (`probe eval` on OpinionQA or a question file) are ranked per task, each against the reference distributions of its own questions, never against the survey above. A is Meister et al.'s (2024) distributional alignment: the total variation between predicted and reference distribution of each (group, question), averaged over a group's questions, then over groups (lower is better; `groups` counts groups), with {:.0} % percentile bootstrap intervals over groups ({} resamples, seed {}); an interval from one group is shown as n/a. Baselines per task: the uniform distribution; the benchmark's majority baseline, all mass on each group's own most common answer per question; and the weaker pooled majority per question, under its own name.",

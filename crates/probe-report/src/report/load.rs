@@ -139,6 +139,14 @@ fn read_probe_curves(path: &Path, run: &str) -> Result<ProbeCurves> {
         .ok_or_else(|| input_err(path, "no `report.summary` (not a probe train output?)"))?;
     let mut curves = ProbeCurves {
         run: run.to_string(),
+        prompts: json
+            .pointer("/report/folds")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len),
+        folds: json
+            .pointer("/report/params/folds")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize,
         layers: vec![],
         per_layer: vec![],
         shared: vec![],
@@ -412,7 +420,33 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
             .unwrap_or_default(),
         by_language,
         provenance: Some(latent_provenance(&psi)),
+        sizes: psi_sizes(&psi),
+        size_unit: "rows (persona × variant)",
+        clipped: psi["negative_factors"]["count"]
+            .as_u64()
+            .zip(psi["negative_factors"]["of"].as_u64())
+            .map(|(count, of)| {
+                let policy = psi["negative"].as_str().unwrap_or("clip").to_string();
+                (count, of, policy)
+            }),
     })
+}
+
+/// Rows behind each scope of `psi.json` (`all` and every `by_group` value).
+fn psi_sizes(psi: &Value) -> BTreeMap<(String, String), usize> {
+    let rows = |v: &Value| v["rows"].as_u64().map(|n| n as usize);
+    let mut sizes = BTreeMap::new();
+    if let Some(n) = rows(&psi["all"]) {
+        sizes.insert(("all".to_string(), "all".to_string()), n);
+    }
+    for (attribute, values) in psi["by_group"].as_object().into_iter().flatten() {
+        for (value, v) in values.as_object().into_iter().flatten() {
+            if let Some(n) = rows(v) {
+                sizes.insert((attribute.clone(), value.clone()), n);
+            }
+        }
+    }
+    sizes
 }
 
 /// Reads a run directory: `probes.json`, every `scale-*/` and every `eval-*/*.cells.jsonl`.
@@ -573,17 +607,24 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
         let all = ("all".to_string(), "all".to_string());
         let attributes: std::collections::BTreeSet<&String> =
             pooled_direct.keys().map(|(a, _)| a).collect();
+        let mut sizes: BTreeMap<(String, String), usize> =
+            pooled_direct.keys().map(|k| (k.clone(), 1)).collect();
         if pooled_direct.len() > 1 && attributes.len() == 1 && !pooled_direct.contains_key(&all) {
             let dists: Vec<Vec<f64>> = pooled_direct.values().cloned().collect();
+            sizes.insert(all.clone(), dists.len());
             pooled_direct.insert(all, arithmetic_barycenter(&dists, None)?);
         }
+        let mut size_unit = "prompts";
         let mut pooled = pooled_direct;
         for (scope, (dists, weights)) in per_persona_scope {
+            size_unit = "personas";
+            sizes.entry(scope.clone()).or_insert(dists.len());
             if let std::collections::btree_map::Entry::Vacant(e) = pooled.entry(scope) {
                 e.insert(arithmetic_barycenter(&dists, Some(&weights))?);
             }
         }
         for (scope, dists) in per_scope {
+            sizes.entry(scope.clone()).or_insert(dists.len());
             if let std::collections::btree_map::Entry::Vacant(e) = pooled.entry(scope) {
                 e.insert(arithmetic_barycenter(&dists, None)?);
             }
@@ -614,6 +655,9 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             years: vec![],
             by_language: vec![],
             provenance: None,
+            sizes,
+            size_unit,
+            clipped: None,
         });
     }
     Ok(out)

@@ -22,6 +22,7 @@ use plotters::style::RGBColor;
 
 mod covariation;
 mod distributions;
+mod how_to_read;
 mod latent;
 mod leaderboard;
 mod load;
@@ -30,6 +31,7 @@ mod sensitivity;
 #[cfg(test)]
 mod tests;
 
+use how_to_read::*;
 pub use load::{align_reference, load_run, series_from_cells};
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,9 @@ pub struct Reference {
     pub name: String,
     pub cells: Vec<Cell>,
     pub notes: Vec<String>,
+    /// Respondents behind each (attribute, value) scope (unweighted), where the reference is
+    /// respondent-level.
+    pub respondents: BTreeMap<(String, String), usize>,
 }
 
 /// One model distribution source: a `probe scale` directory, or the cells of one
@@ -100,6 +105,31 @@ pub struct Series {
     /// What went into the distribution, in words (for ψ: the value vectors' layers and the
     /// rows pooled), shown beside it in the report.
     pub provenance: Option<String>,
+    /// Per scope, how many units went into the distribution ([`Series::size_unit`]): the
+    /// n a reader needs beside each bar.
+    pub sizes: BTreeMap<(String, String), usize>,
+    /// What one unit of [`Series::sizes`] is: "rows (persona × variant)", "personas", "prompts".
+    pub size_unit: &'static str,
+    /// Latent runs: the scaling factors the negative-factor policy changed, of all factors,
+    /// and the policy (`clip`, `shift`, `softmax`).
+    pub clipped: Option<(u64, u64, String)>,
+}
+
+impl Series {
+    /// "n = 100 rows (persona × variant)" for a scope, or "" when unknown.
+    pub fn n_text(&self, scope: &(String, String)) -> String {
+        self.sizes
+            .get(scope)
+            .map(|n| format!("n = {}", count(*n, self.size_unit)))
+            .unwrap_or_default()
+    }
+
+    /// Question-level series: (groups, questions) its own cells span.
+    pub fn own_extent(&self) -> (usize, usize) {
+        let groups: BTreeSet<&str> = self.own.iter().map(|c| c.group.as_str()).collect();
+        let questions: BTreeSet<&str> = self.own.iter().map(|c| c.question.as_str()).collect();
+        (groups.len(), questions.len())
+    }
 }
 
 /// A predicted distribution for one question and group, with the group's reference.
@@ -118,6 +148,9 @@ pub struct OwnCell {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProbeCurves {
     pub run: String,
+    /// Prompts the probes were trained and cross-validated on, and the folds.
+    pub prompts: usize,
+    pub folds: usize,
     pub layers: Vec<usize>,
     pub per_layer: Vec<Option<f64>>,
     pub shared: Vec<Option<f64>>,
@@ -192,6 +225,8 @@ pub struct Section {
     pub paragraphs: Vec<String>,
     pub table: Option<Table>,
     pub figure: Option<String>,
+    /// Under the figure: what is drawn, the formula and the paper it comes from.
+    pub how_to_read: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +245,23 @@ pub const FIGURES: [&str; 6] = [
     "probe-accuracy",
     "group-covariation",
 ];
+
+/// "1 group", "14 groups"; a unit of several words pluralizes its first ("rows (persona ×
+/// variant)"), and a unit given in the plural is made singular for one.
+pub(crate) fn count(n: usize, unit: &str) -> String {
+    let (first, rest) = unit.split_once(' ').unwrap_or((unit, ""));
+    let stem = first.strip_suffix('s').unwrap_or(first);
+    let word = if n == 1 {
+        stem.to_string()
+    } else {
+        format!("{stem}s")
+    };
+    if rest.is_empty() {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word} {rest}")
+    }
+}
 
 fn f(x: f64) -> String {
     if x.is_finite() {
@@ -294,17 +346,82 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// "n = 1435 respondents" behind a scope of the survey, or "" when unknown.
+    pub fn respondents_text(&self, scope: &(String, String)) -> String {
+        self.reference
+            .respondents
+            .get(scope)
+            .map(|n| format!("n = {}", count(*n, "respondents")))
+            .unwrap_or_default()
+    }
+
+    /// A series' legend name, by its name (a baseline's name is its own).
+    pub fn display_name(&self, name: &str) -> String {
+        self.series
+            .iter()
+            .find(|s| s.name == name)
+            .map_or_else(|| name.to_string(), |s| self.legend_name(s))
+    }
+
     /// A series' colour, the same in every figure.
     pub fn color_of(&self, s: &Series) -> RGBColor {
         figures::color(self.palette[s.name.as_str()])
     }
 
-    /// A series' name in legends and tables: without the model when there is only one.
+    /// A series' name in legends and tables, in words a reader knows ("log-prob, few-shot ·
+    /// vote-2021", "latent ψ (personas)"), without the model when there is only one.
     pub fn legend_name(&self, s: &Series) -> String {
-        match s.name.strip_prefix(&self.model_prefix) {
-            Some(rest) if !self.model_prefix.is_empty() => rest.to_string(),
-            _ => s.name.clone(),
+        let words = series_in_words(s);
+        match s.labels.get("model") {
+            Some(m) if self.model_prefix.is_empty() => format!("{m} · {words}"),
+            _ => words,
         }
+    }
+}
+
+/// A series without its model, in words: the method and steering of an evaluation, or the
+/// persona set of a latent ψ; the series' own name where its labels say neither.
+fn series_in_words(s: &Series) -> String {
+    let label = |k: &str| s.labels.get(k).map(String::as_str);
+    match (label("method"), label("steering")) {
+        (Some("latent"), _) => {
+            let (run, scale) = label("source")
+                .and_then(|src| src.rsplit_once('/'))
+                .unwrap_or(("run", "scale"));
+            let set = scale.strip_prefix("scale-").unwrap_or(scale);
+            // `run` is the default run directory's name: it says nothing
+            match run {
+                "run" => format!("latent ψ ({set})"),
+                _ => format!("latent ψ ({set}, run {run})"),
+            }
+        }
+        (Some(method), steering) => {
+            let method = match method {
+                "logp" => "log-prob",
+                "sample" => "sampled",
+                "sequence" => "sequence",
+                "verbalize" => "verbalized",
+                other => other,
+            };
+            let steering = match steering {
+                Some("none") | None => "no steering",
+                Some("persona") => "persona prompt",
+                Some("fewshot") => "few-shot",
+                Some(other) => other,
+            };
+            match label("dataset") {
+                Some(d) => format!("{method}, {steering} · {d}"),
+                None => format!("{method}, {steering}"),
+            }
+        }
+        _ => match s.labels.get("model") {
+            Some(m) => s
+                .name
+                .strip_prefix(&format!("{m} · "))
+                .unwrap_or(&s.name)
+                .to_string(),
+            None => s.name.clone(),
+        },
     }
 }
 
@@ -330,9 +447,10 @@ pub fn build(
         "runs": runs.iter().map(|r| json!({"path": r.path, "model": r.model})).collect::<Vec<_>>(),
     });
     json["notes"] = json!(o.notes);
-    let builders: [SectionBuilder; 10] = [
+    let builders: [SectionBuilder; 11] = [
         distributions::distributions,
         distributions::entropy,
+        distributions::entropy_tasks,
         sensitivity::sensitivity,
         sensitivity::negative_factors,
         leaderboard::survey,

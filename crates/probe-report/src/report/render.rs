@@ -19,11 +19,14 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;font-size:16px;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
-td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;height:auto}\
-.notes{color:#555;font-size:.9em}\
+.table-wrap{max-width:100%;overflow-x:auto;margin:1em 0}\
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right;vertical-align:top}\
+td{white-space:nowrap}td:first-child,th:first-child{text-align:left}td:first-child{white-space:normal;min-width:10em;max-width:26em}\
+th{background:#f3f3f3;max-width:14em}\
+figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;height:auto;display:block}\
+.notes{color:#555;font-size:.9em}.how{font-size:.9em;color:#333;background:#f6f8fa;border-left:3px solid #888;padding:.4em .8em}\
 .banner{background:#fff4d6;border:1px solid #d9a93a;border-radius:4px;padding:.6em 1em}";
 
 impl Report {
@@ -87,6 +90,14 @@ impl Report {
                 let _ = writeln!(md, "![{}]({})\n", s.title, rel.display());
                 let _ = writeln!(html, "<figure id=\"figure-{}\">\n{svg}\n</figure>", s.id);
                 files.push((rel, svg.clone().into_bytes()));
+                if let Some(how) = &s.how_to_read {
+                    let _ = writeln!(md, "*How to read this:* {how}\n");
+                    let _ = writeln!(
+                        html,
+                        "<p class=\"how\"><b>How to read this:</b> {}</p>",
+                        html_escape(how)
+                    );
+                }
             }
             if let Some(t) = &s.table {
                 if !t.rows.is_empty() {
@@ -100,7 +111,8 @@ impl Report {
                             .join(" | ")
                     );
                     let _ = writeln!(md, "|{}", " --- |".repeat(t.header.len()));
-                    html.push_str("<table>\n<tr>");
+                    // wide tables scroll inside their box instead of running off the page
+                    html.push_str("<div class=\"table-wrap\">\n<table>\n<tr>");
                     for h in &t.header {
                         let _ = write!(html, "<th>{}</th>", html_escape(h));
                     }
@@ -120,7 +132,7 @@ impl Report {
                         }
                         html.push_str("</tr>\n");
                     }
-                    html.push_str("</table>\n");
+                    html.push_str("</table>\n</div>\n");
                     md.push('\n');
                 }
             }

@@ -58,13 +58,17 @@ pub(super) fn sensitivity(cx: &Context, json: &mut Value) -> Result<Vec<Section>
         let fit: Option<Regression> = linear_regression(&x, &y, cx.o.level).ok();
         if !s.sensitivity.is_empty() {
             table.rows.push(regression_row(
-                s.name.clone(),
+                cx.legend_name(s),
                 format!("{} {}s", s.sensitivity.len(), s.sensitivity_unit),
                 fit,
                 &y,
             ));
             scatters.push(Scatter {
-                name: cx.legend_name(s),
+                name: format!(
+                    "{} ({})",
+                    cx.legend_name(s),
+                    count(s.sensitivity.len(), s.sensitivity_unit)
+                ),
                 color: cx.color_of(s),
                 points: thin(&s.sensitivity, cx.o.max_points),
                 fit,
@@ -76,7 +80,7 @@ pub(super) fn sensitivity(cx: &Context, json: &mut Value) -> Result<Vec<Section>
             let (x, y): (Vec<f64>, Vec<f64>) = s.sensitivity_persona.iter().copied().unzip();
             let fit: Option<Regression> = linear_regression(&x, &y, cx.o.level).ok();
             table.rows.push(regression_row(
-                format!("{} (per persona, second view)", s.name),
+                format!("{} (per persona, second view)", cx.legend_name(s)),
                 format!("{} personas", s.sensitivity_persona.len()),
                 fit,
                 &y,
@@ -88,7 +92,7 @@ pub(super) fn sensitivity(cx: &Context, json: &mut Value) -> Result<Vec<Section>
             let bary = arithmetic_barycenter(&dists, None)?;
             for (name, d) in &s.variants {
                 variant_table.rows.push(vec![
-                    s.name.clone(),
+                    cx.legend_name(s),
                     name.clone(),
                     f(total_variation(d, &bary)?),
                     f(normalized_entropy(d)?),
@@ -106,6 +110,7 @@ pub(super) fn sensitivity(cx: &Context, json: &mut Value) -> Result<Vec<Section>
     }
     sections.push(Section {
         id: "sensitivity",
+        how_to_read: Some(HOW_SENSITIVITY.into()),
         title: "Prompt sensitivity vs entropy".into(),
         paragraphs,
         table: Some(table),
@@ -122,6 +127,7 @@ pub(super) fn sensitivity(cx: &Context, json: &mut Value) -> Result<Vec<Section>
     if !variant_table.rows.is_empty() {
         sections.push(Section {
             id: "variants",
+            how_to_read: None,
             title: "Population distribution per prompt variant".into(),
             paragraphs: vec!["W(ψ_j, ψ̄) of every prompt variant's population-level distribution to their barycenter.".into()],
             table: Some(variant_table),
@@ -185,6 +191,7 @@ pub(super) fn negative_factors(cx: &Context, json: &mut Value) -> Result<Vec<Sec
         paragraphs.extend(warnings);
         sections.push(Section {
             id: "negative-factors",
+            how_to_read: None,
             title: "Negative scaling factors and ψ under each policy".into(),
             paragraphs,
             table: Some(table),

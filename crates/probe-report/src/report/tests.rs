@@ -102,6 +102,13 @@ fn reference() -> Reference {
             cell("region", "west", vec![0.3, 0.5, 0.1, 0.1], &opts),
         ],
         notes: vec![],
+        respondents: [
+            ("all", "all", 40),
+            ("gender", "female", 22),
+            ("gender", "male", 18),
+        ]
+        .map(|(a, v, n)| ((a.to_string(), v.to_string()), n))
+        .into(),
     }
 }
 
@@ -444,8 +451,13 @@ fn question_level_cells_score_against_their_own_references() {
     assert!((tv(MAJORITY_QUESTIONS) - 0.25).abs() < 1e-12);
     // pooled: yes for both (q1: 1.1 vs 0.9): Male 0.2, Female 0.7, under its own name
     assert!((tv("baseline: pooled majority per question") - 0.45).abs() < 1e-12);
-    let groups = report.json["entropy"]["groups"].as_array().unwrap();
-    assert!(groups.iter().any(|g| g == "SEX=Male (mean over questions)"));
+    // question-level tasks have their own entropy section, never beside the survey's groups
+    assert!(report.json["entropy"].is_null());
+    let groups = report.json["entropy_tasks"]["groups"].as_array().unwrap();
+    assert!(
+        groups.iter().any(|g| g == "questions: SEX=Male"),
+        "{groups:?}"
+    );
 }
 
 #[test]
@@ -504,4 +516,19 @@ fn empty_run_is_an_error_not_an_empty_report() {
     std::fs::write(scale.join("psi.json"), "{not json").unwrap();
     let e = load_run(dir.path()).unwrap_err().to_string();
     assert!(e.contains("psi.json") && e.contains("not JSON"), "{e}");
+}
+
+#[test]
+fn counts_read_as_words() {
+    assert_eq!(count(1, "group"), "1 group");
+    assert_eq!(count(14, "group"), "14 groups");
+    assert_eq!(count(1, "prompts"), "1 prompt");
+    assert_eq!(
+        count(100, "rows (persona × variant)"),
+        "100 rows (persona × variant)"
+    );
+    assert_eq!(
+        count(1, "rows (persona × variant)"),
+        "1 row (persona × variant)"
+    );
 }

@@ -1,0 +1,167 @@
+//! Scatter plots with fitted lines, and lines over a numeric x.
+
+use plotters::prelude::*;
+
+use super::*;
+use probe_metrics::stats::Regression;
+
+/// One scatter series with its fitted line.
+#[derive(Debug, Clone)]
+pub struct Scatter {
+    pub name: String,
+    pub color: RGBColor,
+    pub points: Vec<(f64, f64)>,
+    pub fit: Option<Regression>,
+}
+
+/// Points per series with each series' regression line over the series' x range.
+pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[Scatter]) -> Figure {
+    let entries: Vec<Entry> = series
+        .iter()
+        .map(|s| {
+            let fit = s
+                .fit
+                .map(|f| format!(" (slope {:.3}, r {:.2})", f.slope, f.r))
+                .unwrap_or_default();
+            Entry::new(format!("{}{fit}", s.name), s.color, Mark::Line)
+        })
+        .collect();
+    let (legend_w, legend_h) = legend_size(&entries);
+    let (width, height) = ((620 + legend_w).min(MAX_WIDTH), 460.max(legend_h + 80));
+    // both axes scaled to the data: the sensitivity points' spread is the finding
+    let (x_lo, x_hi) = padded_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
+    let (y_lo, y_hi) = padded_range(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, TITLE))
+            .margin(12)
+            .margin_right(legend_w + 12)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .max_light_lines(2)
+            .light_line_style(RGBColor(236, 236, 236))
+            .label_style((FONT, TEXT))
+            .axis_desc_style((FONT, TEXT))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format!("{v:.3}"))
+            .y_label_formatter(&|v| format!("{v:.3}"))
+            .draw()
+            .map_err(err)?;
+        for s in series {
+            let c = s.color;
+            chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, c.mix(0.55).filled())),
+                )
+                .map_err(err)?;
+            if let Some(f) = s.fit {
+                let lo = s.points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+                let hi = s
+                    .points
+                    .iter()
+                    .map(|p| p.0)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                chart
+                    .draw_series(LineSeries::new(
+                        [lo, hi].map(|x| (x, (f.intercept + f.slope * x).clamp(y_lo, y_hi))),
+                        c.stroke_width(3),
+                    ))
+                    .map_err(err)?;
+            }
+        }
+        legend(&root, (width as i32 - legend_w as i32, 50), &entries)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// A named, coloured polyline.
+pub type Line = (String, RGBColor, Vec<(f64, f64)>);
+
+/// Lines over a numeric x (probe accuracy per layer) with a dashed horizontal reference.
+pub fn lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Line],
+    hline: Option<(&str, f64)>,
+) -> Figure {
+    let mut entries: Vec<Entry> = series
+        .iter()
+        .map(|(n, c, _)| Entry::new(n.clone(), *c, Mark::Line))
+        .collect();
+    if let Some((name, _)) = hline {
+        entries.push(Entry::new(name, SURVEY, Mark::Dashed));
+    }
+    let (legend_w, legend_h) = legend_size(&entries);
+    let (width, height) = ((600 + legend_w).min(MAX_WIDTH), 420.max(legend_h + 80));
+    let xs = || series.iter().flat_map(|(_, _, p)| p.iter().map(|q| q.0));
+    let x_min = xs().fold(f64::INFINITY, f64::min);
+    let x_max = xs().fold(f64::NEG_INFINITY, f64::max);
+    let (x_min, x_max) = if x_min.is_finite() && x_max > x_min {
+        (x_min - 0.5, x_max + 0.5)
+    } else if x_min.is_finite() {
+        (x_min - 1.0, x_min + 1.0)
+    } else {
+        (0.0, 1.0) // nothing to draw: an empty frame, never an unbounded axis
+    };
+    let ys = || series.iter().flat_map(|(_, _, p)| p.iter().map(|q| q.1));
+    let y_lo = ys().chain(hline.map(|h| h.1)).fold(1.0, f64::min);
+    let y_lo = (y_lo - 0.05).max(0.0);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, TITLE))
+            .margin(12)
+            .margin_right(legend_w + 12)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x_min..x_max, y_lo..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .max_light_lines(2)
+            .light_line_style(RGBColor(236, 236, 236))
+            .label_style((FONT, TEXT))
+            .axis_desc_style((FONT, TEXT))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .draw()
+            .map_err(err)?;
+        for (_, c, points) in series {
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(err)?;
+        }
+        if let Some((_, y)) = hline {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x_min, y), (x_max, y)],
+                    6,
+                    4,
+                    SURVEY.stroke_width(1),
+                ))
+                .map_err(err)?;
+        }
+        legend(&root, (width as i32 - legend_w as i32, 50), &entries)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
