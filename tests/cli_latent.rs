@@ -359,7 +359,10 @@ fn train_vectors_scale_end_to_end() {
             html.contains(&format!("<figure id=\"figure-{id}\">\n<svg")),
             "report.html lacks figure {id}"
         );
-        assert!(report_dir.join(format!("figures/{id}.svg")).is_file());
+        // and for print: 300-dpi PNG and vector PDF (the default --format)
+        for ext in ["svg", "png", "pdf"] {
+            assert!(report_dir.join(format!("figures/{id}.{ext}")).is_file());
+        }
     }
     let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
     assert!(md.contains("![Probe accuracy per layer](figures/probe-accuracy.svg)"));

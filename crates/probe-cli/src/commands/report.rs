@@ -182,6 +182,10 @@ pub struct Args {
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Figure files written beside the HTML, comma-separated: svg, png (300 dpi, for slides
+    /// and word processors), pdf (vector, for LaTeX). PNG and PDF need a sans font installed.
+    #[arg(long = "format", value_delimiter = ',', default_value = "svg,png,pdf")]
+    pub formats: Vec<probe_report::figures::Format>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -256,7 +260,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     std::fs::create_dir_all(out.join("figures"))
         .with_context(|| format!("creating {}", out.display()))?;
-    for (rel, bytes) in report.files() {
+    for (rel, bytes) in report.files_as(&args.formats)? {
         probe_cache::write_atomic(&out.join(&rel), &bytes)?;
     }
     let series: usize = runs.iter().map(|r| r.series.len()).sum::<usize>() + extra.len();

@@ -259,11 +259,13 @@ fn text_style(size: u32) -> TextStyle<'static> {
 }
 
 mod bars;
+mod export;
 mod heatmap;
 #[cfg(test)]
 mod tests;
 mod xy;
 
 pub use bars::{grouped_columns, grouped_rows, Bars};
+pub use export::{Format, Printer, PNG_DPI};
 pub use heatmap::{heatmaps, Heatmap};
 pub use xy::{lines, scatter, Line, Scatter};

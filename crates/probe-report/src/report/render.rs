@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::Report;
+use super::{Report, ReportError, Result};
+use crate::figures::{Format, Printer, PNG_DPI};
 
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|")
@@ -27,12 +28,27 @@ td{white-space:nowrap}td:first-child,th:first-child{text-align:left}td:first-chi
 th{background:#f3f3f3;max-width:14em}\
 figure{margin:1em 0;overflow-x:auto}figure svg{max-width:100%;height:auto;display:block}\
 .notes{color:#555;font-size:.9em}.how{font-size:.9em;color:#333;background:#f6f8fa;border-left:3px solid #888;padding:.4em .8em}\
-.banner{background:#fff4d6;border:1px solid #d9a93a;border-radius:4px;padding:.6em 1em}";
+.files{font-size:.9em;color:#555;margin:.2em 0}.banner{background:#fff4d6;border:1px solid #d9a93a;border-radius:4px;padding:.6em 1em}";
 
 impl Report {
     /// Files to write, relative to the output directory: report.md, report.html, report.json
     /// and figures/<id>.svg.
     pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        self.files_as(&[Format::Svg])
+            .expect("SVG figures need no rendering")
+    }
+
+    /// [`Report::files`] with each figure in every one of `formats` (`figures/<id>.svg`,
+    /// `.png` at 300 dpi, `.pdf`); the HTML links the files under each figure.
+    pub fn files_as(&self, formats: &[Format]) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+        let printer = if formats.iter().any(|f| *f != Format::Svg) {
+            Some(Printer::new().map_err(|reason| ReportError::Figure {
+                figure: "png/pdf",
+                reason,
+            })?)
+        } else {
+            None
+        };
         let mut files = Vec::new();
         let mut md = format!("# {}\n\n", self.title);
         let mut html = format!(
@@ -86,10 +102,41 @@ impl Report {
                 let _ = writeln!(html, "<p>{}</p>", html_escape(p));
             }
             if let Some(svg) = &s.figure {
-                let rel = PathBuf::from("figures").join(format!("{}.svg", s.id));
-                let _ = writeln!(md, "![{}]({})\n", s.title, rel.display());
+                let rel = |format: Format| {
+                    PathBuf::from("figures").join(format!("{}.{}", s.id, format.extension()))
+                };
+                let shown = if formats.contains(&Format::Svg) {
+                    Format::Svg
+                } else {
+                    Format::Png
+                };
+                let _ = writeln!(md, "![{}]({})\n", s.title, rel(shown).display());
                 let _ = writeln!(html, "<figure id=\"figure-{}\">\n{svg}\n</figure>", s.id);
-                files.push((rel, svg.clone().into_bytes()));
+                let mut links = Vec::new();
+                for &format in formats {
+                    let bytes = match (format, &printer) {
+                        (Format::Svg, _) => Ok(svg.clone().into_bytes()),
+                        (Format::Png, Some(p)) => p.png(svg),
+                        (Format::Pdf, Some(p)) => p.pdf(svg),
+                        (_, None) => unreachable!("a printer exists for PNG and PDF"),
+                    }
+                    .map_err(|reason| ReportError::Figure {
+                        figure: s.id,
+                        reason,
+                    })?;
+                    let label = match format {
+                        Format::Svg => "SVG".to_string(),
+                        Format::Png => format!("PNG, {PNG_DPI:.0} dpi"),
+                        Format::Pdf => "PDF".to_string(),
+                    };
+                    links.push(format!("<a href=\"{}\">{label}</a>", rel(format).display()));
+                    files.push((rel(format), bytes));
+                }
+                let _ = writeln!(
+                    html,
+                    "<p class=\"files\">This figure as {}.</p>",
+                    links.join(" · ")
+                );
                 if let Some(how) = &s.how_to_read {
                     let _ = writeln!(md, "*How to read this:* {how}\n");
                     let _ = writeln!(
@@ -145,6 +192,6 @@ impl Report {
             "report.json".into(),
             serde_json::to_vec_pretty(&self.json).expect("report JSON is serializable"),
         ));
-        files
+        Ok(files)
     }
 }

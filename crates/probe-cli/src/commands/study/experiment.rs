@@ -171,6 +171,13 @@ pub struct ReportConfig {
     /// Notes shown highlighted at the top of the report (e.g. that the data is fictional).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Figure files beside the HTML: any of svg, png (300 dpi), pdf.
+    #[serde(default = "default_formats")]
+    pub formats: Vec<String>,
+}
+
+fn default_formats() -> Vec<String> {
+    ["svg", "png", "pdf"].map(String::from).to_vec()
 }
 
 fn default_model_dtype() -> String {
@@ -427,6 +434,10 @@ impl Experiment {
         for m in &self.report.metrics {
             probe_report::compare::Metric::parse(m)
                 .map_err(|e| anyhow::anyhow!("report.metrics: {e}"))?;
+        }
+        for f in &self.report.formats {
+            f.parse::<probe_report::figures::Format>()
+                .map_err(|e| anyhow::anyhow!("report.formats: {e}"))?;
         }
         self.check_contents()
     }

@@ -343,6 +343,9 @@ fn plan(e: &Experiment) -> Vec<Stage> {
     for note in &e.report.notes {
         report.extend(["--note".into(), note.clone()]);
     }
+    if !e.report.formats.is_empty() {
+        report.extend(["--format".into(), e.report.formats.join(",")]);
+    }
     stages.push(Stage {
         kind: StageKind::Report,
         id: "report".into(),
