@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Runs every shell and Python code block of README.md, in order, as written, in a fresh clone.
+
+    python3 scripts/readme_examples.py            # what scripts/test.sh runs
+    python3 scripts/readme_examples.py --full     # also `bash scripts/demo.sh`, twice (manual)
+    python3 scripts/readme_examples.py --list     # the blocks and what happens to each
+
+The clone is `git clone` of this checkout's committed HEAD into a temporary directory; all
+blocks run in one bash session there (so `M=...` in one block holds in the next), Python
+blocks through `python3` in that session. What the script supplies, and says so when it does:
+
+* `probe` on the PATH: the binary of this checkout's build (`$CARGO_TARGET_DIR` or `target/`),
+  standing in for `cargo install --path crates/probe-cli`;
+* `models/`: the embedded default model, linked from this checkout when present (else the
+  demo's `scripts/setup.sh` fetches it); `../shared`: linked beside the clone when present;
+* offline, `probe data fetch wahl-o-mat YEAR NAME` is replaced by a copy of
+  `../shared/data/wahl-o-mat/YEAR-NAME` (the fetch needs the internet);
+* Python blocks run where `numpy` and `safetensors` import (else in a venv under
+  `target/readme-venv`, made once with pip).
+
+A block right after `<!-- readme-examples: skip (reason) -->` is not run (a SLURM array, a CUDA
+build). Without `--full`, `bash scripts/demo.sh` (a cold release build of the clone: the
+demo's study itself is tests/cli_report.rs) and `bash scripts/test.sh` (the suite that runs
+this) are not run either. Exit status: 0 when every block that runs succeeds.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_MARK = re.compile(r"<!--\s*readme-examples:\s*skip\s*\((.*?)\)\s*-->")
+FENCE = re.compile(r"^```(\w+)?\s*$")
+
+
+def blocks(readme: Path):
+    """(line, language, code, skip reason or None) of every fenced block."""
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        lang, start = (m.group(1) or ""), i + 1
+        j = start
+        while j < len(lines) and not lines[j].startswith("```"):
+            j += 1
+        before = "\n".join(lines[max(0, i - 2):i])
+        skip = SKIP_MARK.search(before)
+        out.append((start, lang, "\n".join(lines[start:j]), skip.group(1) if skip else None))
+        i = j + 1
+    return out
+
+
+def online() -> bool:
+    try:
+        return subprocess.run(
+            ["curl", "-sfI", "--max-time", "5", "https://raw.githubusercontent.com"],
+            capture_output=True,
+        ).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def python_for_blocks() -> str:
+    probe = "import numpy, safetensors"
+    if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0:
+        return sys.executable
+    venv = target_dir() / "readme-venv"
+    py = venv / "bin" / "python3"
+    if not py.exists():
+        print(f"readme: making {venv} with numpy and safetensors (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "numpy", "safetensors"], check=True)
+    return str(py)
+
+
+def target_dir() -> Path:
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")).resolve()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--full", action="store_true", help="also run scripts/demo.sh (twice)")
+    ap.add_argument("--list", action="store_true", help="list the blocks and exit")
+    ap.add_argument("--keep", action="store_true", help="keep the clone")
+    args = ap.parse_args()
+
+    net = online() if not args.list else True
+    standins = {}
+    if not net:
+        standins[r"^probe data fetch wahl-o-mat (\d+) ([\w-]+)(.*)$"] = (
+            r"mkdir -p data/wahl-o-mat && cp -r ../shared/data/wahl-o-mat/\1-\2 data/wahl-o-mat/"
+            r"  # readme-examples: offline, a copy stands in for the fetch"
+        )
+    line_skips = {"bash scripts/test.sh": "the suite that runs this check"}
+    if not args.full:
+        line_skips["bash scripts/demo.sh"] = (
+            "a cold release build of the clone; its study is tests/cli_report.rs (--full runs it)")
+
+    script = ["set -euo pipefail"]
+    py = None
+    plan = []
+    for line, lang, code, skip in blocks(ROOT / "README.md"):
+        if lang not in ("bash", "sh", "python"):
+            continue
+        if skip:
+            plan.append(f"README:{line} {lang}: skipped ({skip})")
+            continue
+        plan.append(f"README:{line} {lang}: run")
+        script.append(f"echo '== README.md line {line} ==' >&2")
+        if lang == "python":
+            py = py or ("python3" if args.list else python_for_blocks())
+            script.append(f"{py} - <<'README_PYTHON_BLOCK'\n{code}\nREADME_PYTHON_BLOCK")
+            continue
+        for text in code.splitlines():
+            command = text.split("#", 1)[0].strip()
+            if command in line_skips:
+                plan.append(f"  not run: `{command}` ({line_skips[command]})")
+                script.append(f"echo '   (not run: {command}: {line_skips[command]})' >&2")
+                continue
+            if command == "bash scripts/demo.sh" and args.full:
+                # as written, then with another target directory (the issue's two ways)
+                script.append(text)
+                script.append("CARGO_TARGET_DIR=$PWD/../other-target bash scripts/demo.sh")
+                continue
+            for pattern, replacement in standins.items():
+                if re.match(pattern, command):
+                    plan.append(f"  stand-in: `{command}` (offline)")
+                    text = re.sub(pattern, replacement, command)
+            script.append(text)
+    if args.list:
+        print("\n".join(plan))
+        return 0
+
+    binary = target_dir() / "release" / "probe"
+    if not binary.is_file():
+        print(f"readme: {binary} is missing: build first (cargo build --release -p probe-cli)",
+              file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="readme-examples-"))
+    clone = work / "probe"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    bin_dir = work / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "probe").symlink_to(binary)
+    model = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if model.is_file():
+        (clone / "models" / model.name).symlink_to(model)
+    shared = ROOT.parent / "shared"
+    if shared.is_dir():
+        (work / "shared").symlink_to(shared)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    env.pop("CARGO_TARGET_DIR", None)  # the clone's demo.sh builds as a fresh clone would
+    print(f"readme: {len([p for p in plan if p.endswith(': run')])} blocks in {clone}, "
+          f"probe = {binary}{'' if net else ', offline'}", flush=True)
+    for p in plan:
+        print("  " + p, flush=True)
+    t = time.time()
+    run = subprocess.run(["bash", "-c", "\n".join(script)], cwd=clone, env=env)
+    took = time.time() - t
+    if run.returncode == 0:
+        print(f"readme: every block ran ({took:.0f} s)")
+    else:
+        print(f"readme: a block failed (exit {run.returncode}) after {took:.0f} s; the clone is "
+              f"kept in {clone}", file=sys.stderr)
+    if run.returncode == 0 and not args.keep:
+        shutil.rmtree(work)
+    return run.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
