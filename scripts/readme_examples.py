@@ -69,7 +69,8 @@ def online() -> bool:
         return False
 
 
-def python_for_blocks() -> str:
+def python_for_blocks():
+    """A Python with numpy and safetensors, or None (then Python blocks are skipped, said)."""
     probe = "import numpy, safetensors"
     if subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0:
         return sys.executable
@@ -77,9 +78,12 @@ def python_for_blocks() -> str:
     py = venv / "bin" / "python3"
     if not py.exists():
         print(f"readme: making {venv} with numpy and safetensors (once)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        "numpy", "safetensors"], check=True)
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)]).returncode == 0 and \
+            subprocess.run([str(py), "-m", "pip", "install", "--quiet",
+                            "--disable-pip-version-check", "numpy", "safetensors"]).returncode == 0
+        if not made:
+            shutil.rmtree(venv, ignore_errors=True)
+            return None
     return str(py)
 
 
@@ -108,6 +112,7 @@ def main() -> int:
 
     script = ["set -euo pipefail"]
     py = None
+    have_shared = (ROOT.parent / "shared").is_dir()
     plan = []
     for line, lang, code, skip in blocks(ROOT / "README.md"):
         if lang not in ("bash", "sh", "python"):
@@ -115,10 +120,18 @@ def main() -> int:
         if skip:
             plan.append(f"README:{line} {lang}: skipped ({skip})")
             continue
-        plan.append(f"README:{line} {lang}: run")
-        script.append(f"echo '== README.md line {line} ==' >&2")
+        if "../shared" in code and not have_shared:
+            plan.append(f"README:{line} {lang}: skipped (reads ../shared, absent here)")
+            continue
         if lang == "python":
             py = py or ("python3" if args.list else python_for_blocks())
+            if py is None:
+                plan.append(f"README:{line} python: skipped (no numpy + safetensors, and pip "
+                            "could not install them)")
+                continue
+        plan.append(f"README:{line} {lang}: run")
+        script.append(f"echo \"== README.md line {line} (at ${{SECONDS}} s) ==\" >&2")
+        if lang == "python":
             script.append(f"{py} - <<'README_PYTHON_BLOCK'\n{code}\nREADME_PYTHON_BLOCK")
             continue
         for text in code.splitlines():
