@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: fetch the embedded default model (idempotent), check
 # formatting and lints, run every test in release mode (burn's CPU backend is ~200x slower
-# unoptimised; release shares one build with the main job).
+# unoptimised; release shares one build with the main job), then run the README's examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,3 +17,9 @@ fi
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
+# Every shell and Python block of README.md, in order, in a fresh clone of HEAD (~12 min; the
+# SLURM and CUDA blocks and demo.sh's cold build are left to a manual `--full` run, see
+# docs/TESTING.md). PROBE_README_EXAMPLES=0 leaves it out of a quick local run.
+if [[ ${PROBE_README_EXAMPLES:-1} != 0 ]]; then
+  python3 scripts/readme_examples.py
+fi

@@ -370,6 +370,18 @@ pub struct Row {
     pub discretization_floor: Option<f64>,
 }
 
+impl Row {
+    /// The bootstrap interval as `[low, high]`, or `n/a (1 group)` (`n/a (1 cell)`) where a
+    /// single unit leaves nothing to resample: its zero-width interval would read as certainty.
+    pub fn interval_text(&self) -> String {
+        match (self.n_groups, self.n_cells) {
+            (Some(1), _) => "n/a (1 group)".into(),
+            (None, 1) => "n/a (1 cell)".into(),
+            _ => format!("[{:.4}, {:.4}]", self.estimate.low, self.estimate.high),
+        }
+    }
+}
+
 /// Exact below this many multinomial outcomes, else simulated (see `discretization_error`).
 const FLOOR_MAX_OUTCOMES: usize = 50_000;
 const FLOOR_SIMULATIONS: usize = 4_000;
@@ -621,6 +633,28 @@ pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One group (or one cell) leaves nothing to resample: no zero-width "CI".
+    #[test]
+    fn an_interval_from_one_unit_is_not_a_ci() {
+        let row = |n_groups, n_cells| Row {
+            group: BTreeMap::new(),
+            metric: "tv",
+            n_cells,
+            aggregate: Aggregate::Benchmark,
+            n_groups,
+            estimate: Estimate {
+                value: 0.25,
+                low: 0.25,
+                high: 0.25,
+            },
+            calibration_ece: None,
+            discretization_floor: None,
+        };
+        assert_eq!(row(Some(1), 9).interval_text(), "n/a (1 group)");
+        assert_eq!(row(None, 1).interval_text(), "n/a (1 cell)");
+        assert_eq!(row(Some(3), 9).interval_text(), "[0.2500, 0.2500]");
+    }
 
     fn cell(
         labels: &[(&str, &str)],

@@ -267,7 +267,7 @@ fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
                     r.n_cells.to_string(),
                     r.n_groups.map_or("-".into(), |g| g.to_string()),
                     format!("{:.4}", r.estimate.value),
-                    format!("[{:.4}, {:.4}]", r.estimate.low, r.estimate.high),
+                    r.interval_text(),
                     r.calibration_ece.map_or("-".into(), |x| format!("{x:.4}")),
                     r.discretization_floor
                         .map_or("-".into(), |x| format!("{x:.4}")),

@@ -639,7 +639,7 @@ fn print_tv(cells: &[Cell], out: &std::path::Path) -> Result<()> {
             r.n_cells,
             r.n_groups.map_or("-".into(), |g| g.to_string()),
             r.estimate.value,
-            format!("[{:.4}, {:.4}]", r.estimate.low, r.estimate.high),
+            r.interval_text(),
             opt(r.calibration_ece),
             opt(r.discretization_floor)
         );
