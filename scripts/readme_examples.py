@@ -3,6 +3,7 @@
 
     python3 scripts/readme_examples.py            # what scripts/test.sh runs
     python3 scripts/readme_examples.py --full     # also `bash scripts/demo.sh`, twice (manual)
+    python3 scripts/readme_examples.py --full --demo-only   # only demo.sh, twice
     python3 scripts/readme_examples.py --list     # the blocks and what happens to each
 
 The clone is `git clone` of this checkout's committed HEAD into a temporary directory; all
@@ -94,6 +95,8 @@ def target_dir() -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--full", action="store_true", help="also run scripts/demo.sh (twice)")
+    ap.add_argument("--demo-only", action="store_true",
+                    help="with --full: only the first block's demo.sh runs (twice)")
     ap.add_argument("--list", action="store_true", help="list the blocks and exit")
     ap.add_argument("--keep", action="store_true", help="keep the clone")
     args = ap.parse_args()
@@ -119,6 +122,9 @@ def main() -> int:
             continue
         if skip:
             plan.append(f"README:{line} {lang}: skipped ({skip})")
+            continue
+        if args.demo_only and "scripts/demo.sh" not in code:
+            plan.append(f"README:{line} {lang}: skipped (--demo-only)")
             continue
         if "../shared" in code and not have_shared:
             plan.append(f"README:{line} {lang}: skipped (reads ../shared, absent here)")
