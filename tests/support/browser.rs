@@ -74,7 +74,8 @@ const CHECK: &str = r#"<script>
 })();
 </script>"#;
 
-fn chromium() -> Option<&'static str> {
+/// The installed Chromium, or `None` with a notice.
+pub fn chromium() -> Option<&'static str> {
     let found = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|b| {

@@ -254,18 +254,7 @@ pub fn tiny_gguf_llama() -> GgufWriter {
 /// screenshot to `target/test-artifacts/<name>.png` and returns the DOM after load. `None`,
 /// with a notice, when no Chromium is installed.
 pub fn render_in_chromium(html: &Path, name: &str) -> Option<String> {
-    let bin = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    let Some(bin) = bin else {
-        eprintln!("notice: no chromium installed; skipping the headless rendering of {name}");
-        return None;
-    };
+    let bin = browser::chromium()?;
     let url = format!("file://{}", html.canonicalize().unwrap().display());
     let artifacts = workspace_root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

@@ -40,13 +40,7 @@ impl Bars {
     /// The bar from `from` to `to` in chart coordinates: filled, or outlined for a baseline.
     fn draw<DB: DrawingBackend>(
         &self,
-        chart: &mut ChartContext<
-            DB,
-            Cartesian2d<
-                plotters::coord::types::RangedCoordf64,
-                plotters::coord::types::RangedCoordf64,
-            >,
-        >,
+        chart: &mut Plot<DB>,
         from: (f64, f64),
         to: (f64, f64),
     ) -> Result<(), String> {
@@ -90,14 +84,14 @@ pub fn grouped_columns(title: &str, y_desc: &str, categories: &[String], bars: &
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, TITLE))
-            .margin(12)
-            .margin_right(legend_w + 12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..n as f64, 0f64..y_max)
-            .map_err(err)?;
+        let mut chart = plot_area(
+            &root,
+            title,
+            legend_w,
+            (40, 64),
+            0f64..n as f64,
+            0f64..y_max,
+        )?;
         chart
             .configure_mesh()
             .max_light_lines(2)
@@ -201,14 +195,14 @@ pub fn grouped_rows(
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, TITLE))
-            .margin(12)
-            .margin_right(legend_w + 12)
-            .x_label_area_size(48)
-            .y_label_area_size(label_w)
-            .build_cartesian_2d(0f64..x_max, 0f64..n as f64)
-            .map_err(err)?;
+        let mut chart = plot_area(
+            &root,
+            title,
+            legend_w,
+            (48, label_w),
+            0f64..x_max,
+            0f64..n as f64,
+        )?;
         chart
             .configure_mesh()
             .max_light_lines(2)

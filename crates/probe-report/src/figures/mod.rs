@@ -253,6 +253,33 @@ fn legend_size(entries: &[Entry]) -> (u32, u32) {
     )
 }
 
+/// Axes over f64 ranges, as every figure here has.
+type Plot<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The plot area every figure shares: the title above, 12 px margins, the legend's column on
+/// the right, axis label areas of `(x, y)` px, and the axes' ranges.
+fn plot_area<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    legend_w: u32,
+    (x_area, y_area): (u32, u32),
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<Plot<'a, DB>, String> {
+    ChartBuilder::on(root)
+        .caption(title, (FONT, TITLE))
+        .margin(12)
+        .margin_right(legend_w + 12)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(x, y)
+        .map_err(err)
+}
+
 /// The report's text style at `size` px.
 fn text_style(size: u32) -> TextStyle<'static> {
     TextStyle::from((FONT, size).into_font())

@@ -35,14 +35,7 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[Scatter]) -> F
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, TITLE))
-            .margin(12)
-            .margin_right(legend_w + 12)
-            .x_label_area_size(48)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-            .map_err(err)?;
+        let mut chart = plot_area(&root, title, legend_w, (48, 72), x_lo..x_hi, y_lo..y_hi)?;
         chart
             .configure_mesh()
             .max_light_lines(2)
@@ -122,14 +115,7 @@ pub fn lines(
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, TITLE))
-            .margin(12)
-            .margin_right(legend_w + 12)
-            .x_label_area_size(48)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_min..x_max, y_lo..1.0)
-            .map_err(err)?;
+        let mut chart = plot_area(&root, title, legend_w, (48, 72), x_min..x_max, y_lo..1.0)?;
         chart
             .configure_mesh()
             .max_light_lines(2)
