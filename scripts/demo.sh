@@ -7,6 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "demo: building probe (release; a cold build takes 10–16 minutes on 2 cores)"
+echo "demo: building probe (release; a cold build takes 6–16 minutes on 2 cores)"
 cargo build --release -p probe-cli
 cargo run --release --quiet -p probe-cli -- study examples/demo.toml
