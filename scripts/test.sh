@@ -15,6 +15,7 @@ if ! command -v chromium >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v ap
     echo "test: notice: could not install chromium; the report rendering check will be skipped"
 fi
 cargo fmt --all -- --check
+python3 scripts/check_module_cycles.py
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
 # Every shell and Python block of README.md, in order, in a fresh clone of HEAD (~12 min; the

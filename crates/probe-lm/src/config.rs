@@ -6,7 +6,39 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::models::Architecture;
+
+/// The architectures `probe` runs (one file each under `models/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    Llama,
+    Qwen2,
+    Mistral,
+}
+
+pub const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, mistral";
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Mistral => "mistral",
+        }
+    }
+
+    pub(crate) fn from_model_type(model_type: &str) -> Result<Self> {
+        match model_type {
+            "llama" => Ok(Architecture::Llama),
+            "qwen2" => Ok(Architecture::Qwen2),
+            "mistral" => Ok(Architecture::Mistral),
+            other => Err(Error::UnknownArchitecture {
+                found: other.to_string(),
+                supported: SUPPORTED_MODEL_TYPES.to_string(),
+            }),
+        }
+    }
+}
 
 /// How rotary frequencies are rescaled for long context.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -32,6 +32,13 @@ impl GroundCost {
     }
 }
 
+/// The latent-space study's prompt sensitivity: W(ψ_j, ψ̄) for every prompt variant j, with ψ̄
+/// the arithmetic barycenter of the variants. `cost` is the ground cost between categories.
+pub fn prompt_sensitivity(variants: &[Vec<f64>], cost: &GroundCost) -> Result<Vec<f64>> {
+    let bary = crate::wasserstein::arithmetic_barycenter(variants, None)?;
+    variants.iter().map(|v| cost.distance(v, &bary)).collect()
+}
+
 /// An optimal transport plan and its cost.
 #[derive(Debug, Clone)]
 pub struct Transport {

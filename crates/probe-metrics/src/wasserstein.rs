@@ -150,13 +150,6 @@ pub fn w2_barycenter_1d(
     Ok((atoms, masses))
 }
 
-/// The latent-space study's prompt sensitivity: W(ψ_j, ψ̄) for every prompt variant j, with ψ̄
-/// the arithmetic barycenter of the variants. `cost` is the ground cost between categories.
-pub fn prompt_sensitivity(variants: &[Vec<f64>], cost: &crate::ot::GroundCost) -> Result<Vec<f64>> {
-    let bary = arithmetic_barycenter(variants, None)?;
-    variants.iter().map(|v| cost.distance(v, &bary)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

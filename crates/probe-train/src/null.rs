@@ -3,24 +3,9 @@
 //! gives under the same grouped CV, and value-vector selections can be compared with what
 //! probes that learned nothing select.
 
-use serde::{Deserialize, Serialize};
-
+// the report is part of a training report (train.rs); this module computes it
+pub use crate::train::NullReport;
 use crate::{train, Features, Result, TrainReport, ValidProbeParams};
-
-/// Label-shuffled training, per seed and party (shared probe, hook `all`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NullReport {
-    pub seeds: Vec<u64>,
-    /// `[seed][party]`: CV balanced accuracy of the probe trained on shuffled labels.
-    pub balanced_accuracy: Vec<Vec<f64>>,
-    /// Per party: the observed (unshuffled) shared CV balanced accuracy.
-    pub observed: Vec<f64>,
-    /// Per party: mean and standard deviation of the shuffled accuracies.
-    pub mean: Vec<f64>,
-    pub sd: Vec<f64>,
-    /// Per party: (1 + #{shuffled ≥ observed}) / (1 + seeds), the permutation p-value.
-    pub p_value: Vec<f64>,
-}
 
 /// The null report and the shuffled probes' directions `[seed][party][dim]` (activation
 /// space, as `Probe::direction`).

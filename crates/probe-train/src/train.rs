@@ -94,7 +94,23 @@ pub struct TrainReport {
     /// The same shared training on labels shuffled within statements (`--null-seeds`): the
     /// chance level of the accuracies above. Absent when not run.
     #[serde(default)]
-    pub null: Option<crate::null::NullReport>,
+    pub null: Option<NullReport>,
+}
+
+/// Label-shuffled training, per seed and party (shared probe, hook `all`): computed by
+/// `null::train_null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NullReport {
+    pub seeds: Vec<u64>,
+    /// `[seed][party]`: CV balanced accuracy of the probe trained on shuffled labels.
+    pub balanced_accuracy: Vec<Vec<f64>>,
+    /// Per party: the observed (unshuffled) shared CV balanced accuracy.
+    pub observed: Vec<f64>,
+    /// Per party: mean and standard deviation of the shuffled accuracies.
+    pub mean: Vec<f64>,
+    pub sd: Vec<f64>,
+    /// Per party: (1 + #{shuffled ≥ observed}) / (1 + seeds), the permutation p-value.
+    pub p_value: Vec<f64>,
 }
 
 /// Trained probes: `per_layer[party][hook]`, `shared[party]` (empty when not trained).

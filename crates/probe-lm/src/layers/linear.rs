@@ -3,7 +3,7 @@ use std::sync::Arc;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::BlockMatrix;
+use super::blocks::{transpose_values, BlockMatrix};
 use super::{fused, Loader, Matrix};
 use crate::error::Result;
 use crate::weights::HostTensor;
@@ -17,23 +17,6 @@ pub struct Linear {
     #[module(skip)]
     pub blocks: Option<Arc<BlockMatrix>>,
     pub bias: Option<Param<Tensor<1>>>,
-}
-
-/// `[rows, cols]` row-major values transposed to `[cols, rows]`.
-pub(crate) fn transpose_values(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; data.len()];
-    // Blocked so both sides stay in cache for large matrices.
-    const B: usize = 64;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    out[c * rows + r] = data[r * cols + c];
-                }
-            }
-        }
-    }
-    out
 }
 
 pub(crate) fn transpose(t: &HostTensor) -> HostTensor {

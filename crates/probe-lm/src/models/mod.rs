@@ -5,41 +5,11 @@ pub mod llama;
 pub mod mistral;
 pub mod qwen2;
 
+// the architectures are part of a model description (config.rs); models only builds them
+pub use crate::config::{Architecture, SUPPORTED_MODEL_TYPES};
 use crate::config::{HfConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::weights::gguf::GgufFile;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Architecture {
-    Llama,
-    Qwen2,
-    Mistral,
-}
-
-pub const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, mistral";
-
-impl Architecture {
-    pub fn name(self) -> &'static str {
-        match self {
-            Architecture::Llama => "llama",
-            Architecture::Qwen2 => "qwen2",
-            Architecture::Mistral => "mistral",
-        }
-    }
-
-    fn from_model_type(model_type: &str) -> Result<Self> {
-        match model_type {
-            "llama" => Ok(Architecture::Llama),
-            "qwen2" => Ok(Architecture::Qwen2),
-            "mistral" => Ok(Architecture::Mistral),
-            other => Err(Error::UnknownArchitecture {
-                found: other.to_string(),
-                supported: SUPPORTED_MODEL_TYPES.to_string(),
-            }),
-        }
-    }
-}
 
 /// Builds the model description from an HF `config.json`.
 pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {

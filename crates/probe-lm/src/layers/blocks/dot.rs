@@ -14,6 +14,7 @@
 
 use half::bf16;
 
+use super::activations::Activations;
 use super::BlockMatrix;
 use crate::weights::GgmlType;
 
@@ -40,25 +41,6 @@ use crate::weights::quant::F16_TO_F32;
 #[inline(always)]
 fn f16_at(b: &[u8], at: usize) -> f32 {
     F16_TO_F32[u16::from_le_bytes([b[at], b[at + 1]]) as usize]
-}
-
-/// One activation row with the sums of each run of 16 of its values.
-pub(super) struct Activations<'a> {
-    pub(super) x: &'a [f32],
-    pub(super) sums16: Vec<f32>,
-}
-
-impl<'a> Activations<'a> {
-    fn new(x: &'a [f32]) -> Self {
-        let sums16 = x.chunks(16).map(|c| c.iter().sum()).collect();
-        Activations { x, sums16 }
-    }
-
-    /// Sum of the 32 values of block `b`.
-    #[inline(always)]
-    pub(super) fn sum32(&self, b: usize) -> f32 {
-        self.sums16[2 * b] + self.sums16[2 * b + 1]
-    }
 }
 
 /// Compiles a kernel three times (baseline, AVX2 + FMA, AVX-512) and dispatches at run time.

@@ -8,6 +8,7 @@
 //!
 //! Outputs are f32; only the weights are compressed.
 
+mod activations;
 mod dot;
 #[cfg(target_arch = "x86_64")]
 mod q8;
@@ -180,7 +181,7 @@ impl BlockMatrix {
     pub fn to_f32_transposed(&self) -> Vec<f32> {
         let mut rows = vec![0f32; self.rows * self.cols];
         self.dequantize_rows(0, self.rows, &mut rows);
-        crate::layers::linear::transpose_values(&rows, self.rows, self.cols)
+        transpose_values(&rows, self.rows, self.cols)
     }
 
     /// `x · Wᵀ` for `x` = `[n, cols]` row-major: `[n, rows]` row-major.
@@ -192,6 +193,23 @@ impl BlockMatrix {
             tiles::matmul(self, x, n)
         }
     }
+}
+
+/// `data` (`rows × cols`, row-major) transposed to `cols × rows`.
+pub(crate) fn transpose_values(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    // Blocked so both sides stay in cache for large matrices.
+    const B: usize = 64;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    out[c * rows + r] = data[r * cols + c];
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

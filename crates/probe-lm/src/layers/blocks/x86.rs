@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::dot::Activations;
+use super::activations::Activations;
 
 #[inline(always)]
 fn scale(table: &[f32], blk: &[u8], at: usize) -> f32 {
