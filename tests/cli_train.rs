@@ -183,3 +183,84 @@ fn train_runs_on_every_shared_election() {
         );
     }
 }
+
+/// An installed `probe` works from any directory: in an empty directory outside the
+/// repository, train → vectors → scale run on their default data files (probe prompts, persona
+/// grid and prompts), which are built into the binary.
+#[test]
+fn the_pipeline_runs_outside_the_repository_on_built_in_defaults() {
+    let Some(gguf) = smollm2_gguf() else {
+        return;
+    };
+    let gguf = gguf.canonicalize().unwrap();
+    let election = workspace_root()
+        .join("data/demo/wahl-o-mat/2099-demowahl")
+        .canonicalize()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(!tmp.path().join("data").exists());
+    let run = |args: &[&str]| {
+        let out = probe().current_dir(tmp.path()).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "probe {args:?}: {stderr}");
+        stderr
+    };
+    let model = gguf.to_str().unwrap();
+    run(&[
+        "train",
+        model,
+        "--election",
+        election.to_str().unwrap(),
+        "--parties",
+        "SA,ÖU,FB,LM,KBP,HL",
+        "--templates",
+        "de-quiz",
+        "--folds",
+        "2",
+        "--null-seeds",
+        "0",
+    ]);
+    let probes = "probes/SmolLM2-135M-Instruct.Q4_1/2099-demowahl-last-before-answer";
+    assert!(tmp.path().join(probes).join("probes.json").is_file());
+    run(&["vectors", model, "--probes", probes, "-k", "5"]);
+    run(&[
+        "scale",
+        model,
+        "--probes",
+        probes,
+        "--variants",
+        "de-stimme",
+        "--where",
+        "age=45-54",
+        "--where",
+        "education=abitur",
+        "--where",
+        "income=middle",
+        "--where",
+        "employment=employed",
+        "--where",
+        "ideology=left",
+        "--where",
+        "region=east",
+        "--where",
+        "year=2021",
+    ]);
+    let scale = std::fs::read_dir(tmp.path().join(probes))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("scale-")
+        })
+        .expect("a scale-* directory");
+    let psi: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(scale.join("psi.json")).unwrap()).unwrap();
+    // two personas (the genders) of the built-in grid, under one variant
+    assert_eq!(psi["all"]["rows"], 2, "{}", psi["all"]);
+    assert!(
+        !tmp.path().join("data").exists(),
+        "nothing was copied into the directory"
+    );
+}

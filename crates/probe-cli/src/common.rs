@@ -348,7 +348,11 @@ pub fn check_out_file(path: &Path, extensions: &[&str]) -> Result<()> {
 /// Hex SHA-256 of a file's bytes (provenance of data and template files in manifests).
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    // a default data file not on disk is the built-in copy (probe_data::defaults)
+    let bytes = match probe_data::defaults::embedded(path) {
+        Some(text) => text.as_bytes().to_vec(),
+        None => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    };
     Ok(sha2::Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

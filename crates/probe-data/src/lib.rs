@@ -2,6 +2,7 @@
 //! validated [`cells::Cell`]s: one distribution over ordered options per (labels…) cell.
 
 pub mod cells;
+pub mod defaults;
 pub mod opinionqa;
 pub mod personas;
 pub mod probe_prompts;
@@ -37,6 +38,9 @@ pub const MAX_TEXT_INPUT: u64 = 1 << 30;
 /// Reads a text input: a regular file (a FIFO or device given by mistake would block or never
 /// end) of at most [`MAX_TEXT_INPUT`] bytes, checked before anything is allocated.
 pub fn read_text(path: &Path) -> Result<String> {
+    if let Some(text) = defaults::embedded(path) {
+        return Ok(text.to_string());
+    }
     let meta = std::fs::metadata(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,

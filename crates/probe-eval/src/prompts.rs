@@ -185,8 +185,8 @@ pub fn letter_sequence(distribution: &[f64], n: usize, seed: u64) -> String {
 
 impl Templates {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+        // the built-in copy when the default file is not on disk (probe_data::defaults)
+        let text = probe_data::read_text(path).map_err(|e| EvalError::Input(e.to_string()))?;
         let t: Templates = toml::from_str(&text)
             .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
         for m in Method::ALL {

@@ -266,7 +266,8 @@ impl Default for ReportConfig {
 }
 
 fn must_exist(key: &str, path: &Path) -> Result<()> {
-    if !path.exists() {
+    // a default data file (data/templates/…, data/personas/…, data/eval/…) is built in
+    if !probe_data::defaults::available(path) {
         bail!("{key}: {} does not exist", path.display());
     }
     Ok(())

@@ -380,6 +380,12 @@ fn survey_args(e: &Experiment, argv: &mut Vec<String>, inputs: &mut Vec<PathBuf>
 /// checkpoints (GGUF files, safetensors) are fingerprinted by size and modification time:
 /// hashing tens of GB on every run would cost minutes.
 fn hash_input(h: &mut Sha256, path: &Path) -> Result<()> {
+    if let Some(text) = probe_data::defaults::embedded(path) {
+        // the built-in copy of a default data file: its contents, like any other input
+        h.update(path.to_string_lossy().as_bytes());
+        h.update(text.as_bytes());
+        return Ok(());
+    }
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
