@@ -58,6 +58,19 @@ fn train_extracts_then_saves_probes_that_load_back() {
     assert_eq!(loaded.per_layer.len(), 6);
     assert_eq!(loaded.per_layer[0].len(), 4);
     assert_eq!(loaded.shared.len(), 6);
+    // the pooled shared-probe score printed is the one probes.json holds (hook `all`)
+    let pooled: Vec<f64> = report
+        .shared
+        .iter()
+        .filter(|r| r.hook == "all")
+        .map(|r| r.mean.balanced_accuracy)
+        .collect();
+    assert_eq!(pooled.len(), 6);
+    let line = format!(
+        "all layers' rows pooled: mean balanced accuracy {:.3}",
+        pooled.iter().sum::<f64>() / 6.0
+    );
+    assert!(stdout.contains(&line), "{line} not in {stdout}");
     assert_eq!(report.per_layer.len(), 6 * 4);
     assert_eq!(report.shared.len(), 6 * 5);
     assert_eq!(report.positive_replication, vec![5; 6]);

@@ -51,7 +51,8 @@ pub struct Args {
     /// Seed of the party-order shuffling in the prompts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Cache directory (default: out/cache/<model>-<election>-<positions>).
+    /// The activation cache directory (default: out/cache/<model>-<election>-<positions>).
+    /// `probe train` writes its probes elsewhere: under --probes-dir.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Delete an existing cache made with other settings instead of refusing.

@@ -173,6 +173,19 @@ fn print_summary(report: &TrainReport, positions: &str) {
             fmt(s.shared.map(|x| x.auc)),
         );
     }
+    // the shared probe scored on every layer's rows at once (only in probes.json before)
+    let pooled: Vec<f64> = report
+        .shared
+        .iter()
+        .filter(|r| r.hook == "all")
+        .map(|r| r.mean.balanced_accuracy)
+        .collect();
+    if !pooled.is_empty() {
+        println!(
+            "shared probe, all layers' rows pooled: mean balanced accuracy {:.3}",
+            pooled.iter().sum::<f64>() / pooled.len() as f64
+        );
+    }
     if let Some((best, score)) = best_layer(report) {
         println!("best layer {best}: mean balanced accuracy {score:.3}; per party:");
         for r in report.per_layer.iter().filter(|r| r.hook == best) {
