@@ -38,13 +38,25 @@ pub const MAX_TEXT_INPUT: u64 = 1 << 30;
 /// Reads a text input: a regular file (a FIFO or device given by mistake would block or never
 /// end) of at most [`MAX_TEXT_INPUT`] bytes, checked before anything is allocated.
 pub fn read_text(path: &Path) -> Result<String> {
-    if let Some(text) = defaults::embedded(path) {
-        return Ok(text.to_string());
-    }
-    let meta = std::fs::metadata(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        // a default data file not on disk: the built-in copy (see `defaults`)
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return match defaults::embedded(path) {
+                Some(text) => Ok(text.to_string()),
+                None => Err(DataError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                }),
+            }
+        }
+        Err(source) => {
+            return Err(DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
     if !meta.is_file() {
         return Err(DataError::File {
             path: path.to_path_buf(),

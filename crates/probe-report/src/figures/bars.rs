@@ -92,14 +92,9 @@ pub fn grouped_columns(title: &str, y_desc: &str, categories: &[String], bars: &
             0f64..n as f64,
             0f64..y_max,
         )?;
-        chart
-            .configure_mesh()
-            .max_light_lines(2)
-            .light_line_style(RGBColor(236, 236, 236))
+        mesh(&mut chart)
             .disable_x_mesh()
             .x_labels(0)
-            .label_style((FONT, TEXT))
-            .axis_desc_style((FONT, TEXT))
             .y_desc(y_desc)
             .y_label_formatter(&|v| format!("{v:.2}"))
             .draw()
@@ -203,14 +198,9 @@ pub fn grouped_rows(
             0f64..x_max,
             0f64..n as f64,
         )?;
-        chart
-            .configure_mesh()
-            .max_light_lines(2)
-            .light_line_style(RGBColor(236, 236, 236))
+        mesh(&mut chart)
             .disable_y_mesh()
             .y_labels(0)
-            .label_style((FONT, TEXT))
-            .axis_desc_style((FONT, TEXT))
             .x_desc(x_desc)
             .x_label_formatter(&|v| format!("{v:.2}"))
             .draw()

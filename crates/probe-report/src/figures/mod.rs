@@ -280,6 +280,25 @@ fn plot_area<'a, DB: DrawingBackend>(
         .map_err(err)
 }
 
+/// The mesh every figure shares (light grid, the report's type for ticks and axis names),
+/// for the caller to finish (axis names, tick formats) and draw.
+fn mesh<'a, 'b, DB: DrawingBackend>(
+    chart: &'b mut Plot<'a, DB>,
+) -> plotters::chart::MeshStyle<
+    'a,
+    'b,
+    plotters::coord::types::RangedCoordf64,
+    plotters::coord::types::RangedCoordf64,
+    DB,
+> {
+    let mut mesh = chart.configure_mesh();
+    mesh.max_light_lines(2)
+        .light_line_style(RGBColor(236, 236, 236))
+        .label_style((FONT, TEXT))
+        .axis_desc_style((FONT, TEXT));
+    mesh
+}
+
 /// The report's text style at `size` px.
 fn text_style(size: u32) -> TextStyle<'static> {
     TextStyle::from((FONT, size).into_font())

@@ -36,12 +36,7 @@ pub fn scatter(title: &str, x_desc: &str, y_desc: &str, series: &[Scatter]) -> F
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = plot_area(&root, title, legend_w, (48, 72), x_lo..x_hi, y_lo..y_hi)?;
-        chart
-            .configure_mesh()
-            .max_light_lines(2)
-            .light_line_style(RGBColor(236, 236, 236))
-            .label_style((FONT, TEXT))
-            .axis_desc_style((FONT, TEXT))
+        mesh(&mut chart)
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|v| format!("{v:.3}"))
@@ -116,12 +111,7 @@ pub fn lines(
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let mut chart = plot_area(&root, title, legend_w, (48, 72), x_min..x_max, y_lo..1.0)?;
-        chart
-            .configure_mesh()
-            .max_light_lines(2)
-            .light_line_style(RGBColor(236, 236, 236))
-            .label_style((FONT, TEXT))
-            .axis_desc_style((FONT, TEXT))
+        mesh(&mut chart)
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|v| format!("{v:.0}"))

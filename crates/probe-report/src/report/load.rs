@@ -331,17 +331,28 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         let m = v.get("psi")?.as_object()?;
         options.iter().map(|p| m.get(p)?.as_f64()).collect()
     };
+    // every scope of psi.json: `all`, then each `by_group` attribute value; its ψ and its rows
+    let scopes = std::iter::once((("all".to_string(), "all".to_string()), &psi["all"])).chain(
+        psi["by_group"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(attribute, values)| {
+                values
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(move |(value, v)| ((attribute.clone(), value.clone()), v))
+            }),
+    );
     let mut pooled = BTreeMap::new();
-    if let Some(d) = dist(&psi["all"]) {
-        pooled.insert(("all".to_string(), "all".to_string()), d);
-    }
-    if let Some(groups) = psi["by_group"].as_object() {
-        for (attribute, values) in groups {
-            for (value, v) in values.as_object().into_iter().flatten() {
-                if let Some(d) = dist(v) {
-                    pooled.insert((attribute.clone(), value.clone()), d);
-                }
-            }
+    let mut sizes = BTreeMap::new();
+    for (scope, v) in scopes {
+        if let Some(n) = v["rows"].as_u64() {
+            sizes.insert(scope.clone(), n as usize);
+        }
+        if let Some(d) = dist(v) {
+            pooled.insert(scope, d);
         }
     }
     if pooled.is_empty() {
@@ -420,7 +431,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
             .unwrap_or_default(),
         by_language,
         provenance: Some(latent_provenance(&psi)),
-        sizes: psi_sizes(&psi),
+        sizes,
         size_unit: "rows (persona × variant)",
         clipped: psi["negative_factors"]["count"]
             .as_u64()
@@ -430,23 +441,6 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
                 (count, of, policy)
             }),
     })
-}
-
-/// Rows behind each scope of `psi.json` (`all` and every `by_group` value).
-fn psi_sizes(psi: &Value) -> BTreeMap<(String, String), usize> {
-    let rows = |v: &Value| v["rows"].as_u64().map(|n| n as usize);
-    let mut sizes = BTreeMap::new();
-    if let Some(n) = rows(&psi["all"]) {
-        sizes.insert(("all".to_string(), "all".to_string()), n);
-    }
-    for (attribute, values) in psi["by_group"].as_object().into_iter().flatten() {
-        for (value, v) in values.as_object().into_iter().flatten() {
-            if let Some(n) = rows(v) {
-                sizes.insert((attribute.clone(), value.clone()), n);
-            }
-        }
-    }
-    sizes
 }
 
 /// Reads a run directory: `probes.json`, every `scale-*/` and every `eval-*/*.cells.jsonl`.
