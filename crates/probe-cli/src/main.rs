@@ -163,14 +163,7 @@ fn main() {
             std::process::exit(0);
         }
         // One line, outermost context first: "error: loading model x: missing tensor `y` in z".
-        // A cause that an outer message already quotes (thiserror's `{source}`) is said once.
-        let mut chain: Vec<String> = Vec::new();
-        for cause in err.chain().map(|c| c.to_string()) {
-            if !chain.last().is_some_and(|outer| outer.contains(&cause)) {
-                chain.push(cause);
-            }
-        }
-        eprintln!("error: {}", chain.join(": "));
+        eprintln!("error: {}", probe::error_message(&err));
         std::process::exit(1);
     }
 }

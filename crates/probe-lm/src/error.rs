@@ -42,6 +42,8 @@ pub enum Error {
     Device(String),
     #[error("chat template: {0}")]
     ChatTemplate(String),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

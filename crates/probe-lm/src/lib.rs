@@ -21,6 +21,7 @@ pub mod device;
 pub mod error;
 pub mod generate;
 pub mod hooks;
+pub mod interrupt;
 pub mod layers;
 pub mod memory;
 pub mod model;

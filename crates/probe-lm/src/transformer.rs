@@ -455,6 +455,7 @@ impl Transformer {
         hooks: &HookSpec,
         logits: Logits,
     ) -> Result<ForwardOutput> {
+        crate::interrupt::check()?;
         hooks.validate(self.config.num_layers)?;
         self.check_ids(&batch.input_ids)?;
         self.check_context(batch)?;
@@ -484,6 +485,7 @@ impl Transformer {
 
     /// Runs the prompt of a generation and returns last-position logits and the KV cache.
     pub fn prefill(&self, batch: &Batch) -> Result<(Tensor<3>, KvCache)> {
+        crate::interrupt::check()?;
         self.check_ids(&batch.input_ids)?;
         self.check_context(batch)?;
         self.check_loaded(self.config.num_layers, true)?;
@@ -554,6 +556,7 @@ impl Transformer {
         pad_id: u32,
         hooks: &HookSpec,
     ) -> Result<ActivationCache> {
+        crate::interrupt::check()?;
         hooks.validate(self.config.num_layers)?;
         if prefix.pad_lens.len() != 1 {
             return Err(Error::Input(
@@ -616,6 +619,7 @@ impl Transformer {
 
     /// Feeds one new token per sequence; returns its logits `[batch, 1, vocab]`.
     pub fn decode_step(&self, tokens: &[u32], kv: &mut KvCache) -> Result<Tensor<3>> {
+        crate::interrupt::check()?;
         if tokens.len() != kv.pad_lens.len() {
             return Err(Error::Input(format!(
                 "{} tokens for a batch of {}",

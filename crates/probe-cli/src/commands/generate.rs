@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use probe_lm::{generate, GenerateParams, Message};
+use probe_lm::{generate, GenerateParams};
 
 use crate::common::ModelArgs;
 
@@ -61,19 +61,7 @@ pub fn run(args: Args) -> Result<()> {
     params.check()?;
     let model = args.model.load()?;
     let tok = model.tokenizer()?;
-    let mut prompts = Vec::with_capacity(args.prompts.len());
-    for p in &args.prompts {
-        let text = if args.chat {
-            let template = model
-                .chat_template
-                .as_ref()
-                .context("--chat: the model has no chat template")?;
-            template.render(&[Message::new("user", p.as_str())], true)?
-        } else {
-            p.clone()
-        };
-        prompts.push(tok.encode(&text)?);
-    }
+    let prompts = probe::tokenize(&model, &args.prompts, args.chat)?;
     let start = Instant::now();
     let bar = crate::common::progress_bar(args.max_new_tokens as u64, "generating");
     let mut first_token_secs = None;

@@ -1,0 +1,15 @@
+"""probe: latent-space interpretability of language models for survey simulation.
+
+    import probe
+    m = probe.Model("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    acts = m.run_with_cache(["Wie stimmen Sie ab?"], reduce="last")
+    acts["blocks.18.hook_resid_post"].shape      # (1, 576), float32 numpy
+
+Stages (`train`, `vectors`, `scale`, `study`, ...) take the options of the `probe` command
+line as keyword arguments and return plain dicts and lists. See docs/PYTHON.md.
+"""
+
+from ._probe import Model, ProbeError, __version__, metrics, set_progress
+from ._probe import train
+
+__all__ = ["Model", "ProbeError", "metrics", "set_progress", "train", "__version__"]

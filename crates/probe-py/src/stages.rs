@@ -1,0 +1,98 @@
+//! The pipeline's stages as Python functions over the library's operations; each returns
+//! plain dicts and lists (JSON-shaped: `pandas.DataFrame(result["summary"])` works).
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use probe::{ExtractOptions, ModelSpec, TrainOptions};
+use probe_lm::DeviceSpec;
+
+use crate::blocking;
+
+fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?
+        .call_method1("loads", (value.to_string(),))
+}
+
+fn model_spec(path: PathBuf, device: &str, dtype: &str) -> PyResult<ModelSpec> {
+    Ok(ModelSpec {
+        device: device
+            .parse::<DeviceSpec>()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?,
+        dtype: dtype
+            .parse()
+            .map_err(|e: probe_lm::Error| PyValueError::new_err(e.to_string()))?,
+        ..ModelSpec::new(path)
+    })
+}
+
+/// Extracts (or reuses) the residual cache of an election's probe prompts, trains the
+/// per-party probes (cross-validated by statement) and saves them to
+/// `<probes_dir>/<model>/<run>/`. Returns `{"dir", "cache", "positions", "report",
+/// "warnings"}`; `report` is `probes.json`'s training report.
+#[pyfunction]
+#[pyo3(signature = (
+    model, election, *, parties=Vec::new(), layers="0.6L..0.9L", positions="last-before-answer",
+    templates=Vec::new(), template_file=None, cache=None, cache_dtype="f32", batch_size=16,
+    seed=0, folds=5, c=1.0, cv_seed=0, null_seeds=3, probes_dir=PathBuf::from("probes"), run=None,
+    device="cpu", dtype="native",
+))]
+#[allow(clippy::too_many_arguments)]
+fn train<'py>(
+    py: Python<'py>,
+    model: PathBuf,
+    election: PathBuf,
+    parties: Vec<String>,
+    layers: &str,
+    positions: &str,
+    templates: Vec<String>,
+    template_file: Option<PathBuf>,
+    cache: Option<PathBuf>,
+    cache_dtype: &str,
+    batch_size: usize,
+    seed: u64,
+    folds: usize,
+    c: f64,
+    cv_seed: u64,
+    null_seeds: u64,
+    probes_dir: PathBuf,
+    run: Option<String>,
+    device: &str,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut extract = ExtractOptions::new(model_spec(model, device, dtype)?, election);
+    extract.parties = parties;
+    extract.layers = layers.into();
+    extract.positions = positions.into();
+    extract.templates = templates;
+    if let Some(t) = template_file {
+        extract.template_file = t;
+    }
+    extract.out = cache;
+    extract.cache_dtype = cache_dtype.into();
+    extract.batch_size = batch_size;
+    extract.seed = seed;
+    let mut options = TrainOptions::new(extract);
+    options.params.folds = folds;
+    options.params.c = c;
+    options.params.seed = cv_seed;
+    options.null_seeds = null_seeds;
+    options.probes_dir = probes_dir;
+    options.run = run;
+    let outcome = blocking::run(py, || probe::train(&options))?;
+    let value = serde_json::json!({
+        "dir": outcome.dir,
+        "cache": outcome.cache,
+        "positions": outcome.positions,
+        "report": outcome.report,
+        "warnings": outcome.warnings,
+    });
+    json_to_py(py, &value)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(train, m)?)?;
+    Ok(())
+}
