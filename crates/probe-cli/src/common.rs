@@ -64,7 +64,7 @@ impl ModelArgs {
     }
 }
 
-pub use probe::files::{check_out_dir, check_out_file, sha256_file, write_safetensors};
+pub use probe::files::{check_out_dir, check_out_file};
 pub use probe::model::{is_out_of_memory, note_out_of_memory, out_of_memory_error};
 pub use probe::progress::progress_bar;
 pub use probe_lm::model::model_name;

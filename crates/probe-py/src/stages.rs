@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use probe::{ExtractOptions, ModelSpec, TrainOptions};
+use probe::scale::ScaleOptions;
+use probe::vectors::VectorsOptions;
+use probe::{ExtractOptions, ModelSpec, PersonaSelection, TrainOptions};
 use probe_lm::DeviceSpec;
 
 use crate::blocking;
@@ -92,7 +94,107 @@ fn train<'py>(
     json_to_py(py, &value)
 }
 
+/// Ranks each party's MLP value vectors by cosine with its probe direction (joint top-k,
+/// per layer, IQR outliers, most negative), projects them to the vocabulary and tests each
+/// party's selection against chance; saves to `<probes>/vectors/` (or `out`). Returns
+/// `{"dir", "vectors"}`; `vectors` is `vectors.json` (`vectors["vectors"]` is one record per
+/// selected vector).
+#[pyfunction]
+#[pyo3(signature = (
+    model, probes, *, probe="shared", layers="probed", k=20, iqr_c=2.5, top_tokens=10,
+    null_random=200, out=None, device="cpu", dtype="native",
+))]
+#[allow(clippy::too_many_arguments)]
+fn vectors<'py>(
+    py: Python<'py>,
+    model: PathBuf,
+    probes: PathBuf,
+    probe: &str,
+    layers: &str,
+    k: usize,
+    iqr_c: f64,
+    top_tokens: usize,
+    null_random: usize,
+    out: Option<PathBuf>,
+    device: &str,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let options = VectorsOptions {
+        probe: probe.into(),
+        layers: layers.into(),
+        k,
+        iqr_c,
+        top_tokens,
+        null_random,
+        out,
+        ..VectorsOptions::new(model_spec(model, device, dtype)?, probes)
+    };
+    let outcome = blocking::run(py, || probe::vectors::vectors(&options))?;
+    let value = serde_json::json!({"dir": outcome.dir, "vectors": outcome.vectors});
+    json_to_py(py, &value)
+}
+
+/// Runs every persona × prompt variant, reads the MLP coefficients of the selected value
+/// vectors and writes scaling factors and ψ to `<vectors>/../scale-<spec>/` (or `out`).
+/// Returns `{"dir", "psi", "negative_coefficients", "coefficients"}`; `psi` is `psi.json`'s
+/// distributions (`psi["all"]["psi"]`: party → share); `None` while other shards are pending.
+#[pyfunction]
+#[pyo3(signature = (
+    model, vectors, *, persona=PathBuf::from("data/personas/paper-grid.toml"), personas=None, r#where=Vec::new(),
+    prompts=PathBuf::from("data/personas/prompts.toml"), variants=Vec::new(), select="joint", negative="clip",
+    batch_size=16, shard_size=1024, shard="0/1", out=None, overwrite=false, device="cpu",
+    dtype="native",
+))]
+#[allow(clippy::too_many_arguments)]
+fn scale<'py>(
+    py: Python<'py>,
+    model: PathBuf,
+    vectors: PathBuf,
+    persona: PathBuf,
+    personas: Option<PathBuf>,
+    r#where: Vec<String>,
+    prompts: PathBuf,
+    variants: Vec<String>,
+    select: &str,
+    negative: &str,
+    batch_size: usize,
+    shard_size: usize,
+    shard: &str,
+    out: Option<PathBuf>,
+    overwrite: bool,
+    device: &str,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let options = ScaleOptions {
+        personas: PersonaSelection {
+            spec: persona,
+            personas,
+            filter: r#where,
+        },
+        prompts,
+        variants,
+        select: select.into(),
+        negative: negative.into(),
+        batch_size,
+        shard_size,
+        shard: shard.into(),
+        out,
+        overwrite,
+        ..ScaleOptions::new(model_spec(model, device, dtype)?, vectors)
+    };
+    let outcome = blocking::run(py, || probe::scale::scale(&options))?;
+    let value = serde_json::json!({
+        "dir": outcome.dir,
+        "psi": outcome.summary,
+        "negative_coefficients": outcome.negative_coefficients,
+        "coefficients": outcome.coefficients,
+    });
+    json_to_py(py, &value)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(vectors, m)?)?;
+    m.add_function(wrap_pyfunction!(scale, m)?)?;
     Ok(())
 }

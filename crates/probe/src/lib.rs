@@ -22,7 +22,9 @@ pub mod model;
 pub mod personas;
 pub mod progress;
 pub mod run_with_cache;
+pub mod scale;
 pub mod train;
+pub mod vectors;
 
 pub use extract::{ensure_cache, CacheStatus, ExtractOptions};
 pub use model::ModelSpec;

@@ -123,6 +123,36 @@ impl ModelSpec {
     }
 }
 
+/// Checks that `model` is the model the probes (or vectors) were made with: the content
+/// fingerprint must match, and so must the hidden size.
+pub fn check_same_model(
+    path: &std::path::Path,
+    model: &Model,
+    trained_on: &str,
+    trained_hash: &str,
+    hidden: usize,
+    what: &str,
+) -> Result<()> {
+    let hash = probe_extract::model_fingerprint(path)?;
+    let size = model.config().hidden_size;
+    if hidden != size {
+        bail!(
+            "the {what} have {hidden} dimensions but {} has hidden size {size}: they were made \
+             with another model ({trained_on})",
+            path.display()
+        );
+    }
+    if hash != trained_hash {
+        bail!(
+            "the {what} were made with {trained_on} (fingerprint {}…), not {} (fingerprint {}…)",
+            &trained_hash[..trained_hash.len().min(12)],
+            path.display(),
+            &hash[..12]
+        );
+    }
+    Ok(())
+}
+
 /// What is on the GPU, for an out-of-memory error to name (set when a model is loaded there).
 static GPU_CONTEXT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 /// The first line of an out-of-memory panic, kept by the panic hook for `main`.

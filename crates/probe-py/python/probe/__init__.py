@@ -10,6 +10,6 @@ line as keyword arguments and return plain dicts and lists. See docs/PYTHON.md.
 """
 
 from ._probe import Model, ProbeError, __version__, metrics, set_progress
-from ._probe import train
+from ._probe import scale, train, vectors
 
-__all__ = ["Model", "ProbeError", "metrics", "set_progress", "train", "__version__"]
+__all__ = ["Model", "ProbeError", "metrics", "set_progress", "train", "vectors", "scale", "__version__"]

@@ -1,0 +1,193 @@
+//! The scale artifact: per-row factors and distributions (`rows.csv`, `rows.jsonl`), ψ in
+//! every scope (`psi.json`, `psi.csv`) and as `compare` cells (`psi.cells.jsonl`).
+
+use std::path::Path;
+
+use anyhow::Result;
+use probe_data::personas::PersonaTemplate;
+use probe_latent::scale::{row_distributions, Distribution, Ordered};
+use probe_latent::{NegativePolicy, ScaleRow, Summary};
+
+use crate::vectors::csv_field;
+
+type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// ψ under every negative-factor policy per party, and ψ per prompt language (German and
+/// English prompts are not pooled silently), for `psi.json`'s `run`.
+pub fn sensitivity_and_languages(
+    parties: &[String],
+    templates: &[PersonaTemplate],
+    rows: &[ScaleRow],
+    policy: NegativePolicy,
+) -> (JsonMap, JsonMap) {
+    let sensitivity = probe_latent::scale::policy_sensitivity(rows);
+    // ψ per language of the prompt variants (German and English prompts are not pooled
+    // silently): variant → language, then the rows of each language.
+    let language_of: std::collections::HashMap<&str, &str> = templates
+        .iter()
+        .map(|t| (t.id.as_str(), t.language.as_str()))
+        .collect();
+    let mut languages: Vec<&str> = templates.iter().map(|t| t.language.as_str()).collect();
+    languages.sort_unstable();
+    languages.dedup();
+    let by_language: serde_json::Map<String, serde_json::Value> = languages
+        .iter()
+        .map(|&lang| {
+            let keep = |r: &ScaleRow| language_of.get(r.variant.as_str()) == Some(&lang);
+            let psi = probe_latent::scale::psi_over(rows, policy, keep);
+            let n = rows.iter().filter(|r| keep(r)).count();
+            let psi = psi.map(|d| {
+                parties
+                    .iter()
+                    .cloned()
+                    .zip(d.into_iter().map(serde_json::Value::from))
+                    .collect::<serde_json::Map<String, serde_json::Value>>()
+            });
+            (lang.to_string(), serde_json::json!({"rows": n, "psi": psi}))
+        })
+        .collect();
+    let policy_sensitivity: serde_json::Map<String, serde_json::Value> = parties
+        .iter()
+        .enumerate()
+        .map(|(p, party)| {
+            let psi: serde_json::Map<String, serde_json::Value> = sensitivity
+                .psi
+                .iter()
+                .map(|(policy, d)| {
+                    (
+                        policy.name().to_string(),
+                        serde_json::json!(d.as_ref().map(|d| d[p])),
+                    )
+                })
+                .collect();
+            (
+                party.clone(),
+                serde_json::json!({"negative_share": sensitivity.negative_share[p], "psi": psi}),
+            )
+        })
+        .collect();
+    (policy_sensitivity, by_language)
+}
+
+pub fn write_rows(
+    out: &Path,
+    parties: &[String],
+    rows: &[ScaleRow],
+    policy: NegativePolicy,
+) -> Result<()> {
+    let factors: Vec<Vec<f64>> = rows.iter().map(|r| r.factors.clone()).collect();
+    let dists = row_distributions(&factors, policy);
+    let mut csv = String::from("persona,variant");
+    if let Some(first) = rows.first() {
+        for (a, _) in &first.values {
+            csv.push(',');
+            csv.push_str(&csv_field(a));
+        }
+    }
+    csv.push_str(",weight");
+    for p in parties {
+        csv.push_str(&format!(",m:{}", csv_field(p)));
+    }
+    for p in parties {
+        csv.push_str(&format!(",p:{}", csv_field(p)));
+    }
+    csv.push('\n');
+    let mut jsonl = String::new();
+    for (r, (_, dist)) in rows.iter().zip(&dists) {
+        csv.push_str(&csv_field(&r.persona));
+        csv.push(',');
+        csv.push_str(&csv_field(&r.variant));
+        for (_, v) in &r.values {
+            csv.push(',');
+            csv.push_str(&csv_field(v));
+        }
+        csv.push_str(&format!(",{}", r.weight));
+        for m in &r.factors {
+            csv.push_str(&format!(",{m:.6e}"));
+        }
+        for p in 0..parties.len() {
+            match dist {
+                Some(d) => csv.push_str(&format!(",{:.6}", d[p])),
+                None => csv.push(','),
+            }
+        }
+        csv.push('\n');
+        let line = serde_json::json!({
+            "persona": r.persona,
+            "variant": r.variant,
+            "attributes": Ordered(r.values.clone()),
+            "weight": r.weight,
+            "factors": Ordered(parties.iter().cloned().zip(r.factors.iter().copied()).collect()),
+            "distribution": dist.as_ref().map(|d| Ordered(parties.iter().cloned().zip(d.iter().copied()).collect())),
+        });
+        jsonl.push_str(&line.to_string());
+        jsonl.push('\n');
+    }
+    probe_cache::write_atomic(&out.join("rows.csv"), csv.as_bytes())?;
+    probe_cache::write_atomic(&out.join("rows.jsonl"), jsonl.as_bytes())?;
+    Ok(())
+}
+
+pub fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> Result<()> {
+    let mut json = serde_json::to_value(summary)?;
+    json["run"] = run;
+    probe_cache::write_atomic(
+        &out.join("psi.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    // Long format: one line per (scope, variant, attribute, value, party); and the same
+    // distributions as `probe compare` cells (method=latent), one per scope.
+    let mut csv = String::from("variant,attribute,value,party,psi,rows,weight\n");
+    let mut cells = String::new();
+    let mut push = |variant: &str, attr: &str, value: &str, d: &Distribution| {
+        if let Some(psi) = &d.psi {
+            let cell = probe_data::cells::Cell {
+                labels: [
+                    ("method", "latent"),
+                    ("variant", variant),
+                    ("attribute", attr),
+                    ("value", value),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                options: psi.0.iter().map(|(p, _)| p.clone()).collect(),
+                predicted: Some(psi.0.iter().map(|(_, x)| *x).collect()),
+                reference: None,
+                weight: Some(d.weight),
+                ordinal: None,
+                origin: None,
+            };
+            cells.push_str(&cell.to_json().to_string());
+            cells.push('\n');
+            for (party, x) in &psi.0 {
+                csv.push_str(&format!(
+                    "{},{},{},{},{x:.6},{},{}\n",
+                    csv_field(variant),
+                    csv_field(attr),
+                    csv_field(value),
+                    csv_field(party),
+                    d.rows,
+                    d.weight
+                ));
+            }
+        }
+    };
+    push("all", "all", "all", &summary.all);
+    for (attr, values) in &summary.by_group.0 {
+        for (value, d) in &values.0 {
+            push("all", attr, value, d);
+        }
+    }
+    for (variant, v) in &summary.by_variant.0 {
+        push(variant, "all", "all", &v.all);
+        for (attr, values) in &v.by_group.0 {
+            for (value, d) in &values.0 {
+                push(variant, attr, value, d);
+            }
+        }
+    }
+    probe_cache::write_atomic(&out.join("psi.csv"), csv.as_bytes())?;
+    probe_cache::write_atomic(&out.join("psi.cells.jsonl"), cells.as_bytes())?;
+    Ok(())
+}
