@@ -18,6 +18,9 @@ cargo fmt --all -- --check
 python3 scripts/check_module_cycles.py
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
+# The Python bindings: built into a venv with maturin, tested with pytest (~5 min the first
+# time, ~1 min after).
+bash scripts/test-python.sh
 # Every shell and Python block of README.md, in order, in a fresh clone of HEAD (~12 min; the
 # SLURM and CUDA blocks and demo.sh's cold build are left to a manual `--full` run, see
 # docs/TESTING.md). PROBE_README_EXAMPLES=0 leaves it out of a quick local run.

@@ -43,11 +43,6 @@ impl ModelArgs {
         })
     }
 
-    /// The model's name in output paths: the checkpoint's file stem (or directory name).
-    pub fn name(&self) -> String {
-        model_name(&self.model)
-    }
-
     /// The checkpoint's description, without loading its weights.
     pub fn info(&self) -> Result<ModelInfo> {
         ModelInfo::read(&self.model).with_context(|| format!("reading {}", self.model.display()))
@@ -64,10 +59,9 @@ impl ModelArgs {
     }
 }
 
-pub use probe::files::{check_out_dir, check_out_file};
+pub use probe::files::check_out_file;
 pub use probe::model::{is_out_of_memory, note_out_of_memory, out_of_memory_error};
 pub use probe::progress::progress_bar;
-pub use probe_lm::model::model_name;
 
 /// The personas of `probe scale` and `probe eval --vote`: a spec's grid, filtered, or explicit
 /// personas from a JSONL file.
@@ -92,18 +86,20 @@ impl PersonaArgs {
             filter: self.filter.clone(),
         }
     }
+}
 
-    pub fn spec(&self) -> Result<probe_data::personas::PersonaSpec> {
-        self.selection().load_spec()
-    }
-
-    /// The grid personas `--where` keeps, or those of `--personas`.
-    pub fn select(
-        &self,
-        spec: &probe_data::personas::PersonaSpec,
-    ) -> Result<Vec<probe_data::personas::Persona>> {
-        self.selection().select(spec)
-    }
+/// Bootstrap confidence intervals (`probe compare`, `probe report`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BootstrapArgs {
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 1000, value_parser = positive)]
+    pub bootstrap: usize,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Every count flag that must be at least 1 (`--batch-size`, `--shard-size`, `--bootstrap`,

@@ -194,6 +194,30 @@ impl<V: Serialize> Serialize for Ordered<V> {
     }
 }
 
+/// Reads a JSON object back in its written order (psi.json's parties, groups, variants).
+impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries<V>(std::marker::PhantomData<V>);
+        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(Entries(std::marker::PhantomData))
+    }
+}
+
 impl<V> Ordered<V> {
     pub fn get(&self, key: &str) -> Option<&V> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -201,7 +225,7 @@ impl<V> Ordered<V> {
 }
 
 /// ψ over one set of rows.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Distribution {
     pub rows: usize,
     pub weight: f64,
@@ -209,24 +233,25 @@ pub struct Distribution {
     pub psi: Option<Ordered<f64>>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VariantSummary {
     pub all: Distribution,
     /// ψ_{j,g}: attribute → value → distribution.
     pub by_group: Ordered<Ordered<Distribution>>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Count {
     pub count: usize,
     pub of: usize,
 }
 
 /// ψ, ψ_g and ψ_{j,g} of a run (written as `psi.json`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub parties: Vec<String>,
-    pub negative: &'static str,
+    /// The negative-factor policy (`clip`, `shift`, `softmax`).
+    pub negative: String,
     /// Factors m_p^n below 0 (before the policy).
     pub negative_factors: Count,
     /// Rows whose factors are all 0 after the policy: their own distribution is undefined.
@@ -358,7 +383,7 @@ pub fn summarize(
     );
     Ok(Summary {
         parties: parties.to_vec(),
-        negative: policy.name(),
+        negative: policy.name().to_string(),
         negative_factors: Count {
             count: negative,
             of: raw.len() * parties.len(),
@@ -564,6 +589,11 @@ mod tests {
             let total: f64 = d.psi.as_ref().unwrap().0.iter().map(|(_, x)| x).sum();
             assert!((total - 1.0).abs() < 1e-12);
         }
+        // psi.json reads back as written, in the written order (parties A, B; not sorted)
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Summary = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        assert_eq!(back.by_variant.0[0].0, "j1");
 
         // Shift: subtract the run's minimum (−1) everywhere: A = 4 + 2 + 2 + 0 = 8 (weighted:
         // 4·1 + 2·1 + 1·2 + 0·2 = 8), B = 2 + 2 + 6 + 4 = 14 → weighted 2 + 2 + 3·2 + 2·2 = 14.

@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod blocking;
 mod metrics;
 mod model;
+mod pipeline;
 mod stages;
 
 use pyo3::prelude::*;
@@ -35,11 +36,13 @@ fn set_progress(visible: bool) {
 
 #[pymodule]
 fn _probe(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    probe::alloc::keep_freed_memory_mapped();
     m.add("ProbeError", m.py().get_type::<ProbeError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<model::Model>()?;
     m.add_function(wrap_pyfunction!(set_progress, m)?)?;
     stages::register(m)?;
+    pipeline::register(m)?;
     let metrics = PyModule::new(m.py(), "metrics")?;
     metrics::register(&metrics)?;
     m.add_submodule(&metrics)?;

@@ -13,12 +13,15 @@ use probe_lm::DeviceSpec;
 
 use crate::blocking;
 
-fn json_to_py<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn json_to_py<'py>(
+    py: Python<'py>,
+    value: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
     py.import("json")?
         .call_method1("loads", (value.to_string(),))
 }
 
-fn model_spec(path: PathBuf, device: &str, dtype: &str) -> PyResult<ModelSpec> {
+pub(crate) fn model_spec(path: PathBuf, device: &str, dtype: &str) -> PyResult<ModelSpec> {
     Ok(ModelSpec {
         device: device
             .parse::<DeviceSpec>()

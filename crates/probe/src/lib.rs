@@ -16,13 +16,19 @@
 //! Long work draws progress bars on stderr ([`progress::set_visible`] turns them off) and
 //! stops at its next forward pass after [`probe_lm::interrupt::request`].
 
+pub mod alloc;
+pub mod compare;
+pub mod eval;
 pub mod extract;
 pub mod files;
 pub mod model;
 pub mod personas;
 pub mod progress;
+pub mod report;
 pub mod run_with_cache;
 pub mod scale;
+pub mod study;
+pub mod survey;
 pub mod train;
 pub mod vectors;
 

@@ -4,11 +4,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use probe_data::cells::{read_jsonl_with, Cell, ReadStats, SumPolicy};
-use probe_report::compare::{
-    baseline_cells, compare, join, Aggregate, Baseline, CompareOptions, Metric, Row,
-};
+use anyhow::Result;
+use probe::compare::CompareRequest;
+use probe_report::compare::{Aggregate, Baseline, CompareOptions, Metric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BaselineArg {
@@ -54,15 +52,8 @@ pub struct Args {
     /// Metrics (tv, kl, js, w1, w1n, hpred, href).
     #[arg(long, value_delimiter = ',', default_value = "tv")]
     pub metrics: Vec<String>,
-    /// Bootstrap resamples for the confidence intervals (over groups under `--aggregate benchmark`, over cells under `cells`).
-    #[arg(long, default_value_t = 1000, value_parser = crate::common::positive)]
-    pub bootstrap: usize,
-    /// Confidence level of the intervals.
-    #[arg(long, default_value_t = 0.95)]
-    pub level: f64,
-    /// Seed of the bootstrap.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub intervals: crate::common::BootstrapArgs,
     /// Leave out predicted cells without a reference instead of failing (e.g. ψ of groups a
     /// built-in election result does not have).
     #[arg(long)]
@@ -81,7 +72,8 @@ pub struct Args {
     pub weighted: bool,
     /// How each row averages its cells: `benchmark` (the mean over groups of each group's
     /// mean over questions, as Meister et al. score; cells without question and group labels
-    /// fall back to cells) or `cells` (a flat mean over cells).
+    /// fall back to cells) or `cells` (a flat mean over cells). The bootstrap resamples groups
+    /// under `benchmark` and cells under `cells`.
     #[arg(long, value_enum, default_value = "benchmark")]
     pub aggregate: AggregateArg,
     /// Smoothing ε for KL.
@@ -92,252 +84,57 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
+impl Args {
+    pub fn request(&self) -> Result<CompareRequest> {
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|m| Metric::parse(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CompareRequest {
+            predicted: self.predicted.clone(),
+            reference: self.reference.clone(),
+            opinionqa: self.opinionqa.clone(),
+            attributes: self.attribute.clone(),
+            keep_refused: self.keep_refused,
+            survey: self.survey.source(),
+            baselines: self
+                .baseline
+                .iter()
+                .map(|b| match b {
+                    BaselineArg::Uniform => Baseline::Uniform,
+                    BaselineArg::Majority => Baseline::Majority,
+                    BaselineArg::PooledMajority => Baseline::PooledMajority,
+                })
+                .collect(),
+            skip_unmatched: self.skip_unmatched,
+            normalize: self.normalize,
+            options: CompareOptions {
+                metrics,
+                by: self.by.clone(),
+                bootstrap: self.intervals.bootstrap,
+                level: self.intervals.level,
+                seed: self.intervals.seed,
+                kl_smoothing: self.kl_smoothing,
+                weighted: self.weighted,
+                aggregate: match self.aggregate {
+                    AggregateArg::Benchmark => Aggregate::Benchmark,
+                    AggregateArg::Cells => Aggregate::Cells,
+                },
+                raw: self.raw,
+            },
+            out: self.out.clone(),
+        })
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
-    let metrics = args
-        .metrics
-        .iter()
-        .map(|m| Metric::parse(m))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(path) = &args.out {
-        crate::common::check_out_file(path, &["csv", "json"])?;
-    }
-    let mut reference: Vec<Cell> = Vec::new();
-    for path in &args.reference {
-        let (cells, stats) = read_jsonl_with(path, reference_policy(&args))?;
-        report_stats(path, &stats);
-        reference.extend(cells);
-    }
-    if let Some(dir) = &args.opinionqa {
-        let attributes = if args.attribute.is_empty() {
-            probe_data::opinionqa::attributes(dir)?
-        } else {
-            args.attribute.clone()
-        };
-        if attributes.is_empty() {
-            bail!("{} has no <ATTR>_data.json files", dir.display());
-        }
-        for a in &attributes {
-            reference.extend(
-                probe_data::opinionqa::read_attribute(dir, a, args.keep_refused)
-                    .with_context(|| format!("reading OpinionQA attribute {a}"))?,
-            );
-        }
-    }
-    let mut predicted: Vec<Cell> = Vec::new();
-    let policy = if args.raw {
-        SumPolicy::Raw
-    } else {
-        reference_policy(&args)
-    };
-    for path in &args.predicted {
-        let (cells, stats) = read_jsonl_with(path, policy)?;
-        report_stats(path, &stats);
-        predicted.extend(cells);
-    }
-    // a respondent-level survey or a built-in result, over the predicted cells' options
-    let options = predicted.first().map(|c| c.options.clone());
-    if let Some(survey) = args.survey.reference(options.as_deref(), None)? {
-        for note in &survey.notes {
-            eprintln!("reference: {note}");
-        }
-        reference.extend(survey.cells);
-    }
-    // baselines for cells that carry their own reference (`probe eval` output)
-    let own = if reference.is_empty() {
-        probe_report::compare::own_references(&predicted)
-    } else {
-        vec![]
-    };
-    for b in &args.baseline {
-        let kind = match b {
-            BaselineArg::Uniform => Baseline::Uniform,
-            BaselineArg::Majority => Baseline::Majority,
-            BaselineArg::PooledMajority => Baseline::PooledMajority,
-        };
-        predicted.extend(baseline_cells(&reference, kind));
-        predicted.extend(baseline_cells(&own, kind));
-    }
-    if predicted.is_empty() {
-        bail!("nothing to compare: give --predicted files or --baseline");
-    }
-    if reference.is_empty() && predicted.iter().all(|c| c.reference.is_none()) {
-        bail!("no reference: give --reference files or --opinionqa, or cells with a `reference` field");
-    }
-    if args.skip_unmatched {
-        let (kept, skipped) = probe_report::compare::matched(&predicted, &reference);
-        if skipped > 0 {
-            eprintln!(
-                "comparing {} of {} predicted cells ({skipped} have no reference)",
-                kept.len(),
-                kept.len() + skipped
-            );
-        }
-        predicted = kept;
-    }
-    let references = if reference.is_empty() {
-        &own
-    } else {
-        &reference
-    };
-    let pairs = join(&predicted, references)?;
-    let options = CompareOptions {
-        metrics,
-        by: args.by.clone(),
-        bootstrap: args.bootstrap,
-        level: args.level,
-        seed: args.seed,
-        kl_smoothing: args.kl_smoothing,
-        weighted: args.weighted,
-        aggregate: match args.aggregate {
-            AggregateArg::Benchmark => Aggregate::Benchmark,
-            AggregateArg::Cells => Aggregate::Cells,
-        },
-        raw: args.raw,
-    };
-    let rows = compare(&pairs, &options)?;
-    print_table(&rows, &args.by, args.level)?;
-    if let Some(path) = &args.out {
-        write_rows(path, &rows, &args.by)?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-fn reference_policy(args: &Args) -> SumPolicy {
-    if args.normalize {
-        SumPolicy::Normalize
-    } else {
-        SumPolicy::Strict
-    }
-}
-
-/// Says what reading changed: nothing is rescaled, kept partial or dropped in silence.
-fn report_stats(path: &std::path::Path, s: &ReadStats) {
-    let mut parts = Vec::new();
-    if s.rescaled > 0 {
-        parts.push(format!("{} vectors rescaled to sum 1", s.rescaled));
-    }
-    if s.partial > 0 {
-        parts.push(format!(
-            "{} predictions sum to less than 1 (scored as written)",
-            s.partial
-        ));
-    }
-    if s.all_zero > 0 && s.dropped == 0 {
-        parts.push(format!(
-            "{} all-zero predictions (scored as written: TV ½Σq)",
-            s.all_zero
-        ));
-    }
-    if s.dropped > 0 {
-        parts.push(format!("{} cells dropped (all-zero prediction)", s.dropped));
-    }
-    if !parts.is_empty() {
-        eprintln!(
-            "{}: {} cells; {}",
-            path.display(),
-            s.cells,
-            parts.join(", ")
-        );
-    }
-}
-
-fn print_table(rows: &[Row], by: &[String], level: f64) -> Result<()> {
+    let rows = probe::compare::compare(&args.request()?)?;
     let mut out = std::io::stdout().lock();
-    let header: Vec<String> = by
-        .iter()
-        .cloned()
-        .chain([
-            "metric".into(),
-            "cells".into(),
-            "groups".into(),
-            "mean".into(),
-            format!("{:.0}% CI", level * 100.0),
-            "ECE".into(),
-            "floor".into(),
-        ])
-        .collect();
-    let body: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            by.iter()
-                .map(|k| r.group.get(k).cloned().unwrap_or_default())
-                .chain([
-                    r.metric.to_string(),
-                    r.n_cells.to_string(),
-                    r.n_groups.map_or("-".into(), |g| g.to_string()),
-                    format!("{:.4}", r.estimate.value),
-                    r.interval_text(),
-                    r.calibration_ece.map_or("-".into(), |x| format!("{x:.4}")),
-                    r.discretization_floor
-                        .map_or("-".into(), |x| format!("{x:.4}")),
-                ])
-                .collect()
-        })
-        .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            body.iter()
-                .map(|r| r[i].len())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cols: &[String]| {
-        cols.iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
-    writeln!(out, "{}", line(&header))?;
-    for r in &body {
-        writeln!(out, "{}", line(r))?;
-    }
-    Ok(())
-}
-
-fn write_rows(path: &PathBuf, rows: &[Row], by: &[String]) -> Result<()> {
-    let text = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::to_string_pretty(rows)?
-    } else {
-        let mut s = by.join(",");
-        s.push_str(if by.is_empty() { "" } else { "," });
-        s.push_str("metric,cells,groups,aggregate,mean,ci_low,ci_high,calibration_ece,discretization_floor\n");
-        for r in rows {
-            let quote = |v: &str| {
-                if v.contains([',', '"']) {
-                    format!("\"{}\"", v.replace('"', "\"\""))
-                } else {
-                    v.to_string()
-                }
-            };
-            for k in by {
-                s.push_str(&quote(r.group.get(k).map(String::as_str).unwrap_or("")));
-                s.push(',');
-            }
-            let aggregate = match r.aggregate {
-                Aggregate::Benchmark => "benchmark",
-                Aggregate::Cells => "cells",
-            };
-            let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
-            s.push_str(&format!(
-                "{},{},{},{aggregate},{},{},{},{},{}\n",
-                r.metric,
-                r.n_cells,
-                r.n_groups.map_or(String::new(), |g| g.to_string()),
-                r.estimate.value,
-                r.estimate.low,
-                r.estimate.high,
-                opt(r.calibration_ece),
-                opt(r.discretization_floor)
-            ));
-        }
-        s
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    write!(
+        out,
+        "{}",
+        probe::compare::table(&rows, &args.by, args.intervals.level)
+    )?;
     Ok(())
 }

@@ -1,0 +1,401 @@
+//! `eval`: prompt-based answer distributions (log-p, samples, sequence, verbalized) under
+//! no / persona / few-shot steering (Meister et al. 2024), per question and group, as
+//! `compare` cells. Resumable (`units.jsonl`), shardable (`shard k/n`).
+
+mod scores;
+mod vote;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use probe_data::cells::Cell;
+use probe_eval::prompts::{Method, Steering, Templates};
+use probe_eval::questions::QuestionSet;
+use probe_eval::run::{read_records, resume, units, EvalParams, Runner, UnitLog};
+use serde_json::json;
+
+pub use scores::{OwnScores, Scores, VoteTv};
+pub use vote::VoteQuestion;
+
+use crate::files::check_out_dir;
+use crate::model::ModelSpec;
+use crate::progress::{note, progress_bar};
+
+/// Which questions to ask.
+#[derive(Debug, Clone)]
+pub enum QuestionSource {
+    /// An OpinionQA folder and the attributes (groups) to evaluate (empty: all).
+    OpinionQa {
+        dir: PathBuf,
+        attributes: Vec<String>,
+    },
+    /// A generic question set (JSONL: id, question, options, groups).
+    Questions(PathBuf),
+    /// The voting question of the persona grid over an election's parties.
+    Vote(Box<VoteQuestion>),
+}
+
+/// How few-shot neighbours are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Similarity {
+    /// `given` when the set has them, else `tfidf`.
+    Auto,
+    /// question_similarity_top10.json / the JSONL's `similar`.
+    Given,
+    /// TF-IDF over the question texts.
+    Tfidf,
+    /// The model's mean-pooled middle-layer residual stream.
+    Model,
+}
+
+/// Options of [`eval`]; `EvalOptions::new(model, questions)` has the CLI's defaults.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub model: ModelSpec,
+    pub questions: QuestionSource,
+    /// Only these question ids.
+    pub question_ids: Vec<String>,
+    /// Only the first N questions (in id order).
+    pub limit: Option<usize>,
+    /// Expression methods: logp, sample, sequence, verbalize.
+    pub methods: Vec<String>,
+    /// Steerings: none, persona, fewshot.
+    pub steering: Vec<String>,
+    /// Answers per sequence and samples per unit.
+    pub n: usize,
+    /// Sampling temperatures of `sample` (several: each its own method `sample@T`).
+    pub temperature: Vec<f32>,
+    /// Nucleus sampling for `sample`, `sequence` and `verbalize` (1 = off).
+    pub top_p: f32,
+    /// Few-shot examples per prompt.
+    pub shots: usize,
+    /// Sampled retries after an unparsable sequence / verbalization.
+    pub retries: usize,
+    /// Prompts per forward pass.
+    pub batch_size: usize,
+    /// Seed of sampling and of the few-shot and persona draws.
+    pub seed: u64,
+    /// Prompts in the model's chat template when it has one.
+    pub chat: bool,
+    pub similarity: Similarity,
+    /// Prompt templates (default: data/eval/prompts.toml; vote-prompts.toml for the vote).
+    pub prompts: Option<PathBuf>,
+    /// This job's slice of the units, k/n.
+    pub shard: String,
+    /// Run name under `<probes_dir>/<model>/`.
+    pub run: String,
+    pub probes_dir: PathBuf,
+    /// Output directory (default `<probes_dir>/<model>/<run>/eval-<dataset>`).
+    pub out: Option<PathBuf>,
+    /// Delete existing output made with other settings instead of refusing.
+    pub overwrite: bool,
+}
+
+impl EvalOptions {
+    pub fn new(model: ModelSpec, questions: QuestionSource) -> Self {
+        EvalOptions {
+            model,
+            questions,
+            question_ids: Vec::new(),
+            limit: None,
+            methods: ["logp", "sample", "sequence", "verbalize"]
+                .map(String::from)
+                .to_vec(),
+            steering: ["none", "persona", "fewshot"].map(String::from).to_vec(),
+            n: 30,
+            temperature: vec![1.0],
+            top_p: 1.0,
+            shots: 5,
+            retries: 2,
+            batch_size: 8,
+            seed: 0,
+            chat: true,
+            similarity: Similarity::Auto,
+            prompts: None,
+            shard: "0/1".into(),
+            run: "prompt-eval".into(),
+            probes_dir: PathBuf::from("probes"),
+            out: None,
+            overwrite: false,
+        }
+    }
+}
+
+/// The cells of every shard so far, the summary and the scores against the reference.
+#[derive(Debug)]
+pub struct EvalOutcome {
+    pub dir: PathBuf,
+    pub cells: Vec<Cell>,
+    /// `summary.json`: units done, this run's throughput, failures by method × steering.
+    pub summary: serde_json::Value,
+    /// TV and friends against the survey (vote) or the cells' own references; `None` when
+    /// nothing has a reference.
+    pub scores: Option<Scores>,
+}
+
+/// Runs (or resumes) the units of this shard, then turns every record so far into cells,
+/// `summary.json`, `eval.cells.jsonl` and the scores (`tv.json`).
+pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
+    let args = options;
+    let params = EvalParams {
+        methods: args
+            .methods
+            .iter()
+            .map(|m| Method::parse(m))
+            .collect::<Result<_, _>>()?,
+        steerings: args
+            .steering
+            .iter()
+            .map(|s| Steering::parse(s))
+            .collect::<Result<_, _>>()?,
+        n: args.n,
+        temperatures: args.temperature.clone(),
+        top_p: args.top_p,
+        shots: args.shots,
+        retries: args.retries,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        chat: args.chat,
+        shard: {
+            let split: probe_cache::ShardSplit = args
+                .shard
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--shard {}: {e}", args.shard))?;
+            (split.k, split.n)
+        },
+    };
+    params.check()?;
+    let prompts_path = args.prompts.clone().unwrap_or_else(|| {
+        PathBuf::from(if matches!(args.questions, QuestionSource::Vote(_)) {
+            "data/eval/vote-prompts.toml"
+        } else {
+            "data/eval/prompts.toml"
+        })
+    });
+    let templates = Templates::load(&prompts_path)?;
+    let mut vote_reference = None;
+    let mut set = match &args.questions {
+        QuestionSource::OpinionQa { dir, attributes } => QuestionSet::opinionqa(dir, attributes)?,
+        QuestionSource::Questions(path) => QuestionSet::jsonl(path)?,
+        QuestionSource::Vote(vote) => {
+            let (set, reference) = vote.question_set(&templates, &prompts_path, &params)?;
+            vote_reference = reference;
+            set
+        }
+    };
+    if !args.question_ids.is_empty() {
+        set.select(&args.question_ids)?;
+    }
+    if let Some(n) = args.limit {
+        set.truncate(n);
+    }
+    if set.questions.iter().all(|q| q.groups.is_empty()) {
+        bail!("{}: no question has group reference data", set.dataset);
+    }
+    match args.similarity {
+        Similarity::Given if set.similar.is_empty() => bail!(
+            "--similarity given: {} has no question similarities (question_similarity_top10.json, or `similar` in the JSONL)",
+            set.dataset
+        ),
+        Similarity::Auto if set.similar.is_empty() => {
+            set.similar = probe_eval::questions::tfidf_similar(&set.pool)
+        }
+        Similarity::Tfidf => set.similar = probe_eval::questions::tfidf_similar(&set.pool),
+        _ => {}
+    }
+
+    let stem = args.model.name();
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.probes_dir
+            .join(&stem)
+            .join(&args.run)
+            .join(format!("eval-{}", set.dataset))
+    });
+    // an unwritable --out fails now, not after the model has run
+    check_out_dir(&out)?;
+
+    let model = args.model.load()?;
+    let tokenizer = model.tokenizer()?;
+    if args.similarity == Similarity::Model && params.steerings.contains(&Steering::Fewshot) {
+        let started = Instant::now();
+        set.similar = probe_eval::similarity::model_similar(
+            &model.transformer,
+            tokenizer,
+            &set.pool,
+            params.batch_size,
+        )?;
+        note(format_args!(
+            "few-shot neighbours of {} questions from the model's hidden states in {:.1} s",
+            set.pool.len(),
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    // the settings a resumed run must share
+    let question_ids: Vec<&str> = set.questions.iter().map(|q| q.id.as_str()).collect();
+    let settings = json!({
+        "model": args.model.path, "dataset": set.dataset, "questions": question_ids,
+        "methods": args.methods, "steering": args.steering, "n": args.n,
+        "temperature": args.temperature, "top_p": args.top_p, "shots": args.shots,
+        "retries": args.retries, "seed": args.seed, "chat": args.chat,
+        "similarity": format!("{:?}", args.similarity).to_lowercase(),
+        "prompts": std::fs::read_to_string(&prompts_path)?,
+        "groups": probe_eval::stable_hash(&set.questions.iter()
+            .flat_map(|q| q.groups.iter().map(|g| format!("{}.{}:{:?}", g.attribute, g.group, g.distribution)))
+            .collect::<Vec<_>>().join("|")),
+        "shots": probe_eval::stable_hash(&format!("{:?}", set.scopes)),
+    });
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let manifest = out.join("manifest.json");
+    if manifest.is_file() {
+        let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest)?)?;
+        if old["settings"] != settings {
+            if !args.overwrite {
+                bail!(
+                    "{} holds a run with other settings; use another --out or --overwrite",
+                    out.display()
+                );
+            }
+            for f in ["units.jsonl", "eval.cells.jsonl", "summary.json"] {
+                let _ = std::fs::remove_file(out.join(f));
+            }
+        }
+    }
+    probe_cache::write_atomic(
+        &manifest,
+        serde_json::to_string_pretty(&json!({"format_version": 1, "settings": settings}))?
+            .as_bytes(),
+    )?;
+
+    if args.similarity != Similarity::Given && params.steerings.contains(&Steering::Fewshot) {
+        // the neighbours this run used, for audit
+        let sorted: BTreeMap<&String, &Vec<String>> = set.similar.iter().collect();
+        probe_cache::write_atomic(
+            &out.join("similar.json"),
+            serde_json::to_string_pretty(&sorted)?.as_bytes(),
+        )?;
+    }
+    let log_path = out.join("units.jsonl");
+    let finished = resume(&log_path)?;
+    let all = units(&set, &params);
+    let todo: Vec<_> = all
+        .iter()
+        .filter(|u| !finished.contains(&u.key(&set)))
+        .cloned()
+        .collect();
+    note(format_args!(
+        "eval: {} questions, {} units in shard {}/{} ({} finished before), {} to do → {}",
+        set.questions.len(),
+        all.len(),
+        params.shard.0,
+        params.shard.1,
+        all.len() - todo.len(),
+        todo.len(),
+        out.display()
+    ));
+    let runner = Runner {
+        transformer: &model.transformer,
+        tokenizer,
+        chat_template: model.chat_template.as_ref(),
+        model_name: stem.clone(),
+        templates: &templates,
+    };
+    let mut log = UnitLog::open(&log_path)?;
+    let bar = progress_bar(todo.len() as u64, "eval");
+    let start = Instant::now();
+    let tally = runner.run(&set, &todo, &params, |record, tally| {
+        log.append(&record)?;
+        bar.inc(1);
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!(
+            "{:.0} prompt tok/s, {:.1} gen tok/s, {} parse failures",
+            tally.prompt_tokens as f64 / secs,
+            tally.generated_tokens as f64 / secs,
+            tally.parse_failures
+        ));
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+
+    // every record of every shard so far → cells and a summary
+    let records = read_records(&log_path)?;
+    let total_units = units(
+        &set,
+        &EvalParams {
+            shard: (0, 1),
+            ..params.clone()
+        },
+    )
+    .len();
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut per_setting: BTreeMap<(String, String), (usize, usize, usize, usize)> = BTreeMap::new();
+    for r in &records {
+        let labels = &r["cell"];
+        let key = (
+            labels["method"].as_str().unwrap_or("").to_string(),
+            labels["steering"].as_str().unwrap_or("").to_string(),
+        );
+        let e = per_setting.entry(key).or_default();
+        e.0 += 1;
+        if r["ok"].as_bool() == Some(true) {
+            let obj = labels.as_object().context("a unit record without a cell")?;
+            cells.push(probe_data::cells::parse_cell(obj, true).map_err(anyhow::Error::msg)?);
+        } else {
+            e.1 += 1;
+        }
+        if let Some(attempts) = r["audit"]["attempts"].as_array() {
+            e.2 += attempts.len();
+            e.3 += attempts.iter().filter(|a| a.get("error").is_some()).count();
+        }
+    }
+    let summary = json!({
+        "units": records.len(),
+        "of": total_units,
+        "complete": records.len() >= total_units,
+        "this_run": {"units": tally.units, "seconds": seconds, "tally": tally,
+                     "prompt_tokens_per_s": tally.prompt_tokens as f64 / seconds.max(1e-9),
+                     "generated_tokens_per_s": tally.generated_tokens as f64 / seconds.max(1e-9)},
+        "by_setting": per_setting.iter().map(|((m, s), (n, failed, attempts, parse_failures))| json!({
+            "method": m, "steering": s, "units": n, "failed_units": failed,
+            "attempts": attempts, "parse_failures": parse_failures,
+            "parse_failure_rate": if *attempts > 0 { *parse_failures as f64 / *attempts as f64 } else { 0.0 },
+        })).collect::<Vec<_>>(),
+    });
+    probe_cache::write_atomic(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    let mut text = String::new();
+    for c in &cells {
+        text.push_str(&c.to_json().to_string());
+        text.push('\n');
+    }
+    probe_cache::write_atomic(&out.join("eval.cells.jsonl"), text.as_bytes())?;
+    note(format_args!(
+        "{} of {total_units} units done ({} this run in {seconds:.1} s: {:.0} prompt tokens/s, {:.1} generated tokens/s, {} parse failures in {} attempts, {} failed units)",
+        records.len(),
+        tally.units,
+        tally.prompt_tokens as f64 / seconds.max(1e-9),
+        tally.generated_tokens as f64 / seconds.max(1e-9),
+        tally.parse_failures,
+        tally.attempts,
+        tally.failed_units
+    ));
+    let scores = if let Some(reference) = &vote_reference {
+        Some(Scores::Vote(scores::vote_scores(
+            &cells, &stem, reference, &out,
+        )?))
+    } else if cells.iter().any(|c| c.reference.is_some()) {
+        Some(Scores::Own(scores::own_scores(&cells, &out)?))
+    } else {
+        None
+    };
+    Ok(EvalOutcome {
+        dir: out,
+        cells,
+        summary,
+        scores,
+    })
+}
