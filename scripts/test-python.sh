@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The Python bindings' tests (crates/probe-py/tests): `maturin develop --release` into a venv
-# under the target directory (made once: maturin, numpy, pytest, safetensors, scipy), then
-# pytest. They compare `probe.Model` with transformers' reference tensors in ../shared and
-# with the `probe` binary, and run examples/quickstart.py against `probe study`.
-# Without `python3 -m venv` (or pip) they are skipped with a notice.
+# The Python bindings' tests: build the wheel (`maturin build --release`), install it into a
+# fresh venv with only its declared dependencies and run examples/quickstart.py there (the
+# README's install path), then install it into the test venv (made once: maturin, numpy,
+# pytest, safetensors, scipy) and run pytest (crates/probe-py/tests). The tests compare
+# `probe.Model` with transformers' reference tensors in ../shared and every stage with the
+# `probe` binary. Without `python3 -m venv` (or pip) they are skipped with a notice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-target}
 VENV=$TARGET/py-venv
+FRESH=$TARGET/py-fresh-venv
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "test-python: notice: python3 with venv and ensurepip is not available; the Python bindings' tests are skipped"
   exit 0
@@ -18,6 +20,13 @@ if ! "$VENV/bin/python" -c 'import maturin, numpy, pytest, safetensors, scipy' >
   "$VENV/bin/pip" install --quiet maturin numpy pytest safetensors scipy
 fi
 cargo build --release --quiet -p probe-cli
-VIRTUAL_ENV=$PWD/$VENV PATH=$PWD/$VENV/bin:$PATH \
-  "$VENV/bin/python" -m maturin develop --release --quiet -m crates/probe-py/Cargo.toml
+rm -rf "$TARGET/wheels/py-test"
+"$VENV/bin/python" -m maturin build --release --quiet -m crates/probe-py/Cargo.toml --out "$TARGET/wheels/py-test"
+WHEEL=$(ls "$TARGET"/wheels/py-test/probe-*.whl)
+echo "test-python: $WHEEL into a fresh venv, then examples/quickstart.py"
+python3 -m venv --clear "$FRESH"
+"$FRESH/bin/pip" install --quiet "$WHEEL"
+"$FRESH/bin/python" -c 'import probe; print("test-python: import probe", probe.__version__, "from", probe.__file__)'
+"$FRESH/bin/python" examples/quickstart.py --out "$TARGET/py-quickstart"
+"$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$WHEEL"
 PROBE_BIN=$TARGET/release/probe "$VENV/bin/python" -m pytest -q crates/probe-py/tests

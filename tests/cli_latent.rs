@@ -263,6 +263,31 @@ fn train_vectors_scale_end_to_end() {
             .count(),
         200
     );
+    // The library reads both artifacts back: ψ in the parties' order, the rows with their
+    // factors and distributions (the rows' weighted factor sums give ψ under clip).
+    let summary = probe::scale::load_psi(&dir).unwrap();
+    let order: Vec<&str> = summary
+        .all
+        .psi
+        .as_ref()
+        .unwrap()
+        .0
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert_eq!(order, ["SA", "ÖU", "FB", "LM", "KBP", "HL"]);
+    assert_eq!(summary.by_variant.0.len(), 5);
+    let rows = probe::scale::load_rows(&dir).unwrap();
+    assert_eq!(rows.len(), 200);
+    let clipped = |party: &str| -> f64 {
+        rows.iter()
+            .map(|r| r.weight * r.factors[party].max(0.0))
+            .sum()
+    };
+    let total: f64 = order.iter().map(|p| clipped(p)).sum();
+    for (party, psi) in &summary.all.psi.as_ref().unwrap().0 {
+        assert!((clipped(party) / total - psi).abs() < 1e-9, "{party}");
+    }
     assert!(dir.join("psi.csv").is_file());
     // The distributions as `probe compare` cells: they read back and each sums to 1.
     let cells = probe_data::cells::read_jsonl(&dir.join("psi.cells.jsonl"), false).unwrap();

@@ -95,9 +95,15 @@ impl Manifest {
                 s
             }
         };
-        let fields: [(&str, String, String); 9] = [
+        let fields: [(&str, String, String); 11] = [
+            (
+                "format version",
+                self.format_version.to_string(),
+                other.format_version.to_string(),
+            ),
             ("model", self.model_hash.clone(), other.model_hash.clone()),
             ("hook points", short(&self.hooks), short(&other.hooks)),
+            ("dims", short(&self.dims), short(&other.dims)),
             ("positions", self.positions.clone(), other.positions.clone()),
             ("dtype", self.dtype.clone(), other.dtype.clone()),
             (
@@ -127,6 +133,18 @@ impl Manifest {
                 return Some((what.to_string(), a, b));
             }
         }
-        (self != other).then(|| ("rows".to_string(), "…".to_string(), "…".to_string()))
+        // Any other row field (a label, a group, metadata): name the first row that differs.
+        // The model's path is not compared: the same weights (`model_hash`) may be reached by
+        // another path (relative or absolute, a moved file) and the cache still holds them.
+        let i = self
+            .rows
+            .iter()
+            .zip(&other.rows)
+            .position(|(a, b)| a != b)?;
+        Some((
+            format!("row {i}"),
+            short(&self.rows[i]),
+            short(&other.rows[i]),
+        ))
     }
 }

@@ -194,7 +194,7 @@ impl<V: Serialize> Serialize for Ordered<V> {
     }
 }
 
-/// Reads a JSON object back in its written order (psi.json's parties, groups, variants).
+/// Reads a JSON object back in the order its keys appear in the text.
 impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Ordered<V> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         struct Entries<V>(std::marker::PhantomData<V>);

@@ -35,8 +35,9 @@ pub(crate) fn model_spec(path: PathBuf, device: &str, dtype: &str) -> PyResult<M
 
 /// Extracts (or reuses) the residual cache of an election's probe prompts, trains the
 /// per-party probes (cross-validated by statement) and saves them to
-/// `<probes_dir>/<model>/<run>/`. Returns `{"dir", "cache", "positions", "report",
-/// "warnings"}`; `report` is `probes.json`'s training report.
+/// `<probes_dir>/<model>/<run>/`. Returns `{"dir", "cache", "positions", "scores", "report",
+/// "warnings"}`: `scores` has one flat record per (probe, hook, party) with the mean CV
+/// scores (`pandas.DataFrame(result["scores"])`); `report` is `probes.json`'s report.
 #[pyfunction]
 #[pyo3(signature = (
     model, election, *, parties=Vec::new(), layers="0.6L..0.9L", positions="last-before-answer",
@@ -87,10 +88,26 @@ fn train<'py>(
     options.probes_dir = probes_dir;
     options.run = run;
     let outcome = blocking::run(py, || probe::train(&options))?;
+    // one flat record per (probe, hook, party): `pandas.DataFrame(result["scores"])`
+    let report = &outcome.report;
+    let scores: Vec<serde_json::Value> =
+        [("per-layer", &report.per_layer), ("shared", &report.shared)]
+            .into_iter()
+            .flat_map(|(probe, rows)| {
+                rows.iter().map(move |r| {
+                    serde_json::json!({
+                        "probe": probe, "hook": r.hook, "party": r.party,
+                        "balanced_accuracy": r.mean.balanced_accuracy, "accuracy": r.mean.accuracy,
+                        "auc": r.mean.auc, "f1": r.mean.f1, "folds": r.folds.len(),
+                    })
+                })
+            })
+            .collect();
     let value = serde_json::json!({
         "dir": outcome.dir,
         "cache": outcome.cache,
         "positions": outcome.positions,
+        "scores": scores,
         "report": outcome.report,
         "warnings": outcome.warnings,
     });
@@ -139,8 +156,10 @@ fn vectors<'py>(
 
 /// Runs every persona × prompt variant, reads the MLP coefficients of the selected value
 /// vectors and writes scaling factors and ψ to `<vectors>/../scale-<spec>/` (or `out`).
-/// Returns `{"dir", "psi", "negative_coefficients", "coefficients"}`; `psi` is `psi.json`'s
-/// distributions (`psi["all"]["psi"]`: party → share); `None` while other shards are pending.
+/// Returns `{"dir", "table", "psi", "negative_coefficients", "coefficients"}`: `table` is
+/// psi.csv's long format (one record per variant, attribute, value and party), `psi` is
+/// `psi.json`'s distributions (`psi["all"]["psi"]`: party → share); both empty or `None`
+/// while other shards are pending.
 #[pyfunction]
 #[pyo3(signature = (
     model, vectors, *, persona=PathBuf::from("data/personas/paper-grid.toml"), personas=None, r#where=Vec::new(),
@@ -186,8 +205,25 @@ fn scale<'py>(
         ..ScaleOptions::new(model_spec(model, device, dtype)?, vectors)
     };
     let outcome = blocking::run(py, || probe::scale::scale(&options))?;
+    // ψ in psi.csv's long format: one record per (variant, attribute, value, party)
+    let table: Vec<serde_json::Value> = outcome
+        .summary
+        .iter()
+        .flat_map(probe::scale::scopes)
+        .flat_map(|(variant, attribute, value, d)| {
+            d.psi.iter().flat_map(move |psi| {
+                psi.0.iter().map(move |(party, x)| {
+                    serde_json::json!({
+                        "variant": variant, "attribute": attribute, "value": value,
+                        "party": party, "psi": x, "rows": d.rows, "weight": d.weight,
+                    })
+                })
+            })
+        })
+        .collect();
     let value = serde_json::json!({
         "dir": outcome.dir,
+        "table": table,
         "psi": outcome.summary,
         "negative_coefficients": outcome.negative_coefficients,
         "coefficients": outcome.coefficients,

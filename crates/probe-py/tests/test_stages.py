@@ -3,8 +3,11 @@
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 
 import pytest
 
@@ -112,3 +115,55 @@ def test_any_command_line_runs_in_process(capfd, gguf):
     assert "llama" in capfd.readouterr().out.lower()
     with pytest.raises(probe.ProbeError):
         probe.cli(["inspect", "/nonexistent.gguf"])
+
+
+def test_ctrl_c_stops_training_between_fits(gguf, quickstart, root, tmp_path):
+    run, _ = quickstart
+    cache = run.parents[1] / "cache"  # extracted by the quickstart: this call only trains
+    script = textwrap.dedent(f"""
+        import time, probe
+        probe.set_progress(False)
+        print("ready", flush=True)
+        start = time.time()
+        try:
+            probe.train({str(gguf)!r}, "data/demo/wahl-o-mat/2099-demowahl",
+                        parties=["SA", "ÖU", "FB", "LM", "KBP", "HL"], templates=["de-quiz", "en-short"],
+                        folds=3, cache={str(cache)!r}, probes_dir={str(tmp_path)!r}, null_seeds=500)
+            print("finished", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=root)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(3)
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert out.strip() == "interrupted", out
+    assert time.time() - sent < 15, "training stopped within a few fits"
+    assert not any(tmp_path.rglob("probes.json")), "an interrupted run saves nothing"
+
+
+def test_stage_results_have_flat_records(gguf, quickstart, tmp_path):
+    run, _ = quickstart
+    trained = probe.train(
+        str(gguf), "data/demo/wahl-o-mat/2099-demowahl", parties=["SA", "ÖU", "FB", "LM", "KBP", "HL"],
+        templates=["de-quiz", "en-short"], folds=3, cache=str(run.parents[1] / "cache"),
+        probes_dir=str(tmp_path), null_seeds=0,
+    )
+    report = trained["report"]
+    assert len(trained["scores"]) == len(report["per_layer"]) + len(report["shared"])
+    first = trained["scores"][0]
+    assert first["balanced_accuracy"] == report["per_layer"][0]["mean"]["balanced_accuracy"]
+    # scale again on the quickstart's vectors: the coefficients are reused
+    scaled = probe.scale(
+        str(gguf), str(run / "vectors"), variants=["de-stimme", "de-interview", "de-umfrage", "en-vote", "en-survey"],
+        where=["age=45-54", "education=abitur", "income=middle", "employment=employed", "year=2021"],
+        out=str(run / "scale-personas"),
+    )
+    lines = (run / "scale-personas" / "psi.csv").read_text().splitlines()[1:]
+    assert len(scaled["table"]) == len(lines)
+    for record, line in zip(scaled["table"], lines):
+        variant, attribute, value, party, psi, rows, weight = line.split(",")
+        assert (record["variant"], record["attribute"], record["value"], record["party"]) == (variant, attribute, value, party)
+        assert f"{record['psi']:.6f}" == psi and record["rows"] == int(rows)

@@ -28,6 +28,7 @@ pub use dataset::Features;
 pub use fit::Solver;
 pub use metrics::Scores;
 pub use params::{ProbeParams, ValidProbeParams};
+pub use train::Progress;
 pub use train::{train, CvResult, HookSummary, Probe, TrainReport, TrainedProbes};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,9 @@ pub enum TrainError {
         path: std::path::PathBuf,
         reason: String,
     },
+    /// The progress callback asked to stop (a host's Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -51,12 +51,13 @@ pub fn shuffled_labels(features: &Features, seed: u64) -> Vec<usize> {
 
 /// Trains shared probes on shuffled labels for each seed (`observed`: the real run's report,
 /// whose shared `all` accuracies are compared). `None` when the real run trained no shared
-/// probe or `seeds` is empty.
+/// probe or `seeds` is empty. `progress` as in [`train`]: each seed's fits, `Break` stops.
 pub fn train_null(
     features: &Features,
     params: &ValidProbeParams,
     seeds: &[u64],
     observed: &TrainReport,
+    progress: &crate::train::Progress<'_>,
 ) -> Result<Option<NullProbes>> {
     if seeds.is_empty() || !params.shared {
         return Ok(None);
@@ -81,7 +82,7 @@ pub fn train_null(
     for &seed in seeds {
         let mut shuffled = features.clone();
         shuffled.labels = shuffled_labels(features, seed);
-        let probes = train(&shuffled, &shuffled_params, &|_, _| {})?;
+        let probes = train(&shuffled, &shuffled_params, progress)?;
         accuracy.push(all_accuracy(&probes.report));
         directions.push(probes.shared.iter().map(|p| p.direction()).collect());
     }

@@ -1,5 +1,6 @@
 //! Cross-validated training of every party-vs-rest probe, per layer and shared across layers.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{concatenate, Array2, Axis};
@@ -10,7 +11,7 @@ use crate::convert::standardized_rows;
 use crate::fit::{fit_binary, BinaryFit, FitSettings, Scaler};
 use crate::folds::grouped_stratified_folds;
 use crate::metrics::{self, Scores};
-use crate::{Features, ProbeParams, Result, ValidProbeParams};
+use crate::{Features, ProbeParams, Result, TrainError, ValidProbeParams};
 
 /// A probe ready to apply to raw activations: standardize, then `w·z + b`.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,16 +125,20 @@ pub struct TrainedProbes {
     pub null_directions: Vec<Vec<Vec<f64>>>,
 }
 
+/// The progress callback of [`train`]: `(fits done, fits in all)`; `Break` stops.
+pub type Progress<'a> = dyn Fn(usize, usize) -> ControlFlow<()> + Sync + 'a;
+
 struct Fold {
     train: Vec<usize>,
     test: Vec<usize>,
 }
 
-/// Fits and cross-validates all probes; `progress(done, total)` counts fits.
+/// Fits and cross-validates all probes; `progress(done, total)` counts fits and returns
+/// `Break` to stop: no new fit starts, and the call ends with [`TrainError::Interrupted`].
 pub fn train(
     features: &Features,
     params: &ValidProbeParams,
-    progress: &(dyn Fn(usize, usize) + Sync),
+    progress: &Progress<'_>,
 ) -> Result<TrainedProbes> {
     let start = std::time::Instant::now();
     let k = params.folds;
@@ -156,7 +161,12 @@ pub fn train(
     let per_layer_fits = usize::from(params.per_layer) * n_parties * (k + 1) * n_hooks;
     let total = per_layer_fits + usize::from(params.shared) * (k + 1) * n_parties;
     let done = AtomicUsize::new(0);
-    let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+    // counts a finished fit; an error once the host asked to stop (rayon's collect into a
+    // Result then starts no further fit)
+    let tick = || match progress(done.fetch_add(1, Ordering::Relaxed) + 1, total) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(TrainError::Interrupted),
+    };
     let truth = |rows: &[usize], p: usize| -> Vec<bool> {
         rows.iter().map(|&i| features.labels[i] == p).collect()
     };
@@ -190,7 +200,7 @@ pub fn train(
                         settings,
                         None,
                     );
-                    tick();
+                    tick()?;
                     fit
                 })
                 .collect::<Result<Vec<BinaryFit>>>()?;
@@ -246,7 +256,7 @@ pub fn train(
                 .map(|p| {
                     let t: Vec<bool> = rows.iter().map(|&r| features.labels[r % n] == p).collect();
                     let fit = fit_binary(z.view(), &t, settings, None);
-                    tick();
+                    tick()?;
                     fit
                 })
                 .collect();

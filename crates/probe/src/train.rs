@@ -1,6 +1,7 @@
 //! `train`: party-vs-rest logistic-regression probes on a residual cache (extracted first
 //! when missing), cross-validated by statement, saved to `<probes_dir>/<model>/<run>/`.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -79,9 +80,18 @@ pub fn train(options: &TrainOptions) -> Result<TrainOutcome> {
         params.folds
     ));
     let bar = progress_bar(0, "train");
+    // Ctrl-C in the Python bindings (probe_lm::interrupt) stops training after the running fits
+    let keep_going = || {
+        if probe_lm::interrupt::requested() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
     let mut probes = probe_train::train(&features, &params, &|done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
+        keep_going()
     })?;
     bar.finish_and_clear();
     let seeds: Vec<u64> = (1..=options.null_seeds).collect();
@@ -91,7 +101,11 @@ pub fn train(options: &TrainOptions) -> Result<TrainOutcome> {
             seeds.len()
         ));
     }
-    if let Some(null) = probe_train::null::train_null(&features, &params, &seeds, &probes.report)? {
+    let null =
+        probe_train::null::train_null(&features, &params, &seeds, &probes.report, &|_, _| {
+            keep_going()
+        })?;
+    if let Some(null) = null {
         probes.report.null = Some(null.report);
         probes.null_directions = null.directions;
     }

@@ -195,6 +195,31 @@ fn changed_inputs_are_a_mismatch() {
     assert!(err.contains("was made for source"), "{err}");
 }
 
+/// The same weights by another path (relative here, absolute there) reuse the cache; a
+/// changed row is named by its index, not as "rows: … ≠ …".
+#[test]
+fn the_models_path_is_not_its_identity_and_a_changed_row_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    filled(&dir);
+    let mut moved = manifest(5);
+    moved.model = "/somewhere/else/m".into();
+    let w = CacheWriter::open(&dir, moved, ShardSplit::default(), false).unwrap();
+    assert!(w.pending().is_empty() && w.is_complete().unwrap());
+    drop(w);
+    let mut relabelled = manifest(5);
+    relabelled.rows[3].label = Some(0);
+    let err = CacheWriter::open(&dir, relabelled, ShardSplit::default(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("was made for row 3: Row"), "{err}");
+    assert!(
+        err.contains("label: Some(1)") && err.contains("label: Some(0)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn locks_refuse_a_second_writer_of_a_job_and_an_overwrite_under_a_writer() {
     let tmp = tempfile::tempdir().unwrap();

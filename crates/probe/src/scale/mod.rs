@@ -4,6 +4,8 @@
 
 mod write;
 
+pub use write::{load_rows, scopes, RowRecord};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -65,6 +67,38 @@ impl ScaleOptions {
             overwrite: false,
         }
     }
+}
+
+/// ψ of a finished `scale` directory, read back from its `psi.json`. The file's objects have
+/// sorted keys; each distribution comes back in the order of `parties` (groups and variants
+/// stay sorted).
+pub fn load_psi(dir: &Path) -> Result<Summary> {
+    let path = dir.join("psi.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `probe scale` first)", path.display()))?;
+    let mut summary: Summary =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let parties = summary.parties.clone();
+    let in_party_order = |d: &mut probe_latent::scale::Distribution| {
+        if let Some(psi) = &mut d.psi {
+            psi.0
+                .sort_by_key(|(p, _)| parties.iter().position(|q| q == p));
+        }
+    };
+    in_party_order(&mut summary.all);
+    let groups = |g: &mut probe_latent::scale::Ordered<probe_latent::scale::Ordered<_>>| {
+        for (_, values) in &mut g.0 {
+            for (_, d) in &mut values.0 {
+                in_party_order(d);
+            }
+        }
+    };
+    groups(&mut summary.by_group);
+    for (_, v) in &mut summary.by_variant.0 {
+        in_party_order(&mut v.all);
+        groups(&mut v.by_group);
+    }
+    Ok(summary)
 }
 
 /// ψ and how it was made; `summary` is `None` while other shard jobs are pending.

@@ -1,16 +1,44 @@
 //! The scale artifact: per-row factors and distributions (`rows.csv`, `rows.jsonl`), ψ in
 //! every scope (`psi.json`, `psi.csv`) and as `compare` cells (`psi.cells.jsonl`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use probe_data::personas::PersonaTemplate;
-use probe_latent::scale::{row_distributions, Distribution, Ordered};
+use probe_latent::scale::{row_distributions, Distribution};
 use probe_latent::{NegativePolicy, ScaleRow, Summary};
 
 use crate::vectors::csv_field;
 
 type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// One line of `rows.jsonl`: a (persona, variant) row's scaling factors m_p^n by party and
+/// its own normalized distribution (None when every factor is 0 after the policy). Keys are
+/// sorted, as in the file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RowRecord {
+    pub attributes: BTreeMap<String, String>,
+    pub distribution: Option<BTreeMap<String, f64>>,
+    pub factors: BTreeMap<String, f64>,
+    pub persona: String,
+    pub variant: String,
+    pub weight: f64,
+}
+
+/// The rows of a finished `scale` directory (`rows.jsonl`).
+pub fn load_rows(dir: &Path) -> Result<Vec<RowRecord>> {
+    let path = dir.join("rows.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `probe scale` first)", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
+        })
+        .collect()
+}
 
 /// ψ under every negative-factor policy per party, and ψ per prompt language (German and
 /// English prompts are not pooled silently), for `psi.json`'s `run`.
@@ -112,20 +140,46 @@ pub fn write_rows(
             }
         }
         csv.push('\n');
-        let line = serde_json::json!({
-            "persona": r.persona,
-            "variant": r.variant,
-            "attributes": Ordered(r.values.clone()),
-            "weight": r.weight,
-            "factors": Ordered(parties.iter().cloned().zip(r.factors.iter().copied()).collect()),
-            "distribution": dist.as_ref().map(|d| Ordered(parties.iter().cloned().zip(d.iter().copied()).collect())),
-        });
-        jsonl.push_str(&line.to_string());
+        let line = RowRecord {
+            attributes: r.values.iter().cloned().collect(),
+            distribution: dist
+                .as_ref()
+                .map(|d| parties.iter().cloned().zip(d.iter().copied()).collect()),
+            factors: parties
+                .iter()
+                .cloned()
+                .zip(r.factors.iter().copied())
+                .collect(),
+            persona: r.persona.clone(),
+            variant: r.variant.clone(),
+            weight: r.weight,
+        };
+        jsonl.push_str(&serde_json::to_string(&line)?);
         jsonl.push('\n');
     }
     probe_cache::write_atomic(&out.join("rows.csv"), csv.as_bytes())?;
     probe_cache::write_atomic(&out.join("rows.jsonl"), jsonl.as_bytes())?;
     Ok(())
+}
+
+/// Every scope of ψ as (variant, attribute, value, distribution), `all` for the pooled ones,
+/// in psi.csv's order: everyone, each group, then the same per variant.
+pub fn scopes(summary: &Summary) -> Vec<(&str, &str, &str, &Distribution)> {
+    let mut out = vec![("all", "all", "all", &summary.all)];
+    for (attr, values) in &summary.by_group.0 {
+        for (value, d) in &values.0 {
+            out.push(("all", attr.as_str(), value.as_str(), d));
+        }
+    }
+    for (variant, v) in &summary.by_variant.0 {
+        out.push((variant.as_str(), "all", "all", &v.all));
+        for (attr, values) in &v.by_group.0 {
+            for (value, d) in &values.0 {
+                out.push((variant.as_str(), attr.as_str(), value.as_str(), d));
+            }
+        }
+    }
+    out
 }
 
 pub fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> Result<()> {
@@ -173,19 +227,8 @@ pub fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> R
             }
         }
     };
-    push("all", "all", "all", &summary.all);
-    for (attr, values) in &summary.by_group.0 {
-        for (value, d) in &values.0 {
-            push("all", attr, value, d);
-        }
-    }
-    for (variant, v) in &summary.by_variant.0 {
-        push(variant, "all", "all", &v.all);
-        for (attr, values) in &v.by_group.0 {
-            for (value, d) in &values.0 {
-                push(variant, attr, value, d);
-            }
-        }
+    for (variant, attr, value, d) in scopes(summary) {
+        push(variant, attr, value, d);
     }
     probe_cache::write_atomic(&out.join("psi.csv"), csv.as_bytes())?;
     probe_cache::write_atomic(&out.join("psi.cells.jsonl"), cells.as_bytes())?;
