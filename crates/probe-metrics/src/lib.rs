@@ -21,6 +21,7 @@ pub mod correlation;
 pub mod divergence;
 pub mod entropy;
 mod error;
+pub mod individual;
 pub mod ot;
 pub mod stats;
 pub mod wasserstein;
