@@ -206,6 +206,17 @@ impl CacheWriter {
             .collect()
     }
 
+    /// Rows in this job's unfinished shards (what a progress bar counts).
+    pub fn pending_rows(&self) -> usize {
+        self.pending()
+            .into_iter()
+            .map(|i| {
+                let (s, e) = self.manifest.shard_rows(i);
+                e - s
+            })
+            .sum()
+    }
+
     /// Writes shard `i` from one `[rows × dim]` f32 block per hook (in manifest order), then
     /// records it, with its size and SHA-256, as finished.
     pub fn write_shard(&mut self, i: usize, hooks: &[Vec<f32>]) -> Result<()> {

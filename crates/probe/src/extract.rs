@@ -159,13 +159,7 @@ pub fn ensure_cache(options: &ExtractOptions) -> Result<CacheStatus> {
     // unwritable or busy `out` fails in a second, not after the load.
     let mut writer = CacheWriter::open(&out, manifest, split, options.overwrite)?;
     let pending = writer.pending();
-    let n_pending_rows: usize = pending
-        .iter()
-        .map(|&i| {
-            let (s, e) = writer.manifest().shard_rows(i);
-            e - s
-        })
-        .sum();
+    let n_pending_rows = writer.pending_rows();
     note(format_args!(
         "{} prompts ({} parties × {} statements × {} templates); {} of {} shards to do → {}",
         prompts.len(),

@@ -256,13 +256,7 @@ pub fn scale(options: &ScaleOptions) -> Result<ScaleOutcome> {
     let mut writer = CacheWriter::open(&cache_dir, manifest, split, args.overwrite)
         .with_context(|| format!("opening {}", cache_dir.display()))?;
     let pending = writer.pending();
-    let pending_rows: usize = pending
-        .iter()
-        .map(|&i| {
-            let (s, e) = writer.manifest().shard_rows(i);
-            e - s
-        })
-        .sum();
+    let pending_rows = writer.pending_rows();
     note(format_args!(
         "{} personas × {} variants = {n_rows} prompts; {} neurons in {} layers for {} parties \
          ({} selection); {} of {} shards to do → {}",
