@@ -4,13 +4,33 @@
 //! values, plus their means over items, each with a percentile bootstrap CI that resamples
 //! respondents (all items of a respondent together, so the items' dependence is kept).
 
-use crate::stats::{percentile, Estimate, Rng};
+use crate::population::{interval, resample};
+use crate::stats::Estimate;
 use crate::{MetricError, Result};
 
-/// One item: its options' values on the item's scale (`None` for nominal items: no RMSE).
+/// One item: its number of options and their values on the item's scale (`None` for nominal
+/// items: no RMSE).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemScale {
+    pub options: usize,
     pub values: Option<Vec<f64>>,
+}
+
+impl ItemScale {
+    /// Options valued by their positions 0, 1, …, k − 1.
+    pub fn ordinal(k: usize) -> Self {
+        ItemScale {
+            options: k,
+            values: Some((0..k).map(|v| v as f64).collect()),
+        }
+    }
+
+    pub fn nominal(k: usize) -> Self {
+        ItemScale {
+            options: k,
+            values: None,
+        }
+    }
 }
 
 /// Agreement on one item, over the respondents who answered it in both tables.
@@ -71,12 +91,11 @@ pub fn agreement(
             )));
         }
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            let options = items[i].values.as_ref().map(Vec::len);
+            let options = items[i].options;
             for v in [x, y].into_iter().flatten() {
-                if options.is_some_and(|k| *v >= k) {
+                if *v >= options {
                     return Err(MetricError::InvalidInput(format!(
-                        "respondent {r}, item {i}: option {v} of {}",
-                        options.unwrap_or(0)
+                        "respondent {r}, item {i}: option {v} of {options}"
                     )));
                 }
             }
@@ -124,26 +143,8 @@ pub fn agreement(
         )
     };
     let all: Vec<usize> = (0..n).collect();
-    let mut rng = Rng::new(bootstrap.seed);
-    let resamples: Vec<Vec<usize>> = (0..bootstrap.resamples)
-        .map(|_| (0..n).map(|_| rng.below(n)).collect())
-        .collect();
-    let interval = |value: f64, draws: Vec<f64>| -> Result<Estimate> {
-        let alpha = (1.0 - bootstrap.level) / 2.0;
-        // a resample in which nobody answered has no value: the interval uses the others
-        if draws.is_empty() {
-            return Ok(Estimate {
-                value,
-                low: value,
-                high: value,
-            });
-        }
-        Ok(Estimate {
-            value,
-            low: percentile(&draws, 100.0 * alpha)?,
-            high: percentile(&draws, 100.0 * (1.0 - alpha))?,
-        })
-    };
+    let resamples = resample(n, bootstrap);
+    let interval = |value: f64, draws: Vec<f64>| interval(value, draws, bootstrap);
     let mut out_items = Vec::new();
     for i in 0..items.len() {
         let Some((accuracy, rmse)) = item_stats(i, &all) else {
@@ -188,12 +189,13 @@ mod tests {
     use super::*;
 
     fn ordinal(k: usize) -> ItemScale {
-        ItemScale {
-            values: Some((0..k).map(|v| v as f64).collect()),
-        }
+        ItemScale::ordinal(k)
     }
 
-    const NOMINAL: ItemScale = ItemScale { values: None };
+    const NOMINAL: ItemScale = ItemScale {
+        options: 2,
+        values: None,
+    };
     const ONE: Bootstrap = Bootstrap {
         resamples: 200,
         level: 0.95,

@@ -10,6 +10,8 @@
 //! | [`alignment`] | distributional alignment A, knowledge-to-simulation gap, baselines, discretization error | Meister et al. 2024 |
 //! | [`calibration`] | temperature scaling, expected calibration error | alignment benchmark |
 //! | [`correlation`] | Pearson/Spearman item×item matrices and their distances | representativeness framework |
+//! | [`individual`] | per-item accuracy and RMSE of simulated twins | survey fine-tuning |
+//! | [`population`] | KL/TV of a simulated table's marginals, its correlation structure | survey fine-tuning, representativeness framework |
 //! | [`stats`] | OLS regression with CI, percentile bootstrap, weighted means | |
 //!
 //! Inputs are checked: lengths must agree, values be finite and non-negative, probability
@@ -23,6 +25,7 @@ pub mod entropy;
 mod error;
 pub mod individual;
 pub mod ot;
+pub mod population;
 pub mod stats;
 pub mod wasserstein;
 
