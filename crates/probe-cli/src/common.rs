@@ -102,6 +102,17 @@ pub struct BootstrapArgs {
     pub seed: u64,
 }
 
+impl BootstrapArgs {
+    /// The flags as the metrics crate takes them.
+    pub fn settings(&self) -> probe_metrics::individual::Bootstrap {
+        probe_metrics::individual::Bootstrap {
+            resamples: self.bootstrap,
+            level: self.level,
+            seed: self.seed,
+        }
+    }
+}
+
 /// Every count flag that must be at least 1 (`--batch-size`, `--shard-size`, `--bootstrap`,
 /// `--n`, `-k`, …) is parsed by this one function, so 0 is refused the same way everywhere.
 pub fn positive(s: &str) -> std::result::Result<usize, String> {

@@ -35,6 +35,8 @@ pub enum Command {
     Scale(commands::scale::Args),
     /// Prompt-based answer distributions: log-p, samples, sequences, verbalized JSON under no / persona / few-shot steering.
     Eval(Box<commands::eval::Args>),
+    /// Simulate every respondent of a survey from their own demographics; score the table against the real one.
+    Simulate(commands::simulate::Args),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
     Compare(commands::compare::Args),
     /// Report: figures and tables of every distribution in run directories against a survey (HTML, Markdown, SVG, JSON).
@@ -77,6 +79,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => commands::generate::run(args),
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
         Command::Eval(args) => commands::eval::run(*args),
+        Command::Simulate(args) => commands::simulate::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Extract(args) => commands::extract::run(args),

@@ -8,6 +8,7 @@ pub mod prompts;
 pub mod questions;
 pub mod run;
 pub mod similarity;
+pub mod simulate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

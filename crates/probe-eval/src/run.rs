@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use probe_data::cells::Cell;
-use probe_lm::chat::{ChatTemplate, Message};
+use probe_lm::chat::ChatTemplate;
 use probe_lm::generate::{generate_prefilled, sample, GenerateParams, Rng};
 use probe_lm::tokenizer::Tokenizer;
 use probe_lm::{Batch, Transformer};
@@ -190,21 +190,7 @@ pub struct Tally {
 
 impl Runner<'_> {
     fn prompt_ids(&self, text: &str, params: &EvalParams) -> Result<(String, Vec<u32>)> {
-        let model_err = |e: probe_lm::Error| EvalError::Model(e.to_string());
-        let rendered = match (params.chat, self.chat_template) {
-            (true, Some(t)) => t
-                .render(&[Message::new("user", text)], true)
-                .map_err(model_err)?,
-            _ => text.to_string(),
-        };
-        // chat templates spell out BOS themselves; plain text gets the tokenizer's rule
-        let ids = if params.chat && self.chat_template.is_some() {
-            self.tokenizer.encode_continuation(&rendered)
-        } else {
-            self.tokenizer.encode(&rendered)
-        }
-        .map_err(model_err)?;
-        Ok((rendered, ids))
+        crate::simulate::encode_prompt(self.tokenizer, self.chat_template, params.chat, text)
     }
 
     /// Runs `todo` in batches; `done` receives each finished unit's record.

@@ -4,34 +4,10 @@
 //! values, plus their means over items, each with a percentile bootstrap CI that resamples
 //! respondents (all items of a respondent together, so the items' dependence is kept).
 
-use crate::population::{interval, resample};
-use crate::stats::Estimate;
+pub use crate::population::ItemScale;
+pub use crate::stats::Bootstrap;
+use crate::stats::{interval, resample, Estimate};
 use crate::{MetricError, Result};
-
-/// One item: its number of options and their values on the item's scale (`None` for nominal
-/// items: no RMSE).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemScale {
-    pub options: usize,
-    pub values: Option<Vec<f64>>,
-}
-
-impl ItemScale {
-    /// Options valued by their positions 0, 1, …, k − 1.
-    pub fn ordinal(k: usize) -> Self {
-        ItemScale {
-            options: k,
-            values: Some((0..k).map(|v| v as f64).collect()),
-        }
-    }
-
-    pub fn nominal(k: usize) -> Self {
-        ItemScale {
-            options: k,
-            values: None,
-        }
-    }
-}
 
 /// Agreement on one item, over the respondents who answered it in both tables.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -51,14 +27,6 @@ pub struct Agreement {
     pub items: Vec<ItemAgreement>,
     pub mean_accuracy: Estimate,
     pub mean_rmse: Option<Estimate>,
-}
-
-/// Bootstrap settings: resamples of the respondents, confidence level, seed.
-#[derive(Debug, Clone, Copy)]
-pub struct Bootstrap {
-    pub resamples: usize,
-    pub level: f64,
-    pub seed: u64,
 }
 
 /// `real[r][i]` and `simulated[r][i]` are respondent r's option index on item i (`None`: no

@@ -7,9 +7,33 @@
 
 use crate::correlation::{correlation_matrix, matrix_distance, CorrelationMatrix, Method};
 use crate::divergence::{kl_divergence, total_variation};
-use crate::individual::{Bootstrap, ItemScale};
-use crate::stats::{percentile, Estimate, Rng};
+use crate::stats::{interval, resample, Bootstrap, Estimate};
 use crate::{MetricError, Result};
+
+/// One item: its number of options and their values on the item's scale (`None` for nominal
+/// items: no RMSE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemScale {
+    pub options: usize,
+    pub values: Option<Vec<f64>>,
+}
+
+impl ItemScale {
+    /// Options valued by their positions 0, 1, …, k − 1.
+    pub fn ordinal(k: usize) -> Self {
+        ItemScale {
+            options: k,
+            values: Some((0..k).map(|v| v as f64).collect()),
+        }
+    }
+
+    pub fn nominal(k: usize) -> Self {
+        ItemScale {
+            options: k,
+            values: None,
+        }
+    }
+}
 
 /// One item's marginals and how far apart they are.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -295,31 +319,6 @@ fn check_table(
         )));
     }
     Ok(n)
-}
-
-/// Seeded resamples of the respondents' indices, with replacement.
-pub(crate) fn resample(n: usize, bootstrap: Bootstrap) -> Vec<Vec<usize>> {
-    let mut rng = Rng::new(bootstrap.seed);
-    (0..bootstrap.resamples)
-        .map(|_| (0..n).map(|_| rng.below(n)).collect())
-        .collect()
-}
-
-/// A percentile interval around `value`; a point when no resample gave a value.
-pub(crate) fn interval(value: f64, draws: Vec<f64>, bootstrap: Bootstrap) -> Result<Estimate> {
-    if draws.is_empty() {
-        return Ok(Estimate {
-            value,
-            low: value,
-            high: value,
-        });
-    }
-    let alpha = (1.0 - bootstrap.level) / 2.0;
-    Ok(Estimate {
-        value,
-        low: percentile(&draws, 100.0 * alpha)?,
-        high: percentile(&draws, 100.0 * (1.0 - alpha))?,
-    })
 }
 
 #[cfg(test)]

@@ -72,6 +72,39 @@ pub struct Estimate {
     pub high: f64,
 }
 
+/// Bootstrap settings: resamples of the respondents, confidence level, seed.
+#[derive(Debug, Clone, Copy)]
+pub struct Bootstrap {
+    pub resamples: usize,
+    pub level: f64,
+    pub seed: u64,
+}
+
+/// Seeded resamples of the respondents' indices, with replacement.
+pub fn resample(n: usize, bootstrap: Bootstrap) -> Vec<Vec<usize>> {
+    let mut rng = Rng::new(bootstrap.seed);
+    (0..bootstrap.resamples)
+        .map(|_| (0..n).map(|_| rng.below(n)).collect())
+        .collect()
+}
+
+/// A percentile interval around `value`; a point when no resample gave a value.
+pub fn interval(value: f64, draws: Vec<f64>, bootstrap: Bootstrap) -> Result<Estimate> {
+    if draws.is_empty() {
+        return Ok(Estimate {
+            value,
+            low: value,
+            high: value,
+        });
+    }
+    let alpha = (1.0 - bootstrap.level) / 2.0;
+    Ok(Estimate {
+        value,
+        low: percentile(&draws, 100.0 * alpha)?,
+        high: percentile(&draws, 100.0 * (1.0 - alpha))?,
+    })
+}
+
 /// Percentile bootstrap CI of the (weighted) mean of `values` (e.g. per-question TVs):
 /// `resamples` draws of the items with replacement, seeded. Default use: 1,000 resamples, 95 %.
 pub fn bootstrap_mean(

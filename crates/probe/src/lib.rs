@@ -27,6 +27,7 @@ pub mod progress;
 pub mod report;
 pub mod run_with_cache;
 pub mod scale;
+pub mod simulate;
 pub mod study;
 pub mod survey;
 pub mod train;

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod report;
 pub mod run_with_cache;
 pub mod scale;
+pub mod simulate;
 pub mod study;
 pub mod train;
 pub mod vectors;

@@ -1,0 +1,102 @@
+//! `probe simulate`: one simulated respondent per real respondent of a survey, persona from the
+//! respondent's own demographics, every item asked; the table scored against the real one.
+//! Resumable (`respondents.jsonl`), shardable (`--shard k/n`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use probe::simulate::{Respondents, SimulateOptions, SplitOptions};
+
+use crate::common::ModelArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The survey: a folder with `codebook.toml` (e.g. data/surveys/anes96) or a codebook.
+    #[arg(long)]
+    pub survey: PathBuf,
+    /// Ask without the persona (every twin the same unsteered model: the null).
+    #[arg(long)]
+    pub no_persona: bool,
+    /// Sampling temperatures of the answers; several make a sweep (0: the most probable option).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub temperature: Vec<f32>,
+    /// Which respondents: all, train, validation or test (of the seeded split).
+    #[arg(long, default_value = "all")]
+    pub respondents: String,
+    /// Only the first N selected respondents (in survey order).
+    #[arg(long, value_parser = crate::common::positive)]
+    pub limit: Option<usize>,
+    /// Seed of the train / validation / test split (by respondent id).
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// Fraction of respondents in the training split.
+    #[arg(long, default_value_t = 0.7)]
+    pub train_fraction: f64,
+    /// Fraction of respondents in the validation split (the rest is the test split).
+    #[arg(long, default_value_t = 0.1)]
+    pub validation_fraction: f64,
+    /// Seed of the sampled answers.
+    #[arg(long, default_value_t = 0)]
+    pub sample_seed: u64,
+    /// Prompts per forward pass.
+    #[arg(long, default_value_t = 8, value_parser = crate::common::positive)]
+    pub batch_size: usize,
+    /// Plain-text prompts even when the model has a chat template.
+    #[arg(long)]
+    pub no_chat: bool,
+    /// This job's slice of the respondents, k/n.
+    #[arg(long, default_value = "0/1")]
+    pub shard: String,
+    #[command(flatten)]
+    pub intervals: crate::common::BootstrapArgs,
+    /// Smoothing ε for KL.
+    #[arg(long, default_value_t = 1e-4)]
+    pub kl_smoothing: f64,
+    /// Spearman instead of Pearson correlations between items.
+    #[arg(long)]
+    pub spearman: bool,
+    /// Root of run outputs.
+    #[arg(long, default_value = "probes")]
+    pub probes_dir: PathBuf,
+    /// Output directory (default `<probes-dir>/<model>/simulate-<survey>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Delete an existing simulation made with other settings instead of refusing.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut options = SimulateOptions::new(args.model.spec()?, args.survey);
+    options.persona = !args.no_persona;
+    options.temperatures = args.temperature;
+    options.respondents = Respondents::parse(&args.respondents)?;
+    options.limit = args.limit;
+    options.split = SplitOptions {
+        seed: args.split_seed,
+        train: args.train_fraction,
+        validation: args.validation_fraction,
+    };
+    options.seed = args.sample_seed;
+    options.batch_size = args.batch_size;
+    options.chat = !args.no_chat;
+    options.shard = args.shard;
+    options.bootstrap = args.intervals.settings();
+    options.kl_smoothing = args.kl_smoothing;
+    options.spearman = args.spearman;
+    options.probes_dir = args.probes_dir;
+    options.out = args.out;
+    options.overwrite = args.overwrite;
+    let outcome = probe::simulate::simulate(&options)?;
+    match &outcome.scores {
+        Some(scores) => print!("{scores}"),
+        None => println!(
+            "{} of {} respondents simulated (other shards pending)",
+            outcome.done, outcome.selected
+        ),
+    }
+    println!("→ {}", outcome.dir.display());
+    Ok(())
+}
