@@ -15,6 +15,7 @@
 //! # Ok::<(), probe_lm::Error>(())
 //! ```
 
+pub mod adapter;
 pub mod chat;
 pub mod config;
 pub mod device;

@@ -790,7 +790,9 @@ impl Transformer {
 /// burn's "true = hidden" mask unchanged to PyTorch's "true = attend", and K/V heads repeated);
 /// composed ops elsewhere (autodiff, other backends).
 fn default_kernel(device: &Device) -> SdpaKernel {
-    if *device == Device::flex() || crate::device::is_libtorch(device) {
+    if device.is_autodiff() {
+        SdpaKernel::Composed
+    } else if *device == Device::flex() || crate::device::is_libtorch(device) {
         SdpaKernel::Fused
     } else {
         SdpaKernel::Composed

@@ -4,6 +4,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::blocks::{transpose_values, BlockMatrix};
+use super::lora::Lora;
 use super::{fused, Loader, Matrix};
 use crate::error::Result;
 use crate::weights::HostTensor;
@@ -17,6 +18,8 @@ pub struct Linear {
     #[module(skip)]
     pub blocks: Option<Arc<BlockMatrix>>,
     pub bias: Option<Param<Tensor<1>>>,
+    /// A LoRA adapter applied on the fly.
+    pub lora: Option<Lora>,
 }
 
 pub(crate) fn transpose(t: &HostTensor) -> HostTensor {
@@ -53,11 +56,13 @@ impl Linear {
                 weight: Some(Param::from_tensor(w)),
                 blocks: None,
                 bias,
+                lora: None,
             },
             Matrix::Blocks(b) => Linear {
                 weight: None,
                 blocks: Some(b),
                 bias,
+                lora: None,
             },
         }
     }
@@ -103,6 +108,7 @@ impl Linear {
         let d_in = dims[D - 1];
         let rows = dims[..D - 1].iter().product::<usize>();
         let x = x.reshape([rows, d_in]);
+        let delta = self.lora.as_ref().map(|l| l.delta(x.clone()));
         let bias = self.bias.as_ref().map(Param::val);
         let y = match (&self.weight, &self.blocks) {
             (None, Some(blocks)) => {
@@ -129,9 +135,35 @@ impl Linear {
             }
             (None, None) => unreachable!("a Linear holds a weight"),
         };
+        let y = match delta {
+            Some(d) => y.add(d),
+            None => y,
+        };
         let d_out = y.dims()[1];
         let mut out_shape = dims;
         out_shape[D - 1] = d_out;
         y.reshape(out_shape)
+    }
+}
+
+impl Linear {
+    /// Folds the adapter into a dense weight (`W + s·A B`) and drops it; a block-stored
+    /// weight cannot take it (it would have to be quantized again) and is refused.
+    pub fn merge_lora(&mut self) -> std::result::Result<(), &'static str> {
+        let Some(lora) = self.lora.take() else {
+            return Ok(());
+        };
+        match &self.weight {
+            Some(w) => {
+                let w = w.val();
+                let merged = w.clone().add(lora.product().cast(w.dtype()));
+                self.weight = Some(Param::from_tensor(merged));
+                Ok(())
+            }
+            None => {
+                self.lora = Some(lora);
+                Err("a quantized (block-stored) weight cannot be merged; apply the adapter on the fly or load with --dtype f32")
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod fused;
 #[cfg(feature = "tch")]
 mod libtorch;
 pub mod linear;
+pub mod lora;
 pub mod mlp;
 pub mod rms_norm;
 pub mod rope;

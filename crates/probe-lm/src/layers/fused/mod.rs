@@ -33,7 +33,9 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 /// Whether `t` can take the fused path: an f32 tensor on Flex (an autodiff device is not Flex,
 /// so gradients always see the composed ops).
 pub(crate) fn fusable<const D: usize>(t: &Tensor<D>) -> bool {
-    t.dtype() == DType::F32 && t.device() == Device::flex()
+    // an autodiff tensor on Flex compares equal to Flex, but its ops must be recorded
+    let device = t.device();
+    t.dtype() == DType::F32 && device == Device::flex() && !device.is_autodiff()
 }
 
 /// The Flex tensor behind `t`, laid out contiguously (copied only if it was strided). Only for
