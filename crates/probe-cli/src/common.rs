@@ -29,6 +29,13 @@ pub struct ModelArgs {
     /// Without it, decoding computes exactly what the dequantized model computes.
     #[arg(long)]
     pub fast_decode: bool,
+    /// A LoRA adapter (PEFT layout: adapter_config.json + adapter_model.safetensors), e.g.
+    /// `probe finetune`'s; applied on the fly. Output folders name it: `<model>+<adapter>`.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Fold the adapter into the weights at load (dense weights only: --dtype f32/bf16/f16).
+    #[arg(long, requires = "adapter")]
+    pub merge_adapter: bool,
 }
 
 impl ModelArgs {
@@ -40,6 +47,8 @@ impl ModelArgs {
             tokenizer: self.tokenizer.clone(),
             dtype: self.dtype.parse::<DtypeChoice>()?,
             fast_decode: self.fast_decode,
+            adapter: self.adapter.clone(),
+            merge_adapter: self.merge_adapter,
         })
     }
 

@@ -37,6 +37,8 @@ pub enum Command {
     Eval(Box<commands::eval::Args>),
     /// Simulate every respondent of a survey from their own demographics; score the table against the real one.
     Simulate(commands::simulate::Args),
+    /// Train LoRA adapters on a survey's respondents' answers (PEFT layout; resumable).
+    Finetune(commands::finetune::Args),
     /// Compare model distributions with survey references: metrics by group, bootstrap CIs.
     Compare(commands::compare::Args),
     /// Report: figures and tables of every distribution in run directories against a survey (HTML, Markdown, SVG, JSON).
@@ -80,6 +82,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::RunWithCache(args) => commands::run_with_cache::run(args),
         Command::Eval(args) => commands::eval::run(*args),
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Finetune(args) => commands::finetune::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Extract(args) => commands::extract::run(args),

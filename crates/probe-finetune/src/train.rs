@@ -13,6 +13,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Tensor, TensorData};
 use probe_lm::adapter::AdapterConfig;
 use probe_lm::layers::lora::set_dropout;
+use probe_lm::parallel::{default_workers, run_batches};
 use probe_lm::{Batch, HookSpec, Logits, Transformer};
 use serde::{Deserialize, Serialize};
 
@@ -151,9 +152,11 @@ pub struct Outcome {
     /// The step this run resumed from (0: a fresh start).
     pub resumed_from: usize,
     pub history: Vec<Record>,
-    /// Prompt tokens through forward and backward in this run, and its seconds.
+    /// Prompt tokens through forward and backward in this run, its seconds, and the seconds
+    /// of its training steps alone (without validation and checkpoints).
     pub tokens: usize,
     pub seconds: f64,
+    pub step_seconds: f64,
 }
 
 /// Everything a checkpoint restores.
@@ -260,6 +263,7 @@ pub fn finetune(
         ));
     }
     transformer.add_lora(&params.adapter_config(), params.seed)?;
+    transformer.prepare_training();
     let adapters = Adapters::read(transformer)?;
     let sizes: Vec<usize> = adapters.values.iter().map(Vec::len).collect();
     let mut values = adapters.values.clone();
@@ -294,6 +298,7 @@ pub fn finetune(
     let resumed_from = state.step;
     let started = Instant::now();
     let mut tokens = 0usize;
+    let mut step_seconds = 0.0;
     let mut interrupted = false;
     'epochs: while state.epoch < params.epochs && state.step < total && !state.stopped_early {
         let order = shuffled(train.len(), params.seed, state.epoch);
@@ -306,36 +311,59 @@ pub fn finetune(
             let end = (state.micro + params.grad_accum).min(micro_batches.len());
             let group = &micro_batches[state.micro..end];
             let n_examples: usize = group.iter().map(|m| m.len()).sum();
+            let step_started = Instant::now();
             let mut grads: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
             let mut loss_sum = 0.0;
+            // each micro-batch in two halves, one per core (fixed halves: the sums, and so
+            // the run, do not depend on the machine's core count)
+            let mut jobs: Vec<(Vec<&Example>, u64)> = Vec::new();
             for (j, micro) in group.iter().enumerate() {
-                let batch: Vec<&Example> = micro.iter().map(|&i| &train[i]).collect();
-                tokens += batch.iter().map(|e| e.ids.len()).sum::<usize>();
-                let leaves = adapters.write(transformer, &values, true);
-                set_dropout(Some(mix(params.seed
-                    ^ mix(state.step as u64)
-                    ^ (j as u64) << 48)));
-                let result = forward_loss(transformer, forms, &batch, params.numeric_penalty);
-                set_dropout(None);
-                let (loss, _) = result?;
-                let loss = loss.div_scalar(n_examples as f64);
-                loss_sum += scalar(loss.clone())? * n_examples as f64;
-                let gradients = loss.backward();
-                for (k, leaf) in leaves.iter().enumerate() {
-                    let g = leaf.grad(&gradients).ok_or_else(|| {
-                        FinetuneError::Input("an adapter received no gradient".into())
-                    })?;
-                    let g = g
-                        .into_data()
-                        .try_to_vec::<f32>()
-                        .map_err(|e| FinetuneError::Input(format!("reading a gradient: {e:?}")))?;
-                    for (a, b) in grads[k].iter_mut().zip(g) {
+                for (h, half) in micro.chunks(micro.len().div_ceil(2)).enumerate() {
+                    let seed =
+                        mix(params.seed ^ mix(state.step as u64) ^ ((2 * j + h) as u64) << 40);
+                    jobs.push((half.iter().map(|&i| &train[i]).collect(), seed));
+                }
+            }
+            tokens += jobs
+                .iter()
+                .flat_map(|(b, _)| b.iter().map(|e| e.ids.len()))
+                .sum::<usize>();
+            let shared: &Transformer = transformer;
+            let results =
+                run_batches(jobs.len(), default_workers(), |k| {
+                    let (batch, seed) = &jobs[k];
+                    let mut model = shared.clone();
+                    let leaves = adapters.write(&mut model, &values, true);
+                    set_dropout(Some(*seed));
+                    let result = forward_loss(&model, forms, batch, params.numeric_penalty);
+                    set_dropout(None);
+                    let (loss, _) = result?;
+                    let loss = loss.div_scalar(n_examples as f64);
+                    let value = scalar(loss.clone())? * n_examples as f64;
+                    let gradients = loss.backward();
+                    let mut out = Vec::with_capacity(leaves.len());
+                    for leaf in &leaves {
+                        let g = leaf.grad(&gradients).ok_or_else(|| {
+                            FinetuneError::Input("an adapter received no gradient".into())
+                        })?;
+                        out.push(g.into_data().try_to_vec::<f32>().map_err(|e| {
+                            FinetuneError::Input(format!("reading a gradient: {e:?}"))
+                        })?);
+                    }
+                    Ok::<_, FinetuneError>((value, out))
+                });
+            for result in results {
+                let (value, g) = result?;
+                loss_sum += value;
+                for (acc, part) in grads.iter_mut().zip(g) {
+                    for (a, b) in acc.iter_mut().zip(part) {
                         *a += b;
                     }
                 }
             }
             let lr = cosine_lr(params.learning_rate, state.step, warmup, total);
             opt.step(&mut values, &grads, lr);
+            step_seconds += step_started.elapsed().as_secs_f64();
             state.micro = end;
             state.step += 1;
             state.t = opt.t;
@@ -432,6 +460,7 @@ pub fn finetune(
         history: state.history,
         tokens,
         seconds: started.elapsed().as_secs_f64(),
+        step_seconds,
     })
 }
 
@@ -460,11 +489,15 @@ pub fn mean_loss(
     examples: &[Example],
     params: &FinetuneParams,
 ) -> Result<f64> {
-    let mut total = 0.0;
-    for chunk in examples.chunks(params.batch_size) {
-        let batch: Vec<&Example> = chunk.iter().collect();
+    let chunks: Vec<&[Example]> = examples.chunks(params.batch_size.div_ceil(2)).collect();
+    let losses = run_batches(chunks.len(), default_workers(), |k| {
+        let batch: Vec<&Example> = chunks[k].iter().collect();
         let (loss, _) = forward_loss(transformer, forms, &batch, params.numeric_penalty)?;
-        total += scalar(loss)?;
+        scalar(loss)
+    });
+    let mut total = 0.0;
+    for loss in losses {
+        total += loss?;
     }
     Ok(total / examples.len() as f64)
 }

@@ -251,7 +251,13 @@ impl Transformer {
             });
             used += 2;
         }
-        let stored = file.names().len();
+        // tensors of blocks a hooks-only load left out are not needed
+        let loaded = self.layers.len();
+        let stored = file
+            .names()
+            .iter()
+            .filter(|n| layer_of(n).is_none_or(|l| l < loaded))
+            .count();
         if used != stored {
             return Err(Error::Input(format!(
                 "{}: {stored} tensors, {used} match this model's {} blocks: the adapter was trained on another model",
@@ -281,6 +287,14 @@ impl Transformer {
             );
         }
         Ok(out)
+    }
+
+    /// Prepares every projection's frozen weight for training on Flex
+    /// ([`Linear::prepare_frozen`]).
+    pub fn prepare_training(&mut self) {
+        for (_, linear) in self.projections_mut() {
+            linear.prepare_frozen();
+        }
     }
 
     /// Folds every adapter into its weight (`W + s·A B`); see [`Linear::merge_lora`].
@@ -330,6 +344,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// The block a PEFT tensor name belongs to (`….layers.{l}.…`).
+fn layer_of(name: &str) -> Option<usize> {
+    let rest = name.split(".layers.").nth(1)?;
+    rest.split('.').next()?.parse().ok()
 }
 
 fn targeted(config: &AdapterConfig, module: &str) -> bool {

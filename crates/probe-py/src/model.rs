@@ -81,6 +81,8 @@ impl Model {
             tokenizer,
             dtype: dtype_of(dtype)?,
             fast_decode,
+            adapter: None,
+            merge_adapter: false,
         };
         let inner = blocking::run(py, || spec.load_blocks(blocks))?;
         Ok(Model {

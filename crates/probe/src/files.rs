@@ -136,3 +136,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .map(|b| format!("{b:02x}"))
         .collect())
 }
+
+/// The content fingerprint of a checkpoint (`probe_extract::model_fingerprint`).
+pub fn fingerprint_model(path: &Path) -> Result<String> {
+    Ok(probe_extract::model_fingerprint(path)?)
+}

@@ -21,6 +21,7 @@ pub mod compare;
 pub mod eval;
 pub mod extract;
 pub mod files;
+pub mod finetune;
 pub mod model;
 pub mod personas;
 pub mod progress;

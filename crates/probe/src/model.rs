@@ -22,6 +22,10 @@ pub struct ModelSpec {
     pub dtype: DtypeChoice,
     /// Decode with 8-bit activations against block-stored weights, as llama.cpp does.
     pub fast_decode: bool,
+    /// A LoRA adapter folder in PEFT's layout (`probe finetune`'s output or PEFT's).
+    pub adapter: Option<PathBuf>,
+    /// Fold the adapter into the weights at load instead of applying it on the fly.
+    pub merge_adapter: bool,
 }
 
 impl ModelSpec {
@@ -32,12 +36,20 @@ impl ModelSpec {
             tokenizer: None,
             dtype: DtypeChoice::default(),
             fast_decode: false,
+            adapter: None,
+            merge_adapter: false,
         }
     }
 
-    /// The model's name in output paths: the checkpoint's file stem (or directory name).
+    /// The model's name in output paths: the checkpoint's file stem (or directory name),
+    /// `+<adapter folder>` with an adapter, so a fine-tuned model's outputs never land on
+    /// the base model's.
     pub fn name(&self) -> String {
-        probe_lm::model::model_name(&self.path)
+        let base = probe_lm::model::model_name(&self.path);
+        match &self.adapter {
+            Some(dir) => format!("{base}+{}", probe_lm::model::model_name(dir)),
+            None => base,
+        }
     }
 
     /// The checkpoint's description, without loading its weights.
@@ -57,6 +69,23 @@ impl ModelSpec {
         if let DeviceSpec::Cuda(index) = self.device {
             self.check_gpu_fits(index, blocks)?;
         }
+        self.load_with(&device, blocks)
+    }
+
+    /// The whole model on `device` (e.g. the autodiff form of this spec's device, to train).
+    pub fn load_on(&self, device: &probe_lm::burn::tensor::Device) -> Result<Model> {
+        if let DeviceSpec::Cuda(index) = self.device {
+            self.check_gpu_fits(index, None)?;
+        }
+        self.load_with(device, None)
+    }
+
+    fn load_with(
+        &self,
+        device: &probe_lm::burn::tensor::Device,
+        blocks: Option<usize>,
+    ) -> Result<Model> {
+        let device = device.clone();
         let bar = progress_bar(0, "loading");
         bar.set_message(self.path.display().to_string());
         let on_progress = |done: usize, total: usize| {
@@ -77,6 +106,17 @@ impl ModelSpec {
         .with_context(|| format!("loading model {}", self.path.display()))?;
         bar.finish_and_clear();
         model.transformer.set_fast_decode(self.fast_decode);
+        if let Some(dir) = &self.adapter {
+            model
+                .transformer
+                .load_adapter(dir)
+                .with_context(|| format!("loading adapter {}", dir.display()))?;
+            if self.merge_adapter {
+                model.transformer.merge_adapters()?;
+            }
+        } else if self.merge_adapter {
+            bail!("--merge-adapter without --adapter");
+        }
         Ok(model)
     }
 

@@ -2,6 +2,7 @@ pub mod compare;
 pub mod data;
 pub mod eval;
 pub mod extract;
+pub mod finetune;
 pub mod generate;
 pub mod inspect;
 pub mod report;

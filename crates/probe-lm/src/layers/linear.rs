@@ -20,6 +20,10 @@ pub struct Linear {
     pub bias: Option<Param<Tensor<1>>>,
     /// A LoRA adapter applied on the fly.
     pub lora: Option<Lora>,
+    /// For training on Flex: the frozen weight and its transpose as plain tensors, so the
+    /// projection runs on the fused kernels under autodiff ([`Linear::prepare_frozen`]).
+    #[module(skip)]
+    pub frozen: Option<(Tensor<2>, Tensor<2>)>,
 }
 
 pub(crate) fn transpose(t: &HostTensor) -> HostTensor {
@@ -57,12 +61,14 @@ impl Linear {
                 blocks: None,
                 bias,
                 lora: None,
+                frozen: None,
             },
             Matrix::Blocks(b) => Linear {
                 weight: None,
                 blocks: Some(b),
                 bias,
                 lora: None,
+                frozen: None,
             },
         }
     }
@@ -118,6 +124,14 @@ impl Linear {
                     None => y,
                 }
             }
+            (Some(_), _) if self.frozen.is_some() && fused::frozen::applies(&x) => {
+                let (w, wt) = self.frozen.as_ref().expect("checked");
+                let y = fused::frozen::frozen_linear(x, w, wt);
+                match bias {
+                    Some(b) => y.add(b.unsqueeze::<2>()),
+                    None => y,
+                }
+            }
             (Some(w), _) => {
                 let w = w.val();
                 if fused::fusable(&x)
@@ -147,6 +161,21 @@ impl Linear {
 }
 
 impl Linear {
+    /// Prepares a dense f32 weight on an autodiff Flex device for training: the plain weight
+    /// and its transpose, so forward and backward run the fused kernels (gradients flow to
+    /// the input only: the weight stays frozen). Other weights keep burn's ops.
+    pub fn prepare_frozen(&mut self) {
+        if let Some(w) = &self.weight {
+            let w = w.val();
+            if fused::frozen::applies(&w) {
+                self.frozen = Some((
+                    fused::frozen::inner(w.clone()),
+                    fused::frozen::transposed(&w),
+                ));
+            }
+        }
+    }
+
     /// Folds the adapter into a dense weight (`W + s·A B`) and drops it; a block-stored
     /// weight cannot take it (it would have to be quantized again) and is refused.
     pub fn merge_lora(&mut self) -> std::result::Result<(), &'static str> {

@@ -3,7 +3,8 @@
 //! stores their transposes (`lora_A.weight` `[r, d_in]`, `lora_B.weight` `[d_out, r]`).
 //!
 //! Dropout acts only while [`set_dropout`] has given it a seed (training); its masks come from
-//! a seeded host RNG so that a run, and a run resumed from a checkpoint, draw the same masks.
+//! a seeded host RNG (SplitMix64, 16 bits per element, so p is rounded to a multiple of
+//! 1/65536) so that a run, and a run resumed from a checkpoint, draw the same masks.
 
 use std::cell::RefCell;
 
@@ -39,16 +40,22 @@ fn dropout_mask(rows: usize, cols: usize, p: f64, device: &Device) -> Option<Ten
         let mut state = d.borrow_mut();
         let seed = state.as_mut()?;
         let keep = (1.0 / (1.0 - p)) as f32;
-        let mut values = Vec::with_capacity(rows * cols);
-        for _ in 0..rows * cols {
+        // four 16-bit uniforms per draw: p is quantized to 1/65536
+        let threshold = (p * 65536.0).round() as u64;
+        let n = rows * cols;
+        let mut values = Vec::with_capacity(n + 3);
+        while values.len() < n {
             *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let mut z = *seed;
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;
-            let u = (z >> 11) as f64 / (1u64 << 53) as f64;
-            values.push(if u < p { 0.0 } else { keep });
+            for k in 0..4 {
+                let u = (z >> (16 * k)) & 0xFFFF;
+                values.push(if u < threshold { 0.0 } else { keep });
+            }
         }
+        values.truncate(n);
         Some(Tensor::from_data(
             TensorData::new(values, [rows, cols]),
             device,

@@ -18,6 +18,7 @@
 
 mod attention;
 mod elementwise;
+pub(crate) mod frozen;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod gemm512;
 mod linear;

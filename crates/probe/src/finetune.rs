@@ -1,0 +1,253 @@
+//! `finetune`: LoRA adapters trained on a survey's training respondents (arXiv 2403.20252):
+//! each respondent × item prompt of `probe simulate` with the respondent's option as target,
+//! cross-entropy plus an optional numerical penalty, AdamW with a cosine schedule, early
+//! stopping on the validation respondents, checkpoints that resume after a kill. The best
+//! adapter is written in PEFT's layout to `<out>/adapter`, which every command takes as
+//! `--adapter`.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use probe_finetune::data::{examples, PromptStyle};
+use probe_finetune::loss::LetterForms;
+use probe_finetune::train::{Event, FinetuneParams, Outcome, TrainingData};
+use probe_lm::burn::module::Module;
+use probe_lm::DtypeChoice;
+use serde_json::json;
+
+use crate::files::check_out_dir;
+use crate::model::ModelSpec;
+use crate::progress::{note, progress_bar};
+use crate::simulate::{load_survey, SplitOptions};
+
+/// Options of [`finetune`]; `FinetuneOptions::new(model, survey)` has the CLI's defaults.
+#[derive(Debug, Clone)]
+pub struct FinetuneOptions {
+    /// The base model (loaded as f32 on the CPU, every weight frozen).
+    pub model: ModelSpec,
+    /// The survey's folder (with `codebook.toml`) or its codebook.
+    pub survey: PathBuf,
+    pub split: SplitOptions,
+    /// Prompt with each respondent's persona (as `probe simulate` does by default).
+    pub persona: bool,
+    pub chat: bool,
+    pub params: FinetuneParams,
+    /// Only the first N training respondents (and validation respondents), in survey order.
+    pub limit: Option<usize>,
+    pub validation_limit: Option<usize>,
+    pub probes_dir: PathBuf,
+    /// Output folder (default `<probes_dir>/<model>/finetune-<survey>`).
+    pub out: Option<PathBuf>,
+    /// Delete a checkpoint made with other settings instead of refusing.
+    pub overwrite: bool,
+}
+
+impl FinetuneOptions {
+    pub fn new(model: ModelSpec, survey: impl Into<PathBuf>) -> Self {
+        FinetuneOptions {
+            model,
+            survey: survey.into(),
+            split: SplitOptions::default(),
+            persona: true,
+            chat: true,
+            params: FinetuneParams::default(),
+            limit: None,
+            validation_limit: None,
+            probes_dir: PathBuf::from("probes"),
+            out: None,
+            overwrite: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct FinetuneOutcome {
+    pub dir: PathBuf,
+    /// The best adapter, PEFT layout.
+    pub adapter: PathBuf,
+    pub train_examples: usize,
+    pub validation_examples: usize,
+    pub training: Outcome,
+}
+
+/// Trains (or resumes) the adapter; writes `adapter/`, `history.jsonl`, `training.json`.
+pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
+    options.params.check()?;
+    if options.model.adapter.is_some() {
+        bail!("finetune trains a new adapter on the base model: leave out --adapter");
+    }
+    let survey = load_survey(&options.survey)?;
+    let split = survey.split(
+        options.split.seed,
+        options.split.train,
+        options.split.validation,
+    )?;
+    let mut train_ids = split.train.clone();
+    let mut validation_ids = split.validation.clone();
+    if let Some(n) = options.limit {
+        train_ids.truncate(n);
+    }
+    if let Some(n) = options.validation_limit {
+        validation_ids.truncate(n);
+    }
+    let stem = options.model.name();
+    let out = options.out.clone().unwrap_or_else(|| {
+        options
+            .probes_dir
+            .join(&stem)
+            .join(format!("finetune-{}", survey.codebook.name))
+    });
+    check_out_dir(&out)?;
+
+    // frozen f32 weights on the autodiff device: only the adapters get gradients
+    let spec = ModelSpec {
+        dtype: DtypeChoice::F32,
+        ..options.model.clone()
+    };
+    let device = spec.device.device()?.autodiff();
+    let mut model = spec.load_on(&device)?;
+    model.transformer = model.transformer.no_grad();
+    let tokenizer = model.tokenizer()?;
+    let style = PromptStyle {
+        tokenizer,
+        chat_template: model.chat_template.as_ref(),
+        chat: options.chat,
+        persona: options.persona,
+    };
+    let train = examples(&survey, &train_ids, &style)?;
+    let validation = examples(&survey, &validation_ids, &style)?;
+    if train.is_empty() {
+        bail!(
+            "the train split of {} has no answered item; change the split fractions",
+            survey.codebook.name
+        );
+    }
+    let n_letters = survey
+        .codebook
+        .items
+        .iter()
+        .map(|i| i.options.len())
+        .max()
+        .unwrap_or(2);
+    let forms = LetterForms::new(tokenizer, n_letters)?;
+
+    let settings = json!({
+        "model": crate::files::fingerprint_model(&options.model.path)?,
+        "survey": survey.codebook.name, "data": crate::files::sha256_file(&survey.path)?,
+        "split": {"seed": options.split.seed, "train": options.split.train, "validation": options.split.validation},
+        "limit": options.limit, "validation_limit": options.validation_limit,
+        "persona": options.persona, "chat": options.chat, "params": options.params,
+        "prompts": probe_eval::stable_hash(&train.iter().chain(&validation)
+            .map(|e| format!("{:?}", e.ids)).collect::<Vec<_>>().join("|")),
+    });
+    let fingerprint = format!("{:016x}", probe_eval::stable_hash(&settings.to_string()));
+    let checkpoint = out.join("checkpoint");
+    if checkpoint.join("state.json").is_file() && options.overwrite {
+        let old = std::fs::read_to_string(checkpoint.join("state.json")).unwrap_or_default();
+        if !old.contains(&fingerprint) {
+            std::fs::remove_dir_all(&checkpoint)
+                .with_context(|| format!("removing {}", checkpoint.display()))?;
+        }
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    probe_cache::write_atomic(
+        &out.join("settings.json"),
+        serde_json::to_string_pretty(&json!({"fingerprint": fingerprint, "settings": settings}))?
+            .as_bytes(),
+    )?;
+    note(format_args!(
+        "finetune: {} training examples ({} respondents), {} validation examples ({} respondents); LoRA r = {} on {} → {}",
+        train.len(),
+        train_ids.len(),
+        validation.len(),
+        validation_ids.len(),
+        options.params.rank,
+        options.params.targets.join(","),
+        out.display()
+    ));
+
+    let bar = progress_bar(0, "finetune");
+    let started = std::time::Instant::now();
+    let mut on_event = |event: &Event| -> ControlFlow<()> {
+        match event {
+            Event::Step {
+                step,
+                total,
+                loss,
+                lr,
+                tokens,
+            } => {
+                bar.set_length(*total as u64);
+                bar.set_position(*step as u64);
+                bar.set_message(format!(
+                    "loss {loss:.4}, lr {lr:.2e}, {:.0} tok/s",
+                    *tokens as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                ));
+            }
+            Event::Validation {
+                step,
+                loss,
+                improved,
+            } => bar.println(format!(
+                "step {step}: validation loss {loss:.4}{}",
+                if *improved { " (best)" } else { "" }
+            )),
+            Event::Checkpoint { .. } => {}
+        }
+        ControlFlow::Continue(())
+    };
+    let data = TrainingData {
+        forms: &forms,
+        train: &train,
+        validation: &validation,
+    };
+    let training = probe_finetune::train::finetune(
+        &mut model.transformer,
+        &data,
+        &options.params,
+        &fingerprint,
+        &checkpoint,
+        &mut on_event,
+    )?;
+    bar.finish_and_clear();
+    if training.resumed_from > 0 {
+        note(format_args!(
+            "resumed from the checkpoint at step {}",
+            training.resumed_from
+        ));
+    }
+
+    let adapter = out.join("adapter");
+    let mut config = options.params.adapter_config();
+    config.base_model_name_or_path = Some(options.model.path.display().to_string());
+    let tensors = model.transformer.adapter_tensors()?;
+    probe_lm::adapter::save_adapter(&adapter, &config, &tensors)?;
+    let mut history = Vec::new();
+    for r in &training.history {
+        writeln!(history, "{}", serde_json::to_string(r)?)?;
+    }
+    probe_cache::write_atomic(&out.join("history.jsonl"), &history)?;
+    let summary = json!({
+        "steps": training.steps, "total_steps": training.total_steps,
+        "best_step": training.best_step, "best_validation_loss": training.best_validation_loss,
+        "stopped_early": training.stopped_early, "resumed_from": training.resumed_from,
+        "train_examples": train.len(), "validation_examples": validation.len(),
+        "this_run": {"seconds": training.seconds, "step_seconds": training.step_seconds,
+                     "tokens": training.tokens,
+                     "tokens_per_s": training.tokens as f64 / training.step_seconds.max(1e-9),
+                     "tokens_per_example": training.tokens as f64 / (training.steps - training.resumed_from).max(1) as f64 / options.params.batch_size as f64 / options.params.grad_accum as f64},
+    });
+    probe_cache::write_atomic(
+        &out.join("training.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    Ok(FinetuneOutcome {
+        dir: out,
+        adapter,
+        train_examples: train.len(),
+        validation_examples: validation.len(),
+        training,
+    })
+}
