@@ -21,6 +21,9 @@ cargo test --release --workspace
 # The Python bindings: built into a venv with maturin, tested with pytest (~5 min the first
 # time, ~1 min after).
 bash scripts/test-python.sh
+# PEFT loads `probe finetune`'s adapters and gives probe's logits (needs torch + peft; skipped
+# with a notice without them).
+bash scripts/test-peft.sh
 # Every shell and Python block of README.md, in order, in a fresh clone of HEAD (~12 min; the
 # SLURM and CUDA blocks and demo.sh's cold build are left to a manual `--full` run, see
 # docs/TESTING.md). PROBE_README_EXAMPLES=0 leaves it out of a quick local run.
