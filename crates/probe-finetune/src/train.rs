@@ -159,7 +159,8 @@ pub struct Outcome {
     pub step_seconds: f64,
 }
 
-/// Everything a checkpoint restores.
+/// Everything a checkpoint restores. Floats are stored as their bits: JSON's decimal
+/// round trip may move one by an ulp, and a resumed run must continue exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     fingerprint: String,
@@ -168,11 +169,63 @@ struct State {
     /// Micro-batches of `epoch` already done.
     micro: usize,
     t: u64,
+    #[serde(with = "exact")]
     best_loss: Option<f64>,
     best_step: Option<usize>,
     bad_evaluations: usize,
     stopped_early: bool,
+    #[serde(with = "exact_history")]
     history: Vec<Record>,
+}
+
+/// `Option<f64>` as its bits.
+mod exact {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        x.map(f64::to_bits).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(f64::from_bits))
+    }
+}
+
+/// The history with every float as its bits: `[step, epoch, train, validation, lr]`.
+mod exact_history {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Record;
+
+    type Bits = (usize, usize, Option<u64>, Option<u64>, u64);
+
+    pub fn serialize<S: Serializer>(h: &[Record], s: S) -> Result<S::Ok, S::Error> {
+        h.iter()
+            .map(|r| {
+                (
+                    r.step,
+                    r.epoch,
+                    r.train_loss.map(f64::to_bits),
+                    r.validation_loss.map(f64::to_bits),
+                    r.lr.to_bits(),
+                )
+            })
+            .collect::<Vec<Bits>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Record>, D::Error> {
+        Ok(Vec::<Bits>::deserialize(d)?
+            .into_iter()
+            .map(|(step, epoch, t, v, lr)| Record {
+                step,
+                epoch,
+                train_loss: t.map(f64::from_bits),
+                validation_loss: v.map(f64::from_bits),
+                lr: f64::from_bits(lr),
+            })
+            .collect())
+    }
 }
 
 /// Host copies of the adapters: per adapted projection `A` then `B` (burn layout).
