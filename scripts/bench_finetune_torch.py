@@ -1,7 +1,7 @@
 """Reference side of scripts/bench-finetune: PyTorch + PEFT doing the LoRA training step
 `probe finetune` does, on the same model, shapes and threads: SmolLM2-135M-Instruct (the GGUF,
 dequantized to f32 by transformers), LoRA r=8, alpha=16 on q/k/v/o/gate/up/down, a batch of
-left-padded prompts, last-position logits → the option letters' loss (log-sum-exp of each
+prompts of one length, last-position logits → the option letters' loss (log-sum-exp of each
 letter's token forms, softmax over the options, cross-entropy), backward, AdamW.
 Prints one JSON line: tokens/s of forward + backward + update.
 """
@@ -36,9 +36,8 @@ spell[torch.arange(14), torch.arange(14) // 2] = 1.0
 batches = []
 for _ in range(n_steps + 1):
     ids = torch.randint(0, vocab, (batch, seq), generator=gen)
-    # left padding of up to a quarter of the sequence, as a batch of prompts has
-    pads = torch.randint(0, seq // 4, (batch,), generator=gen)
-    mask = (torch.arange(seq).unsqueeze(0) >= pads.unsqueeze(1)).long()
+    # no padding: every token is a real one (probe's batches also carry left padding)
+    mask = torch.ones(batch, seq, dtype=torch.long)
     answers = torch.randint(0, 7, (batch,), generator=gen)
     batches.append((ids, mask, answers, int(mask.sum())))
 

@@ -4,6 +4,7 @@
 //! values, plus their means over items, each with a percentile bootstrap CI that resamples
 //! respondents (all items of a respondent together, so the items' dependence is kept).
 
+use crate::population::check_table;
 pub use crate::population::ItemScale;
 pub use crate::stats::Bootstrap;
 use crate::stats::{interval, resample, Estimate};
@@ -38,22 +39,11 @@ pub fn agreement(
     weights: Option<&[f64]>,
     bootstrap: Bootstrap,
 ) -> Result<Agreement> {
-    let n = real.len();
-    if n == 0 {
-        return Err(MetricError::Empty("respondents".into()));
-    }
-    if simulated.len() != n || weights.is_some_and(|w| w.len() != n) {
-        return Err(MetricError::InvalidInput(format!(
-            "{n} real respondents, {} simulated, {} weights",
-            simulated.len(),
-            weights.map_or(n, <[f64]>::len)
-        )));
-    }
+    let n = check_table(items.len(), real, simulated.len(), weights, bootstrap)?;
     for (r, (a, b)) in real.iter().zip(simulated).enumerate() {
-        if a.len() != items.len() || b.len() != items.len() {
+        if b.len() != items.len() {
             return Err(MetricError::InvalidInput(format!(
-                "respondent {r}: {} real and {} simulated answers for {} items",
-                a.len(),
+                "simulated respondent {r}: {} answers for {} items",
                 b.len(),
                 items.len()
             )));
@@ -68,15 +58,6 @@ pub fn agreement(
                 }
             }
         }
-    }
-    if let Some(w) = weights {
-        crate::check_values(w, "weights")?;
-    }
-    if !(bootstrap.level > 0.0 && bootstrap.level < 1.0) || bootstrap.resamples == 0 {
-        return Err(MetricError::InvalidInput(format!(
-            "bootstrap: {} resamples at level {}",
-            bootstrap.resamples, bootstrap.level
-        )));
     }
     let weight = |r: usize| weights.map_or(1.0, |w| w[r]);
     // Per item over the respondents `rows` (a resample may repeat one): (accuracy, rmse),

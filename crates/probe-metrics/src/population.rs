@@ -286,7 +286,7 @@ pub fn structure(
 }
 
 /// Checks the table's shape and the bootstrap settings; returns the number of respondents.
-fn check_table(
+pub(crate) fn check_table(
     n_items: usize,
     real: &[Vec<Option<usize>>],
     n_simulated: usize,

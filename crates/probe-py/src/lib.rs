@@ -12,6 +12,7 @@ mod metrics;
 mod model;
 mod pipeline;
 mod stages;
+mod survey;
 
 use pyo3::prelude::*;
 
@@ -43,6 +44,7 @@ fn _probe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_progress, m)?)?;
     stages::register(m)?;
     pipeline::register(m)?;
+    survey::register(m)?;
     let metrics = PyModule::new(m.py(), "metrics")?;
     metrics::register(&metrics)?;
     m.add_submodule(&metrics)?;

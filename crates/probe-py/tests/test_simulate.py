@@ -120,3 +120,28 @@ def test_simulate_scores_equal_numpy_and_scipy(cli, gguf, root, tmp_path):
         np.testing.assert_allclose(structure["corr_of_corr"]["value"],
                                    stats.pearsonr(r_real[upper], r_sim[upper])[0])
     assert structures >= 1, "no temperature had a correlation structure to check"
+
+
+def test_python_simulate_and_finetune_write_what_the_cli_writes(cli, gguf, tmp_path):
+    import probe
+
+    probe.set_progress(False)
+    small = ["--survey", "data/demo", "--limit", "4", "--temperature", "0,1", "--bootstrap", "20"]
+    cli("simulate", gguf, *small, "--out", tmp_path / "cli-sim")
+    got = probe.simulate(str(gguf), "data/demo", limit=4, temperature=[0.0, 1.0], bootstrap=20,
+                         out=str(tmp_path / "py-sim"))
+    assert got["done"] == got["selected"] == 4
+    assert got["scores"] == json.loads((tmp_path / "cli-sim" / "scores.json").read_text())
+    assert (tmp_path / "py-sim" / "answers.csv").read_text() == \
+        (tmp_path / "cli-sim" / "answers.csv").read_text()
+
+    tune = ["--limit", "4", "--validation-limit", "1", "--max-steps", "2", "--batch-size", "4"]
+    cli("finetune", gguf, "--survey", "data/demo", *tune, "--out", tmp_path / "cli-ft")
+    got = probe.finetune(str(gguf), "data/demo", limit=4, validation_limit=1, max_steps=2,
+                         batch_size=4, out=str(tmp_path / "py-ft"))
+    assert got["steps"] == 2 and got["resumed_from"] == 0
+    for f in ["adapter_model.safetensors", "adapter_config.json"]:
+        assert (tmp_path / "py-ft" / "adapter" / f).read_bytes() == \
+            (tmp_path / "cli-ft" / "adapter" / f).read_bytes()
+    with pytest.raises(ValueError, match="learning rate"):
+        probe.finetune(str(gguf), "data/demo", lr=0.0)

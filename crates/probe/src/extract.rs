@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use probe_cache::{CacheWriter, Manifest, ShardSplit};
 use probe_data::probe_prompts::{build_probe_prompts, TemplateSet};
 use probe_data::wahl_o_mat::Election;
-use probe_extract::{extract, model_fingerprint, rows, PositionRule};
+use probe_extract::{extract, rows, PositionRule};
 use probe_lm::{parse_layers, HookPoint};
 
 use crate::files::sha256_file;
@@ -145,7 +145,7 @@ pub fn ensure_cache(options: &ExtractOptions) -> Result<CacheStatus> {
     let manifest = Manifest {
         format_version: probe_cache::FORMAT_VERSION,
         model: options.model.path.display().to_string(),
-        model_hash: model_fingerprint(&options.model.path)?,
+        model_hash: options.model.fingerprint()?,
         dims: vec![config.hidden_size; hooks.len()],
         hooks,
         positions: rule.name().to_string(),

@@ -52,6 +52,25 @@ impl ModelSpec {
         }
     }
 
+    /// The content fingerprint of what this spec loads: the checkpoint's
+    /// (`probe_extract::model_fingerprint`), combined with the adapter's files when there is
+    /// one, so a fine-tuned model's caches and probes are never taken for the base model's.
+    pub fn fingerprint(&self) -> Result<String> {
+        let base = probe_extract::model_fingerprint(&self.path)?;
+        let Some(dir) = &self.adapter else {
+            return Ok(base);
+        };
+        let mut parts = vec![base];
+        for f in ["adapter_config.json", "adapter_model.safetensors"] {
+            parts.push(crate::files::sha256_file(&dir.join(f))?);
+        }
+        if self.merge_adapter {
+            parts.push("merged".into());
+        }
+        let joined = parts.join("+");
+        Ok(probe_cache::fingerprint_texts([joined.as_str()]))
+    }
+
     /// The checkpoint's description, without loading its weights.
     pub fn info(&self) -> Result<ModelInfo> {
         ModelInfo::read(&self.path).with_context(|| format!("reading {}", self.path.display()))
@@ -166,14 +185,15 @@ impl ModelSpec {
 /// Checks that `model` is the model the probes (or vectors) were made with: the content
 /// fingerprint must match, and so must the hidden size.
 pub fn check_same_model(
-    path: &std::path::Path,
+    spec: &ModelSpec,
     model: &Model,
     trained_on: &str,
     trained_hash: &str,
     hidden: usize,
     what: &str,
 ) -> Result<()> {
-    let hash = probe_extract::model_fingerprint(path)?;
+    let path = &spec.path;
+    let hash = spec.fingerprint()?;
     let size = model.config().hidden_size;
     if hidden != size {
         bail!(

@@ -471,9 +471,12 @@ pub fn load_run(dir: &Path) -> Result<Run> {
     let mut series = Vec::new();
     let mut eval_cells = Vec::new();
     let mut evals = Vec::new();
+    let mut simulations = Vec::new();
     for path in &entries {
         let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
-        if name.starts_with("scale-") && path.join("psi.json").is_file() {
+        if name.starts_with("simulate-") && path.join("scores.json").is_file() {
+            simulations.push(read_json(&path.join("scores.json"))?);
+        } else if name.starts_with("scale-") && path.join("psi.json").is_file() {
             series.push(read_scale_dir(path, &model, &run)?);
         } else if name.starts_with("eval-") && path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
@@ -497,6 +500,7 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         series,
         chance,
         evals,
+        simulations,
     })
 }
 

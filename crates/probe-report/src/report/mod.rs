@@ -28,6 +28,7 @@ mod leaderboard;
 mod load;
 mod render;
 mod sensitivity;
+mod simulation;
 #[cfg(test)]
 mod tests;
 
@@ -168,6 +169,8 @@ pub struct Run {
     pub chance: Vec<ChanceEntry>,
     /// Per evaluation and setting: units, failed units, parse failures.
     pub evals: Vec<EvalTally>,
+    /// `probe simulate`'s `scores.json` of each `simulate-*` folder.
+    pub simulations: Vec<Value>,
 }
 
 /// One (method, steering) setting of a `probe eval` run (its `summary.json`): what went into
@@ -436,9 +439,10 @@ pub fn build(
     o: &ReportOptions,
 ) -> Result<Report> {
     let cx = Context::new(runs, extra, reference, o);
-    if cx.series.is_empty() && cx.curves.is_empty() {
+    if cx.series.is_empty() && cx.curves.is_empty() && runs.iter().all(|r| r.simulations.is_empty())
+    {
         return Err(ReportError::Empty(
-            "nothing to report: no scale-*/ or eval-*/ output and no probes.json in the run directories, and no --cells".into(),
+            "nothing to report: no scale-*/, eval-*/ or simulate-*/ output and no probes.json in the run directories, and no --cells".into(),
         ));
     }
     let mut json = json!({
@@ -447,7 +451,7 @@ pub fn build(
         "runs": runs.iter().map(|r| json!({"path": r.path, "model": r.model})).collect::<Vec<_>>(),
     });
     json["notes"] = json!(o.notes);
-    let builders: [SectionBuilder; 11] = [
+    let builders: [SectionBuilder; 12] = [
         distributions::distributions,
         distributions::entropy,
         distributions::entropy_tasks,
@@ -459,10 +463,17 @@ pub fn build(
         latent::chance,
         latent::eval_tally,
         covariation::covariation,
+        simulation::simulation,
     ];
+    // simulations alone: the distribution and probe sections would only say they are empty
+    let only_simulations = cx.series.is_empty() && cx.curves.is_empty();
     let mut sections = Vec::new();
-    for section in builders {
-        sections.extend(section(&cx, &mut json)?);
+    if only_simulations {
+        sections.extend(simulation::simulation(&cx, &mut json)?);
+    } else {
+        for section in builders {
+            sections.extend(section(&cx, &mut json)?);
+        }
     }
     Ok(Report {
         title: o.title.clone(),

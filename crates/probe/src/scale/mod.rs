@@ -188,7 +188,7 @@ pub fn scale(options: &ScaleOptions) -> Result<ScaleOutcome> {
     check_out_dir(&out)?;
     let model = args.model.load_blocks(Some(blocks.min(depth)))?;
     check_same_model(
-        &args.model.path,
+        &args.model,
         &model,
         &vectors.model,
         &vectors.model_hash,

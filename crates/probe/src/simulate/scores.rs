@@ -173,7 +173,12 @@ pub fn score(
     for row in &table.rows {
         groups.entry(names[row.index]).or_default().push(row);
     }
-    let mut parts: Vec<(String, Vec<&Row>)> = vec![("all".into(), table.rows.iter().collect())];
+    // one split simulated (`--respondents test`): named by it
+    let everyone = match groups.keys().collect::<Vec<_>>().as_slice() {
+        [only] => only.to_string(),
+        _ => "all".into(),
+    };
+    let mut parts: Vec<(String, Vec<&Row>)> = vec![(everyone, table.rows.iter().collect())];
     if groups.len() > 1 {
         for split in ["train", "validation", "test"] {
             if let Some(rows) = groups.remove(split) {

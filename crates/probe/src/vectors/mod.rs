@@ -93,7 +93,7 @@ pub fn vectors(options: &VectorsOptions) -> Result<VectorsOutcome> {
     let model = args.model.load()?;
     let hidden = directions[0].direction.len();
     check_same_model(
-        &args.model.path,
+        &args.model,
         &model,
         &probes.json.model,
         &probes.json.model_hash,
