@@ -340,9 +340,14 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
                     });
                 }
             }
+            // one batch per core, each on single-threaded kernels (as `run-with-cache` does)
+            let batches: Vec<&[ItemPrompt]> = prompts.chunks(options.batch_size).collect();
+            let workers = probe_lm::parallel::workers_for(&model.transformer.device());
             let mut answers = Vec::with_capacity(prompts.len());
-            for batch in prompts.chunks(options.batch_size) {
-                answers.extend(simulator.answer(batch)?);
+            for result in probe_lm::parallel::run_batches(batches.len(), workers, |i| {
+                simulator.answer(batches[i])
+            }) {
+                answers.extend(result?);
             }
             for (&r, twin) in chunk
                 .iter()
