@@ -127,6 +127,8 @@ pub struct Transformer {
     precision: Precision,
     #[module(skip)]
     fast_decode: bool,
+    #[module(skip)]
+    device: Device,
 }
 
 /// Token ids of several sequences, left-padded to one length.
@@ -358,13 +360,16 @@ impl Transformer {
             kernel,
             precision: plan.precision,
             fast_decode: false,
+            device: device.clone(),
         })
     }
 
+    /// Where the model computes (with block-stored embeddings the table has no device; an
+    /// autodiff device must still reach the activations made from it).
     pub fn device(&self) -> Device {
         match &self.embed_tokens.table {
             Some(t) => t.val().device(),
-            None => Device::flex(),
+            None => self.device.clone(),
         }
     }
 
@@ -759,28 +764,27 @@ impl Transformer {
         };
         let h = self.norm.as_ref().expect("head loaded").forward(h);
         let rows = h.dims()[1];
-        let logits =
-            match (&self.lm_head, &self.embed_tokens) {
-                (Some(head), _) => head.forward(h),
-                (
-                    None,
-                    Embedding {
-                        table: Some(table), ..
-                    },
-                ) => h
-                    .reshape([b * rows, d])
-                    .matmul(table.val().transpose())
-                    .reshape([b, rows, self.config.vocab_size]),
-                (
-                    None,
-                    Embedding {
-                        blocks: Some(blocks),
-                        ..
-                    },
-                ) => crate::layers::fused::block_linear(h.reshape([b * rows, d]), blocks)
-                    .reshape([b, rows, self.config.vocab_size]),
-                (None, _) => unreachable!("an embedding holds a table"),
-            };
+        let logits = match (&self.lm_head, &self.embed_tokens) {
+            (Some(head), _) => head.forward(h),
+            (
+                None,
+                Embedding {
+                    table: Some(table), ..
+                },
+            ) => h
+                .reshape([b * rows, d])
+                .matmul(table.val().transpose())
+                .reshape([b, rows, self.config.vocab_size]),
+            (
+                None,
+                Embedding {
+                    blocks: Some(blocks),
+                    ..
+                },
+            ) => crate::layers::fused::frozen::any_block_linear(h.reshape([b * rows, d]), blocks)
+                .reshape([b, rows, self.config.vocab_size]),
+            (None, _) => unreachable!("an embedding holds a table"),
+        };
         Some(logits.cast(DType::F32))
     }
 }

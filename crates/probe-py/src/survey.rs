@@ -104,7 +104,7 @@ fn simulate<'py>(
     numeric_penalty=0.0, eval_every=0, patience=2, checkpoint_every=20, seed=0, limit=None,
     validation_limit=None, split_seed=0, train_fraction=0.7, validation_fraction=0.1,
     persona=true, chat=true, probes_dir=PathBuf::from("probes"), out=None, overwrite=false,
-    device="cpu",
+    device="cpu", dtype="native",
 ))]
 #[allow(clippy::too_many_arguments)]
 fn finetune<'py>(
@@ -138,8 +138,9 @@ fn finetune<'py>(
     out: Option<PathBuf>,
     overwrite: bool,
     device: &str,
+    dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let mut options = FinetuneOptions::new(model_spec(model, device, "f32")?, survey);
+    let mut options = FinetuneOptions::new(model_spec(model, device, dtype)?, survey);
     let defaults = FinetuneParams::default();
     options.params = FinetuneParams {
         rank,

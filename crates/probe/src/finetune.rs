@@ -14,7 +14,6 @@ use probe_finetune::data::{examples, PromptStyle};
 use probe_finetune::loss::LetterForms;
 use probe_finetune::train::{Event, FinetuneParams, Outcome, TrainingData};
 use probe_lm::burn::module::Module;
-use probe_lm::DtypeChoice;
 use serde_json::json;
 
 use crate::files::check_out_dir;
@@ -25,7 +24,9 @@ use crate::simulate::{load_survey, SplitOptions};
 /// Options of [`finetune`]; `FinetuneOptions::new(model, survey)` has the CLI's defaults.
 #[derive(Debug, Clone)]
 pub struct FinetuneOptions {
-    /// The base model (loaded as f32 on the CPU, every weight frozen).
+    /// The base model, every weight frozen: `dtype` f32 holds dense f32 weights; `native`
+    /// keeps a GGUF's quantized blocks (QLoRA: forward on the block kernels, backward
+    /// dequantizing a panel of rows at a time).
     pub model: ModelSpec,
     /// The survey's folder (with `codebook.toml`) or its codebook.
     pub survey: PathBuf,
@@ -101,11 +102,9 @@ pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
     });
     check_out_dir(&out)?;
 
-    // frozen f32 weights on the autodiff device: only the adapters get gradients
-    let spec = ModelSpec {
-        dtype: DtypeChoice::F32,
-        ..options.model.clone()
-    };
+    // frozen weights on the autodiff device (only the adapters get gradients): dense f32
+    // with `--dtype f32`, else as stored — a GGUF's quantized blocks stay quantized (QLoRA)
+    let spec = options.model.clone();
     let device = spec.device.device()?.autodiff();
     let mut model = spec.load_on(&device)?;
     model.transformer = model.transformer.no_grad();
@@ -135,6 +134,7 @@ pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
 
     let settings = json!({
         "model": crate::files::fingerprint_model(&options.model.path)?,
+        "dtype": options.model.dtype.to_string(),
         "survey": survey.codebook.name, "data": crate::files::sha256_file(&survey.path)?,
         "split": {"seed": options.split.seed, "train": options.split.train, "validation": options.split.validation},
         "limit": options.limit, "validation_limit": options.validation_limit,

@@ -118,7 +118,7 @@ impl Linear {
         let bias = self.bias.as_ref().map(Param::val);
         let y = match (&self.weight, &self.blocks) {
             (None, Some(blocks)) => {
-                let y = fused::block_linear(x, blocks);
+                let y = fused::frozen::any_block_linear(x, blocks);
                 match bias {
                     Some(b) => y.add(b.unsqueeze::<2>()),
                     None => y,
