@@ -314,4 +314,4 @@ mod xy;
 pub use bars::{grouped_columns, grouped_rows, Bars};
 pub use export::{Format, Printer, PNG_DPI};
 pub use heatmap::{heatmaps, Heatmap};
-pub use xy::{lines, scatter, Line, Scatter};
+pub use xy::{lines, log_y_curves, scatter, Curve, Line, Scatter};

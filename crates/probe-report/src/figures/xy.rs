@@ -141,3 +141,53 @@ pub fn lines(
     }
     Ok(svg)
 }
+
+/// A curve through labelled points (a sweep): one series per model, each point labelled
+/// (e.g. its temperature); x linear, y on a log10 scale (positive values), both axes scaled to
+/// the data.
+pub type Curve = (String, RGBColor, Vec<(f64, f64, String)>);
+
+pub fn log_y_curves(title: &str, x_desc: &str, y_desc: &str, series: &[Curve]) -> Figure {
+    let entries: Vec<Entry> = series
+        .iter()
+        .map(|(n, c, _)| Entry::new(n.clone(), *c, Mark::Line))
+        .collect();
+    let (legend_w, legend_h) = legend_size(&entries);
+    let (width, height) = ((620 + legend_w).min(MAX_WIDTH), 460.max(legend_h + 80));
+    let log = |y: f64| y.max(1e-6).log10();
+    let (x_lo, x_hi) = padded_range(series.iter().flat_map(|s| s.2.iter().map(|p| p.0)));
+    let (y_lo, y_hi) = padded_range(series.iter().flat_map(|s| s.2.iter().map(|p| log(p.1))));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = plot_area(&root, title, legend_w, (48, 72), x_lo..x_hi, y_lo..y_hi)?;
+        mesh(&mut chart)
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| format!("{v:.2}"))
+            .y_label_formatter(&|v| format!("{:.3}", 10f64.powf(*v)))
+            .draw()
+            .map_err(err)?;
+        for (_, c, points) in series {
+            let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.0, log(p.1))).collect();
+            chart
+                .draw_series(LineSeries::new(xy.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?;
+            chart
+                .draw_series(xy.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(err)?;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .zip(&xy)
+                        .map(|(p, &at)| Text::new(p.2.clone(), at, text_style(TEXT).color(c))),
+                )
+                .map_err(err)?;
+        }
+        legend(&root, (width as i32 - legend_w as i32, 50), &entries)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
