@@ -43,6 +43,7 @@ pub struct Args {
     /// Fraction of the steps spent warming up.
     #[arg(long, default_value_t = 0.05)]
     pub warmup_ratio: f64,
+    /// Passes over the training examples (a seeded shuffle each).
     #[arg(long, default_value_t = 1, value_parser = crate::common::positive)]
     pub epochs: usize,
     /// Examples per forward and backward pass.
@@ -79,8 +80,10 @@ pub struct Args {
     /// Seed of the train / validation / test split (by respondent id), as in `probe simulate`.
     #[arg(long, default_value_t = 0)]
     pub split_seed: u64,
+    /// Fraction of respondents in the training split.
     #[arg(long, default_value_t = 0.7)]
     pub train_fraction: f64,
+    /// Fraction of respondents in the validation split (the rest is the test split).
     #[arg(long, default_value_t = 0.1)]
     pub validation_fraction: f64,
     /// Prompts without the respondent's persona.
