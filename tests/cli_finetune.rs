@@ -162,6 +162,40 @@ fn a_killed_finetune_resumes_to_the_uninterrupted_adapter() {
         &tmp.path().join("tuned.safetensors"),
     );
     assert_ne!(base, tuned, "the adapter must change the logits");
+
+    // the latent view of the fine-tuned model: `probe train --adapter` puts its probes under
+    // `<model>+<adapter>`, and probes.json names the adapter (the report's model name)
+    let root = workspace_root();
+    let train = probe()
+        .current_dir(tmp.path())
+        .arg("train")
+        .arg(&gguf)
+        .arg("--adapter")
+        .arg(&adapter)
+        .arg("--election")
+        .arg(root.join("data/demo/wahl-o-mat/2099-demowahl"))
+        .args([
+            "--parties",
+            "SA,ÖU,FB,LM,KBP,HL",
+            "--templates",
+            "en-short",
+            "--folds",
+            "3",
+        ])
+        .args(["--layers", "20,24", "--run", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        train.status.success(),
+        "{}",
+        String::from_utf8_lossy(&train.stderr)
+    );
+    let probes = tmp
+        .path()
+        .join("probes/SmolLM2-135M-Instruct.Q4_1+whole/demo/probes.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&probes).unwrap()).unwrap();
+    assert_eq!(json["adapter"], "whole");
 }
 
 /// A safetensors file of one f32 tensor of `shape` (zeros), written by hand.

@@ -30,7 +30,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub fast_decode: bool,
     /// A LoRA adapter (PEFT layout: adapter_config.json + adapter_model.safetensors), e.g.
-    /// `probe finetune`'s; applied on the fly. Output folders name it: `<model>+<adapter>`.
+    /// `probe finetune`'s; applied on the fly. Output folders name it: `<model>+<adapter>` (the
+    /// adapter folder's name, or the one above it when the folder is called `adapter`).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
     /// Fold the adapter into the weights at load (dense weights only: --dtype f32/bf16/f16).

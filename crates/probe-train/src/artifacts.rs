@@ -21,6 +21,9 @@ const FORMAT_VERSION: u32 = 1;
 pub struct ProbesJson {
     pub format_version: u32,
     pub model: String,
+    /// The LoRA adapter the model ran with (its name), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
     pub model_hash: String,
     pub cache: String,
     pub positions: String,
@@ -35,6 +38,7 @@ pub struct ProbesJson {
 #[derive(Debug, Clone)]
 pub struct Provenance {
     pub model: String,
+    pub adapter: Option<String>,
     pub model_hash: String,
     pub cache: String,
     pub positions: String,
@@ -188,6 +192,7 @@ pub fn save(dir: &Path, probes: &TrainedProbes, provenance: &Provenance) -> Resu
     let json = ProbesJson {
         format_version: FORMAT_VERSION,
         model: provenance.model.clone(),
+        adapter: provenance.adapter.clone(),
         model_hash: provenance.model_hash.clone(),
         cache: provenance.cache.clone(),
         positions: provenance.positions.clone(),

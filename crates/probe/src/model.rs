@@ -46,10 +46,22 @@ impl ModelSpec {
     /// the base model's.
     pub fn name(&self) -> String {
         let base = probe_lm::model::model_name(&self.path);
-        match &self.adapter {
-            Some(dir) => format!("{base}+{}", probe_lm::model::model_name(dir)),
+        match self.adapter_name() {
+            Some(adapter) => format!("{base}+{adapter}"),
             None => base,
         }
+    }
+
+    /// The adapter's name: its folder's, or the folder above when that is `adapter` (`probe
+    /// finetune --out runs/anes96-lora` writes `runs/anes96-lora/adapter`: "anes96-lora").
+    pub fn adapter_name(&self) -> Option<String> {
+        let dir = self.adapter.as_ref()?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        let named = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("adapter") => dir.parent().unwrap_or(&dir).to_path_buf(),
+            _ => dir,
+        };
+        Some(probe_lm::model::model_name(&named))
     }
 
     /// The content fingerprint of what this spec loads: the checkpoint's

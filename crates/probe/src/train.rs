@@ -124,6 +124,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainOutcome> {
         &probes,
         &Provenance {
             model: manifest.model.clone(),
+            adapter: options.extract.model.adapter_name(),
             model_hash: manifest.model_hash.clone(),
             cache: cache_dir.display().to_string(),
             positions: manifest.positions.clone(),

@@ -175,7 +175,16 @@ fn read_probe_curves(path: &Path, run: &str) -> Result<ProbeCurves> {
 
 /// The model's name for a run: the checkpoint named in `probes.json`, else the directory
 /// above the run (`probes/<model>/<run>`).
+/// The model's name (its file stem or folder), `+<adapter>` when it ran with a LoRA adapter.
 fn model_name(dir: &Path, probes: Option<&Value>) -> String {
+    let base = base_model_name(dir, probes);
+    match probes.and_then(|p| p["adapter"].as_str()) {
+        Some(adapter) => format!("{base}+{adapter}"),
+        None => base,
+    }
+}
+
+fn base_model_name(dir: &Path, probes: Option<&Value>) -> String {
     probes
         .and_then(|p| p["model"].as_str())
         .map(|m| {
@@ -461,7 +470,14 @@ pub fn load_run(dir: &Path) -> Result<Run> {
     let model = model_name(dir, probes_json.as_ref());
     let probes = probes_json
         .is_some()
-        .then(|| read_probe_curves(&probes_path, &run))
+        .then(|| {
+            // a fine-tuned model's probes beside the base model's of the same run name
+            let label = match probes_json.as_ref().and_then(|p| p["adapter"].as_str()) {
+                Some(adapter) => format!("{run} +{adapter}"),
+                None => run.clone(),
+            };
+            read_probe_curves(&probes_path, &label)
+        })
         .transpose()?;
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| input_err(dir, e.to_string()))?
