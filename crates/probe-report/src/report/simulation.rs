@@ -98,8 +98,17 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
             "—".into(),
         ]);
         let mut curve = Vec::new();
-        let mut heat_done = false;
-        for t in split["temperatures"].as_array().into_iter().flatten() {
+        let temps: Vec<&Value> = split["temperatures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        // heatmaps at temperature 1 (the tables' reference), else the first with a structure
+        let heat_at = temps
+            .iter()
+            .position(|t| t["temperature"].as_f64() == Some(1.0) && t["structure"].is_object())
+            .or_else(|| temps.iter().position(|t| t["structure"].is_object()));
+        for (ti, t) in temps.iter().enumerate() {
             table.rows.push(vec![
                 sim.name.clone(),
                 name.into(),
@@ -117,8 +126,8 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
             ) {
                 curve.push((rmse, kl, format!("T={}", t["temperature"])));
             }
-            // heatmaps of the first temperature with a structure: human, model, difference
-            if !heat_done && t["structure"].is_object() {
+            // heatmaps: human, model, difference
+            if heat_at == Some(ti) {
                 let s = &t["structure"];
                 let labels: Vec<String> = s["items"]
                     .as_array()
@@ -135,7 +144,7 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
                         .collect()
                 };
                 let (real, model) = (values("real"), values("simulated"));
-                if k == 0 {
+                if panels.is_empty() {
                     panels.push(Heatmap {
                         title: format!("people ({name}, n = {n})"),
                         labels: labels.clone(),
@@ -152,7 +161,6 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
                     labels,
                     values: model.iter().zip(&real).map(|(m, r)| m - r).collect(),
                 });
-                heat_done = true;
             }
         }
         if !curve.is_empty() {
