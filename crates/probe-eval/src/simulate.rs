@@ -114,8 +114,16 @@ impl Simulator<'_> {
             .map_err(|e| EvalError::Model(format!("reading logits: {e:?}")))?;
         let vocab = logits.len() / prompts.len();
         let mut out = Vec::with_capacity(prompts.len());
+        // the letters' token ids depend only on the number of options: tokenize them once
+        let mut by_count: std::collections::BTreeMap<usize, OptionTokens> = Default::default();
         for (prompt, row) in prompts.iter().zip(logits.chunks_exact(vocab)) {
-            let tokens = OptionTokens::new(self.tokenizer, &letters(prompt.n_options))?;
+            let tokens = match by_count.entry(prompt.n_options) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(OptionTokens::new(
+                    self.tokenizer,
+                    &letters(prompt.n_options),
+                )?),
+            };
             let (p, letter_mass) = tokens.distribution(row)?;
             let mut sampled = Vec::with_capacity(self.temperatures.len());
             for &t in self.temperatures {

@@ -408,7 +408,7 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
         serde_json::to_string_pretty(&scores)?.as_bytes(),
     )?;
     let mut cells = String::new();
-    for c in scores::cells(&survey, &table, options, &stem)? {
+    for c in scores::cells(&survey, &scores, options, &stem)? {
         cells.push_str(&c.to_json().to_string());
         cells.push('\n');
     }

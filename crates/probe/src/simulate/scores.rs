@@ -306,35 +306,23 @@ fn score_rows(
     })
 }
 
-/// Per item, the simulated marginal of every respondent as a `compare` cell against the real
-/// one: method `logp` (the expected marginal) and `sample` (`sample@T` in a sweep).
+/// Per item, the simulated marginal of every respondent (the first part of `scores`) as a
+/// `compare` cell against the real one: method `logp` (the expected marginal) and `sample` (`sample@T` in a sweep).
 pub fn cells(
     survey: &Survey,
-    table: &Table,
+    scores: &SimulationScores,
     options: &SimulateOptions,
     model: &str,
 ) -> Result<Vec<Cell>> {
-    let all = score_rows(
-        survey,
-        table,
-        "all",
-        &table.rows.iter().collect::<Vec<_>>(),
-        &SimulateOptions {
-            bootstrap: probe_metrics::individual::Bootstrap {
-                resamples: 1,
-                ..options.bootstrap
-            },
-            ..options.clone()
-        },
-        Method::Pearson,
-    )?;
+    // the first part scored is every simulated respondent: its marginals are the cells'
+    let all = scores.splits.first().context("no scored respondents")?;
     if all.expected.items.len() != survey.codebook.items.len() {
         bail!("an item has no respondent with a real answer");
     }
     let mut out = Vec::new();
     let mut settings = vec![("logp".to_string(), &all.expected)];
     for t in &all.temperatures {
-        let label = if table.temperatures.len() > 1 {
+        let label = if all.temperatures.len() > 1 {
             format!("sample@{}", t.temperature)
         } else {
             "sample".into()
