@@ -123,6 +123,31 @@ impl BootstrapArgs {
     }
 }
 
+/// The seeded train / validation / test split of a survey's respondents (`probe simulate`,
+/// `probe finetune`: the same flags give the same split).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SplitArgs {
+    /// Seed of the train / validation / test split (by respondent id).
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// Fraction of respondents in the training split.
+    #[arg(long, default_value_t = 0.7)]
+    pub train_fraction: f64,
+    /// Fraction of respondents in the validation split (the rest is the test split).
+    #[arg(long, default_value_t = 0.1)]
+    pub validation_fraction: f64,
+}
+
+impl SplitArgs {
+    pub fn options(&self) -> probe::simulate::SplitOptions {
+        probe::simulate::SplitOptions {
+            seed: self.split_seed,
+            train: self.train_fraction,
+            validation: self.validation_fraction,
+        }
+    }
+}
+
 /// Every count flag that must be at least 1 (`--batch-size`, `--shard-size`, `--bootstrap`,
 /// `--n`, `-k`, …) is parsed by this one function, so 0 is refused the same way everywhere.
 pub fn positive(s: &str) -> std::result::Result<usize, String> {

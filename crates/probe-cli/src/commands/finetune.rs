@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use probe::finetune::FinetuneOptions;
-use probe::simulate::SplitOptions;
 use probe_finetune::train::FinetuneParams;
 
 use crate::common::ModelArgs;
@@ -77,15 +76,8 @@ pub struct Args {
     /// Only the first N validation respondents.
     #[arg(long, value_parser = crate::common::positive)]
     pub validation_limit: Option<usize>,
-    /// Seed of the train / validation / test split (by respondent id), as in `probe simulate`.
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
-    /// Fraction of respondents in the training split.
-    #[arg(long, default_value_t = 0.7)]
-    pub train_fraction: f64,
-    /// Fraction of respondents in the validation split (the rest is the test split).
-    #[arg(long, default_value_t = 0.1)]
-    pub validation_fraction: f64,
+    #[command(flatten)]
+    pub split: crate::common::SplitArgs,
     /// Prompts without the respondent's persona.
     #[arg(long)]
     pub no_persona: bool,
@@ -123,11 +115,7 @@ pub fn run(args: Args) -> Result<()> {
         max_steps: args.max_steps,
         seed: args.seed,
     };
-    options.split = SplitOptions {
-        seed: args.split_seed,
-        train: args.train_fraction,
-        validation: args.validation_fraction,
-    };
+    options.split = args.split.options();
     options.persona = !args.no_persona;
     options.chat = !args.no_chat;
     options.limit = args.limit;

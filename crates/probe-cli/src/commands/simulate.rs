@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use probe::simulate::{Respondents, SimulateOptions, SplitOptions};
+use probe::simulate::{Respondents, SimulateOptions};
 
 use crate::common::ModelArgs;
 
@@ -28,15 +28,8 @@ pub struct Args {
     /// Only the first N selected respondents (in survey order).
     #[arg(long, value_parser = crate::common::positive)]
     pub limit: Option<usize>,
-    /// Seed of the train / validation / test split (by respondent id).
-    #[arg(long, default_value_t = 0)]
-    pub split_seed: u64,
-    /// Fraction of respondents in the training split.
-    #[arg(long, default_value_t = 0.7)]
-    pub train_fraction: f64,
-    /// Fraction of respondents in the validation split (the rest is the test split).
-    #[arg(long, default_value_t = 0.1)]
-    pub validation_fraction: f64,
+    #[command(flatten)]
+    pub split: crate::common::SplitArgs,
     /// Seed of the sampled answers.
     #[arg(long, default_value_t = 0)]
     pub sample_seed: u64,
@@ -74,11 +67,7 @@ pub fn run(args: Args) -> Result<()> {
     options.temperatures = args.temperature;
     options.respondents = Respondents::parse(&args.respondents)?;
     options.limit = args.limit;
-    options.split = SplitOptions {
-        seed: args.split_seed,
-        train: args.train_fraction,
-        validation: args.validation_fraction,
-    };
+    options.split = args.split.options();
     options.seed = args.sample_seed;
     options.batch_size = args.batch_size;
     options.chat = !args.no_chat;
