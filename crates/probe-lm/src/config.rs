@@ -14,9 +14,11 @@ pub enum Architecture {
     Llama,
     Qwen2,
     Mistral,
+    Gemma2,
+    Gemma3,
 }
 
-pub const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, mistral";
+pub const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, mistral, gemma2, gemma3_text, gemma3";
 
 impl Architecture {
     pub fn name(self) -> &'static str {
@@ -24,6 +26,8 @@ impl Architecture {
             Architecture::Llama => "llama",
             Architecture::Qwen2 => "qwen2",
             Architecture::Mistral => "mistral",
+            Architecture::Gemma2 => "gemma2",
+            Architecture::Gemma3 => "gemma3",
         }
     }
 
@@ -32,6 +36,9 @@ impl Architecture {
             "llama" => Ok(Architecture::Llama),
             "qwen2" => Ok(Architecture::Qwen2),
             "mistral" => Ok(Architecture::Mistral),
+            "gemma2" => Ok(Architecture::Gemma2),
+            // a `gemma3` (image-text) config holds the text model's in `text_config`
+            "gemma3_text" | "gemma3" => Ok(Architecture::Gemma3),
             other => Err(Error::UnknownArchitecture {
                 found: other.to_string(),
                 supported: SUPPORTED_MODEL_TYPES.to_string(),
@@ -55,6 +62,65 @@ pub enum RopeScaling {
     Linear { factor: f64 },
     /// Per-frequency divisors as stored by llama.cpp in the `rope_freqs.weight` tensor.
     Factors(Vec<f32>),
+}
+
+/// The MLP's gate activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `silu` (SwiGLU: Llama, Qwen2, Mistral).
+    #[default]
+    Silu,
+    /// `gelu_pytorch_tanh`, GELU's tanh approximation (GeGLU: Gemma).
+    GeluTanh,
+}
+
+/// Whether a layer attends to every earlier position or only to the last `sliding_window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerType {
+    Full,
+    Sliding,
+}
+
+/// RoPE of the sliding-window layers where it differs from the global layers' (Gemma 3: base
+/// 10 000 locally, 1 000 000 and maybe rescaled globally).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LocalRope {
+    pub theta: f64,
+    pub scaling: Option<RopeScaling>,
+}
+
+/// Where the Gemma family departs from the Llama block; everything off (`Default`) for Llama,
+/// Qwen2 and Mistral. The shared transformer reads these switches, so one forward pass (and
+/// one set of hooks) serves every architecture.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct BlockSwitches {
+    pub activation: Activation,
+    /// Added to every stored RMSNorm weight: HF Gemma stores `w` and scales by `1 + w`
+    /// (llama.cpp's converter adds the 1 itself, so 0 for a GGUF).
+    pub norm_weight_offset: f32,
+    /// RMSNorm multiplies by its weight in f32 and rounds once (Gemma's `(x·w).to(dtype)`,
+    /// where Llama rounds `x` first); the same in f32, different in half precision.
+    pub norm_in_f32: bool,
+    /// Norms on the attention and MLP outputs before they join the residual stream (Gemma's
+    /// `post_attention_layernorm` / `post_feedforward_layernorm`).
+    pub sandwich_norms: bool,
+    /// RMSNorm of each query and key head before RoPE (Gemma 3).
+    pub qk_norm: bool,
+    /// The token embedding is multiplied by √hidden (rounded to the activations' type).
+    pub scale_embedding: bool,
+    /// Attention scores are scaled by `query_pre_attn_scalar^-1/2` instead of `head_dim^-1/2`.
+    pub query_pre_attn_scalar: Option<f64>,
+    /// `cap · tanh(score / cap)` on the scaled attention scores, before the mask.
+    pub attn_logit_softcap: Option<f64>,
+    /// `cap · tanh(logit / cap)` on the output logits.
+    pub final_logit_softcap: Option<f64>,
+    /// Per layer: full or sliding-window attention. Empty: every layer slides when
+    /// `sliding_window` is set (Mistral), none otherwise.
+    pub layer_types: Vec<LayerType>,
+    /// The sliding layers' own RoPE, when they have one.
+    pub local_rope: Option<LocalRope>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -81,9 +147,26 @@ pub struct ModelConfig {
     pub max_position_embeddings: usize,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
+    /// Gemma's departures from the Llama block.
+    pub switches: BlockSwitches,
 }
 
 impl ModelConfig {
+    /// Whether layer `l` attends through the sliding window.
+    pub fn layer_slides(&self, l: usize) -> bool {
+        self.sliding_window.is_some()
+            && self
+                .switches
+                .layer_types
+                .get(l)
+                .is_none_or(|t| *t == LayerType::Sliding)
+    }
+
+    /// The layer's attention window: `sliding_window` on sliding layers, else none.
+    pub fn layer_window(&self, l: usize) -> Option<usize> {
+        self.sliding_window.filter(|_| self.layer_slides(l))
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         for (name, v) in [
@@ -111,6 +194,24 @@ impl ModelConfig {
         if !(self.rms_norm_eps > 0.0 && self.rope_theta > 0.0) {
             return bad("rms_norm_eps and rope_theta must be positive".into());
         }
+        let s = &self.switches;
+        if !s.layer_types.is_empty() && s.layer_types.len() != self.num_layers {
+            return bad(format!(
+                "layer_types has {} entries for {} layers",
+                s.layer_types.len(),
+                self.num_layers
+            ));
+        }
+        for (name, v) in [
+            ("query_pre_attn_scalar", s.query_pre_attn_scalar),
+            ("attn_logit_softcapping", s.attn_logit_softcap),
+            ("final_logit_softcapping", s.final_logit_softcap),
+            ("local rope_theta", s.local_rope.as_ref().map(|r| r.theta)),
+        ] {
+            if v.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+                return bad(format!("{name} must be positive"));
+            }
+        }
         Ok(())
     }
 
@@ -130,7 +231,10 @@ impl ModelConfig {
         if self.mlp_bias {
             mlp += 2 * f + d;
         }
-        let per_layer = attn + mlp + 2 * d;
+        let s = &self.switches;
+        let norms = if s.sandwich_norms { 4 * d } else { 2 * d };
+        let qk_norms = if s.qk_norm { 2 * hd } else { 0 };
+        let per_layer = attn + mlp + norms + qk_norms;
         let embed = self.vocab_size * d;
         let head = if self.tie_word_embeddings { 0 } else { embed };
         embed + head + d + self.num_layers * per_layer
@@ -138,44 +242,57 @@ impl ModelConfig {
 
     /// Inverse RoPE frequencies, one per rotated pair, after any long-context rescaling.
     pub fn rope_inv_freq(&self) -> Vec<f32> {
-        let hd = self.head_dim;
-        let base: Vec<f64> = (0..hd / 2)
-            .map(|i| 1.0 / self.rope_theta.powf((2 * i) as f64 / hd as f64))
-            .collect();
-        let scaled: Vec<f64> = match &self.rope_scaling {
-            None => base,
-            Some(RopeScaling::Linear { factor }) => base.iter().map(|f| f / factor).collect(),
-            Some(RopeScaling::Factors(div)) => {
-                base.iter().zip(div).map(|(f, d)| f / *d as f64).collect()
-            }
-            Some(RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings: old_ctx,
-            }) => {
-                // transformers' `_compute_llama3_parameters`
-                let low_wavelen = old_ctx / low_freq_factor;
-                let high_wavelen = old_ctx / high_freq_factor;
-                base.iter()
-                    .map(|&f| {
-                        let wavelen = 2.0 * std::f64::consts::PI / f;
-                        if wavelen > low_wavelen {
-                            f / factor
-                        } else if wavelen < high_wavelen {
-                            f
-                        } else {
-                            let smooth = (old_ctx / wavelen - low_freq_factor)
-                                / (high_freq_factor - low_freq_factor);
-                            (1.0 - smooth) * f / factor + smooth * f
-                        }
-                    })
-                    .collect()
-            }
-        };
-        // transformers keeps inv_freq as float32.
-        scaled.into_iter().map(|f| f as f32).collect()
+        rope_inv_freq(self.head_dim, self.rope_theta, self.rope_scaling.as_ref())
     }
+
+    /// The RoPE base and rescaling of the sliding-window layers (the global ones' unless the
+    /// model gives them their own).
+    pub fn local_rope(&self) -> (f64, Option<&RopeScaling>) {
+        match &self.switches.local_rope {
+            Some(local) => (local.theta, local.scaling.as_ref()),
+            None => (self.rope_theta, self.rope_scaling.as_ref()),
+        }
+    }
+}
+
+/// Inverse RoPE frequencies of `head_dim` for base `theta`, rescaled by `scaling`.
+pub fn rope_inv_freq(hd: usize, theta: f64, scaling: Option<&RopeScaling>) -> Vec<f32> {
+    let base: Vec<f64> = (0..hd / 2)
+        .map(|i| 1.0 / theta.powf((2 * i) as f64 / hd as f64))
+        .collect();
+    let scaled: Vec<f64> = match scaling {
+        None => base,
+        Some(RopeScaling::Linear { factor }) => base.iter().map(|f| f / factor).collect(),
+        Some(RopeScaling::Factors(div)) => {
+            base.iter().zip(div).map(|(f, d)| f / *d as f64).collect()
+        }
+        Some(RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings: old_ctx,
+        }) => {
+            // transformers' `_compute_llama3_parameters`
+            let low_wavelen = old_ctx / low_freq_factor;
+            let high_wavelen = old_ctx / high_freq_factor;
+            base.iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    if wavelen > low_wavelen {
+                        f / factor
+                    } else if wavelen < high_wavelen {
+                        f
+                    } else {
+                        let smooth = (old_ctx / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect()
+        }
+    };
+    // transformers keeps inv_freq as float32.
+    scaled.into_iter().map(|f| f as f32).collect()
 }
 
 /// The union of the `config.json` keys the supported architectures use. Each architecture
@@ -200,11 +317,41 @@ pub struct HfConfig {
     pub hidden_act: Option<String>,
     pub attention_bias: Option<bool>,
     pub mlp_bias: Option<bool>,
-    pub sliding_window: Option<serde_json::Value>,
+    /// `None` when absent, `Some(None)` when `null`: Gemma's default window applies only to
+    /// the former.
+    #[serde(default, deserialize_with = "present")]
+    pub sliding_window: Option<Option<serde_json::Value>>,
     pub use_sliding_window: Option<bool>,
     pub max_position_embeddings: Option<usize>,
     pub bos_token_id: Option<serde_json::Value>,
     pub eos_token_id: Option<serde_json::Value>,
+    // Gemma
+    /// Gemma's name for `hidden_act`.
+    pub hidden_activation: Option<String>,
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Absent: the architecture's default; `null`: off.
+    #[serde(default, deserialize_with = "present")]
+    pub attn_logit_softcapping: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub final_logit_softcapping: Option<Option<f64>>,
+    /// `full_attention` / `sliding_attention` per layer (transformers ≥ 4.53) ...
+    pub layer_types: Option<Vec<String>>,
+    /// ... or every n-th layer global (older Gemma 3 configs).
+    pub sliding_window_pattern: Option<usize>,
+    /// Gemma 3's RoPE base of the sliding layers (older configs).
+    pub rope_local_base_freq: Option<f64>,
+    /// A `gemma3` image-text checkpoint's language model.
+    pub text_config: Option<Box<HfConfig>>,
+}
+
+/// A key that is present, `null` or not: `Some(None)` for `null` (with `#[serde(default)]`,
+/// an absent key stays `None`).
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl HfConfig {
@@ -261,34 +408,56 @@ impl HfConfig {
             .as_ref()
             .or(self.rope_parameters.as_ref())
             .filter(|v| !v.is_null());
-        let Some(block) = block else { return Ok(None) };
-        let kind = block
-            .get("rope_type")
-            .or_else(|| block.get("type"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("default");
-        let num = |key: &str| -> Result<f64> {
-            block.get(key).and_then(|v| v.as_f64()).ok_or_else(|| {
-                Error::Config(format!("rope scaling `{kind}` lacks numeric `{key}`"))
-            })
-        };
-        match kind {
-            "default" => Ok(None),
-            "linear" => Ok(Some(RopeScaling::Linear {
-                factor: num("factor")?,
-            })),
-            "llama3" => Ok(Some(RopeScaling::Llama3 {
-                factor: num("factor")?,
-                low_freq_factor: num("low_freq_factor")?,
-                high_freq_factor: num("high_freq_factor")?,
-                original_max_position_embeddings: num("original_max_position_embeddings")?,
-            })),
-            other => Err(Error::Config(format!(
-                "rope scaling type `{other}` is not supported (supported: default, linear, llama3)"
-            ))),
+        match block {
+            Some(block) => parse_rope_scaling(block),
+            None => Ok(None),
         }
     }
 
+    /// The sliding window: the key's value, `default` when the key is absent, none when
+    /// `null`.
+    pub fn sliding_window_or(&self, default: Option<usize>) -> Result<Option<usize>> {
+        match &self.sliding_window {
+            None => Ok(default),
+            Some(None) | Some(Some(serde_json::Value::Null)) => Ok(None),
+            Some(Some(v)) => Ok(Some(v.as_u64().filter(|&w| w > 0).ok_or_else(|| {
+                Error::Config(format!("sliding_window {v} is not a positive integer"))
+            })? as usize)),
+        }
+    }
+}
+
+/// One rope block (`rope_scaling`, or transformers 5's `rope_parameters`), parsed.
+pub(crate) fn parse_rope_scaling(block: &serde_json::Value) -> Result<Option<RopeScaling>> {
+    let kind = block
+        .get("rope_type")
+        .or_else(|| block.get("type"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("default");
+    let num = |key: &str| -> Result<f64> {
+        block
+            .get(key)
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| Error::Config(format!("rope scaling `{kind}` lacks numeric `{key}`")))
+    };
+    match kind {
+        "default" => Ok(None),
+        "linear" => Ok(Some(RopeScaling::Linear {
+            factor: num("factor")?,
+        })),
+        "llama3" => Ok(Some(RopeScaling::Llama3 {
+            factor: num("factor")?,
+            low_freq_factor: num("low_freq_factor")?,
+            high_freq_factor: num("high_freq_factor")?,
+            original_max_position_embeddings: num("original_max_position_embeddings")?,
+        })),
+        other => Err(Error::Config(format!(
+            "rope scaling type `{other}` is not supported (supported: default, linear, llama3)"
+        ))),
+    }
+}
+
+impl HfConfig {
     pub fn token_ids(value: &Option<serde_json::Value>) -> Vec<u32> {
         match value {
             Some(serde_json::Value::Number(n)) => {
@@ -302,11 +471,19 @@ impl HfConfig {
         }
     }
 
-    pub fn check_activation(&self) -> Result<()> {
-        match self.hidden_act.as_deref() {
-            None | Some("silu") | Some("swish") => Ok(()),
+    /// The MLP activation: `hidden_activation` (Gemma) or `hidden_act`, else `default`.
+    pub fn activation(&self, default: Activation) -> Result<Activation> {
+        match self
+            .hidden_activation
+            .as_deref()
+            .or(self.hidden_act.as_deref())
+        {
+            None => Ok(default),
+            Some("silu") | Some("swish") => Ok(Activation::Silu),
+            Some("gelu_pytorch_tanh") | Some("gelu_tanh") => Ok(Activation::GeluTanh),
             Some(other) => Err(Error::Config(format!(
-                "hidden_act `{other}` is not supported (supported: silu)"
+                "hidden activation `{other}` is not supported (supported: silu, \
+                 gelu_pytorch_tanh)"
             ))),
         }
     }

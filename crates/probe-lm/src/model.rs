@@ -251,8 +251,13 @@ impl Model {
                         n_heads: info.config.num_heads,
                         n_kv_heads: info.config.num_kv_heads,
                     });
+                let sandwich_norms = info.config.switches.sandwich_norms;
                 (
-                    Weights::Gguf { file, permuted_qk },
+                    Weights::Gguf {
+                        file,
+                        permuted_qk,
+                        sandwich_norms,
+                    },
                     tokenizer,
                     chat_template,
                 )

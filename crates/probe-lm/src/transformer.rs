@@ -1,4 +1,5 @@
-//! The decoder-only transformer shared by Llama, Qwen2 and Mistral, with hooks.
+//! The decoder-only transformer shared by Llama, Qwen2, Mistral and Gemma 2/3, with hooks.
+//! Gemma's departures are switches of the config ([`crate::config::BlockSwitches`]).
 
 use std::collections::BTreeMap;
 
@@ -13,20 +14,28 @@ use crate::hooks::{HookPoint, HookSpec};
 use crate::layers::attention::{Attention, AttentionMask, LayerKv, SdpaKernel};
 use crate::layers::blocks::BlockMatrix;
 use crate::layers::linear::Linear;
-use crate::layers::mlp::SwiGluMlp;
+use crate::layers::mlp::GatedMlp;
 use crate::layers::rms_norm::RmsNorm;
 use crate::layers::rope::RopeTables;
 use crate::layers::{Loader, Matrix};
 use crate::precision::Precision;
 use crate::weights::Weights;
 
-/// One pre-norm decoder block.
+/// One pre-norm decoder block, its norms named by where they sit (HF names differ: Llama's
+/// `post_attention_layernorm` is the MLP's input norm, Gemma's is the attention output's).
 #[derive(Module, Debug)]
 pub struct Block {
-    pub input_layernorm: RmsNorm,
+    /// Before attention (`input_layernorm`).
+    pub attn_norm: RmsNorm,
     pub self_attn: Attention,
-    pub post_attention_layernorm: RmsNorm,
-    pub mlp: SwiGluMlp,
+    /// On the attention output, before the residual add (Gemma's `post_attention_layernorm`).
+    pub attn_out_norm: Option<RmsNorm>,
+    /// Before the MLP (Llama's `post_attention_layernorm`, Gemma's
+    /// `pre_feedforward_layernorm`).
+    pub mlp_norm: RmsNorm,
+    pub mlp: GatedMlp,
+    /// On the MLP output, before the residual add (Gemma's `post_feedforward_layernorm`).
+    pub mlp_out_norm: Option<RmsNorm>,
 }
 
 /// The token embedding `[vocab, hidden]`: a device tensor, or host blocks on the CPU (a
@@ -121,6 +130,9 @@ pub struct Transformer {
     pub config: ModelConfig,
     #[module(skip)]
     inv_freq: Vec<f32>,
+    /// The sliding layers' own RoPE frequencies (Gemma 3), if they have their own.
+    #[module(skip)]
+    inv_freq_local: Option<Vec<f32>>,
     #[module(skip)]
     kernel: SdpaKernel,
     #[module(skip)]
@@ -296,32 +308,52 @@ impl Transformer {
         progress(0, total);
         let embed_tokens = Embedding::load(&loader, c.vocab_size, c.hidden_size)?;
         let mut layers = Vec::with_capacity(n_blocks);
+        let switches = &c.switches;
         for l in 0..n_blocks {
             let p = format!("model.layers.{l}");
             let norm = |name: &str| {
-                RmsNorm::load(
+                RmsNorm::load_for(
                     &loader,
                     &format!("{p}.{name}.weight"),
                     c.hidden_size,
                     c.rms_norm_eps,
+                    switches,
                 )
             };
+            let sandwich = switches.sandwich_norms;
             layers.push(Block {
-                input_layernorm: norm("input_layernorm")?,
+                attn_norm: norm("input_layernorm")?,
                 self_attn: Attention::load(&loader, &format!("{p}.self_attn"), c)?,
-                post_attention_layernorm: norm("post_attention_layernorm")?,
-                mlp: SwiGluMlp::load(
+                attn_out_norm: sandwich
+                    .then(|| norm("post_attention_layernorm"))
+                    .transpose()?,
+                mlp_norm: norm(if sandwich {
+                    "pre_feedforward_layernorm"
+                } else {
+                    "post_attention_layernorm"
+                })?,
+                mlp: GatedMlp::load(
                     &loader,
                     &format!("{p}.mlp"),
                     c.hidden_size,
                     c.intermediate_size,
                     c.mlp_bias,
+                    switches.activation,
                 )?,
+                mlp_out_norm: sandwich
+                    .then(|| norm("post_feedforward_layernorm"))
+                    .transpose()?,
             });
             progress(l + 1, total);
         }
         let (norm, lm_head) = if with_head {
-            let norm = RmsNorm::load(&loader, "model.norm.weight", c.hidden_size, c.rms_norm_eps)?;
+            let norm = RmsNorm::load_for(
+                &loader,
+                "model.norm.weight",
+                c.hidden_size,
+                c.rms_norm_eps,
+                switches,
+            )?;
             // Some tied checkpoints still ship lm_head.weight (ignored, as transformers does).
             // An untied config without one is refused: transformers would initialize a random
             // head, and reusing the embedding would give logits no reference reproduces.
@@ -350,12 +382,27 @@ impl Transformer {
         };
         progress(total, total);
         let kernel = default_kernel(device);
+        let inv_freq = crate::layers::rope::inv_freq_for(
+            c.head_dim,
+            c.rope_theta,
+            c.rope_scaling.as_ref(),
+            device,
+        );
+        let inv_freq_local = c.switches.local_rope.as_ref().map(|local| {
+            crate::layers::rope::inv_freq_for(
+                c.head_dim,
+                local.theta,
+                local.scaling.as_ref(),
+                device,
+            )
+        });
         Ok(Transformer {
             embed_tokens,
             layers,
             norm,
             lm_head,
-            inv_freq: crate::layers::rope::inv_freq_for(&config, device),
+            inv_freq,
+            inv_freq_local,
             config,
             kernel,
             precision: plan.precision,
@@ -670,17 +717,17 @@ impl Transformer {
     }
 
     /// `[batch, 1, seq, past + seq]`, true where a key is hidden: padding, the future, and
-    /// keys beyond the sliding window.
+    /// keys beyond `window` (a query sees itself and the `window − 1` keys before it).
     fn mask(
         &self,
         batch: usize,
         seq: usize,
         pad_lens: &[usize],
         past: usize,
+        window: Option<usize>,
         device: &Device,
     ) -> AttentionMask {
         let total = past + seq;
-        let window = self.config.sliding_window;
         // A padding query sees no key at all; backends' fused kernels (PyTorch's) turn such a
         // row into NaN, which later reaches real tokens as 0·NaN. There it sees itself instead
         // (its output is padding either way). probe's CPU kernel writes zeros for it.
@@ -719,6 +766,14 @@ impl Transformer {
         let device = self.device();
         let compute = self.precision.compute;
         let mut x = self.embed_tokens.forward(ids, batch, seq, &device);
+        if self.config.switches.scale_embedding {
+            // transformers: `embed * tensor(hidden ** 0.5).to(dtype)`: the factor rounded to
+            // the activations' type first
+            let factor = (self.config.hidden_size as f64).sqrt();
+            let factor = Tensor::<1>::from_data(TensorData::new(vec![factor as f32], [1]), &device)
+                .cast(x.dtype());
+            x = x.mul(factor.unsqueeze::<3>());
+        }
         // Hooks are handed back as f32 whatever the compute type.
         let mut record = |point: HookPoint, t: &Tensor<3>| {
             if hooks.contains(point) {
@@ -726,15 +781,37 @@ impl Transformer {
             }
         };
         record(HookPoint::Embed, &x);
+        // Global and sliding layers may differ in window and RoPE: tables and masks for each
+        // kind the run meets, built once.
+        let c = &self.config;
+        let slides = |l: usize| c.layer_slides(l);
+        let any_sliding = (0..run_layers).any(slides);
+        let any_full = (0..run_layers).any(|l| !slides(l));
         let rope = RopeTables::new(&self.inv_freq, positions, batch, seq, &device, compute);
-        let mask = self.mask(batch, seq, pad_lens, past, &device);
+        let rope_local = match (&self.inv_freq_local, any_sliding) {
+            (Some(inv), true) => Some(RopeTables::new(
+                inv, positions, batch, seq, &device, compute,
+            )),
+            _ => None,
+        };
+        let full_mask = any_full.then(|| self.mask(batch, seq, pad_lens, past, None, &device));
+        let sliding_mask =
+            any_sliding.then(|| self.mask(batch, seq, pad_lens, past, c.sliding_window, &device));
         for (l, block) in self.layers.iter().enumerate().take(run_layers) {
             record(HookPoint::ResidPre(l), &x);
+            let (rope, mask) = if slides(l) {
+                (
+                    rope_local.as_ref().unwrap_or(&rope),
+                    sliding_mask.as_ref().expect("built for sliding layers"),
+                )
+            } else {
+                (&rope, full_mask.as_ref().expect("built for full layers"))
+            };
             let slot = kv.as_deref_mut().map(|c| &mut c.layers[l]);
-            let (attn, z) = block.self_attn.forward(
-                block.input_layernorm.forward(x.clone()),
-                &rope,
-                &mask,
+            let (mut attn, z) = block.self_attn.forward(
+                block.attn_norm.forward(x.clone()),
+                rope,
+                mask,
                 slot,
                 self.kernel,
                 hooks.contains(HookPoint::AttnZ(l)),
@@ -742,13 +819,18 @@ impl Transformer {
             if let Some(z) = z {
                 record(HookPoint::AttnZ(l), &z);
             }
+            if let Some(norm) = &block.attn_out_norm {
+                attn = norm.forward(attn);
+            }
             x = x.add(attn);
             record(HookPoint::ResidMid(l), &x);
-            let m = block
-                .mlp
-                .coefficients(block.post_attention_layernorm.forward(x.clone()));
+            let m = block.mlp.coefficients(block.mlp_norm.forward(x.clone()));
             record(HookPoint::MlpPost(l), &m);
-            x = x.add(block.mlp.project(m));
+            let mut out = block.mlp.project(m);
+            if let Some(norm) = &block.mlp_out_norm {
+                out = norm.forward(out);
+            }
+            x = x.add(out);
             record(HookPoint::ResidPost(l), &x);
         }
         x
@@ -785,7 +867,12 @@ impl Transformer {
                 .reshape([b, rows, self.config.vocab_size]),
             (None, _) => unreachable!("an embedding holds a table"),
         };
-        Some(logits.cast(DType::F32))
+        let logits = logits.cast(DType::F32);
+        Some(match self.config.switches.final_logit_softcap {
+            // Gemma: `cap · tanh(logits / cap)`, in the logits' type (f32 here)
+            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            None => logits,
+        })
     }
 }
 

@@ -4,6 +4,7 @@ use burn::tensor::{Bool, DType, Device, Tensor, TensorData};
 
 use super::fused;
 use super::linear::Linear;
+use super::rms_norm::RmsNorm;
 use super::rope::RopeTables;
 use super::Loader;
 use crate::config::ModelConfig;
@@ -52,19 +53,29 @@ pub enum SdpaKernel {
     Composed,
 }
 
-/// Grouped-query self-attention with RoPE.
+/// Grouped-query self-attention with RoPE; Gemma's q/k norms, query scale and soft-capping
+/// where the config has them.
 #[derive(Module, Debug)]
 pub struct Attention {
     pub q_proj: Linear,
     pub k_proj: Linear,
     pub v_proj: Linear,
     pub o_proj: Linear,
+    /// RMSNorm of each query / key head before RoPE (Gemma 3).
+    pub q_norm: Option<RmsNorm>,
+    pub k_norm: Option<RmsNorm>,
     #[module(skip)]
     pub n_heads: usize,
     #[module(skip)]
     pub n_kv_heads: usize,
     #[module(skip)]
     pub head_dim: usize,
+    /// Multiplies the scores: `head_dim^-1/2`, or Gemma's `query_pre_attn_scalar^-1/2`.
+    #[module(skip)]
+    pub scale: f64,
+    /// `cap · tanh(score / cap)` after scaling, before the mask (Gemma 2).
+    #[module(skip)]
+    pub softcap: Option<f64>,
 }
 
 impl Attention {
@@ -73,14 +84,33 @@ impl Attention {
         let linear = |name: &str, d_in, d_out, bias| {
             Linear::load(loader, &format!("{prefix}.{name}"), d_in, d_out, bias)
         };
+        let s = &c.switches;
+        let head_norm = |name: &str| -> Result<Option<RmsNorm>> {
+            s.qk_norm
+                .then(|| {
+                    RmsNorm::load_for(
+                        loader,
+                        &format!("{prefix}.{name}.weight"),
+                        hd,
+                        c.rms_norm_eps,
+                        s,
+                    )
+                })
+                .transpose()
+        };
         Ok(Attention {
             q_proj: linear("q_proj", d, c.num_heads * hd, c.qkv_bias)?,
             k_proj: linear("k_proj", d, c.num_kv_heads * hd, c.qkv_bias)?,
             v_proj: linear("v_proj", d, c.num_kv_heads * hd, c.qkv_bias)?,
             o_proj: linear("o_proj", c.num_heads * hd, d, c.o_bias)?,
+            q_norm: head_norm("q_norm")?,
+            k_norm: head_norm("k_norm")?,
             n_heads: c.num_heads,
             n_kv_heads: c.num_kv_heads,
             head_dim: hd,
+            // transformers multiplies by `scalar ** -0.5` (a Python float)
+            scale: s.query_pre_attn_scalar.unwrap_or(hd as f64).powf(-0.5),
+            softcap: s.attn_logit_softcap,
         })
     }
 
@@ -101,9 +131,13 @@ impl Attention {
         want_z: bool,
     ) -> (Tensor<3>, Option<Tensor<3>>) {
         let [b, s, _] = x.dims();
-        let q = self.q_proj.forward(x.clone());
-        let k = self.k_proj.forward(x.clone());
+        let mut q = self.q_proj.forward(x.clone());
+        let mut k = self.k_proj.forward(x.clone());
         let v = self.v_proj.forward(x);
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = qn.forward_heads(q, self.head_dim);
+            k = kn.forward_heads(k, self.head_dim);
+        }
         // On Flex the projections go to head layout (and RoPE) in one pass each, and attention
         // writes `[batch, seq, heads·head_dim]` directly; elsewhere burn's ops do it.
         let own_kernels = kernel == SdpaKernel::Fused && fused::fusable(&q);
@@ -136,9 +170,14 @@ impl Attention {
                 .reshape([b, s, self.n_heads * self.head_dim])
         };
         let z = match kernel {
-            SdpaKernel::Fused if own_kernels => fused::attention(q, k, v, &mask.hidden),
-            SdpaKernel::Fused => merge_heads(self.backend_sdpa(q, k, v, mask)),
-            SdpaKernel::Composed => merge_heads(self.composed_sdpa(q, k, v, mask.tensor.clone())),
+            SdpaKernel::Fused if own_kernels => {
+                fused::attention(q, k, v, &mask.hidden, self.scale, self.softcap)
+            }
+            // PyTorch's fused kernels know no soft-capping (transformers runs Gemma 2 eagerly)
+            SdpaKernel::Fused if self.softcap.is_none() => {
+                merge_heads(self.backend_sdpa(q, k, v, mask))
+            }
+            _ => merge_heads(self.composed_sdpa(q, k, v, mask.tensor.clone())),
         };
         let hook_z = want_z.then(|| z.clone());
         (self.o_proj.forward(z), hook_z)
@@ -172,7 +211,7 @@ impl Attention {
         if crate::device::is_libtorch(&q.device()) {
             // burn's mask marks hidden keys; PyTorch's marks the ones to attend.
             let attend = (!mask.causal_only).then(|| mask.tensor.clone().bool_not());
-            return super::libtorch::attention(q, k, v, attend, mask.causal_only);
+            return super::libtorch::attention(q, k, v, attend, mask.causal_only, Some(self.scale));
         }
         let (k, v) = self.expand_kv(k, v);
         let dtype = q.dtype();
@@ -200,7 +239,7 @@ impl Attention {
             Some(mask_tensor.expand([b, h, sq, t])),
             None,
             burn::tensor::ops::AttentionModuleOptions {
-                scale: None,
+                scale: Some(self.scale),
                 softcap: None,
                 is_causal: false,
             },
@@ -220,8 +259,10 @@ impl Attention {
         let (k, v) = self.expand_kv(k, v);
         let dtype = q.dtype();
         let (q, k, v) = (q.cast(DType::F32), k.cast(DType::F32), v.cast(DType::F32));
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(self.scale);
+        if let Some(cap) = self.softcap {
+            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+        }
         // A large finite fill (not -inf) keeps fully masked rows (left padding) finite:
         // they become uniform instead of NaN, and NaN would leak through 0·NaN later.
         let [b, h, sq, t] = scores.dims();

@@ -1,33 +1,37 @@
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use crate::config::ModelConfig;
+use crate::config::{rope_inv_freq, RopeScaling};
 
-/// The inverse RoPE frequencies a model's forward uses on `device`. On libtorch they come from
-/// PyTorch itself, by the very ops transformers runs (f32 `pow`, reciprocal, llama3's
-/// smoothing), so a half-precision forward rotates by the same rounded angles as transformers;
-/// elsewhere from [`ModelConfig::rope_inv_freq`] (f64, rounded once).
-pub(crate) fn inv_freq_for(config: &ModelConfig, device: &Device) -> Vec<f32> {
+/// The inverse RoPE frequencies of `head_dim` for base `theta` and `scaling` that a forward
+/// uses on `device`. On libtorch they come from PyTorch itself, by the very ops transformers
+/// runs (f32 `pow`, reciprocal, llama3's smoothing), so a half-precision forward rotates by the
+/// same rounded angles as transformers; elsewhere from [`rope_inv_freq`] (f64, rounded once).
+pub(crate) fn inv_freq_for(
+    head_dim: usize,
+    theta: f64,
+    scaling: Option<&RopeScaling>,
+    device: &Device,
+) -> Vec<f32> {
     #[cfg(feature = "tch")]
     if crate::device::is_libtorch(device) {
-        return torch_inv_freq(config);
+        return torch_inv_freq(head_dim, theta, scaling);
     }
     let _ = device;
-    config.rope_inv_freq()
+    rope_inv_freq(head_dim, theta, scaling)
 }
 
 /// transformers' `_compute_default_rope_parameters` (and its linear / llama3 rescalings), op
 /// for op with libtorch on the CPU, as transformers computes them when it builds a model.
 #[cfg(feature = "tch")]
-fn torch_inv_freq(c: &ModelConfig) -> Vec<f32> {
-    use crate::config::RopeScaling;
+fn torch_inv_freq(head_dim: usize, theta: f64, scaling: Option<&RopeScaling>) -> Vec<f32> {
     use tch::{Kind, Tensor};
-    let hd = c.head_dim as i64;
+    let hd = head_dim as i64;
     let exponents = Tensor::arange_start_step(0, hd, 2, (Kind::Int64, tch::Device::Cpu))
         .to_kind(Kind::Float)
         / hd as f64;
     // `1.0 / (base ** e)`: Python's reflected division is `reciprocal() * 1.0`.
-    let inv = Tensor::pow_scalar(c.rope_theta, &exponents).reciprocal();
-    let inv = match &c.rope_scaling {
+    let inv = Tensor::pow_scalar(theta, &exponents).reciprocal();
+    let inv = match scaling {
         None => inv,
         Some(RopeScaling::Linear { factor }) => inv / *factor,
         Some(RopeScaling::Factors(div)) => inv / Tensor::from_slice(div),
@@ -51,7 +55,8 @@ fn torch_inv_freq(c: &ModelConfig) -> Vec<f32> {
             smoothed.where_self(&medium, &llama)
         }
     };
-    Vec::<f32>::try_from(inv.to_kind(Kind::Float)).unwrap_or_else(|_| c.rope_inv_freq())
+    Vec::<f32>::try_from(inv.to_kind(Kind::Float))
+        .unwrap_or_else(|_| rope_inv_freq(head_dim, theta, scaling))
 }
 
 /// cos/sin tables for one forward call, shaped `[batch, 1, seq, head_dim]` so they broadcast

@@ -2,7 +2,7 @@
 //! SmolLM2. Pre-norm decoder: RMSNorm → GQA attention with RoPE (rotate-half convention) →
 //! RMSNorm → SwiGLU MLP; optional `attention_bias` / `mlp_bias`; untied or tied embeddings.
 
-use crate::config::{HfConfig, ModelConfig, RopeScaling};
+use crate::config::{Activation, BlockSwitches, HfConfig, ModelConfig, RopeScaling};
 use crate::error::Result;
 use crate::weights::gguf::GgufFile;
 
@@ -32,6 +32,10 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         max_position_embeddings: hf.max_position_embeddings.unwrap_or(2048),
         bos_token_id: HfConfig::token_ids(&hf.bos_token_id).first().copied(),
         eos_token_ids: HfConfig::token_ids(&hf.eos_token_id),
+        switches: BlockSwitches {
+            activation: hf.activation(Activation::Silu)?,
+            ..BlockSwitches::default()
+        },
     })
 }
 

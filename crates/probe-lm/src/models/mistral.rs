@@ -2,21 +2,15 @@
 //! 4096-token window; later versions set `sliding_window: null`). In GGUF files llama.cpp
 //! stores Mistral under the `llama` architecture, so GGUF loading goes through `llama.rs`.
 
-use crate::config::{HfConfig, ModelConfig};
-use crate::error::{Error, Result};
+use crate::config::{Activation, BlockSwitches, HfConfig, ModelConfig};
+use crate::error::Result;
 
 use super::Architecture;
 
 pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     let hidden_size = hf.require(hf.hidden_size, "hidden_size")?;
     let num_heads = hf.require(hf.num_attention_heads, "num_attention_heads")?;
-    let sliding_window =
-        match &hf.sliding_window {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(v.as_u64().filter(|&w| w > 0).ok_or_else(|| {
-                Error::Config(format!("sliding_window {v} is not a positive integer"))
-            })? as usize),
-        };
+    let sliding_window = hf.sliding_window_or(None)?;
     Ok(ModelConfig {
         architecture: Architecture::Mistral,
         vocab_size: hf.require(hf.vocab_size, "vocab_size")?,
@@ -37,5 +31,9 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         max_position_embeddings: hf.max_position_embeddings.unwrap_or(32_768),
         bos_token_id: HfConfig::token_ids(&hf.bos_token_id).first().copied(),
         eos_token_ids: HfConfig::token_ids(&hf.eos_token_id),
+        switches: BlockSwitches {
+            activation: hf.activation(Activation::Silu)?,
+            ..BlockSwitches::default()
+        },
     })
 }

@@ -1,13 +1,15 @@
 //! One file per architecture: each knows its `config.json` defaults and its GGUF metadata.
 //! The forward pass they share lives in `transformer.rs` and `layers/`.
 
+pub mod gemma2;
+pub mod gemma3;
 pub mod llama;
 pub mod mistral;
 pub mod qwen2;
 
 // the architectures are part of a model description (config.rs); models only builds them
 pub use crate::config::{Architecture, SUPPORTED_MODEL_TYPES};
-use crate::config::{HfConfig, ModelConfig};
+use crate::config::{BlockSwitches, HfConfig, LayerType, ModelConfig};
 use crate::error::{Error, Result};
 use crate::weights::gguf::GgufFile;
 
@@ -17,11 +19,12 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         .model_type
         .as_deref()
         .ok_or_else(|| Error::Config("config.json lacks `model_type`".into()))?;
-    hf.check_activation()?;
     let config = match Architecture::from_model_type(model_type)? {
         Architecture::Llama => llama::config_from_hf(hf)?,
         Architecture::Qwen2 => qwen2::config_from_hf(hf)?,
         Architecture::Mistral => mistral::config_from_hf(hf)?,
+        Architecture::Gemma2 => gemma2::config_from_hf(hf)?,
+        Architecture::Gemma3 => gemma3::config_from_hf(hf)?,
     };
     config.validate()?;
     Ok(config)
@@ -33,10 +36,12 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
     let config = match arch {
         "llama" => llama::config_from_gguf(file)?,
         "qwen2" => qwen2::config_from_gguf(file)?,
+        "gemma2" => gemma2::config_from_gguf(file)?,
+        "gemma3" => gemma3::config_from_gguf(file)?,
         other => {
             return Err(Error::UnknownArchitecture {
                 found: format!("{other} (GGUF general.architecture)"),
-                supported: "llama (Llama 2/3, Mistral, SmolLM), qwen2".to_string(),
+                supported: "llama (Llama 2/3, Mistral, SmolLM), qwen2, gemma2, gemma3".to_string(),
             })
         }
     };
@@ -153,5 +158,45 @@ pub(crate) fn gguf_common(
             .and_then(|v| v.as_u64())
             .map(|v| v as u32),
         eos_token_ids: eos,
+        switches: BlockSwitches::default(),
     })
+}
+
+/// Gemma's layer pattern when a config gives only a period: every `period`-th layer (counting
+/// from 1) is global, the others slide (transformers' and llama.cpp's rule).
+pub(crate) fn periodic_layer_types(num_layers: usize, period: usize) -> Vec<LayerType> {
+    (0..num_layers)
+        .map(|i| {
+            if period > 0 && (i + 1).is_multiple_of(period) {
+                LayerType::Full
+            } else {
+                LayerType::Sliding
+            }
+        })
+        .collect()
+}
+
+/// An HF config's `layer_types`, else the pattern of `sliding_window_pattern` (or `period`).
+pub(crate) fn hf_layer_types(
+    hf: &HfConfig,
+    num_layers: usize,
+    period: usize,
+) -> Result<Vec<LayerType>> {
+    match &hf.layer_types {
+        Some(types) => types
+            .iter()
+            .map(|t| match t.as_str() {
+                "full_attention" => Ok(LayerType::Full),
+                "sliding_attention" => Ok(LayerType::Sliding),
+                other => Err(Error::Config(format!(
+                    "layer type `{other}` is not supported (supported: full_attention, \
+                     sliding_attention)"
+                ))),
+            })
+            .collect(),
+        None => Ok(periodic_layer_types(
+            num_layers,
+            hf.sliding_window_pattern.unwrap_or(period),
+        )),
+    }
 }

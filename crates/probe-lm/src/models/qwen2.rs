@@ -1,7 +1,7 @@
 //! Qwen2 / Qwen2.5: the Llama block with biases on the q/k/v projections, usually tied
 //! embeddings (small sizes), RoPE theta 1e6. llama.cpp does not permute Qwen2's Q/K rows.
 
-use crate::config::{HfConfig, ModelConfig};
+use crate::config::{Activation, BlockSwitches, HfConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::weights::gguf::GgufFile;
 
@@ -36,6 +36,10 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         max_position_embeddings: hf.max_position_embeddings.unwrap_or(32_768),
         bos_token_id: HfConfig::token_ids(&hf.bos_token_id).first().copied(),
         eos_token_ids: HfConfig::token_ids(&hf.eos_token_id),
+        switches: BlockSwitches {
+            activation: hf.activation(Activation::Silu)?,
+            ..BlockSwitches::default()
+        },
     })
 }
 

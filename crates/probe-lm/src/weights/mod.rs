@@ -132,6 +132,8 @@ pub enum Weights {
         file: GgufFile,
         /// llama.cpp permutes Q/K rows only for its `llama` architecture (interleaved RoPE).
         permuted_qk: Option<HeadLayout>,
+        /// Gemma's four norms per block, whose GGUF names differ from Llama's two.
+        sandwich_norms: bool,
     },
 }
 
@@ -177,7 +179,11 @@ impl Weights {
     pub fn contains(&self, hf_name: &str) -> bool {
         match self {
             Weights::Safetensors(st) => st.contains(hf_name),
-            Weights::Gguf { file, .. } => gguf_name(hf_name)
+            Weights::Gguf {
+                file,
+                sandwich_norms,
+                ..
+            } => gguf_name(hf_name, *sandwich_norms)
                 .map(|n| file.tensor_info(&n).is_some())
                 .unwrap_or(false),
         }
@@ -189,8 +195,12 @@ impl Weights {
                 name: hf_name.to_string(),
                 source_desc: st.describe().to_string(),
             },
-            Weights::Gguf { file, .. } => Error::MissingTensor {
-                name: match gguf_name(hf_name) {
+            Weights::Gguf {
+                file,
+                sandwich_norms,
+                ..
+            } => Error::MissingTensor {
+                name: match gguf_name(hf_name, *sandwich_norms) {
                     Some(n) => format!("{n} (HF `{hf_name}`)"),
                     None => hf_name.to_string(),
                 },
@@ -200,7 +210,14 @@ impl Weights {
     }
 
     fn gguf_name_of(&self, hf_name: &str) -> Result<String> {
-        gguf_name(hf_name).ok_or_else(|| match self {
+        let sandwich = matches!(
+            self,
+            Weights::Gguf {
+                sandwich_norms: true,
+                ..
+            }
+        );
+        gguf_name(hf_name, sandwich).ok_or_else(|| match self {
             Weights::Gguf { file, .. } => Error::MissingTensor {
                 name: hf_name.to_string(),
                 source_desc: format!("{} (no GGUF name for it)", file.path().display()),
@@ -215,7 +232,9 @@ impl Weights {
                 Access::Mapped => st.mapped(hf_name)?,
                 Access::Copied => st.copied(hf_name)?,
             },
-            Weights::Gguf { file, permuted_qk } => {
+            Weights::Gguf {
+                file, permuted_qk, ..
+            } => {
                 let name = self.gguf_name_of(hf_name)?;
                 if file.tensor_info(&name).is_none() {
                     return Err(self.missing(hf_name));
@@ -260,8 +279,10 @@ impl Weights {
     }
 }
 
-/// The GGUF tensor name llama.cpp's converter gives an HF Llama-family tensor.
-pub fn gguf_name(hf: &str) -> Option<String> {
+/// The GGUF tensor name llama.cpp's converter gives an HF Llama-family tensor. With Gemma's
+/// `sandwich_norms`, `post_attention_layernorm` is the norm after attention
+/// (`post_attention_norm`), not the one before the MLP (`ffn_norm`).
+pub fn gguf_name(hf: &str, sandwich_norms: bool) -> Option<String> {
     let fixed = match hf {
         "model.embed_tokens.weight" => Some("token_embd.weight"),
         "model.norm.weight" => Some("output_norm.weight"),
@@ -277,7 +298,12 @@ pub fn gguf_name(hf: &str) -> Option<String> {
     let (module, suffix) = tail.rsplit_once('.')?;
     let mapped = match module {
         "input_layernorm" => "attn_norm",
+        "post_attention_layernorm" if sandwich_norms => "post_attention_norm",
         "post_attention_layernorm" => "ffn_norm",
+        "pre_feedforward_layernorm" => "ffn_norm",
+        "post_feedforward_layernorm" => "post_ffw_norm",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
         "self_attn.q_proj" => "attn_q",
         "self_attn.k_proj" => "attn_k",
         "self_attn.v_proj" => "attn_v",
@@ -343,14 +369,32 @@ mod tests {
     #[test]
     fn gguf_names_follow_llama_cpp() {
         assert_eq!(
-            gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(),
+            gguf_name("model.layers.12.mlp.down_proj.weight", false).as_deref(),
             Some("blk.12.ffn_down.weight")
         );
         assert_eq!(
-            gguf_name("model.layers.0.self_attn.q_proj.bias").as_deref(),
+            gguf_name("model.layers.0.self_attn.q_proj.bias", false).as_deref(),
             Some("blk.0.attn_q.bias")
         );
-        assert_eq!(gguf_name("model.layers.x.mlp.up_proj.weight"), None);
+        assert_eq!(gguf_name("model.layers.x.mlp.up_proj.weight", false), None);
+        // Gemma: the norm after attention, and the one before the MLP
+        let gemma = |hf: &str| gguf_name(hf, true);
+        assert_eq!(
+            gemma("model.layers.3.post_attention_layernorm.weight").as_deref(),
+            Some("blk.3.post_attention_norm.weight")
+        );
+        assert_eq!(
+            gemma("model.layers.3.pre_feedforward_layernorm.weight").as_deref(),
+            Some("blk.3.ffn_norm.weight")
+        );
+        assert_eq!(
+            gemma("model.layers.3.post_feedforward_layernorm.weight").as_deref(),
+            Some("blk.3.post_ffw_norm.weight")
+        );
+        assert_eq!(
+            gemma("model.layers.3.self_attn.k_norm.weight").as_deref(),
+            Some("blk.3.attn_k_norm.weight")
+        );
     }
 
     #[test]

@@ -143,6 +143,34 @@ fn stored_type(dtype: Dtype, name: &str) -> Result<GgmlType> {
     }
 }
 
+/// The tensors of an image-text checkpoint's language model (Gemma 3's), renamed as those of
+/// the text model alone: `language_model.model.*` (checkpoints on the Hub) or
+/// `model.language_model.*` (transformers 5) become `model.*`, its `lm_head` becomes
+/// `lm_head`. A text checkpoint is returned unchanged.
+fn text_model_names(index: HashMap<String, Entry>) -> HashMap<String, Entry> {
+    const RENAMES: [(&str, &str); 3] = [
+        ("language_model.model.", "model."),
+        ("model.language_model.", "model."),
+        ("language_model.lm_head.", "lm_head."),
+    ];
+    if index.contains_key("model.embed_tokens.weight")
+        || !RENAMES
+            .iter()
+            .any(|(from, _)| index.contains_key(&format!("{from}embed_tokens.weight")))
+    {
+        return index;
+    }
+    index
+        .into_iter()
+        .map(|(name, entry)| {
+            let renamed = RENAMES
+                .iter()
+                .find_map(|(from, to)| name.strip_prefix(from).map(|rest| format!("{to}{rest}")));
+            (renamed.unwrap_or(name), entry)
+        })
+        .collect()
+}
+
 impl SafetensorsCheckpoint {
     /// Opens `path`: a `.safetensors` file, or a directory with `model.safetensors` or
     /// `model.safetensors.index.json`.
@@ -230,7 +258,7 @@ impl SafetensorsCheckpoint {
         }
         Ok(SafetensorsCheckpoint {
             shards,
-            index,
+            index: text_model_names(index),
             desc: path.display().to_string(),
         })
     }

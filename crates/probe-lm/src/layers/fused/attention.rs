@@ -102,12 +102,20 @@ impl OutPtr {
 const LANES: usize = 8;
 
 with_avx2! {
-    /// Row-wise softmax of `scores · scale` over the keys that `hidden` does not hide. A row
+    /// Row-wise softmax of `scores · scale` over the keys that `hidden` does not hide, the
+    /// scaled scores soft-capped first when `softcap` (`cap · tanh(s / cap)`) is not 0. A row
     /// with every key hidden (a padding query) gets weight 0 everywhere, as Flex's kernel does.
-    fn masked_softmax(scores: &mut [f32], hidden: &[bool], keys: usize, scale: f32) {
+    fn masked_softmax(scores: &mut [f32], hidden: &[bool], keys: usize, scale: f32, softcap: f32) {
         for (row, hidden) in scores.chunks_exact_mut(keys).zip(hidden.chunks_exact(keys)) {
-            for (s, &h) in row.iter_mut().zip(hidden) {
-                *s = if h { f32::NEG_INFINITY } else { *s * scale };
+            if softcap != 0.0 {
+                // libm's tanh: the cap magnifies any error of a fast approximation
+                for (s, &h) in row.iter_mut().zip(hidden) {
+                    *s = if h { f32::NEG_INFINITY } else { (*s * scale / softcap).tanh() * softcap };
+                }
+            } else {
+                for (s, &h) in row.iter_mut().zip(hidden) {
+                    *s = if h { f32::NEG_INFINITY } else { *s * scale };
+                }
             }
             let mut lanes = [f32::NEG_INFINITY; LANES];
             let mut chunks = row.chunks_exact(LANES);
@@ -183,9 +191,17 @@ with_avx2! {
 
 /// Scaled dot-product attention of `q` (`[batch, heads, seq, head_dim]`) over `k`, `v`
 /// (`[batch, kv_heads, keys, head_dim]`, each kv head shared by `heads / kv_heads` query
-/// heads); `hidden` (`[batch, seq, keys]`) is true where a key must be ignored. Returns
-/// `[batch, seq, heads · head_dim]`, the layout `o_proj` reads.
-pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool]) -> Tensor<3> {
+/// heads); `hidden` (`[batch, seq, keys]`) is true where a key must be ignored; scores are
+/// multiplied by `scale` and, with `softcap`, capped. Returns `[batch, seq, heads · head_dim]`,
+/// the layout `o_proj` reads.
+pub(crate) fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    hidden: &[bool],
+    scale: f64,
+    softcap: Option<f64>,
+) -> Tensor<3> {
     let [batch, heads, seq, head_dim] = q.dims();
     let [kv_batch, kv_heads, keys, kv_dim] = k.dims();
     assert!(
@@ -202,7 +218,8 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
     assert_eq!(hidden.len(), batch * seq * keys, "attention: mask shape");
     let group = heads / kv_heads;
     let width = heads * head_dim;
-    let scale = (1.0 / (head_dim as f64).sqrt()) as f32;
+    let scale = scale as f32;
+    let softcap = softcap.unwrap_or(0.0) as f32;
     let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
     let (q, k, v) = (values(&q), values(&k), values(&v));
     let mut out = vec![0f32; batch * seq * width];
@@ -219,7 +236,7 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
             let (k, v) = (&k[kv..][..keys * head_dim], &v[kv..][..keys * head_dim]);
             if seq == 1 {
                 single_query_scores(q, k, scores);
-                masked_softmax(scores, hidden, keys, scale);
+                masked_softmax(scores, hidden, keys, scale, softcap);
                 weighted_rows(scores, v, &mut out[h * head_dim..][..head_dim]);
                 continue;
             }
@@ -242,7 +259,7 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
                     gemm::Parallelism::None,
                 );
             }
-            masked_softmax(scores, hidden, keys, scale);
+            masked_softmax(scores, hidden, keys, scale, softcap);
             unsafe {
                 matmul_into(
                     [seq, head_dim, keys],
@@ -266,7 +283,7 @@ pub(crate) fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool
             let (k, v) = (&k[kv..][..keys * head_dim], &v[kv..][..keys * head_dim]);
             let mut scores = vec![0f32; keys];
             single_query_scores(&q[h * head_dim..][..head_dim], k, &mut scores);
-            masked_softmax(&mut scores, hidden, keys, scale);
+            masked_softmax(&mut scores, hidden, keys, scale, softcap);
             // SAFETY: head h alone writes `out[h·head_dim..(h + 1)·head_dim]`, and `run`
             // returns only after every head has finished.
             let out = unsafe { std::slice::from_raw_parts_mut(o.at(h * head_dim), head_dim) };
@@ -294,6 +311,17 @@ mod tests {
 
     /// The composed reference: repeat kv heads, masked softmax with a large finite fill.
     fn reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, hidden: &[bool]) -> Tensor<3> {
+        reference_scaled(q, k, v, hidden, None, None)
+    }
+
+    fn reference_scaled(
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        hidden: &[bool],
+        scale: Option<f64>,
+        softcap: Option<f64>,
+    ) -> Tensor<3> {
         let [b, h, s, d] = q.dims();
         let [_, kvh, t, _] = k.dims();
         let rep = h / kvh;
@@ -306,10 +334,13 @@ mod tests {
             TensorData::new(hidden.to_vec(), [b, 1, s, t]),
             &Device::flex(),
         );
-        let scores = q
+        let mut scores = q
             .matmul(expand(k).swap_dims(2, 3))
-            .mul_scalar(1.0 / (d as f64).sqrt())
-            .mask_fill(mask.expand([b, h, s, t]), -1.0e30);
+            .mul_scalar(scale.unwrap_or(1.0 / (d as f64).sqrt()));
+        if let Some(cap) = softcap {
+            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+        }
+        let scores = scores.mask_fill(mask.expand([b, h, s, t]), -1.0e30);
         softmax(scores, 3)
             .matmul(expand(v))
             .swap_dims(1, 2)
@@ -335,8 +366,31 @@ mod tests {
         let q = tensor(1, 1.0, [b, h, s, d]);
         let k = tensor(2, 1.0, [b, kvh, t, d]);
         let v = tensor(3, 1.0, [b, kvh, t, d]);
-        let fused = attention(q.clone(), k.clone(), v.clone(), &hidden);
-        assert_close(fused, reference(q, k, v, &hidden), 1e-5);
+        let fused = attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            &hidden,
+            default_scale(d),
+            None,
+        );
+        assert_close(
+            fused,
+            reference(q.clone(), k.clone(), v.clone(), &hidden),
+            1e-5,
+        );
+        // Gemma: another query scale, and soft-capped scores (scaled up so the cap bites)
+        let (q, scale, cap) = (q.mul_scalar(4.0), 0.2, Some(1.5));
+        let fused = attention(q.clone(), k.clone(), v.clone(), &hidden, scale, cap);
+        let want = reference_scaled(q.clone(), k.clone(), v.clone(), &hidden, Some(scale), cap);
+        let uncapped = reference_scaled(q, k, v, &hidden, Some(scale), None);
+        let gap = want.clone().sub(uncapped).abs().max().into_scalar::<f32>();
+        assert!(gap > 1e-2, "the cap changes the output ({gap})");
+        assert_close(fused, want, 1e-5);
+    }
+
+    fn default_scale(head_dim: usize) -> f64 {
+        1.0 / (head_dim as f64).sqrt()
     }
 
     #[test]
@@ -353,7 +407,14 @@ mod tests {
         let q = tensor(4, 1.0, [b, h, 1, d]);
         let k = tensor(5, 1.0, [b, kvh, t, d]);
         let v = tensor(6, 1.0, [b, kvh, t, d]);
-        let fused = attention(q.clone(), k.clone(), v.clone(), &hidden);
+        let fused = attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            &hidden,
+            default_scale(d),
+            None,
+        );
         let values = fused.clone().into_data().try_into_vec::<f32>().unwrap();
         assert!(values[h * d..2 * h * d].iter().all(|&x| x == 0.0));
         let mut want = reference(q, k, v, &hidden)
@@ -372,7 +433,7 @@ mod tests {
             tensor(2, 1.0, [1, 1, 2, 4]),
             tensor(3, 1.0, [1, 1, 2, 4]),
         );
-        let out = attention(q, k, v, &[true, true, false, true]);
+        let out = attention(q, k, v, &[true, true, false, true], 0.5, None);
         let out = out.into_data().try_into_vec::<f32>().unwrap();
         assert!(out[..8].iter().all(|&x| x == 0.0), "{out:?}");
         assert!(out[8..].iter().any(|&x| x != 0.0));

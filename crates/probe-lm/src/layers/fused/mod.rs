@@ -24,7 +24,7 @@ pub(crate) mod gemm512;
 mod linear;
 
 pub(crate) use attention::{attention, split_heads};
-pub(crate) use elementwise::{rms_norm, swiglu};
+pub(crate) use elementwise::{geglu, rms_norm, swiglu};
 pub(crate) use linear::{block_linear, linear};
 
 use burn::backend::flex::FlexTensor;

@@ -13,6 +13,8 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior};
 use crate::error::{Error, Result};
 use crate::weights::gguf::GgufFile;
 
+mod sentencepiece;
+
 /// llama.cpp's token types (`tokenizer.ggml.token_type`).
 const TOKEN_TYPE_CONTROL: u64 = 3;
 const TOKEN_TYPE_USER_DEFINED: u64 = 4;
@@ -72,54 +74,35 @@ impl Tokenizer {
 
     fn from_gguf_metadata(file: &GgufFile) -> Result<Self> {
         let model = file.meta_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
+        let arch = file.meta_str("general.architecture").unwrap_or_default();
+        let sentencepiece = model == "llama" && matches!(arch, "gemma" | "gemma2" | "gemma3");
+        if model != "gpt2" && !sentencepiece {
             return Err(Error::Tokenizer(format!(
-                "GGUF tokenizer model `{model}` is not supported yet (supported: gpt2 byte-level \
-                 BPE); put the model's tokenizer.json next to the file and pass --tokenizer"
+                "GGUF tokenizer model `{model}` of a `{arch}` model is not supported yet \
+                 (supported: gpt2 byte-level BPE, Gemma's SentencePiece); put the model's \
+                 tokenizer.json next to the file and pass --tokenizer"
             )));
         }
         let tokens = file
             .meta_required("tokenizer.ggml.tokens")?
             .as_array()
             .ok_or_else(|| tok_err("tokenizer.ggml.tokens is not an array"))?;
-        let mut vocab = ahash_vocab(tokens.len());
         let mut strings = Vec::with_capacity(tokens.len());
         for (id, t) in tokens.iter().enumerate() {
             let s = t
                 .as_str()
                 .ok_or_else(|| tok_err(format!("token {id} is not a string")))?;
-            vocab.insert(s.to_string(), id as u32);
-            strings.push(s);
+            strings.push(if sentencepiece {
+                sentencepiece::respell(s)
+            } else {
+                s.to_string()
+            });
         }
-        let merges = match file
-            .meta("tokenizer.ggml.merges")
-            .and_then(|m| m.as_array())
-        {
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let text = m.as_str().unwrap_or_default();
-                    text.split_once(' ')
-                        .map(|(a, b)| (a.to_string(), b.to_string()))
-                        .ok_or_else(|| tok_err(format!("merge {i} `{text}` is not `a b`")))
-                })
-                .collect::<Result<Vec<_>>>()?,
-            None => return Err(tok_err("GGUF has no tokenizer.ggml.merges")),
+        let mut inner = if sentencepiece {
+            sentencepiece::gemma_tokenizer(&strings)?
+        } else {
+            byte_level_bpe(file, &strings)?
         };
-        let pre = file
-            .meta("tokenizer.ggml.pre")
-            .and_then(|v| v.as_str())
-            .unwrap_or("default");
-        let (pre_tokenizer, ignore_merges) = gguf_pre_tokenizer(pre)?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .ignore_merges(ignore_merges)
-            .build()
-            .map_err(tok_err)?;
-        let mut inner = tokenizers::Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(pre_tokenizer));
-        inner.with_decoder(Some(ByteLevel::default()));
 
         // Control tokens (<|im_start|>, <|endoftext|>, ...) must match as wholes in text.
         if let Some(types) = file
@@ -136,10 +119,12 @@ impl Tokenizer {
             let mut special = Vec::new();
             let mut user = Vec::new();
             for (id, ty) in types.iter().enumerate() {
+                let piece = strings[id].as_str();
                 match ty.as_u64() {
-                    Some(TOKEN_TYPE_CONTROL) => special.push(AddedToken::from(strings[id], true)),
-                    Some(TOKEN_TYPE_USER_DEFINED) => {
-                        user.push(AddedToken::from(strings[id], false))
+                    Some(TOKEN_TYPE_CONTROL) => special.push(AddedToken::from(piece, true)),
+                    // matched in the raw text, as llama.cpp and transformers do
+                    Some(TOKEN_TYPE_USER_DEFINED) if inner.token_to_id(piece).is_some() => {
+                        user.push(AddedToken::from(piece, false).normalized(false))
                     }
                     _ => {}
                 }
@@ -237,6 +222,45 @@ impl Tokenizer {
             .or_else(|| self.eos_token_ids.first().copied())
             .unwrap_or(0)
     }
+}
+
+/// The byte-level BPE (`tokenizer.ggml.model` = `gpt2`) of a GGUF: its pieces, merges and
+/// pre-tokenizer.
+fn byte_level_bpe(file: &GgufFile, pieces: &[String]) -> Result<tokenizers::Tokenizer> {
+    let mut vocab = ahash_vocab(pieces.len());
+    for (id, piece) in pieces.iter().enumerate() {
+        vocab.insert(piece.clone(), id as u32);
+    }
+    let merges = match file
+        .meta("tokenizer.ggml.merges")
+        .and_then(|m| m.as_array())
+    {
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let text = m.as_str().unwrap_or_default();
+                text.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| tok_err(format!("merge {i} `{text}` is not `a b`")))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => return Err(tok_err("GGUF has no tokenizer.ggml.merges")),
+    };
+    let pre = file
+        .meta("tokenizer.ggml.pre")
+        .and_then(|v| v.as_str())
+        .unwrap_or("default");
+    let (pre_tokenizer, ignore_merges) = gguf_pre_tokenizer(pre)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(ignore_merges)
+        .build()
+        .map_err(tok_err)?;
+    let mut inner = tokenizers::Tokenizer::new(bpe);
+    inner.with_pre_tokenizer(Some(pre_tokenizer));
+    inner.with_decoder(Some(ByteLevel::default()));
+    Ok(inner)
 }
 
 fn ahash_vocab(capacity: usize) -> Vocab {

