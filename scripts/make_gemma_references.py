@@ -102,9 +102,12 @@ def tiny(out_dir):
                   query_pre_attn_scalar=20, sliding_window=4, max_position_embeddings=128,
                   rms_norm_eps=1e-6, attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
                   pad_token_id=0, bos_token_id=2, eos_token_id=1)
-    save_tiny(Gemma2Config(**common, rope_parameters={"rope_type": "default",
-                                                      "rope_theta": 10000.0}),
+    # Gemma 2's query scale is the head size, as in every Gemma 2 but the 27B (and as llama.cpp
+    # assumes), so the GGUF below computes the same model; Gemma 3's exercises another scale
+    save_tiny(Gemma2Config(**{**common, "query_pre_attn_scalar": common["head_dim"]},
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
               out_dir / "tiny-gemma2", seed=1)
+    gemma2_gguf(out_dir / "tiny-gemma2")
 
     def older_layout(cfg):
         # Gemma 3 configs on the Hub say `sliding_window_pattern`, `rope_theta`,
@@ -145,6 +148,48 @@ def tiny(out_dir):
     weights = load_file(out_dir / "tiny-gemma3" / "model.safetensors")
     save_file({"language_model." + k: v for k, v in weights.items()},
               mm / "model.safetensors", metadata={"format": "pt"})
+
+
+def gemma2_gguf(d):
+    """The tiny Gemma 2 as llama.cpp's converter writes it (`gemma2` architecture, its tensor
+    names, norms with the 1 added, f32), for the GGUF path; no tokenizer (tests feed ids)."""
+    import gguf
+    cfg = json.loads((d / "config.json").read_text())
+    w = load_file(d / "model.safetensors")
+    out = gguf.GGUFWriter(str(d / "tiny-gemma2.gguf"), "gemma2")
+    out.add_context_length(cfg["max_position_embeddings"])
+    out.add_embedding_length(cfg["hidden_size"])
+    out.add_block_count(cfg["num_hidden_layers"])
+    out.add_feed_forward_length(cfg["intermediate_size"])
+    out.add_head_count(cfg["num_attention_heads"])
+    out.add_head_count_kv(cfg["num_key_value_heads"])
+    out.add_key_length(cfg["head_dim"])
+    out.add_value_length(cfg["head_dim"])
+    out.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    out.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
+    out.add_sliding_window(cfg["sliding_window"])
+    out.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+    out.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+    names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "post_attention_norm",
+             "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm",
+             "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate",
+             "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    for name, t in sorted(w.items()):
+        if name == "model.embed_tokens.weight":
+            gname = "token_embd.weight"
+        elif name == "model.norm.weight":
+            gname = "output_norm.weight"
+        else:
+            layer, module = name[len("model.layers."):].split(".", 1)
+            gname = f"blk.{layer}.{names[module.rsplit('.', 1)[0]]}.weight"
+        if name.endswith("norm.weight"):
+            t = t + 1  # as convert_hf_to_gguf.py does for Gemma
+        out.add_tensor(gname, t.float().numpy())
+    out.write_header_to_file()
+    out.write_kv_data_to_file()
+    out.write_tensors_to_file()
+    out.close()
 
 
 def real(gguf, out):

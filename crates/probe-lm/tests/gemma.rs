@@ -111,6 +111,21 @@ fn tiny_gemma2_matches_transformers() {
 }
 
 #[test]
+fn tiny_gemma2_as_a_llama_cpp_gguf_matches_transformers() {
+    // llama.cpp's names (`post_attention_norm`, `ffn_norm`, `post_ffw_norm`), norms stored
+    // with the 1 added, window and soft-caps from `gemma2.*` metadata
+    let dir = fixture("tiny-gemma2");
+    let gguf = dir.join("tiny-gemma2.gguf");
+    let model = Model::load(&gguf, &test_device(), LoadOptions::default()).unwrap();
+    let c = model.config();
+    assert_eq!(c.architecture, probe_lm::models::Architecture::Gemma2);
+    assert_eq!(c.switches.norm_weight_offset, 0.0);
+    assert_eq!(c.sliding_window, Some(4));
+    assert!(c.switches.attn_logit_softcap.is_some() && c.switches.final_logit_softcap.is_some());
+    check_both_kernels(&gguf, &dir.join("reference.safetensors"));
+}
+
+#[test]
 fn tiny_gemma3_matches_transformers() {
     let dir = fixture("tiny-gemma3");
     let model = Model::load(&dir, &test_device(), LoadOptions::default()).unwrap();
