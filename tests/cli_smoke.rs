@@ -136,6 +136,27 @@ fn inspect_reports_architecture_and_hook_points() {
 }
 
 #[test]
+fn inspect_shows_gemmas_block_and_where_its_norms_sit_around_the_hooks() {
+    let gemma = workspace_root().join("crates/probe-lm/tests/fixtures/tiny-gemma3");
+    let out = probe().arg("inspect").arg(&gemma).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "architecture   gemma3",
+        "RMSNorm before and after attention and MLP",
+        "sliding window 4 on 4 of 6 layers (global: 2, 5); their rope theta 10000",
+        "logits         soft-capped at 3",
+        "blocks.{0..5}.hook_resid_mid      resid_pre + post_attention_layernorm(attention)",
+        "blocks.{0..5}.hook_resid_post     resid_mid + post_feedforward_layernorm(down_proj·m)",
+        "x = pre_feedforward_layernorm(resid_mid)",
+    ] {
+        assert!(text.contains(line), "{line:?} in\n{text}");
+    }
+    // the parameter count includes Gemma's four norms per block and the q/k norms
+    assert!(text.contains("parameters     313184"), "{text}");
+}
+
+#[test]
 fn generate_on_the_embedded_default_says_paris() {
     let Some(gguf) = smollm2_gguf() else { return };
     let out = probe()

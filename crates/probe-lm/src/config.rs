@@ -245,6 +245,73 @@ impl ModelConfig {
         rope_inv_freq(self.head_dim, self.rope_theta, self.rope_scaling.as_ref())
     }
 
+    /// Gemma's departures in words, one `(label, description)` per line (`probe inspect`);
+    /// empty for the plain Llama block.
+    pub fn describe_switches(&self) -> Vec<(&'static str, String)> {
+        let s = &self.switches;
+        let mut lines = Vec::new();
+        if s.sandwich_norms || s.scale_embedding || s.activation != Activation::Silu {
+            let mut parts = vec![match s.activation {
+                Activation::Silu => "SwiGLU MLP",
+                Activation::GeluTanh => "GeGLU MLP (gelu_pytorch_tanh)",
+            }
+            .to_string()];
+            if s.sandwich_norms {
+                parts.push("RMSNorm before and after attention and MLP".into());
+            }
+            if s.norm_in_f32 {
+                parts.push(if s.norm_weight_offset != 0.0 {
+                    "norms scale by 1 + w, in f32".into()
+                } else {
+                    "norms scale by w (stored with the 1 added), in f32".into()
+                });
+            }
+            if s.qk_norm {
+                parts.push("q/k head norms".into());
+            }
+            if s.scale_embedding {
+                parts.push("embedding × √hidden".into());
+            }
+            lines.push(("block", parts.join("; ")));
+        }
+        let mut attention = Vec::new();
+        if let Some(w) = self.sliding_window {
+            let sliding: Vec<usize> = (0..self.num_layers)
+                .filter(|&l| self.layer_slides(l))
+                .collect();
+            attention.push(if sliding.len() == self.num_layers {
+                format!("sliding window {w} on every layer")
+            } else {
+                format!(
+                    "sliding window {w} on {} of {} layers (global: {})",
+                    sliding.len(),
+                    self.num_layers,
+                    (0..self.num_layers)
+                        .filter(|&l| !self.layer_slides(l))
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+            if let Some(local) = &s.local_rope {
+                attention.push(format!("their rope theta {}", local.theta));
+            }
+        }
+        if let Some(q) = s.query_pre_attn_scalar {
+            attention.push(format!("scores × {q}^-1/2"));
+        }
+        if let Some(cap) = s.attn_logit_softcap {
+            attention.push(format!("scores soft-capped at {cap}"));
+        }
+        if !attention.is_empty() {
+            lines.push(("attention", attention.join("; ")));
+        }
+        if let Some(cap) = s.final_logit_softcap {
+            lines.push(("logits", format!("soft-capped at {cap}")));
+        }
+        lines
+    }
+
     /// The RoPE base and rescaling of the sliding-window layers (the global ones' unless the
     /// model gives them their own).
     pub fn local_rope(&self) -> (f64, Option<&RopeScaling>) {

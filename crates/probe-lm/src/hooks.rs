@@ -35,6 +35,30 @@ pub const LAYER_HOOK_KINDS: [&str; 5] = [
     "hook_resid_post",
 ];
 
+/// What a hook kind (`hook_embed` or one of [`LAYER_HOOK_KINDS`]) holds in a model with these
+/// switches: where Gemma's extra norms sit relative to the hooks.
+pub fn hook_meaning(kind: &str, switches: &crate::config::BlockSwitches) -> &'static str {
+    let gemma = switches.sandwich_norms;
+    let geglu = switches.activation == crate::config::Activation::GeluTanh;
+    match kind {
+        "hook_embed" if switches.scale_embedding => "token embedding × √hidden",
+        "hook_embed" => "token embedding",
+        "hook_resid_pre" => "the block's input",
+        "attn.hook_z" => "every head's output, before o_proj",
+        "hook_resid_mid" if gemma => "resid_pre + post_attention_layernorm(attention)",
+        "hook_resid_mid" => "resid_pre + attention",
+        "mlp.hook_post" if gemma && geglu => {
+            "gelu_tanh(gate·x) ⊙ up·x, x = pre_feedforward_layernorm(resid_mid): weights of \
+             down_proj's columns"
+        }
+        "mlp.hook_post" if geglu => "gelu_tanh(gate·x) ⊙ up·x: weights of down_proj's columns",
+        "mlp.hook_post" => "silu(gate·x) ⊙ up·x: weights of down_proj's columns",
+        "hook_resid_post" if gemma => "resid_mid + post_feedforward_layernorm(down_proj·m)",
+        "hook_resid_post" => "resid_mid + down_proj·m",
+        _ => "",
+    }
+}
+
 impl HookPoint {
     pub fn layer(self) -> Option<usize> {
         match self {

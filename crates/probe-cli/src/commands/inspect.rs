@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use probe_lm::hooks::LAYER_HOOK_KINDS;
+use probe_lm::hooks::{hook_meaning, LAYER_HOOK_KINDS};
 use probe_lm::memory::human_bytes;
 use probe_lm::precision::dtype_name;
 use probe_lm::{DtypeChoice, ModelInfo};
@@ -116,6 +116,9 @@ pub fn run(args: Args) -> Result<()> {
             .unwrap_or_default()
     );
     println!("tied embedding {}", c.tie_word_embeddings);
+    for (label, text) in c.describe_switches() {
+        println!("{label:<15}{text}");
+    }
     println!(
         "tokenizer      {}",
         match (&text.tokenizer, &text.round_trip) {
@@ -147,9 +150,15 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let last = c.num_layers.saturating_sub(1);
-    println!("hook points    hook_embed");
+    let meaning = |kind: &str| hook_meaning(kind, &c.switches);
+    println!(
+        "hook points    {:<34}{}",
+        "hook_embed",
+        meaning("hook_embed")
+    );
     for kind in LAYER_HOOK_KINDS {
-        println!("               blocks.{{0..{last}}}.{kind}");
+        let name = format!("blocks.{{0..{last}}}.{kind}");
+        println!("               {name:<34}{}", meaning(kind));
     }
     let probe_layers = probe_lm::parse_layers("0.6L..0.9L", c.num_layers)?;
     println!(
