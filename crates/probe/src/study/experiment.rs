@@ -598,6 +598,14 @@ mod tests {
             for m in &e.report.metrics {
                 probe_report::compare::Metric::parse(m).unwrap();
             }
+            if name == "wahl-o-mat-2021.toml" {
+                // the source study's seven families, each a base/instruct pair, Gemma among them
+                let families: std::collections::BTreeSet<_> =
+                    e.models.iter().filter_map(|m| m.family.clone()).collect();
+                assert_eq!(families.len(), 7, "{families:?}");
+                assert_eq!(e.models.len(), 14);
+                assert!(families.contains("gemma-2-9b"));
+            }
         }
     }
 }
