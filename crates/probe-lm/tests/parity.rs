@@ -8,31 +8,10 @@ use std::path::Path;
 
 use common::*;
 use probe_lm::layers::attention::SdpaKernel;
-use probe_lm::{Batch, HookPoint, HookSpec, LoadOptions, Logits, Model};
+use probe_lm::{HookPoint, HookSpec, LoadOptions, Logits, Model};
 
 const LOGITS_MAX_ABS: f32 = 1e-3;
 const HIDDEN_MAX_REL: f32 = 1e-4;
-
-fn batch_from_reference(r: &std::collections::HashMap<String, RefTensor>) -> (Batch, Vec<i64>) {
-    let ids = &r["input_ids"];
-    let mask = &r["attention_mask"];
-    let (b, s) = (ids.shape[0], ids.shape[1]);
-    let seqs: Vec<Vec<u32>> = (0..b)
-        .map(|i| {
-            (0..s)
-                .filter(|&j| mask.i64[i * s + j] == 1)
-                .map(|j| ids.i64[i * s + j] as u32)
-                .collect()
-        })
-        .collect();
-    let batch = Batch::left_padded(&seqs, 0).unwrap();
-    assert_eq!(
-        batch.attention_mask(),
-        mask.i64,
-        "reference must be left-padded"
-    );
-    (batch, mask.i64.clone())
-}
 
 /// Runs the model on the reference batch and checks every stored tensor.
 fn check_against(model: &Model, reference: &Path) {

@@ -34,7 +34,18 @@ pub fn reference_dir() -> Option<PathBuf> {
 /// The embedded default model; absent → skip with a notice, except under CI, where the
 /// setup script must have fetched it.
 pub fn smollm2_gguf() -> Option<PathBuf> {
-    let path = workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    fetched_model("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// The Gemma 3 270M GGUF that `scripts/setup.sh` assembles from its PyPI part wheels.
+pub fn gemma3_270m_gguf() -> Option<PathBuf> {
+    fetched_model("gemma-3-270m-q4_k_m.gguf")
+}
+
+/// `models/<file>` as `scripts/setup.sh` fetches it; absent → skip with a notice, except
+/// under CI, where the setup script must have run.
+fn fetched_model(file: &str) -> Option<PathBuf> {
+    let path = workspace_root().join("models").join(file);
     if path.is_file() {
         return Some(path);
     }
@@ -49,6 +60,29 @@ pub fn smollm2_gguf() -> Option<PathBuf> {
         path.display()
     );
     None
+}
+
+/// A reference's `input_ids` as a left-padded batch (checked against its `attention_mask`),
+/// and the mask.
+pub fn batch_from_reference(r: &HashMap<String, RefTensor>) -> (probe_lm::Batch, Vec<i64>) {
+    let ids = &r["input_ids"];
+    let mask = &r["attention_mask"];
+    let (b, s) = (ids.shape[0], ids.shape[1]);
+    let seqs: Vec<Vec<u32>> = (0..b)
+        .map(|i| {
+            (0..s)
+                .filter(|&j| mask.i64[i * s + j] == 1)
+                .map(|j| ids.i64[i * s + j] as u32)
+                .collect()
+        })
+        .collect();
+    let batch = probe_lm::Batch::left_padded(&seqs, 0).unwrap();
+    assert_eq!(
+        batch.attention_mask(),
+        mask.i64,
+        "reference must be left-padded"
+    );
+    (batch, mask.i64.clone())
 }
 
 pub struct RefTensor {
