@@ -17,8 +17,10 @@ use crate::weights::gguf::GgufFile;
 
 use super::Architecture;
 
-/// transformers' `Gemma2Config` defaults where `Gemma3TextConfig`'s differ.
+/// transformers' `Gemma2Config` / `Gemma3TextConfig` defaults, which apply to the keys a
+/// config leaves out (Gemma 3's image-text checkpoints leave out most of `text_config`).
 pub(crate) struct GemmaDefaults {
+    pub vocab_size: usize,
     pub rope_theta: f64,
     pub max_position_embeddings: usize,
     pub attn_logit_softcap: Option<f64>,
@@ -32,6 +34,7 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         hf,
         Architecture::Gemma2,
         &GemmaDefaults {
+            vocab_size: 256_000,
             rope_theta: 10_000.0,
             max_position_embeddings: 8192,
             attn_logit_softcap: Some(50.0),
@@ -47,20 +50,21 @@ pub(crate) fn gemma_from_hf(
     architecture: Architecture,
     defaults: &GemmaDefaults,
 ) -> Result<ModelConfig> {
-    let num_layers = hf.require(hf.num_hidden_layers, "num_hidden_layers")?;
-    let num_heads = hf.require(hf.num_attention_heads, "num_attention_heads")?;
+    // the sizes both configs default to (Gemma 2 2B's and Gemma 3 4B's text model's)
+    let num_layers = hf.num_hidden_layers.unwrap_or(26);
+    let num_heads = hf.num_attention_heads.unwrap_or(8);
     // transformers' Gemma configs default the head size to 256, not hidden / heads
     let head_dim = hf.head_dim.unwrap_or(256);
     let attention_bias = hf.attention_bias.unwrap_or(false);
     let cap = |key: Option<Option<f64>>, default| key.unwrap_or(default);
     Ok(ModelConfig {
         architecture,
-        vocab_size: hf.require(hf.vocab_size, "vocab_size")?,
-        hidden_size: hf.require(hf.hidden_size, "hidden_size")?,
-        intermediate_size: hf.require(hf.intermediate_size, "intermediate_size")?,
+        vocab_size: hf.vocab_size.unwrap_or(defaults.vocab_size),
+        hidden_size: hf.hidden_size.unwrap_or(2304),
+        intermediate_size: hf.intermediate_size.unwrap_or(9216),
         num_layers,
         num_heads,
-        num_kv_heads: hf.num_key_value_heads.unwrap_or(num_heads),
+        num_kv_heads: hf.num_key_value_heads.unwrap_or(4),
         head_dim,
         rms_norm_eps: hf.rms_norm_eps.unwrap_or(1e-6),
         rope_theta: hf.rope_theta_or(defaults.rope_theta),
@@ -73,8 +77,16 @@ pub(crate) fn gemma_from_hf(
         max_position_embeddings: hf
             .max_position_embeddings
             .unwrap_or(defaults.max_position_embeddings),
-        bos_token_id: HfConfig::token_ids(&hf.bos_token_id).first().copied(),
-        eos_token_ids: HfConfig::token_ids(&hf.eos_token_id),
+        bos_token_id: Some(
+            HfConfig::token_ids(&hf.bos_token_id)
+                .first()
+                .copied()
+                .unwrap_or(2),
+        ),
+        eos_token_ids: match HfConfig::token_ids(&hf.eos_token_id) {
+            ids if ids.is_empty() && hf.eos_token_id.is_none() => vec![1],
+            ids => ids,
+        },
         switches: BlockSwitches {
             activation: hf.activation(Activation::GeluTanh)?,
             norm_weight_offset: 1.0,

@@ -21,8 +21,11 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
             .text_config
             .as_deref()
             .ok_or_else(|| Error::Config("a `gemma3` config.json without `text_config`".into()))?;
+        // special tokens live at the top level of such a config
         return config_from_hf(&HfConfig {
             model_type: Some("gemma3_text".into()),
+            bos_token_id: text.bos_token_id.clone().or(hf.bos_token_id.clone()),
+            eos_token_id: text.eos_token_id.clone().or(hf.eos_token_id.clone()),
             ..text.clone()
         });
     }
@@ -52,6 +55,7 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         &flat,
         Architecture::Gemma3,
         &GemmaDefaults {
+            vocab_size: 262_208,
             rope_theta: GLOBAL_THETA,
             max_position_embeddings: 131_072,
             attn_logit_softcap: None,
@@ -108,4 +112,86 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
         scaling: None,
     });
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LayerType;
+
+    #[test]
+    fn an_image_text_config_leaves_most_of_its_text_config_to_the_defaults() {
+        // the shape of gemma-3-4b-it's config.json
+        let hf: HfConfig = serde_json::from_str(
+            r#"{
+              "architectures": ["Gemma3ForConditionalGeneration"],
+              "model_type": "gemma3",
+              "eos_token_id": [1, 106],
+              "text_config": {
+                "hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                "sliding_window": 1024
+              },
+              "vision_config": {"model_type": "siglip_vision_model"}
+            }"#,
+        )
+        .unwrap();
+        let c = super::super::config_from_hf(&hf).unwrap();
+        assert_eq!(c.architecture, Architecture::Gemma3);
+        assert_eq!(
+            (c.hidden_size, c.num_layers, c.vocab_size),
+            (2560, 34, 262_208)
+        );
+        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim), (8, 4, 256));
+        assert_eq!(c.eos_token_ids, vec![1, 106]);
+        assert_eq!(c.bos_token_id, Some(2));
+        assert_eq!(c.rope_theta, GLOBAL_THETA);
+        assert_eq!(c.rope_scaling, Some(RopeScaling::Linear { factor: 8.0 }));
+        let local = c.switches.local_rope.as_ref().unwrap();
+        assert_eq!((local.theta, local.scaling.is_none()), (LOCAL_THETA, true));
+        assert_eq!(c.sliding_window, Some(1024));
+        let globals: Vec<usize> = (0..c.num_layers)
+            .filter(|&l| c.switches.layer_types[l] == LayerType::Full)
+            .collect();
+        assert_eq!(globals, vec![5, 11, 17, 23, 29]);
+        assert_eq!(c.switches.query_pre_attn_scalar, Some(256.0));
+        assert!(
+            c.switches.attn_logit_softcap.is_none() && c.switches.final_logit_softcap.is_none()
+        );
+    }
+
+    #[test]
+    fn transformers_5_nests_rope_per_layer_type() {
+        let hf: HfConfig = serde_json::from_str(
+            r#"{"model_type": "gemma3_text", "num_hidden_layers": 4, "sliding_window": 8,
+                "layer_types": ["sliding_attention", "full_attention", "sliding_attention",
+                                "full_attention"],
+                "rope_parameters": {
+                  "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 5e5},
+                  "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}}"#,
+        )
+        .unwrap();
+        let c = config_from_hf(&hf).unwrap();
+        assert_eq!(c.rope_theta, 5e5);
+        assert_eq!(c.rope_scaling, Some(RopeScaling::Linear { factor: 4.0 }));
+        assert_eq!(c.switches.local_rope.as_ref().unwrap().theta, 1e4);
+        assert!(c.layer_slides(0) && !c.layer_slides(1));
+    }
+
+    #[test]
+    fn unknown_layer_types_and_bad_scalars_are_errors() {
+        let hf: HfConfig = serde_json::from_str(
+            r#"{"model_type": "gemma3_text", "num_hidden_layers": 1,
+                "layer_types": ["chunked_attention"]}"#,
+        )
+        .unwrap();
+        let err = config_from_hf(&hf).unwrap_err().to_string();
+        assert!(err.contains("chunked_attention"), "{err}");
+        let hf: HfConfig = serde_json::from_str(
+            r#"{"model_type": "gemma2", "num_hidden_layers": 2, "query_pre_attn_scalar": 0}"#,
+        )
+        .unwrap();
+        let err = super::super::config_from_hf(&hf).unwrap_err().to_string();
+        assert!(err.contains("query_pre_attn_scalar"), "{err}");
+    }
 }
