@@ -238,6 +238,7 @@ impl Model {
         let info = ModelInfo::from_source(path, &source)?;
         let no_progress = |_: usize, _: usize| {};
         let progress = options.progress.unwrap_or(&no_progress);
+        let mut generation_eos = Vec::new();
         let (weights, mut tokenizer, chat_template) = match source {
             Source::Gguf(file) => {
                 let tokenizer = match &options.tokenizer {
@@ -271,6 +272,7 @@ impl Model {
                 };
                 let chat_template =
                     hf_chat_template(&dir).map(|(t, b, e)| ChatTemplate::new(t, b, e));
+                generation_eos = generation_config_eos(&dir)?;
                 (Weights::open_safetensors(&dir)?, tokenizer, chat_template)
             }
         };
@@ -278,9 +280,22 @@ impl Model {
             tokenizer = Some(Tokenizer::from_file(p)?);
         }
         if let Some(tok) = tokenizer.as_mut() {
-            if tok.eos_token_ids().is_empty() {
-                tok.set_eos_token_ids(info.config.eos_token_ids.clone());
+            // Generation ends where transformers' `generate` ends it: at the tokenizer's EOS,
+            // the config's and generation_config.json's (Llama 3.1 Instruct ends turns with
+            // `<|eot_id|>`, Gemma's instruct models with `<end_of_turn>`, which llama.cpp also
+            // treats as an end for a Gemma GGUF).
+            let mut eos = tok.eos_token_ids().to_vec();
+            eos.extend(&info.config.eos_token_ids);
+            eos.extend(generation_eos);
+            if matches!(
+                info.config.architecture,
+                Architecture::Gemma2 | Architecture::Gemma3
+            ) {
+                eos.extend(tok.token_to_id("<end_of_turn>"));
             }
+            let mut seen = std::collections::HashSet::new();
+            eos.retain(|id| seen.insert(*id));
+            tok.set_eos_token_ids(eos);
         }
         let precision = resolve_precision(&options, &info, device)?;
         let plan = LoadPlan {
@@ -314,6 +329,28 @@ impl Model {
             ))
         })
     }
+}
+
+/// The `eos_token_id`s of an HF directory's `generation_config.json` (none without one).
+fn generation_config_eos(dir: &Path) -> Result<Vec<u32>> {
+    let path = dir.join("generation_config.json");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    // a few hundred bytes; bounded before reading, as config.json is
+    let len = std::fs::metadata(&path)
+        .map_err(|e| Error::io(&path, e))?
+        .len();
+    if len > 1 << 20 {
+        return Err(Error::Config(format!(
+            "{}: {len} bytes, not a config",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: not valid JSON: {e}", path.display())))?;
+    Ok(HfConfig::token_ids(&value.get("eos_token_id").cloned()))
 }
 
 fn resolve_precision(
@@ -416,4 +453,23 @@ pub fn model_name(path: &Path) -> String {
     };
     name.map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_config_eos_ids_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("probe-genconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(generation_config_eos(&dir).unwrap().is_empty());
+        let path = dir.join("generation_config.json");
+        std::fs::write(&path, r#"{"bos_token_id": 2, "eos_token_id": [1, 107]}"#).unwrap();
+        assert_eq!(generation_config_eos(&dir).unwrap(), vec![1, 107]);
+        std::fs::write(&path, "{ not json").unwrap();
+        let err = generation_config_eos(&dir).unwrap_err().to_string();
+        assert!(err.contains("generation_config.json"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

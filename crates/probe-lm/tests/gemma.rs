@@ -163,6 +163,8 @@ fn gemma3_270m_gguf_tokenizes_and_continues_greedily_as_transformers() {
         let model = Model::load(&gguf, &test_device(), options).unwrap();
         assert_eq!(model.architecture(), probe_lm::models::Architecture::Gemma3);
         let tok = model.tokenizer().unwrap();
+        // `<eos>`, and `<end_of_turn>`, which ends an instruct model's turn
+        assert_eq!(tok.eos_token_ids(), &[1, 106]);
         for t in &reference.tokenizer {
             assert_eq!(tok.encode(&t.text).unwrap(), t.ids, "{:?}", t.text);
         }
