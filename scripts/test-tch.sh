@@ -24,4 +24,4 @@ PATH="$shim:$PATH" LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=$bypass 
   PROBE_TORCH_VERSION="$version" LD_LIBRARY_PATH="$libdir" PROBE_TEST_DEVICE="$DEVICE" \
   CARGO_TARGET_DIR=target/tch \
   cargo test --release -p probe-lm --features tch --test parity --test gguf_tokenizer_generate \
-  --test half_precision -- --nocapture
+  --test half_precision --test gemma -- --nocapture
