@@ -168,6 +168,19 @@ fn gemma3_270m_gguf_tokenizes_and_continues_greedily_as_transformers() {
         for t in &reference.tokenizer {
             assert_eq!(tok.encode(&t.text).unwrap(), t.ids, "{:?}", t.text);
         }
+        // written as a tokenizer.json (`probe inspect --save-tokenizer`) it still adds BOS
+        let saved = std::env::temp_dir().join(format!("gemma-tok-{}.json", std::process::id()));
+        tok.save(&saved).unwrap();
+        let reloaded = probe_lm::Tokenizer::from_file(&saved).unwrap();
+        std::fs::remove_file(&saved).unwrap();
+        for t in &reference.tokenizer {
+            assert_eq!(
+                reloaded.encode(&t.text).unwrap(),
+                t.ids,
+                "saved: {:?}",
+                t.text
+            );
+        }
         let params = probe_lm::GenerateParams {
             max_new_tokens: 16,
             ..Default::default()

@@ -133,14 +133,28 @@ impl Tokenizer {
             inner.add_tokens(&user);
         }
         let id = |key: &str| file.meta(key).and_then(|v| v.as_u64()).map(|v| v as u32);
+        let bos_token_id = id("tokenizer.ggml.bos_token_id");
+        let add_bos = file
+            .meta("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        // BOS as HF tokenizers add it, by a post-processor, so a tokenizer.json written by
+        // `save` (`probe inspect --save-tokenizer`) adds it too; `encode` prepends it itself
+        // only where a template cannot name the token
+        let mut prepend_bos = false;
+        if let (true, Some(bos)) = (add_bos, bos_token_id) {
+            match bos_template(&inner, bos) {
+                Some(template) => {
+                    inner.with_post_processor(Some(template));
+                }
+                None => prepend_bos = true,
+            }
+        }
         Ok(Tokenizer {
-            bos_token_id: id("tokenizer.ggml.bos_token_id"),
+            bos_token_id,
             eos_token_ids: id("tokenizer.ggml.eos_token_id").into_iter().collect(),
             pad_token_id: id("tokenizer.ggml.padding_token_id"),
-            prepend_bos: file
-                .meta("tokenizer.ggml.add_bos_token")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false),
+            prepend_bos,
             inner,
         })
     }
@@ -261,6 +275,26 @@ fn byte_level_bpe(file: &GgufFile, pieces: &[String]) -> Result<tokenizers::Toke
     inner.with_pre_tokenizer(Some(pre_tokenizer));
     inner.with_decoder(Some(ByteLevel::default()));
     Ok(inner)
+}
+
+/// `<bos> $A` (and `<bos> $A <bos> $B` for pairs), as HF's Llama 3 and Gemma tokenizers
+/// declare it; `None` when the token's text cannot stand in a template (it has a space).
+fn bos_template(
+    inner: &tokenizers::Tokenizer,
+    bos: u32,
+) -> Option<tokenizers::processors::template::TemplateProcessing> {
+    let text = inner.id_to_token(bos)?;
+    if text.contains(char::is_whitespace) || text.contains(':') {
+        return None;
+    }
+    tokenizers::processors::template::TemplateProcessing::builder()
+        .try_single(format!("{text}:0 $A:0"))
+        .ok()?
+        .try_pair(format!("{text}:0 $A:0 {text}:1 $B:1"))
+        .ok()?
+        .special_tokens(vec![(text.clone(), bos)])
+        .build()
+        .ok()
 }
 
 fn ahash_vocab(capacity: usize) -> Vocab {
