@@ -23,5 +23,5 @@ bypass=$([[ $minor == 2.9 ]] && echo 0 || echo 1)
 PATH="$shim:$PATH" LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=$bypass \
   PROBE_TORCH_VERSION="$version" LD_LIBRARY_PATH="$libdir" PROBE_TEST_DEVICE="$DEVICE" \
   CARGO_TARGET_DIR=target/tch \
-  cargo test --release -p probe-lm --features tch --test parity --test gguf_tokenizer_generate \
+  cargo test --release -p probe-lm --features tch --no-fail-fast --test parity --test gguf_tokenizer_generate \
   --test half_precision --test gemma -- --nocapture

@@ -76,12 +76,20 @@ fn check(model: &Model, reference: &Path) -> usize {
     checked
 }
 
-/// Both attention kernels: probe's fused CPU kernel and the composed ops (libtorch, autodiff).
+/// Both attention kernels: probe's fused CPU kernel and the composed ops (libtorch, autodiff),
+/// under every `--dtype` held to the f32 bars on the device (a GGUF's `native` computes in bf16
+/// on libtorch).
 fn check_both_kernels(checkpoint: &Path, reference: &Path) {
-    let mut model = Model::load(checkpoint, &test_device(), LoadOptions::default()).unwrap();
-    check(&model, reference);
-    model.transformer.set_sdpa_kernel(SdpaKernel::Composed);
-    check(&model, reference);
+    for dtype in f32_exact_dtypes() {
+        let options = LoadOptions {
+            dtype,
+            ..Default::default()
+        };
+        let mut model = Model::load(checkpoint, &test_device(), options).unwrap();
+        check(&model, reference);
+        model.transformer.set_sdpa_kernel(SdpaKernel::Composed);
+        check(&model, reference);
+    }
 }
 
 #[test]
