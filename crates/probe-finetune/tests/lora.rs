@@ -123,7 +123,7 @@ fn an_adapter_with_b_zero_changes_nothing() {
 }
 
 fn an_adapter_with_b_zero_changes_nothing_on(dir: &std::path::Path) {
-    let mut t = load(&dir, &Device::flex());
+    let mut t = load(dir, &Device::flex());
     let before = outputs(&t);
     t.add_lora(&all_targets(4), 7).unwrap();
     assert_eq!(
@@ -141,7 +141,7 @@ fn a_merged_adapter_equals_the_on_the_fly_one() {
 }
 
 fn a_merged_adapter_equals_the_on_the_fly_one_on(dir: &std::path::Path) {
-    let mut t = load(&dir, &Device::flex());
+    let mut t = load(dir, &Device::flex());
     let base = outputs(&t);
     t.add_lora(&all_targets(4), 7).unwrap();
     randomize_b(&mut t, 3);
@@ -217,7 +217,7 @@ fn lora_gradients_match_finite_differences() {
 
 fn lora_gradients_match_finite_differences_on(dir: &std::path::Path) {
     let device = Device::flex().autodiff();
-    let mut t = load(&dir, &device).no_grad();
+    let mut t = load(dir, &device).no_grad();
     t.add_lora(&all_targets(4), 11).unwrap();
     // the frozen projections on the fused kernels, as training runs them
     t.prepare_training();
@@ -313,8 +313,8 @@ fn the_autodiff_forward_equals_the_inference_forward() {
 }
 
 fn the_autodiff_forward_equals_the_inference_forward_on(dir: &std::path::Path) {
-    let a = outputs(&load(&dir, &Device::flex()));
-    let mut t = load(&dir, &Device::flex().autodiff()).no_grad();
+    let a = outputs(&load(dir, &Device::flex()));
+    let mut t = load(dir, &Device::flex().autodiff()).no_grad();
     let b = outputs(&t);
     t.prepare_training();
     let c = outputs(&t);

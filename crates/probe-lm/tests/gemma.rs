@@ -204,8 +204,14 @@ fn gemma3_270m_gguf_tokenizes_and_continues_greedily_as_transformers() {
             .collect();
         // one prompt at a time, as transformers ran them, and all three in a padded batch
         for (g, ids) in reference.greedy.iter().zip(&prompts) {
-            let out = probe_lm::generate(&model.transformer, tok, &[ids.clone()], &params, |_| {})
-                .unwrap();
+            let out = probe_lm::generate(
+                &model.transformer,
+                tok,
+                std::slice::from_ref(ids),
+                &params,
+                |_| {},
+            )
+            .unwrap();
             assert_eq!(
                 out[0].token_ids, g.continuation,
                 "{dtype:?}: {:?}",
