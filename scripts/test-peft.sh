@@ -11,4 +11,5 @@ if ! [[ -x $PY ]] || ! "$PY" -c 'import torch, transformers, peft, gguf' 2>/dev/
 fi
 bash scripts/setup.sh >/dev/null
 cargo build --release --quiet -p probe-cli
-"$PY" scripts/peft_parity.py target/release/probe models/SmolLM2-135M-Instruct.Q4_1.gguf target/peft-parity
+"$PY" scripts/peft_parity.py target/release/probe models/SmolLM2-135M-Instruct.Q4_1.gguf target/peft-parity llama
+"$PY" scripts/peft_parity.py target/release/probe models/gemma-3-270m-q4_k_m.gguf target/peft-parity gemma3
