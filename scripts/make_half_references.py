@@ -9,7 +9,10 @@ transformers on the CPU:
 Inputs are the shared references' (a batch of 2, the second left-padded). Each variant stores,
 as f32: `embed`, `blocks.{l}.hook_resid_post` (l < L-1), `blocks.{l}.mlp.hook_post`, `logits`.
 
-  .venv-torch/bin/python scripts/make_half_references.py ../shared/reference crates/probe-lm/tests/fixtures/half
+  .venv-torch/bin/python scripts/make_half_references.py ../shared/reference crates/probe-lm/tests/fixtures/half [NAME...]
+
+NAMEs (default: all) are tiny-llama, tiny-qwen2, tiny-mistral (in ../shared/reference) and
+tiny-gemma2, tiny-gemma3 (in crates/probe-lm/tests/fixtures, beside `half/`).
 """
 import sys
 from pathlib import Path
@@ -43,11 +46,11 @@ def run(model, ids, mask):
     return t
 
 
-def main(ref_dir, out_dir):
+def main(ref_dir, out_dir, names):
     torch.manual_seed(0)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ["tiny-llama", "tiny-qwen2", "tiny-mistral"]:
-        d = ref_dir / name
+    for name in names or ["tiny-llama", "tiny-qwen2", "tiny-mistral", "tiny-gemma2", "tiny-gemma3"]:
+        d = (out_dir.parent if "gemma" in name else ref_dir) / name
         r = load_file(d / "reference.safetensors")
         ids, mask = r["input_ids"], r["attention_mask"]
         tensors = {"input_ids": ids, "attention_mask": mask}
@@ -68,4 +71,4 @@ def main(ref_dir, out_dir):
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:])

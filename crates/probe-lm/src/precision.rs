@@ -161,6 +161,18 @@ impl Precision {
         }
     }
 
+    /// The 16-bit type the weights are rounded to, if any: the compute type in half
+    /// precision, the matrices' half type under `--dtype bf16` / `f16` on the CPU. Vectors
+    /// (norms, biases) are rounded to it too, as `model.to(dtype)` rounds every parameter.
+    pub fn weight_rounding(&self) -> Option<DType> {
+        match (self.compute, self.matrices) {
+            (DType::BF16 | DType::F16, _) => Some(self.compute),
+            (_, MatrixStorage::Half(GgmlType::BF16)) => Some(DType::BF16),
+            (_, MatrixStorage::Half(GgmlType::F16)) => Some(DType::F16),
+            _ => None,
+        }
+    }
+
     /// Bytes per element of the compute type.
     pub fn compute_bytes(&self) -> usize {
         self.compute.size()

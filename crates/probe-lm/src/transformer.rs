@@ -867,12 +867,12 @@ impl Transformer {
                 .reshape([b, rows, self.config.vocab_size]),
             (None, _) => unreachable!("an embedding holds a table"),
         };
-        let logits = logits.cast(DType::F32);
-        Some(match self.config.switches.final_logit_softcap {
-            // Gemma: `cap · tanh(logits / cap)`, in the logits' type (f32 here)
+        // Gemma: `cap · tanh(logits / cap)` in the compute type, as transformers caps them
+        let logits = match self.config.switches.final_logit_softcap {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
             None => logits,
-        })
+        };
+        Some(logits.cast(DType::F32))
     }
 }
 

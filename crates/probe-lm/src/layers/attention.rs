@@ -258,15 +258,39 @@ impl Attention {
     ) -> Tensor<4> {
         let (k, v) = self.expand_kv(k, v);
         let dtype = q.dtype();
-        let (q, k, v) = (q.cast(DType::F32), k.cast(DType::F32), v.cast(DType::F32));
-        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(self.scale);
         if let Some(cap) = self.softcap {
-            scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+            return Self::eager_softcapped(q, k, v, mask, self.scale, cap);
         }
+        let (q, k, v) = (q.cast(DType::F32), k.cast(DType::F32), v.cast(DType::F32));
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(self.scale);
         // A large finite fill (not -inf) keeps fully masked rows (left padding) finite:
         // they become uniform instead of NaN, and NaN would leak through 0·NaN later.
         let [b, h, sq, t] = scores.dims();
         let scores = scores.mask_fill(mask.expand([b, h, sq, t]), -1.0e30);
         softmax(scores, 3).matmul(v).cast(dtype)
+    }
+
+    /// Soft-capped attention as transformers computes it (eagerly, Gemma 2 has no fused
+    /// kernel): every step in the activations' type, the softmax in f32 and rounded back.
+    /// In f32 this is the plain computation.
+    fn eager_softcapped(
+        q: Tensor<4>,
+        k: Tensor<4>,
+        v: Tensor<4>,
+        mask: Tensor<4, Bool>,
+        scale: f64,
+        cap: f64,
+    ) -> Tensor<4> {
+        let dtype = q.dtype();
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(scale)
+            .div_scalar(cap)
+            .tanh()
+            .mul_scalar(cap)
+            .cast(DType::F32);
+        let [b, h, sq, t] = scores.dims();
+        let scores = scores.mask_fill(mask.expand([b, h, sq, t]), -1.0e30);
+        softmax(scores, 3).cast(dtype).matmul(v)
     }
 }

@@ -44,10 +44,29 @@ pub(crate) struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    /// A vector (norm weight, bias) in the compute type.
+    /// A vector (norm weight, bias) in the compute type, rounded as the weights are.
     pub fn vector(&self, name: &str, len: usize) -> Result<Tensor<1>> {
         let raw = self.weights.copied(name, &[len])?;
-        Ok(self.upload(raw))
+        let t: Tensor<1> = self.upload(raw);
+        Ok(match self.precision.weight_rounding() {
+            Some(half) if half != t.dtype() => t.cast(half).cast(self.precision.compute),
+            _ => t,
+        })
+    }
+
+    /// A vector as f32 values, rounded as the weights are (Gemma's norms, which add 1 in f32).
+    pub fn vector_f32(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let mut values = self.weights.get(name, &[len])?.data;
+        match self.precision.weight_rounding() {
+            Some(DType::BF16) => values
+                .iter_mut()
+                .for_each(|v| *v = half::bf16::from_f32(*v).to_f32()),
+            Some(DType::F16) => values
+                .iter_mut()
+                .for_each(|v| *v = half::f16::from_f32(*v).to_f32()),
+            _ => {}
+        }
+        Ok(values)
     }
 
     /// A stored tensor on the device in the compute type, its bytes moved as they are where

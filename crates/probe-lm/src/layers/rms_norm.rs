@@ -38,7 +38,7 @@ impl RmsNorm {
         if !switches.norm_in_f32 {
             return Self::load(loader, name, dim, eps);
         }
-        let mut weight = loader.weights.get(name, &[dim])?.data;
+        let mut weight = loader.vector_f32(name, dim)?;
         // transformers: `1.0 + self.weight.float()`
         for w in &mut weight {
             *w += switches.norm_weight_offset;
