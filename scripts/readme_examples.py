@@ -12,8 +12,8 @@ blocks through `python3` in that session. What the script supplies, and says so 
 
 * `probe` on the PATH: the binary of this checkout's build (`$CARGO_TARGET_DIR` or `target/`),
   standing in for `cargo install --path crates/probe-cli`;
-* `models/`: the embedded default model, linked from this checkout when present (else the
-  demo's `scripts/setup.sh` fetches it); `../shared`: linked beside the clone when present;
+* `models/`: the embedded default model and Gemma 3 270M, linked from this checkout when
+  present (else the demo's `scripts/setup.sh` fetches them); `../shared`: linked beside the clone when present;
 * offline, `probe data fetch wahl-o-mat YEAR NAME` is replaced by a copy of
   `../shared/data/wahl-o-mat/YEAR-NAME` (the fetch needs the internet);
 * Python blocks run where `numpy` and `safetensors` import (else in a venv under
@@ -171,9 +171,11 @@ def main() -> int:
     bin_dir = work / "bin"
     bin_dir.mkdir()
     (bin_dir / "probe").symlink_to(binary)
-    model = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if model.is_file():
-        (clone / "models" / model.name).symlink_to(model)
+    # the models scripts/setup.sh fetches (the demo, which the README runs first, calls it)
+    for name in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"]:
+        model = ROOT / "models" / name
+        if model.is_file():
+            (clone / "models" / model.name).symlink_to(model)
     shared = ROOT.parent / "shared"
     if shared.is_dir():
         (work / "shared").symlink_to(shared)
