@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use probe_lm::layers::attention::SdpaKernel;
-use probe_lm::{HookPoint, HookSpec, LoadOptions, Logits, Model};
+use probe_lm::{LoadOptions, Model};
 
 const LOGITS_MAX_ABS: f32 = 1e-3;
 const HIDDEN_MAX_REL: f32 = 1e-4;
@@ -22,63 +22,33 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Every hook tensor and the logits of `model` against `reference`; returns how many tensors
-/// were compared.
-fn check(model: &Model, reference: &Path) -> usize {
-    let r = read_reference(reference);
-    let (batch, mask) = batch_from_reference(&r);
-    assert!(batch.pad_lens.iter().any(|&p| p > 0), "a padded batch");
-    let n_layers = model.config().num_layers;
+/// Every hook tensor and all logits of `model` against `reference`, whose left-padded batch
+/// is longer than the model's window.
+fn check(model: &Model, reference: &Path) {
+    let e = compare_with_reference(model, reference, HIDDEN_MAX_REL);
+    assert!(e.pad_lens.iter().any(|&p| p > 0), "a padded batch");
     assert!(
-        batch.seq_len > model.config().sliding_window.unwrap(),
+        e.seq_len > model.config().sliding_window.unwrap(),
         "the window must be shorter than the sequences"
     );
-    let mut hooks = HookSpec::from_points([HookPoint::Embed]);
-    for l in 0..n_layers {
-        hooks.insert(HookPoint::ResidPost(l));
-        hooks.insert(HookPoint::MlpPost(l));
-    }
-    let out = model
-        .transformer
-        .forward(&batch, &hooks, Logits::All)
-        .unwrap();
-    let mut checked = 0;
-    let mut worst = 0f32;
-    for (name, t) in &r {
-        let point = match name.as_str() {
-            "embed" => HookPoint::Embed,
-            other => match HookPoint::parse(other, n_layers) {
-                Ok(p) => p,
-                Err(_) => continue,
-            },
-        };
-        let ours = to_vec(out.cache.get(point).unwrap());
-        let (abs, rel) = compare_masked(&ours, &t.f32, &t.shape, &mask);
-        assert!(
-            rel <= HIDDEN_MAX_REL,
-            "{}: {name} rel err {rel:e} (abs {abs:e})",
-            reference.display()
-        );
-        worst = worst.max(rel);
-        checked += 1;
-    }
-    let logits = to_vec(out.logits.as_ref().unwrap());
-    let want = &r["logits"];
-    let (abs, rel) = compare_masked(&logits, &want.f32, &want.shape, &mask);
-    assert!(
-        abs <= LOGITS_MAX_ABS && rel <= HIDDEN_MAX_REL,
-        "logits max abs err {abs:e}, rel {rel:e}"
-    );
     assert_eq!(
-        checked,
-        1 + 2 * n_layers,
+        e.checked,
+        1 + 2 * model.config().num_layers,
         "every block's hooks were compared"
     );
-    eprintln!(
-        "{}: {checked} hook tensors (worst rel err {worst:.1e}), logits rel err {rel:.1e}",
-        reference.display()
+    assert!(
+        e.logits_abs <= LOGITS_MAX_ABS && e.logits_rel <= HIDDEN_MAX_REL,
+        "logits max abs err {:e}, rel {:e}",
+        e.logits_abs,
+        e.logits_rel
     );
-    checked
+    eprintln!(
+        "{}: {} hook tensors (worst rel err {:.1e}), logits rel err {:.1e}",
+        reference.display(),
+        e.checked,
+        e.worst_rel,
+        e.logits_rel
+    );
 }
 
 /// Both attention kernels: probe's fused CPU kernel and the composed ops (libtorch, autodiff),

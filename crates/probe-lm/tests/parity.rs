@@ -8,63 +8,26 @@ use std::path::Path;
 
 use common::*;
 use probe_lm::layers::attention::SdpaKernel;
-use probe_lm::{HookPoint, HookSpec, LoadOptions, Logits, Model};
+use probe_lm::{LoadOptions, Model};
 
 const LOGITS_MAX_ABS: f32 = 1e-3;
 const HIDDEN_MAX_REL: f32 = 1e-4;
 
 /// Runs the model on the reference batch and checks every stored tensor.
 fn check_against(model: &Model, reference: &Path) {
-    let r = read_reference(reference);
-    let (batch, mask) = batch_from_reference(&r);
-    let n_layers = model.config().num_layers;
-    let mut hooks = HookSpec::from_points([HookPoint::Embed]);
-    for l in 0..n_layers {
-        hooks.insert(HookPoint::ResidPost(l));
-        hooks.insert(HookPoint::MlpPost(l));
-    }
-    let full_logits = r["logits"].shape[1] == batch.seq_len;
-    let which = if full_logits {
-        Logits::All
-    } else {
-        Logits::Last
-    };
-    let out = model.transformer.forward(&batch, &hooks, which).unwrap();
-    let mut checked = 0;
-    let mut worst_rel = 0f32;
-    for (name, t) in &r {
-        let point = if name == "embed" {
-            HookPoint::Embed
-        } else if let Ok(p) = HookPoint::parse(name, n_layers) {
-            p
-        } else {
-            continue;
-        };
-        let ours = to_vec(out.cache.get(point).unwrap());
-        let (abs, rel) = compare_masked(&ours, &t.f32, &t.shape, &mask);
-        assert!(
-            rel <= HIDDEN_MAX_REL,
-            "{}: {name} rel err {rel:e} (abs {abs:e})",
-            reference.display()
-        );
-        worst_rel = worst_rel.max(rel);
-        checked += 1;
-    }
-    let logits = to_vec(out.logits.as_ref().unwrap());
-    let lref = &r["logits"];
-    let (abs, _) = if full_logits {
-        compare_masked(&logits, &lref.f32, &lref.shape, &mask)
-    } else {
-        compare_masked(&logits, &lref.f32, &lref.shape, &vec![1; lref.shape[0]])
-    };
+    let e = compare_with_reference(model, reference, HIDDEN_MAX_REL);
     assert!(
-        abs <= LOGITS_MAX_ABS,
-        "{}: logits max abs err {abs:e}",
-        reference.display()
+        e.logits_abs <= LOGITS_MAX_ABS,
+        "{}: logits max abs err {:e}",
+        reference.display(),
+        e.logits_abs
     );
     eprintln!(
-        "{}: {checked} hook tensors (worst rel err {worst_rel:.2e}) + logits (max abs err {abs:.2e}) within bounds",
-        reference.display()
+        "{}: {} hook tensors (worst rel err {:.2e}) + logits (max abs err {:.2e}) within bounds",
+        reference.display(),
+        e.checked,
+        e.worst_rel,
+        e.logits_abs
     );
 }
 

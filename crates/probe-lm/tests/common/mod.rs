@@ -85,6 +85,80 @@ pub fn batch_from_reference(r: &HashMap<String, RefTensor>) -> (probe_lm::Batch,
     (batch, mask.i64.clone())
 }
 
+/// How far a model's forward is from a transformers reference file.
+pub struct ReferenceErrors {
+    /// Hook tensors compared (`embed`, `blocks.{l}.hook_resid_post`, `blocks.{l}.mlp.hook_post`).
+    pub checked: usize,
+    pub worst_rel: f32,
+    pub logits_abs: f32,
+    pub logits_rel: f32,
+    /// The reference batch: its padded length and leading pads.
+    pub seq_len: usize,
+    pub pad_lens: Vec<usize>,
+}
+
+/// Runs `model` on a reference's left-padded batch with every hook the reference stores,
+/// asserting each hook tensor within `hidden_max_rel` (‖ours − ref‖∞ / ‖ref‖∞ over the real
+/// positions; the message names the tensor), and measures the logits (all positions, or the
+/// last, as the reference stores them).
+pub fn compare_with_reference(
+    model: &probe_lm::Model,
+    reference: &std::path::Path,
+    hidden_max_rel: f32,
+) -> ReferenceErrors {
+    use probe_lm::{HookPoint, HookSpec, Logits};
+    let r = read_reference(reference);
+    let (batch, mask) = batch_from_reference(&r);
+    let n_layers = model.config().num_layers;
+    let mut hooks = HookSpec::from_points([HookPoint::Embed]);
+    for l in 0..n_layers {
+        hooks.insert(HookPoint::ResidPost(l));
+        hooks.insert(HookPoint::MlpPost(l));
+    }
+    let full_logits = r["logits"].shape[1] == batch.seq_len;
+    let which = if full_logits {
+        Logits::All
+    } else {
+        Logits::Last
+    };
+    let out = model.transformer.forward(&batch, &hooks, which).unwrap();
+    let (mut checked, mut worst_rel) = (0, 0f32);
+    for (name, t) in &r {
+        let point = match name.as_str() {
+            "embed" => HookPoint::Embed,
+            other => match HookPoint::parse(other, n_layers) {
+                Ok(p) => p,
+                Err(_) => continue,
+            },
+        };
+        let ours = to_vec(out.cache.get(point).unwrap());
+        let (abs, rel) = compare_masked(&ours, &t.f32, &t.shape, &mask);
+        assert!(
+            rel <= hidden_max_rel,
+            "{}: {name} rel err {rel:e} (abs {abs:e})",
+            reference.display()
+        );
+        worst_rel = worst_rel.max(rel);
+        checked += 1;
+    }
+    let logits = to_vec(out.logits.as_ref().unwrap());
+    let lref = &r["logits"];
+    let rows = if full_logits {
+        mask
+    } else {
+        vec![1; lref.shape[0]]
+    };
+    let (logits_abs, logits_rel) = compare_masked(&logits, &lref.f32, &lref.shape, &rows);
+    ReferenceErrors {
+        checked,
+        worst_rel,
+        logits_abs,
+        logits_rel,
+        seq_len: batch.seq_len,
+        pad_lens: batch.pad_lens,
+    }
+}
+
 pub struct RefTensor {
     pub shape: Vec<usize>,
     pub f32: Vec<f32>,
