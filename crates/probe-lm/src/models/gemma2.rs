@@ -50,7 +50,7 @@ pub(crate) fn gemma_from_hf(
     architecture: Architecture,
     defaults: &GemmaDefaults,
 ) -> Result<ModelConfig> {
-    // the sizes both configs default to (Gemma 2 2B's and Gemma 3 4B's text model's)
+    // both configs default to Gemma 2 2B's sizes
     let num_layers = hf.num_hidden_layers.unwrap_or(26);
     let num_heads = hf.num_attention_heads.unwrap_or(8);
     // transformers' Gemma configs default the head size to 256, not hidden / heads
@@ -121,7 +121,6 @@ pub(crate) fn gemma_gguf_switches(
 ) {
     let num = |key: &str| file.meta(&format!("{arch}.{key}")).and_then(|v| v.as_f64());
     config.sliding_window = num("attention.sliding_window").map(|w| w as usize);
-    config.tie_word_embeddings = file.tensor_info("output.weight").is_none();
     let query_scalar = if config.num_layers == large_layers {
         (config.hidden_size / config.num_heads) as f64
     } else {
