@@ -194,6 +194,9 @@ impl ModelConfig {
         if !(self.rms_norm_eps > 0.0 && self.rope_theta > 0.0) {
             return bad("rms_norm_eps and rope_theta must be positive".into());
         }
+        if self.sliding_window == Some(0) {
+            return bad("sliding_window must be positive".into());
+        }
         let s = &self.switches;
         if !s.layer_types.is_empty() && s.layer_types.len() != self.num_layers {
             return bad(format!(
