@@ -869,7 +869,7 @@ impl Transformer {
         };
         // Gemma: `cap · tanh(logits / cap)` in the compute type, as transformers caps them
         let logits = match self.config.switches.final_logit_softcap {
-            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            Some(cap) => crate::layers::soft_cap(logits, cap),
             None => logits,
         };
         Some(logits.cast(DType::F32))

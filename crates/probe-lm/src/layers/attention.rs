@@ -282,13 +282,9 @@ impl Attention {
         cap: f64,
     ) -> Tensor<4> {
         let dtype = q.dtype();
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar(scale)
-            .div_scalar(cap)
-            .tanh()
-            .mul_scalar(cap)
-            .cast(DType::F32);
+        let scores = q.matmul(k.swap_dims(2, 3));
+        let scores = super::scalar_op(scores, |t| t.mul_scalar(scale));
+        let scores = super::soft_cap(scores, cap).cast(DType::F32);
         let [b, h, sq, t] = scores.dims();
         let scores = scores.mask_fill(mask.expand([b, h, sq, t]), -1.0e30);
         softmax(scores, 3).cast(dtype).matmul(v)

@@ -25,6 +25,24 @@ pub(crate) fn to_device<const D: usize>(t: HostTensor, device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(t.data, t.shape), device)
 }
 
+/// `op` (a tensor-by-scalar operation) in f32, rounded once to `t`'s type: what PyTorch does for
+/// a half tensor and a Python float, where burn would round the scalar to the tensor's type
+/// first (`1/√24` is not a bf16 number). A no-op cast in f32.
+pub(crate) fn scalar_op<const D: usize>(
+    t: Tensor<D>,
+    op: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
+    let dtype = t.dtype();
+    op(t.cast(DType::F32)).cast(dtype)
+}
+
+/// Gemma's soft-capping, `cap · tanh(t / cap)`, each step rounded to `t`'s type as PyTorch's
+/// `t / cap`, `torch.tanh`, `* cap` round.
+pub(crate) fn soft_cap<const D: usize>(t: Tensor<D>, cap: f64) -> Tensor<D> {
+    let t = scalar_op(t, |t| t.div_scalar(cap)).tanh();
+    scalar_op(t, |t| t.mul_scalar(cap))
+}
+
 /// A weight matrix as the model holds it (built once per tensor at load time, so the size of
 /// a burn tensor handle beside an `Arc` does not matter).
 #[derive(Debug, Clone)]
