@@ -164,8 +164,13 @@ fn decoding_selected_rows_of_a_prefill_equals_generating_them() {
     assert!(kv.select_rows(&[3]).is_err());
 }
 
-/// `fast_decode` (8-bit activations in decoding steps, as llama.cpp) against exact decoding:
-/// the first step's logits stay close, and the well-separated continuation is the same.
+/// `fast_decode` (8-bit activations in decoding steps, as llama.cpp) against exact decoding on
+/// every reference prompt: the first step picks the same token, its next-token distribution
+/// stays close, and the well-separated continuation is the same. That the kernels compute
+/// exactly the rounded activations' products is the unit test
+/// `eight_bit_decoding_kernels_stay_within_their_rounding`; here the rounding's effect on the
+/// model is bounded. The rounding mostly shifts every logit alike (SmolLM2: +0.34 on prompt 0),
+/// which softmax ignores, so the bars are on log-probabilities.
 #[test]
 fn fast_decoding_stays_close_to_exact_decoding() {
     let (Some(p), Some(mut model)) = (load_prompts(), load_model_as(probe_lm::DtypeChoice::Native))
@@ -175,33 +180,58 @@ fn fast_decoding_stays_close_to_exact_decoding() {
     if test_device() != probe_lm::burn::tensor::Device::flex() {
         return;
     }
-    let ids = p.token_ids[0].clone();
-    let batch = Batch::left_padded(std::slice::from_ref(&ids), 0).unwrap();
-    let step = |model: &Model| {
-        let (logits, mut kv) = model.transformer.prefill(&batch).unwrap();
-        let next = to_vec(&logits)
-            .iter()
+    let argmax = |v: &[f32]| {
+        v.iter()
             .enumerate()
             .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
-            .0 as u32;
+            .0
+    };
+    let log_softmax = |v: Vec<f32>| {
+        let max = v.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
+        let lse = max + v.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
+        v.into_iter().map(|x| x as f64 - lse).collect::<Vec<f64>>()
+    };
+    let step = |model: &Model, ids: &[u32]| {
+        let batch = Batch::left_padded(&[ids.to_vec()], 0).unwrap();
+        let (logits, mut kv) = model.transformer.prefill(&batch).unwrap();
+        let next = argmax(&to_vec(&logits)) as u32;
         to_vec(&model.transformer.decode_step(&[next], &mut kv).unwrap())
     };
-    let exact = step(&model);
-    model.transformer.set_fast_decode(true);
-    let fast = step(&model);
-    let worst = exact
-        .iter()
-        .zip(&fast)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    let range = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
-    eprintln!(
-        "fast vs exact decoding step: logits max abs diff {worst:.3} (|logits| ≤ {range:.1})"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        assert!(worst > 0.0, "fast decoding did not take the 8-bit kernels");
+    for ids in &p.token_ids {
+        model.transformer.set_fast_decode(false);
+        let exact = step(&model, ids);
+        model.transformer.set_fast_decode(true);
+        let fast = step(&model, ids);
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            assert_ne!(exact, fast, "fast decoding did not take the 8-bit kernels");
+        }
+        assert_eq!(
+            argmax(&fast),
+            argmax(&exact),
+            "fast decoding changed the next token"
+        );
+        let (exact, fast) = (log_softmax(exact), log_softmax(fast));
+        let kl: f64 = exact
+            .iter()
+            .zip(&fast)
+            .map(|(e, f)| e.exp() * (e - f))
+            .sum();
+        // Over the tokens with probability above 1e-4 (the ones sampling can reach).
+        let worst = exact
+            .iter()
+            .zip(&fast)
+            .filter(|(e, _)| **e > 1e-4f64.ln())
+            .fold(0f64, |m, (e, f)| m.max((e - f).abs()));
+        eprintln!(
+            "fast vs exact decoding step ({} prompt tokens): KL {kl:.2e} nats, \
+             log-probabilities of tokens above 1e-4 within {worst:.3}",
+            ids.len()
+        );
+        assert!(kl < 1e-2, "next-token KL {kl}");
+        assert!(worst < 0.75, "a log-probability moved by {worst}");
     }
-    assert!(worst < 0.02 * range, "logits moved by {worst}");
+    let ids = p.token_ids[0].clone();
     let tok = model.tokenizer().unwrap();
     let g = generate(&model.transformer, tok, &[ids], &greedy_12(), |_| {}).unwrap();
     assert!(g[0].text.starts_with(" Paris."), "{:?}", g[0].text);

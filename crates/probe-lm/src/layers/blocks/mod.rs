@@ -335,6 +335,38 @@ pub(crate) mod tests {
                     m.dequantize_rows(0, m.rows, &mut w);
                     for r in 0..n {
                         let xr = &x[r * cols..][..cols];
+                        // Exactly: the dequantized weights times the rounded activations, up
+                        // to f32 summation, for every kernel this CPU runs (a saturating or
+                        // misplaced integer step would show here, not in the rounding bound).
+                        let q = q8::Q8Row::new(xr);
+                        let rounded: Vec<f32> =
+                            q.q.iter()
+                                .enumerate()
+                                .map(|(k, &v)| v as f32 * q.d[k / 32])
+                                .collect();
+                        let emulated = reference(&m, &rounded, 1);
+                        for (name, kernel) in q8::available() {
+                            for o in 0..m.rows {
+                                let magnitude: f32 = w[o * cols..][..cols]
+                                    .iter()
+                                    .zip(&rounded)
+                                    .map(|(w, x)| (w * x).abs())
+                                    .sum();
+                                let row = m.row_bytes(o, 1);
+                                // SAFETY: `available` lists only kernels this CPU runs; `row`
+                                // holds whole blocks of `ty` for `q`'s length.
+                                let g = unsafe {
+                                    kernel(ty, row, &q, &crate::weights::quant::F16_TO_F32)
+                                };
+                                assert!(
+                                    (g - emulated[o]).abs() <= 1e-5 * magnitude + 1e-6,
+                                    "{name} {} cols {cols} row {o}: {g} vs the rounded \
+                                     activations' {} (Σ|w·x| {magnitude})",
+                                    ty.name(),
+                                    emulated[o]
+                                );
+                            }
+                        }
                         // Σ|w|·(step/2) over the row: the rounding's worst case.
                         let steps: Vec<f32> = xr
                             .chunks(32)

@@ -78,29 +78,31 @@ impl Q8Row {
 pub(super) type Q8Kernel = unsafe fn(GgmlType, &[u8], &Q8Row, &[f32]) -> f32;
 
 /// The best 8-bit kernel this CPU runs: VNNI's `vpdpbusd` (AVX-VNNI or AVX-512 VNNI), else
-/// AVX2's `vpmaddubsw` + `vpmaddwd`; `None` without AVX2.
+/// AVX2's `vpmaddubsw` + `vpmaddwd`; `None` without AVX2 or with `PROBE_EXACT_DECODE` set.
 pub(super) fn kernel() -> Option<Q8Kernel> {
     static KERNEL: std::sync::LazyLock<Option<Q8Kernel>> = std::sync::LazyLock::new(|| {
-        let has = |f: &str| match f {
-            "avx2" => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
-            "avxvnni" => std::is_x86_feature_detected!("avxvnni"),
-            _ => {
-                std::is_x86_feature_detected!("avx512vnni")
-                    && std::is_x86_feature_detected!("avx512vl")
-            }
-        };
-        if !has("avx2") || std::env::var_os("PROBE_EXACT_DECODE").is_some() {
+        if std::env::var_os("PROBE_EXACT_DECODE").is_some() {
             return None;
         }
-        Some(if has("avxvnni") {
-            row_avxvnni as Q8Kernel
-        } else if has("avx512vnni") {
-            row_avx512vnni as Q8Kernel
-        } else {
-            row_avx2 as Q8Kernel
-        })
+        available().last().map(|&(_, k)| k)
     });
     *KERNEL
+}
+
+/// Every 8-bit kernel this CPU can run, best last (the tests hold each to the same sums).
+pub(super) fn available() -> Vec<(&'static str, Q8Kernel)> {
+    let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    if !avx2 {
+        return Vec::new();
+    }
+    let mut kernels = vec![("avx2", row_avx2 as Q8Kernel)];
+    if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512vl") {
+        kernels.push(("avx512vnni", row_avx512vnni as Q8Kernel));
+    }
+    if std::is_x86_feature_detected!("avxvnni") {
+        kernels.push(("avxvnni", row_avxvnni as Q8Kernel));
+    }
+    kernels
 }
 
 /// The types with 8-bit decoding kernels.
