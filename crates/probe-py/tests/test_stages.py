@@ -121,7 +121,10 @@ def test_ctrl_c_stops_training_between_fits(gguf, quickstart, root, tmp_path):
     run, _ = quickstart
     cache = run.parents[1] / "cache"  # extracted by the quickstart: this call only trains
     script = textwrap.dedent(f"""
-        import time, probe
+        import signal, time, probe
+        # A suite started in the background inherits SIGINT ignored, and Python then installs
+        # no KeyboardInterrupt handler: install it, as an interactive session has it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         probe.set_progress(False)
         print("ready", flush=True)
         start = time.time()
@@ -138,7 +141,11 @@ def test_ctrl_c_stops_training_between_fits(gguf, quickstart, root, tmp_path):
     time.sleep(3)
     sent = time.time()
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # not left running on the CI machine's cores
+        raise
     assert out.strip() == "interrupted", out
     assert time.time() - sent < 15, "training stopped within a few fits"
     assert not any(tmp_path.rglob("probes.json")), "an interrupted run saves nothing"
