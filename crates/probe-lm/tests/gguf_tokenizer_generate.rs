@@ -180,12 +180,7 @@ fn fast_decoding_stays_close_to_exact_decoding() {
     if test_device() != probe_lm::burn::tensor::Device::flex() {
         return;
     }
-    let argmax = |v: &[f32]| {
-        v.iter()
-            .enumerate()
-            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
-            .0
-    };
+    let argmax = probe_lm::generate::argmax;
     let log_softmax = |v: Vec<f32>| {
         let max = v.iter().fold(f32::MIN, |m, &x| m.max(x)) as f64;
         let lse = max + v.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
@@ -194,7 +189,7 @@ fn fast_decoding_stays_close_to_exact_decoding() {
     let step = |model: &Model, ids: &[u32]| {
         let batch = Batch::left_padded(&[ids.to_vec()], 0).unwrap();
         let (logits, mut kv) = model.transformer.prefill(&batch).unwrap();
-        let next = argmax(&to_vec(&logits)) as u32;
+        let next = argmax(&to_vec(&logits));
         to_vec(&model.transformer.decode_step(&[next], &mut kv).unwrap())
     };
     for ids in &p.token_ids {

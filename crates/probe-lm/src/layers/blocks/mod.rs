@@ -345,13 +345,12 @@ pub(crate) mod tests {
                                 .map(|(k, &v)| v as f32 * q.d[k / 32])
                                 .collect();
                         let emulated = reference(&m, &rounded, 1);
+                        let magnitudes: Vec<f32> = w
+                            .chunks_exact(cols)
+                            .map(|wo| wo.iter().zip(&rounded).map(|(w, x)| (w * x).abs()).sum())
+                            .collect();
                         for (name, kernel) in q8::available() {
-                            for o in 0..m.rows {
-                                let magnitude: f32 = w[o * cols..][..cols]
-                                    .iter()
-                                    .zip(&rounded)
-                                    .map(|(w, x)| (w * x).abs())
-                                    .sum();
+                            for (o, &magnitude) in magnitudes.iter().enumerate() {
                                 let row = m.row_bytes(o, 1);
                                 // SAFETY: `available` lists only kernels this CPU runs; `row`
                                 // holds whole blocks of `ty` for `q`'s length.
