@@ -397,11 +397,19 @@ pub fn text_similarity(a: &str, b: &str) -> f64 {
     a.intersection(&b).count() as f64 / union as f64
 }
 
-/// The few-shot examples of `question` for `group`, as the alignment benchmark selects them
-/// (Meister et al. 2024, App. A.8): among the most similar other questions (`similar`, most
-/// similar first) that have this group, the `k` whose answer distributions differ most from
-/// one another — greedily, starting from the most similar, each next shot the candidate
-/// farthest (in TV) from those chosen. The question itself is never a candidate, nor is any
+/// The name `probe` gives its few-shot selection rule (CLI help, GUIDE, README): it is its
+/// own rule, not the alignment benchmark's App. A.8, which ranks neighbours with a
+/// sentence-embedding model and does not always start from the most similar question.
+pub const FEWSHOT_RULE: &str = "nearest-spread";
+
+/// The few-shot examples of `question` for `group` by [`FEWSHOT_RULE`] ("nearest-spread"):
+/// among the most similar other questions (`similar`, most similar first, from
+/// `--similarity`: a given list, TF-IDF, or the model's own activations) that have this
+/// group, the `k` whose answer distributions differ most from one another — greedily,
+/// starting from the most similar, each next shot the candidate farthest (in TV) from those
+/// chosen. Like Meister et al. 2024, App. A.8, it takes similar questions with diverse answers;
+/// unlike it, similarity is not a sentence-embedding model's and the first shot is always the
+/// most similar question. The question itself is never a candidate, nor is any
 /// question whose text is a near-duplicate of it ([`NEAR_DUPLICATE_TEXT`]) or of a more
 /// similar candidate; shots within TV 0.02 of a chosen one are skipped.
 pub fn select_shots<'a>(
@@ -507,6 +515,33 @@ pub fn select_scope_shots<'a>(
         });
     }
     shots
+}
+
+#[cfg(test)]
+mod fewshot_rule_tests {
+    /// The few-shot rule is called by its own name wherever it is described, never "as the
+    /// benchmark does" (it differs from App. A.8: see [`super::FEWSHOT_RULE`]).
+    #[test]
+    fn the_fewshot_rule_is_named_for_what_it_is() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for file in [
+            "README.md",
+            "docs/GUIDE.md",
+            "crates/probe-cli/src/commands/eval.rs",
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                !flat.contains("as the benchmark does"),
+                "{file} calls the few-shot rule the benchmark's"
+            );
+            assert!(
+                flat.contains(super::FEWSHOT_RULE),
+                "{file} does not name the few-shot rule `{}`",
+                super::FEWSHOT_RULE
+            );
+        }
+    }
 }
 
 #[cfg(test)]

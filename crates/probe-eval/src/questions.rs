@@ -67,23 +67,35 @@ pub struct ScopeReference {
     pub distribution: Vec<f64>,
 }
 
-/// The groups (`attribute=value`) whose few-shot distribution in `shots` equals (TV < 1e-9)
-/// the distribution `scored` has for the same group, or for any group: a prompt showing it
-/// would show the target its pooled cells are scored against.
+/// How close (TV) a few-shot distribution may come to a scored one before it counts as a copy
+/// of it (`--leak-tolerance`): rounded, reweighted or re-aggregated copies of a survey's vote
+/// (e.g. vote recall from the same election's survey) land within 0.02; different elections'
+/// groups are typically 0.05 or more apart.
+pub const DEFAULT_LEAK_TOLERANCE: f64 = 0.02;
+
+/// The groups (`attribute=value`) whose few-shot distribution in `shots` is within TV ≤
+/// `tolerance` of the distribution `scored` has for the same group, or for any group: a prompt
+/// showing it would show (a copy of) the target its pooled cells are scored against. Each is
+/// named with the scored group it copies and their TV.
 pub fn shot_leaks(
     shots: &[probe_data::cells::Cell],
     scored: &[probe_data::cells::Cell],
+    tolerance: f64,
 ) -> Vec<String> {
     let tv = |a: &[f64], b: &[f64]| 0.5 * a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>();
     let mut out = Vec::new();
     for s in shots {
         let Some(d) = &s.reference else { continue };
-        let hit = scored.iter().find(|r| {
-            r.reference
-                .as_ref()
-                .is_some_and(|q| q.len() == d.len() && tv(q, d) < 1e-9)
-        });
-        if let Some(r) = hit {
+        // the closest scored group, when it is within the tolerance (exact copies: TV 0)
+        let hit = scored
+            .iter()
+            .filter_map(|r| {
+                let q = r.reference.as_ref()?;
+                (q.len() == d.len()).then(|| (r, tv(q, d)))
+            })
+            .filter(|&(_, distance)| distance <= tolerance)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((r, distance)) = hit {
             let name = |c: &probe_data::cells::Cell| {
                 format!(
                     "{}={}",
@@ -92,9 +104,9 @@ pub fn shot_leaks(
                 )
             };
             out.push(if name(s) == name(r) {
-                name(s)
+                format!("{} (TV {distance:.3})", name(s))
             } else {
-                format!("{} (= {})", name(s), name(r))
+                format!("{} (≈ scored {}, TV {distance:.3})", name(s), name(r))
             });
         }
     }
@@ -426,7 +438,7 @@ impl QuestionSet {
     /// The few-shot examples of the voting question: the group distributions of `shots` (cells
     /// with `attribute`/`value` labels), each named with `source` ("Wahl 2095 – gender: eine
     /// Frau"), after checking that none of them is a distribution `scored` scores a cell
-    /// against (see [`shot_leaks`]).
+    /// against, or within TV ≤ `leak_tolerance` of one (see [`shot_leaks`]).
     pub fn set_shot_scopes(
         &mut self,
         shots: &[probe_data::cells::Cell],
@@ -434,12 +446,20 @@ impl QuestionSet {
         source: &str,
         spec: &PersonaSpec,
         language: &str,
+        leak_tolerance: f64,
     ) -> Result<()> {
-        let leaks = shot_leaks(shots, scored);
+        if !(0.0..=1.0).contains(&leak_tolerance) {
+            return Err(EvalError::Input(format!(
+                "--leak-tolerance {leak_tolerance} must be a total variation in [0, 1]"
+            )));
+        }
+        let leaks = shot_leaks(shots, scored, leak_tolerance);
         if !leaks.is_empty() {
             return Err(EvalError::Input(format!(
-                "few-shot examples from {source} would show distributions the cells are scored against ({}): \
-                 that is the answer in the prompt. Take the examples from another election or survey",
+                "few-shot examples from {source} would show distributions the cells are scored against, \
+                 or copies within TV ≤ {leak_tolerance} of them ({}): that is the answer in the prompt. \
+                 Take the examples from another election or survey (or, if these are truly \
+                 different, lower --leak-tolerance)",
                 leaks.join(", ")
             )));
         }

@@ -160,6 +160,30 @@ fn argmax(p: &[f64]) -> usize {
         .0
 }
 
+/// One answer drawn from a distribution `p` over options at temperature `t`, as the model's
+/// twins draw theirs: `t = 0` takes the most probable option; otherwise the draw is from
+/// p^(1/t), renormalized (the softmax of ln p / t: the model's tempered letter softmax when p
+/// is its letter distribution), seeded by `seed` and `key` alone. For predictors that give a
+/// distribution rather than logits (the simulation's baselines).
+pub fn draw_tempered(p: &[f64], t: f32, seed: u64, key: &str) -> usize {
+    if t == 0.0 {
+        return argmax(p);
+    }
+    let inverse = 1.0 / f64::from(t);
+    let mut q: Vec<f64> = p
+        .iter()
+        .map(|&x| if x > 0.0 { x.powf(inverse) } else { 0.0 })
+        .collect();
+    let total: f64 = q.iter().sum();
+    if !(total > 0.0 && total.is_finite()) {
+        // p^(1/t) underflowed everywhere (a tiny t): the limit is the most probable option
+        return argmax(p);
+    }
+    q.iter_mut().for_each(|x| *x /= total);
+    let mut rng = Rng::new(seed ^ stable_hash(&format!("{key}@{t}")));
+    draw(&q, rng.next_f64())
+}
+
 /// The option whose cumulative probability first exceeds `u` ∈ [0, 1).
 fn draw(p: &[f64], u: f64) -> usize {
     let mut acc = 0.0;

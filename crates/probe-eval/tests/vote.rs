@@ -238,7 +238,7 @@ fn few_shot_examples_that_show_the_scored_target_are_refused() {
         survey_cell("age", "45-54", vec![0.25, 0.25, 0.15, 0.1, 0.145, 0.105]),
     ];
     let e = set
-        .set_shot_scopes(&scored, &scored, "survey", &spec, "de")
+        .set_shot_scopes(&scored, &scored, "survey", &spec, "de", 0.02)
         .unwrap_err()
         .to_string();
     assert!(
@@ -255,12 +255,26 @@ fn few_shot_examples_that_show_the_scored_target_are_refused() {
         ),
     ];
     let e = set
-        .set_shot_scopes(&other, &scored, "wahl-2017", &spec, "de")
+        .set_shot_scopes(&other, &scored, "wahl-2017", &spec, "de", 0.02)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("gender=female (= age=45-54)"), "{e}");
+    assert!(
+        e.contains("gender=female (≈ scored age=45-54, TV 0.000)"),
+        "{e}"
+    );
+    // a rounded, reweighted copy of the scored women's vote (recall from the same election's
+    // survey): not identical, TV 0.01 — still the answer in the prompt
+    other[1] = survey_cell("gender", "female", vec![0.31, 0.195, 0.245, 0.1, 0.1, 0.05]);
+    let e = set
+        .set_shot_scopes(&other, &scored, "recall-2021", &spec, "de", 0.02)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gender=female (TV 0.010)"), "{e}");
+    // with a tolerance below its distance it passes (the user's explicit call)
+    set.set_shot_scopes(&other, &scored, "recall-2021", &spec, "de", 0.005)
+        .unwrap();
     other[1] = survey_cell("gender", "female", vec![0.35, 0.2, 0.2, 0.1, 0.1, 0.05]);
-    set.set_shot_scopes(&other, &scored, "wahl-2017", &spec, "de")
+    set.set_shot_scopes(&other, &scored, "wahl-2017", &spec, "de", 0.02)
         .unwrap();
     assert!(
         set.scopes

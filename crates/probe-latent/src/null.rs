@@ -4,7 +4,12 @@
 //! probes trained on labels shuffled within statements (`probe train --null-seeds`), which keep
 //! the residual stream's anisotropy.
 
+use probe_lm::burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+
+use crate::{cosine_scan, LatentError, PartyDirection, Result};
+
+pub use probe_metrics::permutation::{null_size_for, smallest_p, Verdict, ALPHA};
 
 /// The observed statistic against a null sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +23,11 @@ pub struct ChanceTest {
     pub z: f64,
     /// (1 + #{null ≥ observed}) / (1 + n): the permutation p-value.
     pub p: f64,
+    /// What the test can say at α = [`ALPHA`]: a null of n samples cannot give p below
+    /// 1/(n + 1), so with n + 1 ≤ 1/α the answer is "undetermined", never "not above".
+    /// (Absent in files of older versions: read as undetermined.)
+    #[serde(default)]
+    pub verdict: Verdict,
 }
 
 /// Mean of the `k` largest values of `cos` (the joint top-k selection's mean cosine).
@@ -35,6 +45,7 @@ pub fn chance_test(observed: f64, null: &[f64]) -> ChanceTest {
     let mean = null.iter().sum::<f64>() / n.max(1) as f64;
     let sd = (null.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64).sqrt();
     let at_least = null.iter().filter(|&&x| x >= observed).count();
+    let p = (1 + at_least) as f64 / (1 + n) as f64;
     ChanceTest {
         observed,
         n,
@@ -45,8 +56,87 @@ pub fn chance_test(observed: f64, null: &[f64]) -> ChanceTest {
         } else {
             f64::NAN
         },
-        p: (1 + at_least) as f64 / (1 + n) as f64,
+        p,
+        verdict: Verdict::of(p, n, ALPHA),
     }
+}
+
+/// One party's selection against chance (see [`party_chance_tests`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartyChance {
+    /// Against random unit directions.
+    pub random: Option<ChanceTest>,
+    /// Against this party's own label-shuffled probes' directions (one per seed).
+    pub shuffled: Option<ChanceTest>,
+    /// Both nulls together ([`Verdict::all`]).
+    pub verdict: Verdict,
+}
+
+/// Tests each party's joint top-`k` mean cosine against two nulls: `n_random` random unit
+/// directions (seeded, the same for every party), and the directions of that party's own
+/// label-shuffled probes, `shuffled[seed][party]`. Each party is held to its own shuffled
+/// probes, not all parties' pooled: a pooled null mixes parties whose shuffled directions
+/// differ in kind, and its size (seeds × parties) would not be the number of independent
+/// permutations the test rests on.
+pub fn party_chance_tests(
+    directions: &[PartyDirection],
+    shuffled: &[Vec<Vec<f32>>],
+    value_vectors: &[(usize, Tensor<2>)],
+    k: usize,
+    n_random: usize,
+    device: &Device,
+) -> Result<Vec<PartyChance>> {
+    let Some(first) = directions.first() else {
+        return Err(LatentError::Input("no probe directions".into()));
+    };
+    let dim = first.direction.len();
+    if let Some(bad) = shuffled.iter().find(|seed| seed.len() != directions.len()) {
+        return Err(LatentError::Input(format!(
+            "label-shuffled probes name {} parties, the probes {}",
+            bad.len(),
+            directions.len()
+        )));
+    }
+    let observed_table = cosine_scan(directions, value_vectors, device)?;
+    let means = |dirs: Vec<Vec<f32>>| -> Result<Vec<f64>> {
+        if dirs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dirs: Vec<PartyDirection> = dirs
+            .into_iter()
+            .enumerate()
+            .map(|(i, direction)| PartyDirection {
+                party: format!("null{i}"),
+                source: "null".into(),
+                direction,
+            })
+            .collect();
+        let t = cosine_scan(&dirs, value_vectors, device)?;
+        Ok((0..dirs.len()).map(|i| top_k_mean(t.party(i), k)).collect())
+    };
+    let random = means(random_directions(n_random, dim, 0))?;
+    // one scan for every seed and party: index seed · parties + party
+    let shuffled_means = means(shuffled.iter().flatten().cloned().collect())?;
+    let parties = directions.len();
+    Ok((0..parties)
+        .map(|p| {
+            let observed = top_k_mean(observed_table.party(p), k);
+            let random = (!random.is_empty()).then(|| chance_test(observed, &random));
+            let own: Vec<f64> = shuffled_means
+                .iter()
+                .skip(p)
+                .step_by(parties)
+                .copied()
+                .collect();
+            let shuffled = (!own.is_empty()).then(|| chance_test(observed, &own));
+            let verdict = Verdict::all(random.iter().chain(shuffled.iter()).map(|t| t.verdict));
+            PartyChance {
+                random,
+                shuffled,
+                verdict,
+            }
+        })
+        .collect())
 }
 
 /// `n` random unit directions of dimension `dim` (Gaussian, seeded).
@@ -87,6 +177,30 @@ mod tests {
         assert!((t.z - 3.0).abs() < 1e-12);
         let t = chance_test(0.15, &[0.1, 0.2, 0.3]);
         assert_eq!(t.p, 0.75);
+    }
+
+    /// A null of 19 cannot give p < 0.05 (1/20 = 0.05), one of 20 can (1/21); an observation
+    /// beyond a too-small null is "undetermined", never "above" or "not above".
+    #[test]
+    fn verdicts_reach_both_answers_and_say_undetermined_for_small_nulls() {
+        assert_eq!(null_size_for(0.05), 20);
+        let null = |n: usize| (0..n).map(|i| i as f64 / n as f64).collect::<Vec<_>>();
+        let t = chance_test(2.0, &null(19));
+        assert_eq!((t.p, t.verdict), (0.05, Verdict::Undetermined));
+        let t = chance_test(2.0, &null(20));
+        assert!(t.p < 0.05);
+        assert_eq!(t.verdict, Verdict::Above);
+        let t = chance_test(0.5, &null(20));
+        assert_eq!(t.verdict, Verdict::NotAbove);
+        // the pooled-null floor of the old default: 3 seeds × 6 parties = 18 → p ≥ 1/19
+        let t = chance_test(2.0, &null(18));
+        assert_eq!(t.verdict, Verdict::Undetermined);
+        assert!(Verdict::Undetermined.describe(18).contains("0.053"));
+        use Verdict::*;
+        assert_eq!(Verdict::all([Above, Above]), Above);
+        assert_eq!(Verdict::all([Above, Undetermined]), Undetermined);
+        assert_eq!(Verdict::all([Undetermined, NotAbove]), NotAbove);
+        assert_eq!(Verdict::all([]), Undetermined);
     }
 
     /// Random unit vectors of dimension 576 have cosines with a fixed direction of spread

@@ -59,27 +59,8 @@ pub fn agreement(
             }
         }
     }
-    let weight = |r: usize| weights.map_or(1.0, |w| w[r]);
-    // Per item over the respondents `rows` (a resample may repeat one): (accuracy, rmse),
-    // `None` when no respondent in it answered in both tables.
-    let item_stats = |i: usize, rows: &[usize]| -> Option<(f64, Option<f64>)> {
-        let (mut w_sum, mut hits, mut sq) = (0.0, 0.0, 0.0);
-        for &r in rows {
-            let (Some(a), Some(b)) = (real[r][i], simulated[r][i]) else {
-                continue;
-            };
-            let w = weight(r);
-            w_sum += w;
-            hits += w * f64::from(u8::from(a == b));
-            if let Some(v) = &items[i].values {
-                sq += w * (v[a] - v[b]).powi(2);
-            }
-        }
-        (w_sum > 0.0).then(|| {
-            let rmse = items[i].values.as_ref().map(|_| (sq / w_sum).sqrt());
-            (hits / w_sum, rmse)
-        })
-    };
+    let item_stats =
+        |i: usize, rows: &[usize]| item_agreement(items, real, simulated, weights, i, rows);
     let means = |rows: &[usize]| -> (Option<f64>, Option<f64>) {
         let stats: Vec<(f64, Option<f64>)> = (0..items.len())
             .filter_map(|i| item_stats(i, rows))
@@ -130,6 +111,35 @@ pub fn agreement(
             Some(v) => Some(interval(v, draws.iter().filter_map(|d| d.1).collect())?),
             None => None,
         },
+    })
+}
+
+/// Item `i`'s (accuracy, RMSE) over the respondents `rows` (a resample may repeat one),
+/// weighted; `None` when no respondent in it answered in both tables. The tables are checked
+/// by the caller.
+pub(crate) fn item_agreement(
+    items: &[ItemScale],
+    real: &[Vec<Option<usize>>],
+    simulated: &[Vec<Option<usize>>],
+    weights: Option<&[f64]>,
+    i: usize,
+    rows: &[usize],
+) -> Option<(f64, Option<f64>)> {
+    let (mut w_sum, mut hits, mut sq) = (0.0, 0.0, 0.0);
+    for &r in rows {
+        let (Some(a), Some(b)) = (real[r][i], simulated[r][i]) else {
+            continue;
+        };
+        let w = weights.map_or(1.0, |w| w[r]);
+        w_sum += w;
+        hits += w * f64::from(u8::from(a == b));
+        if let Some(v) = &items[i].values {
+            sq += w * (v[a] - v[b]).powi(2);
+        }
+    }
+    (w_sum > 0.0).then(|| {
+        let rmse = items[i].values.as_ref().map(|_| (sq / w_sum).sqrt());
+        (hits / w_sum, rmse)
     })
 }
 

@@ -12,6 +12,8 @@
 //! | [`correlation`] | Pearson/Spearman item×item matrices and their distances | representativeness framework |
 //! | [`individual`] | per-item accuracy and RMSE of simulated twins | survey fine-tuning |
 //! | [`population`] | KL/TV of a simulated table's marginals, its correlation structure | survey fine-tuning, representativeness framework |
+//! | [`paired`] | differences of two simulated tables of the same respondents, paired bootstrap CI and p | survey fine-tuning baselines |
+//! | [`permutation`] | permutation-test verdicts at α, with "undetermined" for nulls too small to decide | |
 //! | [`stats`] | OLS regression with CI, percentile bootstrap, weighted means | |
 //!
 //! Inputs are checked: lengths must agree, values be finite and non-negative, probability
@@ -25,6 +27,8 @@ pub mod entropy;
 mod error;
 pub mod individual;
 pub mod ot;
+pub mod paired;
+pub mod permutation;
 pub mod population;
 pub mod stats;
 pub mod wasserstein;

@@ -106,27 +106,8 @@ pub fn marginals(
             "KL smoothing ε = {kl_smoothing} must be positive"
         )));
     }
-    let weight = |r: usize| weights.map_or(1.0, |w| w[r]);
-    // (real, simulated) marginals of item i over `rows`, `None` when nobody answered both
-    let item_marginals = |i: usize, rows: &[usize]| -> Option<(Vec<f64>, Vec<f64>)> {
-        let k = options[i];
-        let (mut a, mut b, mut total) = (vec![0.0; k], vec![0.0; k], 0.0);
-        for &r in rows {
-            let (Some(x), Some(p)) = (real[r][i], &simulated[r][i]) else {
-                continue;
-            };
-            let w = weight(r);
-            a[x] += w;
-            for (bj, pj) in b.iter_mut().zip(p) {
-                *bj += w * pj;
-            }
-            total += w;
-        }
-        (total > 0.0).then(|| {
-            a.iter_mut().chain(b.iter_mut()).for_each(|v| *v /= total);
-            (a, b)
-        })
-    };
+    let item_marginals =
+        |i: usize, rows: &[usize]| item_marginal_pair(options, real, simulated, weights, i, rows);
     let distances = |i: usize, rows: &[usize]| -> Result<Option<(f64, f64)>> {
         match item_marginals(i, rows) {
             Some((a, b)) => Ok(Some((
@@ -193,6 +174,36 @@ pub fn marginals(
     })
 }
 
+/// The (real, simulated) marginals of item `i` over the respondents `rows` (a resample may
+/// repeat one), weighted; `None` when nobody in it answered in both tables. The tables are
+/// checked by the caller.
+pub(crate) fn item_marginal_pair(
+    options: &[usize],
+    real: &[Vec<Option<usize>>],
+    simulated: &[Vec<Option<Vec<f64>>>],
+    weights: Option<&[f64]>,
+    i: usize,
+    rows: &[usize],
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    let k = options[i];
+    let (mut a, mut b, mut total) = (vec![0.0; k], vec![0.0; k], 0.0);
+    for &r in rows {
+        let (Some(x), Some(p)) = (real[r][i], &simulated[r][i]) else {
+            continue;
+        };
+        let w = weights.map_or(1.0, |w| w[r]);
+        a[x] += w;
+        for (bj, pj) in b.iter_mut().zip(p) {
+            *bj += w * pj;
+        }
+        total += w;
+    }
+    (total > 0.0).then(|| {
+        a.iter_mut().chain(b.iter_mut()).for_each(|v| *v /= total);
+        (a, b)
+    })
+}
+
 /// The item × item correlation matrices of the real and the simulated answers and their
 /// distances, each distance with a CI.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -204,6 +215,11 @@ pub struct StructureFit {
     pub mean_abs_diff: Estimate,
     pub frobenius: Estimate,
     pub corr_of_corr: Estimate,
+    /// Items with values left out because every respondent gives the same answer in the
+    /// simulated table (or in the real one): a constant item has no correlation. A simulated
+    /// item that collapses to one answer is itself the structural failure to report.
+    pub constant_simulated: Vec<usize>,
+    pub constant_real: Vec<usize>,
 }
 
 /// Correlations use the options' values (ordinal position or numeric value); a nominal item
@@ -228,10 +244,33 @@ pub fn structure(
             None => None,
         })
         .collect();
+    // an item everyone answers alike (in either table) has no correlation with anything: it is
+    // left out and named, rather than sinking the whole comparison
+    let constant = |table: &[Vec<Option<usize>>], i: usize| {
+        let mut answers = table.iter().filter_map(|row| row[i]);
+        let first = answers.next();
+        answers.all(|a| Some(a) == first)
+    };
+    let constant_simulated: Vec<usize> = scales
+        .iter()
+        .map(|s| s.0)
+        .filter(|&i| constant(simulated, i))
+        .collect();
+    let constant_real: Vec<usize> = scales
+        .iter()
+        .map(|s| s.0)
+        .filter(|&i| constant(real, i))
+        .collect();
+    let with_values = scales.len();
+    let scales: Vec<(usize, &[f64])> = scales
+        .into_iter()
+        .filter(|s| !constant_simulated.contains(&s.0) && !constant_real.contains(&s.0))
+        .collect();
     if scales.len() < 2 {
         return Err(MetricError::InvalidInput(format!(
-            "correlation structure needs at least 2 items with values, {} have them",
-            scales.len()
+            "correlation structure needs at least 2 items that vary; {with_values} have values, \
+             of which constant in the simulated answers: {constant_simulated:?}, in the real: \
+             {constant_real:?}"
         )));
     }
     let matrix = |table: &[Vec<Option<usize>>], rows: &[usize]| -> Result<CorrelationMatrix> {
@@ -282,6 +321,8 @@ pub fn structure(
         )?,
         real: a.values,
         simulated: b.values,
+        constant_simulated,
+        constant_real,
     })
 }
 
@@ -335,6 +376,46 @@ mod tests {
         let mut v = vec![0.0; k];
         v[i] = 1.0;
         Some(v)
+    }
+
+    /// The simulated marginal equals the real one, so the plug-in KL is 0, while every
+    /// resample's marginals differ (KL > 0): a plain percentile interval lies wholly above the
+    /// estimate. The bias-corrected interval contains it and reports the bias.
+    #[test]
+    fn intervals_contain_their_estimates() {
+        let answers = [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 0, 1];
+        let real: Vec<Vec<Option<usize>>> = answers.iter().map(|&a| vec![Some(a)]).collect();
+        // the same answers, given by other twins: equal marginals, different pairs
+        let sim: Vec<Vec<Option<Vec<f64>>>> =
+            answers.iter().rev().map(|&a| vec![one_hot(5, a)]).collect();
+        let fit = marginals(&[5], &real, &sim, None, 1e-4, ONE).unwrap();
+        for e in [fit.mean_kl, fit.mean_tv] {
+            assert!(e.value.abs() < 1e-12);
+            assert!(e.low <= e.value && e.value <= e.high, "{e:?}");
+            assert!(e.bias.unwrap() > 0.0, "{e:?}");
+        }
+    }
+
+    /// A simulated item that collapses to one answer is named and left out; the others'
+    /// structure is still compared (it used to vanish whole).
+    #[test]
+    fn a_constant_item_is_named_not_fatal() {
+        let items = vec![ItemScale::ordinal(3); 3];
+        let real: Vec<Vec<Option<usize>>> = (0..12)
+            .map(|r| vec![Some(r % 3), Some((r / 3) % 3), Some((r + r / 4) % 3)])
+            .collect();
+        let sim: Vec<Vec<Option<usize>>> = (0..12)
+            .map(|r| vec![Some((r + 1) % 3), Some(1), Some((r / 2) % 3)])
+            .collect();
+        let fit = structure(&items, &real, &sim, Method::Pearson, ONE).unwrap();
+        assert_eq!(fit.constant_simulated, vec![1]);
+        assert!(fit.constant_real.is_empty());
+        assert_eq!(fit.items, vec![0, 2]);
+        let sim_two: Vec<Vec<Option<usize>>> = (0..12)
+            .map(|r| vec![Some(r % 3), Some(1), Some(2)])
+            .collect();
+        let e = structure(&items, &real, &sim_two, Method::Pearson, ONE).unwrap_err();
+        assert!(e.to_string().contains("[1, 2]"), "{e}");
     }
 
     /// Worked by hand: real answers 0, 0, 1, 1 (marginal ½ ½); simulated 0, 0, 0, 1

@@ -60,7 +60,8 @@ fn read_json<'py>(py: Python<'py>, path: &std::path::Path) -> PyResult<Bound<'py
     model, *, questions=None, opinionqa=None, attribute=Vec::new(), vote=None, parties=Vec::new(),
     persona=PathBuf::from("data/personas/paper-grid.toml"), personas=None, r#where=Vec::new(),
     persona_sample=None, survey=None, answer=String::from("vote"), survey_weight=None,
-    survey_attributes=Vec::new(), election=None, shots_from=None, question_ids=Vec::new(),
+    survey_attributes=Vec::new(), election=None, shots_from=None,
+    leak_tolerance=probe::eval::DEFAULT_LEAK_TOLERANCE, question_ids=Vec::new(),
     limit=None, methods=None, steering=None, n=30, temperature=None, top_p=1.0, shots=5,
     retries=2, batch_size=8, seed=0, chat=true, similarity="auto", prompts=None,
     shard=String::from("0/1"), run=String::from("prompt-eval"), probes_dir=PathBuf::from("probes"),
@@ -85,6 +86,7 @@ fn eval<'py>(
     survey_attributes: Vec<String>,
     election: Option<String>,
     shots_from: Option<String>,
+    leak_tolerance: f64,
     question_ids: Vec<String>,
     limit: Option<usize>,
     methods: Option<Vec<String>>,
@@ -124,6 +126,7 @@ fn eval<'py>(
             persona_sample,
             survey: survey_source(survey, answer, survey_weight, survey_attributes, election),
             shots_from,
+            leak_tolerance,
         })),
         _ => return Err(PyValueError::new_err(
             "give one question set: questions=<file.jsonl>, opinionqa=<dir> or vote=<election dir>",
@@ -181,7 +184,7 @@ fn eval<'py>(
     predicted=Vec::new(), *, reference=Vec::new(), opinionqa=None, attribute=Vec::new(),
     keep_refused=false, survey=None, answer=String::from("vote"), survey_weight=None,
     survey_attributes=Vec::new(), election=None, baseline=Vec::new(), skip_unmatched=false,
-    normalize=false, raw=false, weighted=false, aggregate="benchmark", by=None, metrics=None,
+    normalize=false, raw=false, weighted=false, aggregate=None, by=None, metrics=None,
     bootstrap=1000, level=0.95, seed=0, kl_smoothing=1e-4, out=None,
 ))]
 #[allow(clippy::too_many_arguments)]
@@ -202,7 +205,7 @@ fn compare<'py>(
     normalize: bool,
     raw: bool,
     weighted: bool,
-    aggregate: &str,
+    aggregate: Option<&str>,
     by: Option<Vec<String>>,
     metrics: Option<Vec<String>>,
     bootstrap: usize,
@@ -229,11 +232,12 @@ fn compare<'py>(
         })
         .collect::<PyResult<Vec<_>>>()?;
     let aggregate = match aggregate {
-        "benchmark" => Aggregate::Benchmark,
-        "cells" => Aggregate::Cells,
-        other => {
+        None => Aggregate::default_for(raw),
+        Some("group-mean" | "benchmark") => Aggregate::GroupMean,
+        Some("cells") => Aggregate::Cells,
+        Some(other) => {
             return Err(value_error(format!(
-                "aggregate must be benchmark or cells, not {other:?}"
+                "aggregate must be group-mean or cells, not {other:?}"
             )))
         }
     };

@@ -42,7 +42,7 @@ pub(crate) fn model_spec(path: PathBuf, device: &str, dtype: &str) -> PyResult<M
 #[pyo3(signature = (
     model, election, *, parties=Vec::new(), layers="0.6L..0.9L", positions="last-before-answer",
     templates=Vec::new(), template_file=None, cache=None, cache_dtype="f32", batch_size=16,
-    seed=0, folds=5, c=1.0, cv_seed=0, null_seeds=3, probes_dir=PathBuf::from("probes"), run=None,
+    seed=0, folds=5, c=1.0, cv_seed=0, null_seeds=20, probes_dir=PathBuf::from("probes"), run=None,
     device="cpu", dtype="native",
 ))]
 #[allow(clippy::too_many_arguments)]

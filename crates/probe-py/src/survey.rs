@@ -30,8 +30,8 @@ fn split(seed: u64, train: f64, validation: f64) -> SplitOptions {
     model, survey, *, adapter=None, persona=true, temperature=None, respondents="all",
     limit=None, split_seed=0, train_fraction=0.7, validation_fraction=0.1, sample_seed=0,
     batch_size=8, chat=true, shard=String::from("0/1"), bootstrap=1000, level=0.95, seed=0,
-    kl_smoothing=1e-4, spearman=false, probes_dir=PathBuf::from("probes"), out=None,
-    overwrite=false, device="cpu", dtype="native",
+    kl_smoothing=1e-4, spearman=false, probes_dir=PathBuf::from("probes"), versus=None,
+    out=None, overwrite=false, device="cpu", dtype="native",
 ))]
 #[allow(clippy::too_many_arguments)]
 fn simulate<'py>(
@@ -56,6 +56,7 @@ fn simulate<'py>(
     kl_smoothing: f64,
     spearman: bool,
     probes_dir: PathBuf,
+    versus: Option<PathBuf>,
     out: Option<PathBuf>,
     overwrite: bool,
     device: &str,
@@ -64,6 +65,7 @@ fn simulate<'py>(
     let mut spec = model_spec(model, device, dtype)?;
     spec.adapter = adapter;
     let mut options = SimulateOptions::new(spec, survey);
+    options.versus = versus;
     options.persona = persona;
     if let Some(t) = temperature {
         options.temperatures = t;

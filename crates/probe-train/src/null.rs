@@ -6,6 +6,7 @@
 // the report is part of a training report (train.rs); this module computes it
 pub use crate::train::NullReport;
 use crate::{train, Features, Result, TrainReport, ValidProbeParams};
+use probe_metrics::permutation::{Verdict, ALPHA};
 
 /// The null report and the shuffled probes' directions `[seed][party][dim]` (activation
 /// space, as `Probe::direction`).
@@ -101,11 +102,15 @@ pub fn train_null(
             var.sqrt()
         })
         .collect();
-    let p_value = (0..n_parties)
+    let p_value: Vec<f64> = (0..n_parties)
         .map(|p| {
             let at_least = accuracy.iter().filter(|a| a[p] >= observed[p]).count();
             (1 + at_least) as f64 / (1.0 + n)
         })
+        .collect();
+    let verdict = p_value
+        .iter()
+        .map(|&p| Verdict::of(p, seeds.len(), ALPHA))
         .collect();
     Ok(Some(NullProbes {
         report: NullReport {
@@ -115,6 +120,7 @@ pub fn train_null(
             mean,
             sd,
             p_value,
+            verdict,
         },
         directions,
     }))

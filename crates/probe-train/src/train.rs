@@ -112,6 +112,10 @@ pub struct NullReport {
     pub sd: Vec<f64>,
     /// Per party: (1 + #{shuffled ≥ observed}) / (1 + seeds), the permutation p-value.
     pub p_value: Vec<f64>,
+    /// Per party: above chance at α = 0.05, not above, or undetermined when the seeds are too
+    /// few for p < 0.05 (fewer than 20). Empty in files of older versions.
+    #[serde(default)]
+    pub verdict: Vec<probe_metrics::permutation::Verdict>,
 }
 
 /// Trained probes: `per_layer[party][hook]`, `shared[party]` (empty when not trained).

@@ -128,7 +128,11 @@ pub fn compare(request: &CompareRequest) -> Result<Vec<Row>> {
 }
 
 fn reference_policy(request: &CompareRequest) -> SumPolicy {
-    if request.normalize {
+    if request.options.raw {
+        // references within rounding of 1 are renormalized (and counted), as published
+        // marginals sum to 1.001
+        SumPolicy::Raw
+    } else if request.normalize {
         SumPolicy::Normalize
     } else {
         SumPolicy::Strict
@@ -140,6 +144,19 @@ fn report_stats(path: &Path, s: &ReadStats) {
     let mut parts = Vec::new();
     if s.rescaled > 0 {
         parts.push(format!("{} vectors rescaled to sum 1", s.rescaled));
+    }
+    if s.over_one > 0 {
+        parts.push(format!(
+            "{} predictions sum to more than 1 (scored as written)",
+            s.over_one
+        ));
+    }
+    if s.reference_rescaled > 0 {
+        parts.push(format!(
+            "{} references summed to 1 only within ±{} and were renormalized",
+            s.reference_rescaled,
+            probe_data::cells::RAW_REFERENCE_TOLERANCE
+        ));
     }
     if s.partial > 0 {
         parts.push(format!(
@@ -187,7 +204,7 @@ pub fn write_rows(path: &Path, rows: &[Row], by: &[String]) -> Result<()> {
                 s.push(',');
             }
             let aggregate = match r.aggregate {
-                Aggregate::Benchmark => "benchmark",
+                Aggregate::GroupMean => "group-mean",
                 Aggregate::Cells => "cells",
             };
             let opt = |x: Option<f64>| x.map_or(String::new(), |x| x.to_string());
@@ -269,4 +286,76 @@ pub fn table(rows: &[Row], by: &[String], level: f64) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cells built like the alignment benchmark's released outputs — a prediction that marks
+    /// two options (sum 1.5), the all-zero vector of a failed parse, a partial one, and a
+    /// reference that sums to 1.001 — are scored under `--raw` without refusing, and the row
+    /// is the flat mean of ½Σ|p − q| over cells, computed here by hand.
+    #[test]
+    fn raw_scores_the_benchmarks_released_cells_as_its_tables_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let predicted = dir.path().join("predicted.jsonl");
+        let reference = dir.path().join("reference.jsonl");
+        let cell = |g: &str, q: &str, p: [f64; 2]| {
+            format!(
+                r#"{{"model":"m","group":"{g}","question":"{q}","options":["a","b"],"predicted":{p:?}}}"#
+            )
+        };
+        std::fs::write(
+            &predicted,
+            [
+                cell("A", "q1", [0.9, 0.6]),
+                cell("A", "q2", [0.0, 0.0]),
+                cell("A", "q3", [0.2, 0.3]),
+                cell("B", "q1", [0.1, 0.9]),
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        let reference_cell = |g: &str, q: &str, r: [f64; 2]| {
+            format!(r#"{{"group":"{g}","question":"{q}","options":["a","b"],"reference":{r:?}}}"#)
+        };
+        std::fs::write(
+            &reference,
+            [
+                reference_cell("A", "q1", [0.5005, 0.5005]),
+                reference_cell("A", "q2", [0.3, 0.7]),
+                reference_cell("A", "q3", [0.4, 0.6]),
+                reference_cell("B", "q1", [0.6, 0.4]),
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        // by hand: ½(0.4 + 0.1), ½(0.3 + 0.7), ½(0.2 + 0.3), ½(0.5 + 0.5)
+        let tv = [0.25, 0.5, 0.25, 0.5];
+        let flat = tv.iter().sum::<f64>() / 4.0;
+        let group_mean = ((tv[0] + tv[1] + tv[2]) / 3.0 + tv[3]) / 2.0;
+        let mut request = CompareRequest {
+            predicted: vec![predicted],
+            reference: vec![reference],
+            options: CompareOptions {
+                raw: true,
+                aggregate: Aggregate::default_for(true),
+                bootstrap: 100,
+                ..CompareOptions::default()
+            },
+            ..CompareRequest::default()
+        };
+        let rows = compare(&request).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].aggregate, Aggregate::Cells);
+        assert_eq!(rows[0].n_cells, 4);
+        assert!((rows[0].estimate.value - flat).abs() < 1e-12, "{rows:?}");
+        // the mean of group means is another number (and is named for what it is)
+        request.options.aggregate = Aggregate::GroupMean;
+        let rows = compare(&request).unwrap();
+        assert_eq!(rows[0].aggregate, Aggregate::GroupMean);
+        assert!((rows[0].estimate.value - group_mean).abs() < 1e-12);
+        assert!((flat - group_mean).abs() > 0.04);
+    }
 }

@@ -20,7 +20,10 @@ pub enum BaselineArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AggregateArg {
-    Benchmark,
+    /// The mean over groups of each group's mean over questions.
+    #[value(alias = "benchmark")]
+    GroupMean,
+    /// A flat mean over cells.
     Cells,
 }
 
@@ -63,19 +66,22 @@ pub struct Args {
     #[arg(long, conflicts_with = "raw")]
     pub normalize: bool,
     /// Score predicted vectors as written, as the alignment benchmark's published tables did:
-    /// mass outside the options and all-zero answers of failed parses stay in, TV = ½Σ|p − q|
-    /// (other metrics are refused). How many were partial or all zero is printed.
+    /// any non-negative vector (mass outside the options, all-zero answers of failed parses,
+    /// sums above 1) stays in, TV = ½Σ|p − q| (other metrics are refused); references within
+    /// ±0.01 of summing to 1 are renormalized. Averages cells flat unless --aggregate says
+    /// otherwise. What was partial, above 1, all zero or renormalized is counted and printed.
     #[arg(long)]
     pub raw: bool,
     /// Weight cells by their `weight` field (e.g. group size) in the aggregates.
     #[arg(long)]
     pub weighted: bool,
-    /// How each row averages its cells: `benchmark` (the mean over groups of each group's
-    /// mean over questions, as Meister et al. score; cells without question and group labels
-    /// fall back to cells) or `cells` (a flat mean over cells). The bootstrap resamples groups
-    /// under `benchmark` and cells under `cells`.
-    #[arg(long, value_enum, default_value = "benchmark")]
-    pub aggregate: AggregateArg,
+    /// How each row averages its cells: `group-mean` (the mean over groups of each group's
+    /// mean over questions; cells without question and group labels fall back to cells) or
+    /// `cells` (a flat mean over cells: with --raw, how the alignment benchmark's published
+    /// tables average). The bootstrap resamples groups under `group-mean` and cells under
+    /// `cells`. Default: `cells` with --raw, else `group-mean`.
+    #[arg(long, value_enum)]
+    pub aggregate: Option<AggregateArg>,
     /// Smoothing ε for KL.
     #[arg(long, default_value_t = 1e-4)]
     pub kl_smoothing: f64,
@@ -118,8 +124,9 @@ impl Args {
                 kl_smoothing: self.kl_smoothing,
                 weighted: self.weighted,
                 aggregate: match self.aggregate {
-                    AggregateArg::Benchmark => Aggregate::Benchmark,
-                    AggregateArg::Cells => Aggregate::Cells,
+                    Some(AggregateArg::GroupMean) => Aggregate::GroupMean,
+                    Some(AggregateArg::Cells) => Aggregate::Cells,
+                    None => Aggregate::default_for(self.raw),
                 },
                 raw: self.raw,
             },

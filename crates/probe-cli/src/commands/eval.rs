@@ -47,6 +47,11 @@ pub struct Args {
     /// the answer in the prompt, and is refused.
     #[arg(long)]
     pub shots_from: Option<String>,
+    /// Refuse a --shots-from source any of whose group distributions is within this total
+    /// variation of a scored group's: a rounded, reweighted or re-aggregated copy of the
+    /// scored vote (e.g. vote recall from the same election's survey) is still the answer.
+    #[arg(long, default_value_t = probe_eval::questions::DEFAULT_LEAK_TOLERANCE)]
+    pub leak_tolerance: f64,
     /// Only these question ids.
     #[arg(long, value_delimiter = ',')]
     pub question_ids: Vec<String>,
@@ -73,7 +78,10 @@ pub struct Args {
     /// Nucleus sampling for `sample`, `sequence` and `verbalize` (1 = off).
     #[arg(long, default_value_t = 1.0)]
     pub top_p: f32,
-    /// Few-shot examples per prompt.
+    /// Few-shot examples per prompt, chosen by probe's `nearest-spread` rule: among the
+    /// questions most similar by --similarity, greedily those whose distributions differ most,
+    /// starting from the most similar (like the benchmark's App. A.8 in spirit; not its
+    /// sentence-embedding similarity).
     #[arg(long, default_value_t = 5)]
     pub shots: usize,
     /// Sampled retries after an unparsable sequence / verbalization.
@@ -137,6 +145,7 @@ impl Args {
                 persona_sample: self.persona_sample,
                 survey: self.survey.source(),
                 shots_from: self.shots_from.clone(),
+                leak_tolerance: self.leak_tolerance,
             })),
             _ => bail!(
                 "give one question set: --opinionqa <dir>, --questions <file.jsonl> or --vote <election dir>"

@@ -53,6 +53,11 @@ pub struct Args {
     /// Root of run outputs.
     #[arg(long, default_value = "probes")]
     pub probes_dir: PathBuf,
+    /// Another finished simulation of the same respondents (e.g. the base model's, when this
+    /// one runs a fine-tuned adapter): scored beside this one, and this one minus it by a
+    /// paired bootstrap over the respondents.
+    #[arg(long)]
+    pub versus: Option<PathBuf>,
     /// Output directory (default `<probes-dir>/<model>/simulate-<survey>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -76,6 +81,7 @@ pub fn run(args: Args) -> Result<()> {
     options.kl_smoothing = args.kl_smoothing;
     options.spearman = args.spearman;
     options.probes_dir = args.probes_dir;
+    options.versus = args.versus;
     options.out = args.out;
     options.overwrite = args.overwrite;
     let outcome = probe::simulate::simulate(&options)?;

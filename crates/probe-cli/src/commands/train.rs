@@ -41,8 +41,9 @@ pub struct Args {
     pub no_shared: bool,
     /// Chance level: train the shared probe this many more times on party labels shuffled
     /// within each statement (same grouped CV), and report the accuracies they reach; `probe
-    /// vectors` then compares its selections with theirs. 0 skips it.
-    #[arg(long, default_value_t = 3)]
+    /// vectors` then compares its selections with theirs. Fewer than 20 cannot give p < 0.05
+    /// (the smallest p is 1/(N+1)): their verdicts read "undetermined". 0 skips it.
+    #[arg(long, default_value_t = probe::train::DEFAULT_NULL_SEEDS)]
     pub null_seeds: u64,
     /// Root of the probe store.
     #[arg(long, default_value = "probes")]
@@ -140,17 +141,17 @@ fn print_summary(report: &TrainReport, positions: &str) {
         );
         for (p, party) in report.parties.iter().enumerate() {
             println!(
-                "  {:<12} {:.3} vs {:.3} ± {:.3}  (p = {:.2}){}",
+                "  {:<12} {:.3} vs {:.3} ± {:.3}  (p = {:.3}): {}",
                 party,
                 null.observed[p],
                 null.mean[p],
                 null.sd[p],
                 null.p_value[p],
-                if null.observed[p] <= null.mean[p] + 2.0 * null.sd[p] {
-                    "  ← not above chance"
-                } else {
-                    ""
-                }
+                null.verdict
+                    .get(p)
+                    .copied()
+                    .unwrap_or_default()
+                    .describe(null.seeds.len())
             );
         }
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use probe::vectors::{VectorsJson, VectorsOptions};
+use probe_latent::null::Verdict;
 
 use crate::common::ModelArgs;
 
@@ -98,11 +99,23 @@ fn print_summary(json: &VectorsJson, per_party: usize) {
             fmt(&c.random),
             fmt(&c.shuffled)
         );
-        if !c.above_chance {
-            eprintln!(
+        let smallest_null = [&c.random, &c.shuffled]
+            .into_iter()
+            .flatten()
+            .map(|t| t.n)
+            .min()
+            .unwrap_or(0);
+        match c.verdict {
+            Verdict::Above => {}
+            Verdict::NotAbove => eprintln!(
                 "warning: {}'s value-vector selection is not above chance (p ≥ 0.05 against a null): its vectors and the ψ built on them may reflect no party signal",
                 c.party
-            );
+            ),
+            Verdict::Undetermined => eprintln!(
+                "warning: {}'s value-vector selection is {}: a null is too small to give p < 0.05 (run `probe train --null-seeds 20` or more)",
+                c.party,
+                c.verdict.describe(smallest_null)
+            ),
         }
     }
     for (p, party) in json.parties.iter().enumerate() {

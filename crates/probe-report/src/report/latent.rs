@@ -1,6 +1,7 @@
 //! The latent side's evidence (probe accuracy per layer, chance levels) and what went into the
 //! evaluations (units, failures, parse failures).
 
+use probe_metrics::permutation::Verdict;
 use serde_json::{json, Value};
 
 use super::*;
@@ -98,16 +99,18 @@ pub(super) fn chance(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             "party",
             "probe bal.acc",
             "shuffled labels",
+            "probe verdict",
             "selection mean cos",
             "vs random (z, p)",
-            "vs shuffled probes (z, p)",
-            "above chance",
+            "vs own shuffled probes (z, p)",
+            "selection verdict",
         ]
         .map(String::from)
         .to_vec(),
         rows: vec![],
     };
     let mut warnings = Vec::new();
+    let mut undetermined = Vec::new();
     for run in cx.runs {
         for c in &run.chance {
             let opt = |x: Option<f64>| x.map_or("–".to_string(), f);
@@ -120,14 +123,16 @@ pub(super) fn chance(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
                 opt(c.accuracy.map(|a| a.0)),
                 c.accuracy
                     .map_or("–".into(), |(_, m, s)| format!("{} ± {}", f(m), f(s))),
+                c.accuracy_verdict.clone().unwrap_or_else(|| "–".into()),
                 opt(c.selection),
                 zp(c.random),
                 zp(c.shuffled),
-                c.above_chance
-                    .map_or("–".into(), |a| if a { "yes".into() } else { "no".into() }),
+                c.verdict.clone().unwrap_or_else(|| "–".into()),
             ]);
-            if c.above_chance == Some(false) {
-                warnings.push(c.party.clone());
+            match c.verdict_kind {
+                Some(Verdict::NotAbove) => warnings.push(c.party.clone()),
+                Some(Verdict::Undetermined) => undetermined.push(c.party.clone()),
+                _ => {}
             }
         }
     }
@@ -137,11 +142,17 @@ pub(super) fn chance(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             .iter()
             .map(|r| json!({"run": r.model, "parties": r.chance}))
             .collect::<Vec<_>>());
-        let mut paragraphs = vec!["Latent findings beside the level chance reaches. Probe accuracy: the shared probe's cross-validated balanced accuracy, and the same training on party labels shuffled within each statement (mean ± sd over seeds). Value vectors: the mean cosine of a party's joint top-k selection with its probe direction, against the same statistic for random directions and for the label-shuffled probes' directions (z-score and permutation p-value); \"above chance\" means p < 0.05 against every null.".to_string()];
+        let mut paragraphs = vec!["Latent findings beside the level chance reaches. Probe accuracy: the shared probe's cross-validated balanced accuracy, and the same training on party labels shuffled within each statement (mean ± sd over seeds). Value vectors: the mean cosine of a party's joint top-k selection with its probe direction, against the same statistic for random directions and for the directions of the party's own label-shuffled probes (z-score and permutation p-value). A verdict is \"above chance\" when p < 0.05 against every null, \"not above chance\" when a null that could give p < 0.05 did not, and \"undetermined\" when a null is too small to give p < 0.05 at all (its smallest p is 1/(n+1): 20 shuffled seeds or more are needed).".to_string()];
         if !warnings.is_empty() {
             paragraphs.push(format!(
                 "Not above chance: {}. Their value vectors, and the ψ built from them, may reflect no party signal.",
                 warnings.join(", ")
+            ));
+        }
+        if !undetermined.is_empty() {
+            paragraphs.push(format!(
+                "Undetermined: {}. A null was too small to give p < 0.05; train with `--null-seeds 20` or more to decide.",
+                undetermined.join(", ")
             ));
         }
         sections.push(Section {

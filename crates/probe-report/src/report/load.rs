@@ -1,6 +1,7 @@
 //! Reading run directories: `probes.json`, `scale-*/psi.json` and `rows.jsonl`, `eval-*/` cells
 //! and summaries, `vectors/vectors.json`; and cells files into series.
 
+use probe_metrics::permutation::{Verdict, ALPHA};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -42,12 +43,21 @@ pub struct ChanceEntry {
     pub party: String,
     /// Observed shared-probe balanced accuracy, and the shuffled runs' mean and sd.
     pub accuracy: Option<(f64, f64, f64)>,
+    /// The accuracy's permutation test: its verdict at α = 0.05, described (with the smallest
+    /// p its seeds allow when they are too few to decide).
+    pub accuracy_verdict: Option<String>,
     /// Selection statistic (mean top-k cosine) and z / p against random directions.
     pub selection: Option<f64>,
     pub random: Option<(f64, f64)>,
     /// z / p against label-shuffled probes' directions.
     pub shuffled: Option<(f64, f64)>,
     pub above_chance: Option<bool>,
+    /// The selection's verdict over both nulls, described ("above chance", "not above
+    /// chance", "undetermined (p ≥ 1/(n+1) = …)").
+    pub verdict: Option<String>,
+    /// The verdict itself, for counting.
+    #[serde(skip)]
+    pub verdict_kind: Option<Verdict>,
 }
 
 /// Chance levels of a run (see [`ChanceEntry`]); empty when neither file has them.
@@ -60,10 +70,13 @@ fn read_chance(dir: &Path, probes: Option<&Value>) -> Result<Vec<ChanceEntry>> {
                 out.push(ChanceEntry {
                     party: party.to_string(),
                     accuracy: None,
+                    accuracy_verdict: None,
                     selection: None,
                     random: None,
                     shuffled: None,
                     above_chance: None,
+                    verdict: None,
+                    verdict_kind: None,
                 });
                 out.len() - 1
             }
@@ -82,6 +95,10 @@ fn read_chance(dir: &Path, probes: Option<&Value>) -> Result<Vec<ChanceEntry>> {
             if let (Some(o), Some(m), Some(s)) = (at("observed"), at("mean"), at("sd")) {
                 let e = entry(&mut out, party);
                 out[e].accuracy = Some((o, m, s));
+                let seeds = null["seeds"].as_array().map_or(0, Vec::len);
+                if let Some(p) = at("p_value") {
+                    out[e].accuracy_verdict = Some(Verdict::of(p, seeds, ALPHA).describe(seeds));
+                }
             }
         }
     }
@@ -100,6 +117,19 @@ fn read_chance(dir: &Path, probes: Option<&Value>) -> Result<Vec<ChanceEntry>> {
             out[e].random = zp(&c["random"]);
             out[e].shuffled = zp(&c["shuffled"]);
             out[e].above_chance = c["above_chance"].as_bool();
+            // the verdict as written, else (older files) recomputed from each null's p and n
+            let tests: Vec<(f64, usize)> = [&c["random"], &c["shuffled"]]
+                .into_iter()
+                .filter_map(|t| Some((t["p"].as_f64()?, t["n"].as_u64()? as usize)))
+                .collect();
+            let smallest = tests.iter().map(|t| t.1).min().unwrap_or(0);
+            let verdict = match serde_json::from_value::<Verdict>(c["verdict"].clone()) {
+                Ok(v) => v,
+                Err(_) if out[e].above_chance == Some(true) => Verdict::Above,
+                Err(_) => Verdict::all(tests.iter().map(|&(p, n)| Verdict::of(p, n, ALPHA))),
+            };
+            out[e].verdict = Some(verdict.describe(smallest));
+            out[e].verdict_kind = Some(verdict);
         }
     }
     Ok(out)

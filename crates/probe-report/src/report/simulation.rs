@@ -13,6 +13,10 @@ struct Simulation<'a> {
     name: String,
     items: Vec<String>,
     split: &'a Value,
+    /// A baseline scored beside a model (no heatmaps of its own).
+    baseline: bool,
+    /// The model against each other predictor at this split (`scores.json` `differences`).
+    differences: Vec<&'a Value>,
 }
 
 /// The held-out part of each simulation: `test` when scored separately, else `all`.
@@ -33,21 +37,114 @@ fn simulations<'a>(cx: &Context<'a>) -> Vec<Simulation<'a>> {
             } else {
                 "persona"
             };
+            let items: Vec<String> = s["items"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let split_name = split["split"].clone();
             out.push(Simulation {
                 name: format!("{} · {steering}", s["model"].as_str().unwrap_or("model")),
-                items: s["items"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                items: items.clone(),
                 split,
+                baseline: false,
+                differences: s["differences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d["split"] == split_name)
+                    .collect(),
             });
+            // the baselines at the same split; runs of the same respondents share them: once
+            for b in s["baselines"].as_array().into_iter().flatten() {
+                let name = b["name"].as_str().unwrap_or("baseline").to_string();
+                let Some(bsplit) = b["splits"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["split"] == split_name)
+                else {
+                    continue;
+                };
+                // a `--versus` run is a simulation of its own, shown where its folder is
+                if name.ends_with("(--versus)") {
+                    continue;
+                }
+                let same = |o: &Simulation<'_>| {
+                    o.name == name
+                        && o.split["respondents"] == bsplit["respondents"]
+                        && o.items == items
+                };
+                if !out.iter().any(same) {
+                    out.push(Simulation {
+                        name,
+                        items: items.clone(),
+                        split: bsplit,
+                        baseline: true,
+                        differences: vec![],
+                    });
+                }
+            }
         }
     }
     out
+}
+
+/// Each model against each other predictor by a paired bootstrap over the same respondents.
+fn differences(sims: &[Simulation<'_>]) -> Option<Section> {
+    let mut table = Table {
+        header: [
+            "model",
+            "versus",
+            "split",
+            "T",
+            "Δ mean KL",
+            "p",
+            "Δ accuracy",
+            "p",
+            "Δ RMSE",
+            "p",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: vec![],
+    };
+    let diff = |d: &Value| -> (String, String) {
+        (
+            ci(&d["difference"]),
+            d["p"].as_f64().map_or("—".into(), |p| format!("{p:.3}")),
+        )
+    };
+    for sim in sims {
+        for d in &sim.differences {
+            let (kl, kl_p) = diff(&d["differences"]["mean_kl"]);
+            let (acc, acc_p) = diff(&d["differences"]["mean_accuracy"]);
+            let (rmse, rmse_p) = diff(&d["differences"]["mean_rmse"]);
+            table.rows.push(vec![
+                sim.name.clone(),
+                d["versus"].as_str().unwrap_or("?").to_string(),
+                d["split"].as_str().unwrap_or("?").to_string(),
+                d["temperature"].to_string(),
+                kl,
+                kl_p,
+                acc,
+                acc_p,
+                rmse,
+                rmse_p,
+            ]);
+        }
+    }
+    (!table.rows.is_empty()).then(|| Section {
+        id: "simulation-baselines",
+        title: "Simulated respondents against the baselines".into(),
+        paragraphs: vec!["Each model minus each other predictor on the same respondents, split and temperature: a negative Δ KL or Δ RMSE and a positive Δ accuracy favour the model. The baselines are fitted on the training respondents only: every twin answering from the item's training marginal, and a multinomial logistic regression on the codebook's demographics; both draw their answers at each temperature as the model's twins do. Brackets: 95 % paired bootstrap over respondents (both tables scored on the same resample); p: two-sided bootstrap p-value of no difference.".into()],
+        table: Some(table),
+        figure: None,
+        how_to_read: Some("A model that does not beat the training marginal knows less about each person than the item's base rates do; one that does not beat the logistic regression adds nothing to what the demographics alone predict.".into()),
+    })
 }
 
 fn ci(e: &Value) -> String {
@@ -126,8 +223,8 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
             ) {
                 curve.push((rmse, kl, format!("T={}", t["temperature"])));
             }
-            // heatmaps: human, model, difference
-            if heat_at == Some(ti) {
+            // heatmaps: human, model, difference (models only)
+            if heat_at == Some(ti) && !sim.baseline {
                 let s = &t["structure"];
                 let labels: Vec<String> = s["items"]
                     .as_array()
@@ -173,7 +270,7 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
         id: "simulation",
         title: "Simulated respondents: marginals, individual answers, correlation structure".into(),
         paragraphs: vec![
-            "One simulated twin per real respondent, prompted with the respondent's own demographics (`probe simulate`), scored on the held-out test split when the simulation has one. Mean KL and TV: per item between the real and the simulated answers' marginals, averaged over items (KL(real ‖ simulated), both smoothed by ε); p (expected): the marginal of the option distributions themselves. Accuracy and RMSE: the twin against its own respondent (RMSE on the item's scale, ordinal and numeric items). corr. |Δr|: mean absolute difference between the item × item correlation matrices of the real and the simulated answers. Brackets: 95 % percentile bootstrap over respondents.".into(),
+            "One simulated twin per real respondent, prompted with the respondent's own demographics (`probe simulate`), scored on the held-out test split when the simulation has one. Mean KL and TV: per item between the real and the simulated answers' marginals, averaged over items (KL(real ‖ simulated), both smoothed by ε); p (expected): the marginal of the option distributions themselves. Accuracy and RMSE: the twin against its own respondent (RMSE on the item's scale, ordinal and numeric items). corr. |Δr|: mean absolute difference between the item × item correlation matrices of the real and the simulated answers. Brackets: 95 % bootstrap over respondents, bias-corrected (the percentile interval shifted by the bootstrap bias, so a plug-in KL is not left outside its own interval). Rows named \"baseline: …\" are predictors fitted on the training respondents and scored by the same code (next section).".into(),
         ],
         table: Some(table),
         figure: (!lines.is_empty())
@@ -191,6 +288,7 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
             .transpose()?,
         how_to_read: Some("Each line is one model over its sampling temperatures: lower left is better on both. Sampling at a low temperature gives each twin its most probable answer (individual RMSE can fall, but the marginals collapse onto the modal answers and KL rises); a high temperature spreads the answers (the marginals can match while individuals do not) — the trade-off arXiv 2403.20252 describes.".into()),
     }];
+    sections.extend(differences(&sims));
     sections.push(per_item(&sims));
     if !panels.is_empty() {
         sections.push(Section {

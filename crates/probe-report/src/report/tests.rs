@@ -25,13 +25,14 @@ fn write_run(dir: &Path) {
     .unwrap();
     let vectors = dir.join("vectors");
     std::fs::create_dir_all(&vectors).unwrap();
-    let test =
-        |z: f64, p: f64| json!({"observed": 0.2, "n": 10, "mean": 0.1, "sd": 0.05, "z": z, "p": p});
+    let test = |z: f64, p: f64, n: usize| json!({"observed": 0.2, "n": n, "mean": 0.1, "sd": 0.05, "z": z, "p": p});
     std::fs::write(
         vectors.join("vectors.json"),
         json!({"chance": [
-            {"party": "SPD", "statistic": "s", "random": test(4.0, 0.01), "shuffled": test(3.0, 0.02), "above_chance": true},
-            {"party": "GRÜNE", "statistic": "s", "random": test(0.5, 0.3), "shuffled": test(0.1, 0.45), "above_chance": false},
+            {"party": "SPD", "statistic": "s", "random": test(4.0, 0.004, 250), "shuffled": test(3.0, 0.04, 24), "above_chance": true},
+            {"party": "GRÜNE", "statistic": "s", "random": test(0.5, 0.3, 250), "shuffled": test(0.1, 0.45, 24), "above_chance": false},
+            // an older file: no verdict, a null of 3 that cannot give p < 0.05
+            {"party": "AfD", "statistic": "s", "random": test(2.5, 0.01, 250), "shuffled": test(2.0, 0.25, 3), "above_chance": false},
         ]})
         .to_string(),
     )
@@ -252,9 +253,28 @@ fn report_numbers_match_hand_computation_and_every_figure_is_drawn() {
         chance
             .paragraphs
             .iter()
-            .any(|p| p.contains("Not above chance: GRÜNE")),
+            .any(|p| p.contains("Not above chance: GRÜNE.")),
         "{:?}",
         chance.paragraphs
+    );
+    // a null too small to decide is "undetermined", never "no"
+    assert!(
+        chance
+            .paragraphs
+            .iter()
+            .any(|p| p.contains("Undetermined: AfD.")),
+        "{:?}",
+        chance.paragraphs
+    );
+    let rows = &chance.table.as_ref().unwrap().rows;
+    assert_eq!(rows[0][8], "above chance");
+    assert_eq!(rows[1][8], "not above chance");
+    assert_eq!(rows[2][8], "undetermined (p ≥ 1/(n+1) = 0.250 with n = 3)");
+    // two shuffled seeds cannot decide the probe's accuracy either
+    assert!(
+        rows[0][4].starts_with("undetermined (p ≥ 1/(n+1) = 0.333"),
+        "{}",
+        rows[0][4]
     );
     assert_eq!(chance.table.as_ref().unwrap().rows[0][3], "0.500 ± 0.030");
     // negative factors: GRÜNE negative in every row → a warning; ψ per policy in the table

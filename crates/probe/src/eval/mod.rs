@@ -16,6 +16,7 @@ use probe_eval::questions::QuestionSet;
 use probe_eval::run::{read_records, resume, units, EvalParams, Runner, UnitLog};
 use serde_json::json;
 
+pub use probe_eval::questions::DEFAULT_LEAK_TOLERANCE;
 pub use scores::{OwnScores, Scores, VoteTv};
 pub use vote::VoteQuestion;
 

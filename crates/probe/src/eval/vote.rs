@@ -28,6 +28,9 @@ pub struct VoteQuestion {
     /// The few-shot examples' source: a respondent CSV or a built-in result; never the
     /// scored survey.
     pub shots_from: Option<String>,
+    /// A few-shot source any of whose group distributions is within this TV of a scored
+    /// group's is refused as a copy of the target.
+    pub leak_tolerance: f64,
 }
 
 impl VoteQuestion {
@@ -39,6 +42,7 @@ impl VoteQuestion {
             persona_sample: None,
             survey: SurveySource::default(),
             shots_from: None,
+            leak_tolerance: probe_eval::questions::DEFAULT_LEAK_TOLERANCE,
         }
     }
 
@@ -130,7 +134,14 @@ impl VoteQuestion {
                 .file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or(source);
-            set.set_shot_scopes(&shots.cells, scored, name, &spec, language)?;
+            set.set_shot_scopes(
+                &shots.cells,
+                scored,
+                name,
+                &spec,
+                language,
+                args.leak_tolerance,
+            )?;
             if !set.scopes.iter().any(|s| s.attribute != "all") {
                 bail!("--shots-from {source} has no groups (attribute/value) to show as few-shot examples");
             }

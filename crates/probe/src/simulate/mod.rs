@@ -5,6 +5,7 @@
 //! train / validation / test split is saved in `split.json`, and `scores.json` scores the
 //! simulated table against the real one ([`scores`]).
 
+pub mod baselines;
 pub mod scores;
 
 use std::path::{Path, PathBuf};
@@ -112,6 +113,9 @@ pub struct SimulateOptions {
     pub kl_smoothing: f64,
     pub spearman: bool,
     pub probes_dir: PathBuf,
+    /// Another finished simulation of the same respondents (e.g. the base model's, beside a
+    /// fine-tuned one): scored beside this one, with paired differences.
+    pub versus: Option<PathBuf>,
     /// Output directory (default `<probes_dir>/<model>/simulate-<survey>`).
     pub out: Option<PathBuf>,
     pub overwrite: bool,
@@ -139,6 +143,7 @@ impl SimulateOptions {
             kl_smoothing: 1e-4,
             spearman: false,
             probes_dir: PathBuf::from("probes"),
+            versus: None,
             out: None,
             overwrite: false,
         }
@@ -402,7 +407,37 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
         });
     }
     table.write_answers(&survey, &names, &out.join("answers.csv"))?;
-    let scores = scores::score(&survey, &table, &names, options, &stem)?;
+    let baseline_tables = baselines::Baseline::ALL
+        .iter()
+        .map(|&b| baselines::baseline_table(&survey, &split, b, &table, options.seed))
+        .collect::<Result<Vec<_>>>()?;
+    let mut comparators: Vec<scores::Comparator> = baselines::Baseline::ALL
+        .iter()
+        .zip(&baseline_tables)
+        .map(|(b, table)| scores::Comparator {
+            name: b.name().into(),
+            description: b.description().into(),
+            table,
+        })
+        .collect();
+    let versus = match &options.versus {
+        Some(dir) => Some(versus_table(dir, &survey, &settings, &selected, options)?),
+        None => None,
+    };
+    if let Some((name, t)) = &versus {
+        comparators.push(scores::Comparator {
+            name: name.clone(),
+            description: format!(
+                "another simulation of the same respondents ({})",
+                options
+                    .versus
+                    .as_ref()
+                    .map_or(String::new(), |d| d.display().to_string())
+            ),
+            table: t,
+        });
+    }
+    let scores = scores::score(&survey, &table, &names, options, &stem, &comparators)?;
     probe_cache::write_atomic(
         &out.join("scores.json"),
         serde_json::to_string_pretty(&scores)?.as_bytes(),
@@ -419,4 +454,69 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
         selected: selected.len(),
         scores: Some(scores),
     })
+}
+
+/// The table of another finished simulation (`--versus`) of the same respondents: same survey
+/// data, split, selection and temperatures (its model and persona setting may differ).
+fn versus_table(
+    dir: &Path,
+    survey: &Survey,
+    settings: &Value,
+    selected: &[usize],
+    options: &SimulateOptions,
+) -> Result<(String, scores::Table)> {
+    let manifest = dir.join("manifest.json");
+    let other: Value = serde_json::from_str(
+        &std::fs::read_to_string(&manifest)
+            .with_context(|| format!("--versus: reading {}", manifest.display()))?,
+    )
+    .with_context(|| format!("--versus: parsing {}", manifest.display()))?;
+    let theirs = &other["settings"];
+    for key in [
+        "survey",
+        "data",
+        "split",
+        "respondents",
+        "limit",
+        "temperatures",
+    ] {
+        if theirs[key] != settings[key] {
+            bail!(
+                "--versus {}: its `{key}` ({}) differs from this simulation's ({}): a paired comparison needs the same respondents and temperatures",
+                dir.display(),
+                theirs[key],
+                settings[key]
+            );
+        }
+    }
+    let records = read_records(&dir.join("respondents.jsonl"))?;
+    let table = scores::Table::from_records(survey, &records, selected, &options.temperatures)?;
+    if table.rows.len() != selected.len() {
+        bail!(
+            "--versus {}: {} of {} respondents simulated; finish it first",
+            dir.display(),
+            table.rows.len(),
+            selected.len()
+        );
+    }
+    // its scores name the model as its folders do (with `+adapter`); else the model file
+    let scored: Option<Value> = std::fs::read_to_string(dir.join("scores.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let model = scored
+        .as_ref()
+        .and_then(|s| s["model"].as_str().map(String::from))
+        .unwrap_or_else(|| {
+            Path::new(theirs["model"].as_str().unwrap_or("other"))
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("other")
+                .to_string()
+        });
+    let persona = if theirs["persona"].as_bool() == Some(false) {
+        "no persona"
+    } else {
+        "persona"
+    };
+    Ok((format!("{model} · {persona} (--versus)"), table))
 }

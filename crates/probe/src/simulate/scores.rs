@@ -146,8 +146,37 @@ pub struct TemperatureScores {
     pub temperature: f32,
     pub marginals: MarginalFit,
     pub agreement: Agreement,
-    /// `None` when fewer than two items have values, or an item is constant.
+    /// `None` when fewer than two items that vary have values (`structure_note` says why);
+    /// items constant in either table are left out and named in the fit.
     pub structure: Option<StructureFit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structure_note: Option<String>,
+}
+
+/// A baseline (or another simulation of the same respondents) scored by the same code.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ComparatorScores {
+    pub name: String,
+    pub description: String,
+    pub splits: Vec<SplitScores>,
+}
+
+/// The model's table against another of the same respondents (a baseline, or another run),
+/// at one split and temperature: A = the model, B = `versus`; paired bootstrap over
+/// respondents.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PairedComparison {
+    pub versus: String,
+    pub split: String,
+    pub temperature: f32,
+    pub differences: probe_metrics::paired::PairedDifferences,
+}
+
+/// A table scored beside the model's: its name, what it is, its rows.
+pub struct Comparator<'a> {
+    pub name: String,
+    pub description: String,
+    pub table: &'a Table,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -158,27 +187,27 @@ pub struct SimulationScores {
     pub items: Vec<String>,
     pub correlation: &'static str,
     pub splits: Vec<SplitScores>,
+    /// The baselines (and `--versus` runs), scored on the same respondents by the same code.
+    #[serde(default)]
+    pub baselines: Vec<ComparatorScores>,
+    /// The model against each of them, per split and temperature (paired bootstrap).
+    #[serde(default)]
+    pub differences: Vec<PairedComparison>,
 }
 
-/// Scores of every simulated respondent (`all`) and, when several splits are among them, of
-/// each split.
-pub fn score(
-    survey: &Survey,
-    table: &Table,
-    names: &[&str],
-    options: &SimulateOptions,
-    model: &str,
-) -> Result<SimulationScores> {
-    let mut groups: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
-    for row in &table.rows {
-        groups.entry(names[row.index]).or_default().push(row);
+/// The parts scored: every simulated respondent (`all`, or the one split simulated) and, when
+/// several splits are among them, each split; as positions into `table.rows`.
+fn parts(table: &Table, names: &[&str]) -> Vec<(String, Vec<usize>)> {
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (k, row) in table.rows.iter().enumerate() {
+        groups.entry(names[row.index]).or_default().push(k);
     }
     // one split simulated (`--respondents test`): named by it
     let everyone = match groups.keys().collect::<Vec<_>>().as_slice() {
         [only] => only.to_string(),
         _ => "all".into(),
     };
-    let mut parts: Vec<(String, Vec<&Row>)> = vec![(everyone, table.rows.iter().collect())];
+    let mut parts = vec![(everyone, (0..table.rows.len()).collect())];
     if groups.len() > 1 {
         for split in ["train", "validation", "test"] {
             if let Some(rows) = groups.remove(split) {
@@ -186,14 +215,92 @@ pub fn score(
             }
         }
     }
+    parts
+}
+
+/// Scores of every simulated respondent (`all`) and, when several splits are among them, of
+/// each split; the same for every comparator (baselines, other runs of the same respondents),
+/// and the model against each by a paired bootstrap.
+pub fn score(
+    survey: &Survey,
+    table: &Table,
+    names: &[&str],
+    options: &SimulateOptions,
+    model: &str,
+    comparators: &[Comparator<'_>],
+) -> Result<SimulationScores> {
     let method = if options.spearman {
         Method::Spearman
     } else {
         Method::Pearson
     };
-    let mut splits = Vec::new();
-    for (split, rows) in parts {
-        splits.push(score_rows(survey, table, &split, &rows, options, method)?);
+    let parts = parts(table, names);
+    let score_table = |t: &Table| -> Result<Vec<SplitScores>> {
+        parts
+            .iter()
+            .map(|(split, positions)| {
+                let rows: Vec<&Row> = positions.iter().map(|&k| &t.rows[k]).collect();
+                score_rows(survey, t, split, &rows, options, method)
+            })
+            .collect()
+    };
+    let splits = score_table(table)?;
+    let mut baselines = Vec::new();
+    let mut differences = Vec::new();
+    let scales = item_scales(survey);
+    for c in comparators {
+        if c.table.rows.len() != table.rows.len()
+            || c.table
+                .rows
+                .iter()
+                .zip(&table.rows)
+                .any(|(a, b)| a.index != b.index)
+            || c.table.temperatures != table.temperatures
+        {
+            bail!(
+                "{} does not hold the same respondents and temperatures as this simulation",
+                c.name
+            );
+        }
+        baselines.push(ComparatorScores {
+            name: c.name.clone(),
+            description: c.description.clone(),
+            splits: score_table(c.table)?,
+        });
+        for (split, positions) in &parts {
+            let real: Vec<Vec<Option<usize>>> = positions
+                .iter()
+                .map(|&k| table.rows[k].real.clone())
+                .collect();
+            let weights: Vec<f64> = positions
+                .iter()
+                .map(|&k| survey.respondents[table.rows[k].index].weight)
+                .collect();
+            for (ti, &temperature) in table.temperatures.iter().enumerate() {
+                let hard = |t: &Table| -> Vec<Vec<Option<usize>>> {
+                    positions
+                        .iter()
+                        .map(|&k| t.rows[k].sampled.iter().map(|s| Some(s[ti])).collect())
+                        .collect()
+                };
+                let d = probe_metrics::paired::paired_differences(
+                    &scales,
+                    &real,
+                    &hard(table),
+                    &hard(c.table),
+                    Some(&weights),
+                    options.kl_smoothing,
+                    options.bootstrap,
+                )
+                .with_context(|| format!("the {split} respondents against {}", c.name))?;
+                differences.push(PairedComparison {
+                    versus: c.name.clone(),
+                    split: split.clone(),
+                    temperature,
+                    differences: d,
+                });
+            }
+        }
     }
     Ok(SimulationScores {
         model: model.to_string(),
@@ -211,6 +318,8 @@ pub fn score(
             "pearson"
         },
         splits,
+        baselines,
+        differences,
     })
 }
 
@@ -282,6 +391,7 @@ fn score_rows(
                     .collect()
             })
             .collect();
+        let structure_fit = structure(&scales, &real, &hard, method, options.bootstrap);
         temperatures.push(TemperatureScores {
             temperature,
             marginals: marginals(
@@ -295,7 +405,8 @@ fn score_rows(
             .with_context(|| context("marginals"))?,
             agreement: agreement(&scales, &real, &hard, Some(&weights), options.bootstrap)
                 .with_context(|| context("agreement"))?,
-            structure: structure(&scales, &real, &hard, method, options.bootstrap).ok(),
+            structure: structure_fit.as_ref().ok().cloned(),
+            structure_note: structure_fit.err().map(|e| e.to_string()),
         });
     }
     Ok(SplitScores {
@@ -365,7 +476,7 @@ impl fmt::Display for SimulationScores {
         };
         writeln!(
             f,
-            "{} on {} ({}), bootstrap CIs over respondents:",
+            "{} on {} ({}), bias-corrected bootstrap CIs over respondents:",
             self.model,
             self.survey,
             if self.persona {
@@ -376,36 +487,105 @@ impl fmt::Display for SimulationScores {
         )?;
         writeln!(
             f,
-            "{:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} corr |Δr| ({})",
-            "split", "n", "T", "mean KL", "mean TV", "accuracy", "RMSE", self.correlation
+            "{:<30} {:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} corr |Δr| ({})",
+            "predictor",
+            "split",
+            "n",
+            "T",
+            "mean KL",
+            "mean TV",
+            "accuracy",
+            "RMSE",
+            self.correlation
         )?;
-        for s in &self.splits {
-            writeln!(
-                f,
-                "{:<11} {:>5} {:>6}  {:<22} {:<22}",
-                s.split,
-                s.respondents,
-                "p",
-                ci(&s.expected.mean_kl),
-                ci(&s.expected.mean_tv)
-            )?;
-            for t in &s.temperatures {
+        let mut notes = Vec::new();
+        let predictors = std::iter::once((self.model.as_str(), &self.splits))
+            .chain(self.baselines.iter().map(|b| (b.name.as_str(), &b.splits)));
+        for (name, splits) in predictors {
+            for s in splits {
                 writeln!(
                     f,
-                    "{:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} {}",
+                    "{:<30} {:<11} {:>5} {:>6}  {:<22} {:<22}",
+                    name,
                     s.split,
                     s.respondents,
-                    t.temperature,
-                    ci(&t.marginals.mean_kl),
-                    ci(&t.marginals.mean_tv),
-                    ci(&t.agreement.mean_accuracy),
-                    t.agreement.mean_rmse.as_ref().map(ci).unwrap_or_default(),
-                    t.structure
+                    "p",
+                    ci(&s.expected.mean_kl),
+                    ci(&s.expected.mean_tv)
+                )?;
+                for t in &s.temperatures {
+                    writeln!(
+                        f,
+                        "{:<30} {:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} {}",
+                        name,
+                        s.split,
+                        s.respondents,
+                        t.temperature,
+                        ci(&t.marginals.mean_kl),
+                        ci(&t.marginals.mean_tv),
+                        ci(&t.agreement.mean_accuracy),
+                        t.agreement.mean_rmse.as_ref().map(ci).unwrap_or_default(),
+                        t.structure
+                            .as_ref()
+                            .map(|s| ci(&s.mean_abs_diff))
+                            .unwrap_or_else(|| "—".into())
+                    )?;
+                    let item_names = |items: &[usize]| {
+                        items
+                            .iter()
+                            .filter_map(|&i| self.items.get(i).cloned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    if let Some(fit) = &t.structure {
+                        if !fit.constant_simulated.is_empty() {
+                            notes.push(format!(
+                                "{name}, {} at T = {}: constant in the simulated answers, left out of the correlation structure: {}",
+                                s.split,
+                                t.temperature,
+                                item_names(&fit.constant_simulated)
+                            ));
+                        }
+                    } else if let Some(note) = &t.structure_note {
+                        notes.push(format!(
+                            "{name}, {} at T = {}: no correlation structure ({note})",
+                            s.split, t.temperature
+                        ));
+                    }
+                }
+            }
+        }
+        if !self.differences.is_empty() {
+            writeln!(
+                f,
+                "{} minus each other predictor, paired bootstrap over the same respondents (two-sided p):",
+                self.model
+            )?;
+            let d = |x: &probe_metrics::paired::Difference| {
+                format!(
+                    "{:+.3} [{:+.3}, {:+.3}] p {:.3}",
+                    x.difference.value, x.difference.low, x.difference.high, x.p
+                )
+            };
+            for c in &self.differences {
+                writeln!(
+                    f,
+                    "  vs {:<30} {:<11} T {:<4} ΔKL {}  Δaccuracy {}  ΔRMSE {}",
+                    c.versus,
+                    c.split,
+                    c.temperature,
+                    d(&c.differences.mean_kl),
+                    d(&c.differences.mean_accuracy),
+                    c.differences
+                        .mean_rmse
                         .as_ref()
-                        .map(|s| ci(&s.mean_abs_diff))
+                        .map(d)
                         .unwrap_or_else(|| "—".into())
                 )?;
             }
+        }
+        for n in notes {
+            writeln!(f, "note: {n}")?;
         }
         Ok(())
     }

@@ -57,8 +57,12 @@ pub struct ChanceRow {
     pub statistic: String,
     pub random: Option<probe_latent::null::ChanceTest>,
     pub shuffled: Option<probe_latent::null::ChanceTest>,
-    /// p < 0.05 against every null that was run.
+    /// p < 0.05 against every null that was run (`verdict` is `above`).
     pub above_chance: bool,
+    /// Above chance, not above, or undetermined where a null was too small for p < 0.05
+    /// (older files: read from `above_chance`, a `false` there as undetermined).
+    #[serde(default)]
+    pub verdict: probe_latent::null::Verdict,
 }
 
 impl VectorsJson {
@@ -71,8 +75,12 @@ impl VectorsJson {
                 path.display()
             )
         })?;
-        let json: VectorsJson =
+        let mut json: VectorsJson =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // files written before verdicts: a `true` there was p < 0.05 against every null
+        for c in json.chance.iter_mut().filter(|c| c.above_chance) {
+            c.verdict = probe_latent::null::Verdict::Above;
+        }
         if json.format_version != 1 {
             bail!(
                 "{}: format version {} (this probe reads 1)",

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use probe_latent::null::Verdict;
 use probe_latent::{
     cosine_scan, probe_directions, select, vocab, PartyDirection, ProbeChoice, Selection,
 };
@@ -143,7 +144,7 @@ pub fn vectors(options: &VectorsOptions) -> Result<VectorsOutcome> {
         }
     }
     project_to_vocabulary(&model, &value_vectors, &mut rows, args.top_tokens)?;
-    let chance = chance_rows(args, &probes, &directions, &table, &value_vectors, &device)?;
+    let chance = chance_rows(args, &probes, &directions, &value_vectors, &device)?;
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let json = VectorsJson {
@@ -171,63 +172,44 @@ pub fn vectors(options: &VectorsOptions) -> Result<VectorsOutcome> {
     })
 }
 
-/// Each party's joint top-k mean cosine against random directions and against the directions of
-/// the label-shuffled probes (`probe train --null-seeds`; all parties' pooled: none of them
-/// knows a party).
+/// Each party's joint top-k mean cosine against random directions and against the directions
+/// of its own label-shuffled probes (`probe train --null-seeds`).
 fn chance_rows(
     args: &VectorsOptions,
     probes: &probe_train::LoadedProbes,
     directions: &[PartyDirection],
-    table: &probe_latent::CosineTable,
     value_vectors: &[(usize, Tensor<2>)],
     device: &probe_lm::burn::tensor::Device,
 ) -> Result<Vec<ChanceRow>> {
-    use probe_latent::null::{chance_test, random_directions, top_k_mean};
-    let dim = directions[0].direction.len();
-    let null_means = |dirs: Vec<Vec<f32>>, source: &str| -> Result<Vec<f64>> {
-        if dirs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let dirs: Vec<PartyDirection> = dirs
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| PartyDirection {
-                party: format!("{source}{i}"),
-                source: source.into(),
-                direction: d,
-            })
-            .collect();
-        let t = cosine_scan(&dirs, value_vectors, device)?;
-        Ok((0..dirs.len())
-            .map(|i| top_k_mean(t.party(i), args.k))
-            .collect())
-    };
-    let random = null_means(random_directions(args.null_random, dim, 0), "random")?;
-    let shuffled = null_means(
-        probes
-            .null_directions
-            .iter()
-            .flatten()
-            .map(|d| d.iter().map(|&x| x as f32).collect())
-            .collect(),
-        "shuffled",
+    let shuffled: Vec<Vec<Vec<f32>>> = probes
+        .null_directions
+        .iter()
+        .map(|seed| {
+            seed.iter()
+                .map(|d| d.iter().map(|&x| x as f32).collect())
+                .collect()
+        })
+        .collect();
+    let tests = probe_latent::null::party_chance_tests(
+        directions,
+        &shuffled,
+        value_vectors,
+        args.k,
+        args.null_random,
+        device,
     )?;
-    let mut out = Vec::new();
-    for (p, dir) in directions.iter().enumerate() {
-        let observed = top_k_mean(table.party(p), args.k);
-        let random = (!random.is_empty()).then(|| chance_test(observed, &random));
-        let shuffled = (!shuffled.is_empty()).then(|| chance_test(observed, &shuffled));
-        let tests: Vec<&probe_latent::null::ChanceTest> =
-            random.iter().chain(shuffled.iter()).collect();
-        out.push(ChanceRow {
+    Ok(directions
+        .iter()
+        .zip(tests)
+        .map(|(dir, t)| ChanceRow {
             party: dir.party.clone(),
             statistic: format!("mean cosine of the joint top-{} value vectors", args.k),
-            above_chance: !tests.is_empty() && tests.iter().all(|t| t.p < 0.05),
-            random,
-            shuffled,
-        });
-    }
-    Ok(out)
+            above_chance: t.verdict == Verdict::Above,
+            verdict: t.verdict,
+            random: t.random,
+            shuffled: t.shuffled,
+        })
+        .collect())
 }
 
 /// The layers `--layers` names; `probed` is the layers of the hooks the probes were trained on.
