@@ -236,6 +236,32 @@ impl Respondents {
     /// Weighted answer shares for everyone and for every attribute value, over `options`
     /// (answers outside them are dropped and the rest renormalized, as when a model is asked
     /// to choose among six parties). Each cell's `weight` is its respondents' total weight.
+    /// Per scope (`all`/`all` and each attribute value), each respondent's contribution to the
+    /// scope's distribution over `options`: its weight on the option it chose (respondents
+    /// answering outside the options are left out, as in [`Self::reference_cells`]). The
+    /// units a bootstrap over respondents resamples.
+    pub fn scope_units(&self, options: &[String]) -> BTreeMap<(String, String), Vec<Vec<f64>>> {
+        let mut out: BTreeMap<(String, String), Vec<Vec<f64>>> = BTreeMap::new();
+        for r in &self.rows {
+            let Some(k) = Self::option_of(&r.answer, options) else {
+                continue;
+            };
+            let mut unit = vec![0.0; options.len()];
+            unit[k] = r.weight;
+            out.entry(("all".into(), "all".into()))
+                .or_default()
+                .push(unit.clone());
+            for (a, v) in self.attributes.iter().zip(&r.attributes) {
+                if !v.is_empty() {
+                    out.entry((a.clone(), v.clone()))
+                        .or_default()
+                        .push(unit.clone());
+                }
+            }
+        }
+        out
+    }
+
     pub fn reference_cells(
         &self,
         options: &[String],

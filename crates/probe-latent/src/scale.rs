@@ -262,6 +262,96 @@ pub struct Summary {
     pub by_group: Ordered<Ordered<Distribution>>,
     /// ψ_j and ψ_{j,g} per prompt variant.
     pub by_variant: Ordered<VariantSummary>,
+    /// H_norm of ψ and of every ψ_g with bootstrap intervals over personas (absent in files
+    /// of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entropy: Option<EntropySummary>,
+}
+
+/// H_norm(ψ) pooled and per group, each with a bootstrap interval that resamples personas
+/// (all of a persona's prompt variants together: they are one persona asked ten ways, not ten
+/// observations).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EntropySummary {
+    /// What was resampled ("persona").
+    pub unit: String,
+    pub resamples: usize,
+    pub level: f64,
+    pub all: probe_metrics::stats::Estimate,
+    pub by_group: Ordered<Ordered<probe_metrics::stats::Estimate>>,
+}
+
+/// Each persona's contribution to ψ: Σ over its rows (every prompt variant) of w · m' under
+/// `policy` (applied to all rows, as [`summarize`] does), with its (attribute, value) pairs;
+/// personas in first-seen order. ψ of any set of personas is the normalized sum of theirs.
+pub fn persona_units(
+    rows: &[ScaleRow],
+    policy: NegativePolicy,
+) -> Vec<(Vec<(String, String)>, Vec<f64>)> {
+    let raw: Vec<Vec<f64>> = rows.iter().map(|r| r.factors.clone()).collect();
+    let mut order: Vec<&str> = Vec::new();
+    let mut units: std::collections::HashMap<&str, (Vec<(String, String)>, Vec<f64>)> =
+        Default::default();
+    for (r, m) in rows.iter().zip(policy.apply(&raw)) {
+        let unit = units.entry(r.persona.as_str()).or_insert_with(|| {
+            order.push(r.persona.as_str());
+            (r.values.clone(), vec![0.0; m.len()])
+        });
+        for (s, x) in unit.1.iter_mut().zip(&m) {
+            *s += r.weight * x;
+        }
+    }
+    order
+        .into_iter()
+        .map(|p| units.remove(p).expect("every persona has a unit"))
+        .collect()
+}
+
+/// H_norm of ψ over all rows and per group (`attributes`, as in [`summarize`]), each with a
+/// bootstrap interval over personas. Groups whose ψ is undefined are left out.
+pub fn entropy_summary(
+    attributes: &[(String, Vec<String>)],
+    rows: &[ScaleRow],
+    policy: NegativePolicy,
+    bootstrap: probe_metrics::stats::Bootstrap,
+) -> Result<EntropySummary> {
+    use probe_metrics::entropy::entropy_of_units;
+    let units = persona_units(rows, policy);
+    let of =
+        |keep: &dyn Fn(&[(String, String)]) -> bool| -> Option<probe_metrics::stats::Estimate> {
+            let mine: Vec<Vec<f64>> = units
+                .iter()
+                .filter(|(values, _)| keep(values))
+                .map(|(_, u)| u.clone())
+                .collect();
+            entropy_of_units(&mine, bootstrap).ok()
+        };
+    let all = of(&|_| true)
+        .ok_or_else(|| LatentError::Input("ψ is undefined: every factor is zero".into()))?;
+    let by_group = Ordered(
+        attributes
+            .iter()
+            .map(|(attr, values)| {
+                let per_value = values
+                    .iter()
+                    .filter_map(|v| {
+                        of(&|vals: &[(String, String)]| {
+                            vals.iter().any(|(a, x)| a == attr && x == v)
+                        })
+                        .map(|e| (v.clone(), e))
+                    })
+                    .collect();
+                (attr.clone(), Ordered(per_value))
+            })
+            .collect(),
+    );
+    Ok(EntropySummary {
+        unit: "persona".into(),
+        resamples: bootstrap.resamples,
+        level: bootstrap.level,
+        all,
+        by_group,
+    })
 }
 
 /// Per-row m' (after the policy) and the row's own normalized distribution (None when m'
@@ -392,6 +482,7 @@ pub fn summarize(
         all: aggregate(&|_| true),
         by_group: groups(None),
         by_variant,
+        entropy: None,
     })
 }
 
@@ -589,6 +680,37 @@ mod tests {
             let total: f64 = d.psi.as_ref().unwrap().0.iter().map(|(_, x)| x).sum();
             assert!((total - 1.0).abs() < 1e-12);
         }
+        // H_norm(ψ) with an interval over personas: p1's variants together are one unit
+        let units = persona_units(&rows, NegativePolicy::Clip);
+        assert_eq!(units.len(), 2);
+        assert_eq!(units[0].1, vec![4.0, 2.0]);
+        assert_eq!(units[1].1, vec![0.0, 6.0]);
+        let b = probe_metrics::stats::Bootstrap {
+            resamples: 200,
+            level: 0.95,
+            seed: 0,
+        };
+        let h = entropy_summary(&attrs, &rows, NegativePolicy::Clip, b).unwrap();
+        let want = probe_metrics::entropy::normalized_entropy(&[4.0 / 12.0, 8.0 / 12.0]).unwrap();
+        assert!((h.all.value - want).abs() < 1e-12);
+        assert!(h.all.low <= h.all.value && h.all.value <= h.all.high);
+        // one persona per group: resampling it changes nothing
+        assert!(
+            h.all.high <= 1.0,
+            "an entropy interval stays within [0, 1]: {:?}",
+            h.all
+        );
+        let male = h.by_group.get("gender").unwrap().get("male").unwrap();
+        assert_eq!((male.value, male.low, male.high), (0.0, 0.0, 0.0));
+        let with_entropy = Summary {
+            entropy: Some(h),
+            ..s.clone()
+        };
+        let back: Summary =
+            serde_json::from_str(&serde_json::to_string(&with_entropy).unwrap()).unwrap();
+        let e = back.entropy.unwrap();
+        assert!((e.all.value - want).abs() < 1e-12);
+        assert_eq!(e.unit, "persona");
         // psi.json reads back as written, in the written order (parties A, B; not sorted)
         let text = serde_json::to_string(&s).unwrap();
         let back: Summary = serde_json::from_str(&text).unwrap();

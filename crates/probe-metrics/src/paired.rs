@@ -6,6 +6,7 @@
 use crate::divergence::{kl_divergence, total_variation};
 use crate::individual::item_agreement;
 use crate::population::{check_table, item_marginal_pair, ItemScale};
+pub use crate::stats::two_sided_p;
 use crate::stats::{interval, resample, Bootstrap, Estimate};
 use crate::{MetricError, Result};
 
@@ -68,17 +69,6 @@ fn table_statistics(
         mean(&accuracies),
         mean(&rmses),
     ]))
-}
-
-/// The two-sided bootstrap p-value of "the difference is 0" from resampled differences.
-pub fn two_sided_p(draws: &[f64]) -> f64 {
-    if draws.is_empty() {
-        return 1.0;
-    }
-    let below = draws.iter().filter(|&&d| d <= 0.0).count();
-    let above = draws.iter().filter(|&&d| d >= 0.0).count();
-    let n = draws.len() as f64;
-    (2.0 * (1 + below.min(above)) as f64 / (1.0 + n)).min(1.0)
 }
 
 /// `real[r][i]`: respondent r's option on item i; `a[r][i]`, `b[r][i]`: the answers of two

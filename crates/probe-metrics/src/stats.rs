@@ -65,15 +65,27 @@ pub fn percentile(values: &[f64], q: f64) -> Result<f64> {
 }
 
 /// A statistic with its bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Estimate {
     pub value: f64,
     pub low: f64,
     pub high: f64,
     /// The bootstrap bias, mean(resampled statistic) − value, where [`interval`] corrected the
     /// interval by it (absent for plain percentile intervals of a mean).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bias: Option<f64>,
+}
+
+/// The two-sided bootstrap p-value of "the statistic is 0" from its resampled values:
+/// 2 · min(P*(d ≤ 0), P*(d ≥ 0)), with the +1 of a permutation p so it is never 0.
+pub fn two_sided_p(draws: &[f64]) -> f64 {
+    if draws.is_empty() {
+        return 1.0;
+    }
+    let below = draws.iter().filter(|&&d| d <= 0.0).count();
+    let above = draws.iter().filter(|&&d| d >= 0.0).count();
+    let n = draws.len() as f64;
+    (2.0 * (1 + below.min(above)) as f64 / (1.0 + n)).min(1.0)
 }
 
 /// Bootstrap settings: resamples of the respondents, confidence level, seed.
@@ -94,7 +106,9 @@ pub fn resample(n: usize, bootstrap: Bootstrap) -> Vec<Vec<usize>> {
 
 /// A bias-corrected percentile interval around `value`: the percentile interval of the
 /// resampled statistic shifted by the bootstrap bias b = mean(draws) − value, i.e.
-/// [q_{α/2} − b, q_{1−α/2} − b], and widened to `value` in the rare case it still misses it.
+/// [q_{α/2} − b, q_{1−α/2} − b], kept within the span of the draws and `value` (so a bounded
+/// statistic — an entropy in [0, 1], a KL ≥ 0 — keeps its bounds) and widened to `value` in
+/// the rare case it still misses it.
 ///
 /// Why: a plug-in statistic such as the KL between two marginals is biased upward under
 /// resampling (every resample adds noise, and KL ≥ 0), so its plain percentile interval can
@@ -111,8 +125,10 @@ pub fn interval(value: f64, draws: Vec<f64>, bootstrap: Bootstrap) -> Result<Est
     }
     let alpha = (1.0 - bootstrap.level) / 2.0;
     let bias = draws.iter().sum::<f64>() / draws.len() as f64 - value;
-    let low = percentile(&draws, 100.0 * alpha)? - bias;
-    let high = percentile(&draws, 100.0 * (1.0 - alpha))? - bias;
+    let floor = draws.iter().copied().fold(value, f64::min);
+    let ceiling = draws.iter().copied().fold(value, f64::max);
+    let low = (percentile(&draws, 100.0 * alpha)? - bias).max(floor);
+    let high = (percentile(&draws, 100.0 * (1.0 - alpha))? - bias).min(ceiling);
     Ok(Estimate {
         value,
         low: low.min(value),

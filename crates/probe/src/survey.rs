@@ -92,12 +92,14 @@ impl SurveySource {
                 .and_then(|s| s.to_str())
                 .unwrap_or("survey")
                 .to_string();
+            let units = respondents.scope_units(&options);
             let respondents = respondents.scope_sizes(&options);
             return Ok(Some(Reference {
                 name,
                 cells,
                 notes,
                 respondents,
+                units,
             }));
         }
         let election = self.election.as_deref().or(default_election);
@@ -152,6 +154,7 @@ impl SurveySource {
                     cells,
                     notes,
                     respondents: Default::default(),
+                    units: Default::default(),
                 }))
             }
         }

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::*;
+use probe_metrics::entropy::{compare_entropy, entropy_of_units, EntropyComparison};
+use probe_metrics::stats::{Bootstrap, Estimate};
 
 /// (1) Party distributions, everyone: each model beside the survey.
 pub(super) fn distributions(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
@@ -221,9 +223,44 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             None => scope_name(sc),
         })
         .collect();
-    let bars: Vec<Bars> = members
+    let entropy_bootstrap = Bootstrap {
+        resamples: cx.o.bootstrap.max(1),
+        level: cx.o.level,
+        seed: cx.o.seed,
+    };
+    // H_norm with intervals where the units are known (personas of a latent run; respondents
+    // of a respondent-level survey), and model − survey with its interval and p
+    let comparisons: Vec<Vec<Option<EntropyComparison>>> = members
         .iter()
         .map(|s| {
+            scopes
+                .iter()
+                .map(|sc| {
+                    let model = s.entropy_units.get(sc)?;
+                    let survey = cx.reference.units.get(sc)?;
+                    compare_entropy(model, survey, entropy_bootstrap).ok()
+                })
+                .collect()
+        })
+        .collect();
+    let model_intervals: Vec<Vec<Option<Estimate>>> = members
+        .iter()
+        .zip(&comparisons)
+        .map(|(s, row)| {
+            scopes
+                .iter()
+                .zip(row)
+                .map(|(sc, c)| match c {
+                    Some(c) => Some(c.model),
+                    None => entropy_of_units(s.entropy_units.get(sc)?, entropy_bootstrap).ok(),
+                })
+                .collect()
+        })
+        .collect();
+    let bars: Vec<Bars> = members
+        .iter()
+        .zip(&model_intervals)
+        .map(|(s, intervals)| {
             let values = scopes
                 .iter()
                 .map(|sc| {
@@ -239,7 +276,16 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             } else {
                 format!("{} ({n} in all)", cx.legend_name(s))
             };
-            Bars::new(name, values, cx.color_of(s))
+            let mut bars = Bars::new(name, values, cx.color_of(s));
+            if intervals.iter().any(Option::is_some) {
+                bars.intervals = Some(
+                    intervals
+                        .iter()
+                        .map(|e| e.map_or((f64::NAN, f64::NAN), |e| (e.low, e.high)))
+                        .collect(),
+                );
+            }
+            bars
         })
         .collect();
     let marks: Vec<f64> = scopes
@@ -248,6 +294,10 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
         .collect();
     let overall = survey_h(&cx.all_scope);
     let any_marks = marks.iter().any(|m| m.is_finite());
+    let survey_intervals: Vec<Option<Estimate>> = scopes
+        .iter()
+        .map(|sc| entropy_of_units(cx.reference.units.get(sc)?, entropy_bootstrap).ok())
+        .collect();
     let mut paragraphs = vec![
         "Normalized entropy H/ln N of each group's distribution (1 = uniform over the options, 0 = one option). A model that collapses a group onto one party sits far left of the survey. In the table, each value is followed by its n in parentheses: rows, personas or prompts for a model, respondents for the survey.".to_string(),
     ];
@@ -256,25 +306,87 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             "Dashed line: the survey's entropy for everyone, {h:.3}."
         ));
     }
+    let compared: Vec<usize> = (0..members.len())
+        .filter(|&m| comparisons[m].iter().any(Option::is_some))
+        .collect();
+    if model_intervals.iter().flatten().any(Option::is_some) {
+        paragraphs.push(format!(
+            "Brackets and whiskers: {:.0} % bootstrap intervals ({} resamples, bias-corrected) that resample personas for a latent ψ (all of a persona's prompt variants together) and respondents, with their weights, for the survey. Δ: the model's H_norm minus the survey's, its interval from independent resamples of both, and the two-sided bootstrap p of no difference — the latent-space study's question whether ψ is more or less dispersed than the survey.",
+            100.0 * entropy_bootstrap.level,
+            entropy_bootstrap.resamples
+        ));
+    }
+    for &m in &compared {
+        let lower: Vec<String> = scopes
+            .iter()
+            .zip(&comparisons[m])
+            .filter_map(|(sc, c)| {
+                let c = c.as_ref()?;
+                (c.p < 0.05 && c.difference.value < 0.0).then(|| scope_name(sc))
+            })
+            .collect();
+        let higher: Vec<String> = scopes
+            .iter()
+            .zip(&comparisons[m])
+            .filter_map(|(sc, c)| {
+                let c = c.as_ref()?;
+                (c.p < 0.05 && c.difference.value > 0.0).then(|| scope_name(sc))
+            })
+            .collect();
+        paragraphs.push(format!(
+            "{}: less dispersed than the survey (p < 0.05) in {}; more dispersed in {}; the others are not told apart at this n.",
+            cx.legend_name(members[m]),
+            if lower.is_empty() { "no group".into() } else { lower.join(", ") },
+            if higher.is_empty() { "no group".into() } else { higher.join(", ") },
+        ));
+    }
+    let with_interval = |value: f64, e: Option<Estimate>, n: Option<usize>| -> String {
+        match e {
+            Some(e) if value.is_finite() => {
+                let n = n.map_or(String::new(), |n| format!(" ({n})"));
+                format!("{} [{}, {}]{n}", f(value), f(e.low), f(e.high))
+            }
+            _ => with_n(value, n),
+        }
+    };
     let mut table = Table {
         header: std::iter::once("group".to_string())
             .chain(members.iter().map(|s| cx.legend_name(s)))
             .chain(any_marks.then(|| cx.reference.name.clone()))
+            .chain(compared.iter().map(|&m| {
+                format!(
+                    "Δ {} − {} (p)",
+                    cx.legend_name(members[m]),
+                    cx.reference.name
+                )
+            }))
             .collect(),
         rows: vec![],
     };
     for (i, sc) in scopes.iter().enumerate() {
         table.rows.push(
             std::iter::once(scope_name(sc))
-                .chain(
-                    members
-                        .iter()
-                        .zip(&bars)
-                        .map(|(s, b)| with_n(b.values[i], s.sizes.get(sc).copied())),
-                )
-                .chain(
-                    any_marks.then(|| with_n(marks[i], cx.reference.respondents.get(sc).copied())),
-                )
+                .chain(members.iter().enumerate().map(|(m, s)| {
+                    with_interval(
+                        bars[m].values[i],
+                        model_intervals[m][i],
+                        s.sizes.get(sc).copied(),
+                    )
+                }))
+                .chain(any_marks.then(|| {
+                    with_interval(
+                        marks[i],
+                        survey_intervals[i],
+                        cx.reference.respondents.get(sc).copied(),
+                    )
+                }))
+                .chain(compared.iter().map(|&m| match &comparisons[m][i] {
+                    Some(c) => format!(
+                        "{:+.3} [{:+.3}, {:+.3}] (p {:.3})",
+                        c.difference.value, c.difference.low, c.difference.high, c.p
+                    ),
+                    None => "–".into(),
+                }))
                 .collect(),
         );
     }
@@ -282,13 +394,16 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
         |v: &[f64]| -> Vec<Option<f64>> { v.iter().map(|x| x.is_finite().then_some(*x)).collect() };
     json["entropy"] = json!({
         "groups": scopes.iter().map(scope_name).collect::<Vec<_>>(),
-        "series": members.iter().zip(&bars).map(|(s, b)| json!({
+        "series": members.iter().zip(&bars).enumerate().map(|(m, (s, b))| json!({
             "name": s.name,
             "h_norm": optional(&b.values),
+            "interval": model_intervals[m],
             "n": scopes.iter().map(|sc| s.sizes.get(sc)).collect::<Vec<_>>(),
             "unit": s.size_unit,
+            "versus_survey": comparisons[m],
         })).collect::<Vec<_>>(),
         "survey": optional(&marks),
+        "survey_interval": survey_intervals,
         "survey_n": scopes.iter().map(|sc| cx.reference.respondents.get(sc)).collect::<Vec<_>>(),
         "survey_all": overall,
     });

@@ -409,6 +409,9 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
     // per persona across variants, from rows.jsonl
     let rows_path = dir.join("rows.jsonl");
     let mut by_persona: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+    // per persona: its scopes and Σ w · m' over its rows (rows of older runs lack m')
+    let mut units: BTreeMap<String, (Vec<(String, String)>, Vec<f64>)> = BTreeMap::new();
+    let mut all_adjusted = true;
     if rows_path.is_file() {
         let text = std::fs::read_to_string(&rows_path)
             .map_err(|e| input_err(&rows_path, e.to_string()))?;
@@ -419,6 +422,28 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         {
             let row: Value = serde_json::from_str(line)
                 .map_err(|e| input_err(&rows_path, format!("line {}: {e}", i + 1)))?;
+            let adjusted: Option<Vec<f64>> = row["adjusted"]
+                .as_object()
+                .and_then(|m| options.iter().map(|p| m.get(p)?.as_f64()).collect());
+            match (adjusted, row["persona"].as_str(), row["weight"].as_f64()) {
+                (Some(m), Some(persona), Some(w))
+                    if m.iter().all(|x| x.is_finite() && *x >= 0.0) =>
+                {
+                    let unit = units.entry(persona.to_string()).or_insert_with(|| {
+                        let scopes = row["attributes"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|(a, v)| Some((a.clone(), v.as_str()?.to_string())))
+                            .collect();
+                        (scopes, vec![0.0; options.len()])
+                    });
+                    for (s, x) in unit.1.iter_mut().zip(&m) {
+                        *s += w * x;
+                    }
+                }
+                _ => all_adjusted = false,
+            }
             let Some(d) = row["distribution"].as_object() else {
                 continue; // no positive factor: undefined row
             };
@@ -437,6 +462,18 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         .and_then(|s| s.to_str())
         .unwrap_or("scale")
         .to_string();
+    let mut entropy_units: BTreeMap<(String, String), Vec<Vec<f64>>> = BTreeMap::new();
+    if all_adjusted {
+        for (scopes, unit) in units.into_values() {
+            entropy_units
+                .entry(("all".into(), "all".into()))
+                .or_default()
+                .push(unit.clone());
+            for scope in scopes {
+                entropy_units.entry(scope).or_default().push(unit.clone());
+            }
+        }
+    }
     let sensitivity = group_sensitivity(&psi, &options, &pooled)?;
     let by_language = psi["run"]["by_language"]
         .as_object()
@@ -479,6 +516,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
                 let policy = psi["negative"].as_str().unwrap_or("clip").to_string();
                 (count, of, policy)
             }),
+        entropy_units,
     })
 }
 
@@ -702,6 +740,7 @@ pub fn series_from_cells(cells: &[Cell], default_model: &str) -> Result<Vec<Seri
             sizes,
             size_unit,
             clipped: None,
+            entropy_units: BTreeMap::new(),
         });
     }
     Ok(out)

@@ -71,6 +71,10 @@ pub struct Reference {
     /// Respondents behind each (attribute, value) scope (unweighted), where the reference is
     /// respondent-level.
     pub respondents: BTreeMap<(String, String), usize>,
+    /// Per scope, each respondent's weight on the option it chose (over the report's options),
+    /// where the reference is respondent-level: what an interval for the survey's entropy
+    /// resamples. Empty for aggregate results.
+    pub units: BTreeMap<(String, String), Vec<Vec<f64>>>,
 }
 
 /// One model distribution source: a `probe scale` directory, or the cells of one
@@ -114,6 +118,10 @@ pub struct Series {
     /// Latent runs: the scaling factors the negative-factor policy changed, of all factors,
     /// and the policy (`clip`, `shift`, `softmax`).
     pub clipped: Option<(u64, u64, String)>,
+    /// Latent runs: per scope, each persona's contribution to ψ (Σ over its prompt variants
+    /// of w · m'), the units a bootstrap over personas resamples. Empty elsewhere (and for
+    /// runs of older versions).
+    pub entropy_units: BTreeMap<(String, String), Vec<Vec<f64>>>,
 }
 
 impl Series {

@@ -110,7 +110,102 @@ fn reference() -> Reference {
         ]
         .map(|(a, v, n)| ((a.to_string(), v.to_string()), n))
         .into(),
+        units: BTreeMap::new(),
     }
+}
+
+/// ψ's entropy beside the survey's with intervals and a test: 60 personas of whom the men all
+/// lean to one party (less dispersed than the survey's men, who spread evenly), the women as
+/// spread as the survey's (not told apart). Intervals resample personas (both prompt variants
+/// of one persona together) and respondents.
+#[test]
+fn psi_entropy_is_tested_against_the_survey_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path());
+    let scale = dir.path().join("scale-grid");
+    let mut rows = String::new();
+    for p in 0..60 {
+        let gender = if p % 2 == 0 { "female" } else { "male" };
+        for variant in ["a", "b"] {
+            let m = if gender == "male" {
+                [0.9, 0.05, 0.05]
+            } else {
+                let mut m = [0.0; 3];
+                m[(p / 2) % 3] = 1.0;
+                m
+            };
+            let adjusted = json!({"SPD": m[0], "GRÜNE": m[1], "AfD": m[2]});
+            rows.push_str(
+                &(json!({"persona": format!("p{p}"), "variant": variant, "weight": 1.0,
+                         "attributes": {"gender": gender}, "factors": adjusted,
+                         "adjusted": adjusted, "distribution": adjusted})
+                .to_string()
+                    + "\n"),
+            );
+        }
+    }
+    std::fs::write(scale.join("rows.jsonl"), rows).unwrap();
+    let run = load_run(dir.path()).unwrap();
+    assert_eq!(
+        run.series[0].entropy_units[&("gender".to_string(), "male".to_string())].len(),
+        30
+    );
+    let mut r = reference();
+    // 90 survey respondents per gender, evenly over the three parties
+    let unit = |k: usize| {
+        let mut u = vec![0.0; 3];
+        u[k] = 1.0;
+        u
+    };
+    for g in ["female", "male"] {
+        r.units.insert(
+            ("gender".to_string(), g.to_string()),
+            (0..90).map(|i| unit(i % 3)).collect(),
+        );
+    }
+    let report = build(
+        &[run],
+        &[],
+        &r,
+        &ReportOptions {
+            bootstrap: 400,
+            ..ReportOptions::default()
+        },
+    )
+    .unwrap();
+    let series = &report.json["entropy"]["series"][0];
+    let groups = report.json["entropy"]["groups"].as_array().unwrap();
+    let at = |name: &str| {
+        groups
+            .iter()
+            .position(|g| g.as_str().unwrap() == name)
+            .unwrap()
+    };
+    let male = &series["versus_survey"][at("gender=male")];
+    let female = &series["versus_survey"][at("gender=female")];
+    assert!(male["difference"]["high"].as_f64().unwrap() < 0.0, "{male}");
+    assert!(male["p"].as_f64().unwrap() < 0.05, "{male}");
+    assert!(female["p"].as_f64().unwrap() > 0.05, "{female}");
+    let low = female["difference"]["low"].as_f64().unwrap();
+    let high = female["difference"]["high"].as_f64().unwrap();
+    assert!(low <= 0.0 && 0.0 <= high, "{female}");
+    // the table and the figure carry them: a Δ column, and whiskers on the bars
+    let section = report.sections.iter().find(|s| s.id == "entropy").unwrap();
+    let table = section.table.as_ref().unwrap();
+    assert!(
+        table.header.iter().any(|h| h.starts_with("Δ ")),
+        "{:?}",
+        table.header
+    );
+    assert!(
+        section
+            .paragraphs
+            .iter()
+            .any(|p| p.contains("less dispersed than the survey (p < 0.05) in gender=male;")),
+        "{:?}",
+        section.paragraphs
+    );
+    assert!(series["interval"][at("gender=male")]["low"].is_number());
 }
 
 /// ψ that pools the 2021 vote and a vote "tomorrow" is compared with the 2021 survey only

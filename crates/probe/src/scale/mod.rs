@@ -339,7 +339,18 @@ pub fn scale(options: &ScaleOptions) -> Result<ScaleOutcome> {
         })
         .collect();
     let variants: Vec<String> = templates.iter().map(|t| t.id.clone()).collect();
-    let summary = summarize(&vectors.parties, &attributes, &variants, &rows, policy)?;
+    let mut summary = summarize(&vectors.parties, &attributes, &variants, &rows, policy)?;
+    // H_norm(ψ) with 95 % intervals over personas (1,000 resamples, seed 0)
+    summary.entropy = Some(probe_latent::scale::entropy_summary(
+        &attributes,
+        &rows,
+        policy,
+        probe_metrics::stats::Bootstrap {
+            resamples: 1000,
+            level: 0.95,
+            seed: 0,
+        },
+    )?);
     let (policy_sensitivity, by_language) =
         write::sensitivity_and_languages(&vectors.parties, &templates, &rows, policy);
     write::write_rows(&out, &vectors.parties, &rows, policy)?;

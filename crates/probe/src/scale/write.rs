@@ -21,6 +21,10 @@ pub struct RowRecord {
     pub attributes: BTreeMap<String, String>,
     pub distribution: Option<BTreeMap<String, f64>>,
     pub factors: BTreeMap<String, f64>,
+    /// m' per party: the factors after the run's negative-factor policy, what ψ sums (absent
+    /// in rows of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjusted: Option<BTreeMap<String, f64>>,
     pub persona: String,
     pub variant: String,
     pub weight: f64,
@@ -121,7 +125,7 @@ pub fn write_rows(
     }
     csv.push('\n');
     let mut jsonl = String::new();
-    for (r, (_, dist)) in rows.iter().zip(&dists) {
+    for (r, (adjusted, dist)) in rows.iter().zip(&dists) {
         csv.push_str(&csv_field(&r.persona));
         csv.push(',');
         csv.push_str(&csv_field(&r.variant));
@@ -150,6 +154,13 @@ pub fn write_rows(
                 .cloned()
                 .zip(r.factors.iter().copied())
                 .collect(),
+            adjusted: Some(
+                parties
+                    .iter()
+                    .cloned()
+                    .zip(adjusted.iter().copied())
+                    .collect(),
+            ),
             persona: r.persona.clone(),
             variant: r.variant.clone(),
             weight: r.weight,
