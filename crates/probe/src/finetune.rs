@@ -25,7 +25,7 @@ use crate::simulate::{load_survey, SplitOptions};
 #[derive(Debug, Clone)]
 pub struct FinetuneOptions {
     /// The base model, every weight frozen: `dtype` f32 holds dense f32 weights; `native`
-    /// keeps a GGUF's quantized blocks (QLoRA: forward on the block kernels, backward
+    /// keeps a GGUF's quantized blocks (LoRA on quantized blocks — not QLoRA's NF4: forward on the block kernels, backward
     /// dequantizing a panel of rows at a time).
     pub model: ModelSpec,
     /// The survey's folder (with `codebook.toml`) or its codebook.
@@ -103,7 +103,7 @@ pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
     check_out_dir(&out)?;
 
     // frozen weights on the autodiff device (only the adapters get gradients): dense f32
-    // with `--dtype f32`, else as stored — a GGUF's quantized blocks stay quantized (QLoRA)
+    // with `--dtype f32`, else as stored — a GGUF's quantized blocks stay quantized (LoRA on quantized blocks, not NF4)
     let spec = options.model.clone();
     let device = spec.device.device()?.autodiff();
     let mut model = spec.load_on(&device)?;
@@ -250,4 +250,33 @@ pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
         validation_examples: validation.len(),
         training,
     })
+}
+
+#[cfg(test)]
+mod naming_tests {
+    /// "QLoRA" names NF4 quantization of a 16-bit checkpoint (Dettmers et al. 2023), which
+    /// probe does not do: wherever the docs or the CLI say it, they say so (NF4 within reach).
+    #[test]
+    fn lora_on_quantized_blocks_is_not_called_qlora() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for file in [
+            "README.md",
+            "docs/GUIDE.md",
+            "docs/PERFORMANCE.md",
+            "docs/CLI.md",
+            "crates/probe-cli/src/commands/finetune.rs",
+            "crates/probe/src/finetune.rs",
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            for (at, _) in text.match_indices("QLoRA") {
+                let from = text.floor_char_boundary(at.saturating_sub(400));
+                let to = text.ceil_char_boundary((at + 400).min(text.len()));
+                assert!(
+                    text[from..to].contains("NF4"),
+                    "{file} calls LoRA on quantized blocks QLoRA without saying it is not NF4: …{}…",
+                    &text[from..to]
+                );
+            }
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! `probe finetune`: LoRA adapters trained on a survey's training respondents' answers
 //! (burn autodiff on the CPU), validated and early-stopped on the validation respondents,
-//! resumable after a kill; the adapter in PEFT's layout for `--adapter`.
+//! resumable after a kill; the adapter in PEFT's layout for `--adapter`. Under `--dtype
+//! native` a GGUF's quantized blocks stay frozen and quantized while the adapters train: LoRA
+//! on quantized blocks, not QLoRA's NF4 quantization of a 16-bit checkpoint (docs/GUIDE.md §7).
 
 use std::path::PathBuf;
 
@@ -10,6 +12,9 @@ use probe_finetune::train::FinetuneParams;
 
 use crate::common::ModelArgs;
 
+/// Trains LoRA adapters on a survey's answers. With `--dtype native` (the default) a GGUF's
+/// quantized blocks stay quantized under the adapters (LoRA on quantized blocks; not QLoRA's
+/// NF4 quantization, which probe does not do); `--dtype f32` trains on dense weights.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
