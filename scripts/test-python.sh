@@ -2,7 +2,7 @@
 # The Python bindings' tests: build the wheel (`maturin build --release`), install it into a
 # fresh venv with only its declared dependencies and run examples/quickstart.py there (the
 # README's install path), then install it into the test venv (made once: maturin, numpy,
-# pytest, safetensors, scipy) and run pytest (crates/probe-py/tests). The tests compare
+# pytest, safetensors, scipy, scikit-learn) and run pytest (crates/probe-py/tests). The tests compare
 # `probe.Model` with transformers' reference tensors in ../shared and every stage with the
 # `probe` binary. Without `python3 -m venv` (or pip) they are skipped with a notice.
 set -euo pipefail
@@ -14,10 +14,10 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "test-python: notice: python3 with venv and ensurepip is not available; the Python bindings' tests are skipped"
   exit 0
 fi
-if ! "$VENV/bin/python" -c 'import maturin, numpy, pytest, safetensors, scipy' >/dev/null 2>&1; then
-  echo "test-python: making $VENV (maturin numpy pytest safetensors scipy; once)"
+if ! "$VENV/bin/python" -c 'import maturin, numpy, pytest, safetensors, scipy, sklearn' >/dev/null 2>&1; then
+  echo "test-python: making $VENV (maturin numpy pytest safetensors scipy scikit-learn; once)"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet maturin numpy pytest safetensors scipy
+  "$VENV/bin/pip" install --quiet maturin numpy pytest safetensors scipy scikit-learn
 fi
 cargo build --release --quiet -p probe-cli
 rm -rf "$TARGET/wheels/py-test"

@@ -120,6 +120,50 @@ def test_simulate_scores_equal_numpy_and_scipy(cli, gguf, root, tmp_path):
         np.testing.assert_allclose(structure["corr_of_corr"]["value"],
                                    stats.pearsonr(r_real[upper], r_sim[upper])[0])
     assert structures >= 1, "no temperature had a correlation structure to check"
+    check_baselines(book, items, codes, data, records, real, scores, out)
+
+
+def check_baselines(book, items, codes, data, records, real, scores, out):
+    """The baselines beside the model, recomputed: the training split's marginal with numpy,
+    the multinomial logistic regression with scikit-learn (C = 1, lbfgs, the four ANES
+    demographics standardized), each one's expected marginal over the scored respondents; the
+    paired differences name both."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ModuleNotFoundError:
+        pytest.skip("scikit-learn is not installed: the baselines' reference is skipped")
+    split = json.loads((out / "split.json").read_text())
+    # the extract has no id column: a respondent's id is its 1-based row number
+    assert all(r["key"] == str(r["index"] + 1) for r in records)
+    train = [int(i) - 1 for i in split["train"]]
+    columns = [d["column"] for d in book["demographic"]]
+
+    def answer(row, i):
+        return codes[i].index(str(int(float(data[row][items[i]["column"]]))))
+
+    names = [b["name"] for b in scores["baselines"]]
+    assert names == ["baseline: training marginal", "baseline: logistic regression"], names
+    marginal, logistic = (b["splits"][0]["expected"] for b in scores["baselines"])
+    x_train = np.array([[float(data[r][c]) for c in columns] for r in train])
+    mean, sd = x_train.mean(axis=0), x_train.std(axis=0)
+    x_scored = np.array([[float(data[r["index"]][c]) for c in columns] for r in records])
+    for i in range(len(items)):
+        y = np.array([answer(r, i) for r in train])
+        want = np.bincount(y, minlength=len(codes[i])) / len(y)
+        np.testing.assert_allclose(marginal["items"][i]["simulated"], want, atol=1e-12)
+        np.testing.assert_allclose(marginal["items"][i]["real"], np.bincount(
+            real[:, i], minlength=len(codes[i])) / len(real), atol=1e-12)
+        # probe's regression is multinomial for every item: with two classes its penalty
+        # ½(|w1|² + |w2|²) at the optimum (w1 = −w2 = w/2) is ¼|w|², scikit-learn's binomial
+        # fit with C = 2
+        c = 2.0 if len(set(y)) == 2 else 1.0
+        fit = LogisticRegression(C=c, max_iter=10000, tol=1e-10).fit((x_train - mean) / sd, y)
+        proba = np.zeros((len(records), len(codes[i])))
+        proba[:, fit.classes_] = fit.predict_proba((x_scored - mean) / sd)
+        np.testing.assert_allclose(logistic["items"][i]["simulated"], proba.mean(axis=0),
+                                   atol=2e-4)
+    versus = {d["versus"] for d in scores["differences"]}
+    assert versus == set(names), versus
 
 
 def test_python_simulate_and_finetune_write_what_the_cli_writes(cli, gguf, tmp_path):

@@ -103,7 +103,8 @@ pub fn baseline_table(
                     let y = Array1::from_iter(answered.iter().map(|&(_, a)| a));
                     let fit = MultiLogisticRegression::default()
                         .alpha(1.0)
-                        .max_iterations(500)
+                        .max_iterations(1000)
+                        .gradient_tolerance(1e-6)
                         .fit(&Dataset::new(x, y))
                         .with_context(|| {
                             format!(
