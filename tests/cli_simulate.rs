@@ -96,6 +96,64 @@ fn simulate_writes_the_table_resumes_and_shards() {
         "{stderr}"
     );
     assert!(stdout.contains("mean KL"), "{stdout}");
+    // the baselines stand beside the model in the table, and the model minus each
+    for baseline in [
+        "baseline: training marginal",
+        "baseline: logistic regression",
+    ] {
+        assert!(stdout.contains(baseline), "{stdout}");
+        assert!(stdout.contains(&format!("vs {baseline}")), "{stdout}");
+    }
+    let scores: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("scores.json")).unwrap()).unwrap();
+    assert_eq!(scores["baselines"].as_array().unwrap().len(), 2);
+    let first = &scores["differences"][0];
+    assert!(
+        first["differences"]["mean_kl"]["p"].as_f64().unwrap() > 0.0,
+        "{first}"
+    );
+    assert_eq!(
+        scores["baselines"][1]["splits"][0]["respondents"],
+        scores["splits"][0]["respondents"]
+    );
+    // another simulation of the same respondents (no persona) against this one: paired
+    let unsteered = tmp.path().join("unsteered");
+    let versus = simulate(
+        &unsteered,
+        &[
+            "--limit",
+            "6",
+            "--no-persona",
+            "--versus",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        versus.status.success(),
+        "{}",
+        String::from_utf8_lossy(&versus.stderr)
+    );
+    let paired: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(unsteered.join("scores.json")).unwrap())
+            .unwrap();
+    let against = paired["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["versus"] == "SmolLM2-135M-Instruct.Q4_1 · persona (--versus)")
+        .count();
+    assert_eq!(against, 2, "one per temperature: {paired}");
+    // other respondents cannot be paired: a clear error
+    let mismatched = simulate(
+        &tmp.path().join("mismatched"),
+        &["--limit", "5", "--versus", out.to_str().unwrap()],
+    );
+    assert!(!mismatched.status.success());
+    assert!(
+        String::from_utf8_lossy(&mismatched.stderr).contains("its `limit` (6) differs"),
+        "{}",
+        String::from_utf8_lossy(&mismatched.stderr)
+    );
     let recs = records(&out);
     assert_eq!(recs.len(), 6);
     for r in &recs {

@@ -12,6 +12,7 @@ use probe_report::compare::{
 use crate::files::check_out_file;
 use crate::progress::note;
 use crate::survey::SurveySource;
+use crate::vectors::csv_field;
 
 /// What to compare and how (`CompareRequest::default()` compares nothing yet).
 #[derive(Debug, Clone, Default)]
@@ -39,8 +40,35 @@ pub struct CompareRequest {
     pub out: Option<PathBuf>,
 }
 
+/// One latent ψ's normalized entropy against a respondent-level survey's, in one scope.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EntropyTest {
+    /// The `scale` directory of the ψ.
+    pub source: String,
+    pub attribute: String,
+    pub value: String,
+    /// H_norm of ψ (resampling personas) and of the survey (resampling respondents), model −
+    /// survey with its interval and two-sided p.
+    pub comparison: probe_metrics::entropy::EntropyComparison,
+}
+
+/// What [`compare_all`] found: the metric rows, and the entropy tests of every latent ψ
+/// (`psi.cells.jsonl` of a `scale` directory) against a respondent-level survey (`--survey`).
+#[derive(Debug, Clone)]
+pub struct CompareOutcome {
+    pub rows: Vec<Row>,
+    pub entropy: Vec<EntropyTest>,
+}
+
 /// Reads the cells, joins predictions with references and scores them; writes `out`.
 pub fn compare(request: &CompareRequest) -> Result<Vec<Row>> {
+    Ok(compare_all(request)?.rows)
+}
+
+/// [`compare`], with ψ's entropy tested against the survey's where both sides have units: a
+/// predicted `psi.cells.jsonl` beside its `rows.jsonl` (personas) and a respondent-level
+/// `--survey` (respondents). Writes the tests beside `out` (`<stem>.entropy.csv|json`).
+pub fn compare_all(request: &CompareRequest) -> Result<CompareOutcome> {
     let args = request;
     if let Some(path) = &args.out {
         check_out_file(path, &["csv", "json"])?;
@@ -80,12 +108,15 @@ pub fn compare(request: &CompareRequest) -> Result<Vec<Row>> {
     }
     // a respondent-level survey or a built-in result, over the predicted cells' options
     let options = predicted.first().map(|c| c.options.clone());
+    let mut survey_units = Default::default();
     if let Some(survey) = args.survey.reference(options.as_deref(), None)? {
         for line in &survey.notes {
             note(format_args!("reference: {line}"));
         }
         reference.extend(survey.cells);
+        survey_units = survey.units;
     }
+    let entropy = entropy_tests(args, &survey_units)?;
     // baselines for cells that carry their own reference (`probe eval` output)
     let own = if reference.is_empty() {
         probe_report::compare::own_references(&predicted)
@@ -123,8 +154,160 @@ pub fn compare(request: &CompareRequest) -> Result<Vec<Row>> {
     if let Some(path) = &args.out {
         write_rows(path, &rows, &args.options.by)?;
         note(format_args!("wrote {}", path.display()));
+        if !entropy.is_empty() {
+            let sibling = entropy_path(path);
+            write_entropy(&sibling, &entropy)?;
+            note(format_args!("wrote {}", sibling.display()));
+        }
     }
-    Ok(rows)
+    Ok(CompareOutcome { rows, entropy })
+}
+
+/// The entropy tests of every predicted `psi.cells.jsonl` whose `scale` directory has persona
+/// units, against the survey's respondents, in every scope both have.
+fn entropy_tests(
+    args: &CompareRequest,
+    survey: &std::collections::BTreeMap<(String, String), Vec<Vec<f64>>>,
+) -> Result<Vec<EntropyTest>> {
+    let mut out = Vec::new();
+    if survey.is_empty() {
+        return Ok(out);
+    }
+    let bootstrap = probe_metrics::stats::Bootstrap {
+        resamples: args.options.bootstrap.max(1),
+        level: args.options.level,
+        seed: args.options.seed,
+    };
+    for path in &args.predicted {
+        let Some(dir) = path
+            .parent()
+            .filter(|_| path.file_name().is_some_and(|n| n == "psi.cells.jsonl"))
+        else {
+            continue;
+        };
+        let psi: serde_json::Value = match std::fs::read_to_string(dir.join("psi.json")) {
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", dir.join("psi.json").display()))?,
+            Err(_) => continue,
+        };
+        let parties: Vec<String> = psi["parties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(String::from))
+            .collect();
+        let units = probe_report::report::persona_units(dir, &parties)?;
+        if units.is_empty() {
+            note(format_args!(
+                "{}: rows.jsonl has no m' (a run of an older probe): no entropy test",
+                dir.display()
+            ));
+        }
+        for (scope, model) in &units {
+            let Some(people) = survey.get(scope) else {
+                continue;
+            };
+            let comparison = probe_metrics::entropy::compare_entropy(model, people, bootstrap)
+                .with_context(|| {
+                    format!(
+                        "the entropy of {} in {}={}",
+                        dir.display(),
+                        scope.0,
+                        scope.1
+                    )
+                })?;
+            out.push(EntropyTest {
+                source: dir.display().to_string(),
+                attribute: scope.0.clone(),
+                value: scope.1.clone(),
+                comparison,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `<stem>.entropy.<ext>` beside `out`.
+fn entropy_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("compare");
+    let ext = out.extension().and_then(|s| s.to_str()).unwrap_or("csv");
+    out.with_file_name(format!("{stem}.entropy.{ext}"))
+}
+
+fn write_entropy(path: &Path, tests: &[EntropyTest]) -> Result<()> {
+    let text = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::to_string_pretty(tests)?
+    } else {
+        let mut s = String::from("source,attribute,value,model_h,model_low,model_high,survey_h,survey_low,survey_high,difference,difference_low,difference_high,p,personas,respondents\n");
+        for t in tests {
+            let c = &t.comparison;
+            s.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                csv_field(&t.source),
+                csv_field(&t.attribute),
+                csv_field(&t.value),
+                c.model.value,
+                c.model.low,
+                c.model.high,
+                c.survey.value,
+                c.survey.low,
+                c.survey.high,
+                c.difference.value,
+                c.difference.low,
+                c.difference.high,
+                c.p,
+                c.model_units,
+                c.survey_units
+            ));
+        }
+        s
+    };
+    probe_cache::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The entropy tests as a text table (empty when there are none).
+pub fn entropy_table(tests: &[EntropyTest], level: f64) -> String {
+    if tests.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "normalized entropy of ψ (resampling personas) vs the survey's (resampling respondents), {:.0}% bootstrap CIs:\n",
+        level * 100.0
+    );
+    out.push_str(&format!(
+        "{:<28} {:<26} {:<26} {:<30} {:>7}\n",
+        "group", "ψ", "survey", "ψ − survey", "p"
+    ));
+    for t in tests {
+        let c = &t.comparison;
+        let group = if t.attribute == "all" {
+            "everyone".to_string()
+        } else {
+            format!("{}={}", t.attribute, t.value)
+        };
+        out.push_str(&format!(
+            "{:<28} {:<26} {:<26} {:<30} {:>7.3}\n",
+            group,
+            format!(
+                "{:.3} [{:.3}, {:.3}]",
+                c.model.value, c.model.low, c.model.high
+            ),
+            format!(
+                "{:.3} [{:.3}, {:.3}]",
+                c.survey.value, c.survey.low, c.survey.high
+            ),
+            format!(
+                "{:+.3} [{:+.3}, {:+.3}]",
+                c.difference.value, c.difference.low, c.difference.high
+            ),
+            c.p
+        ));
+    }
+    out
 }
 
 fn reference_policy(request: &CompareRequest) -> SumPolicy {
@@ -357,5 +540,118 @@ mod tests {
         assert_eq!(rows[0].aggregate, Aggregate::GroupMean);
         assert!((rows[0].estimate.value - group_mean).abs() < 1e-12);
         assert!((flat - group_mean).abs() > 0.04);
+    }
+}
+
+#[cfg(test)]
+mod entropy_tests {
+    use super::*;
+
+    /// A latent ψ's `psi.cells.jsonl` beside its rows, against a respondent-level survey: the
+    /// men's ψ collapses onto one party while the survey's men spread evenly (less dispersed,
+    /// p small), the women are spread like the survey's (not told apart); the tests are
+    /// printed and written beside --out.
+    #[test]
+    fn compare_tests_psi_entropy_against_the_survey() {
+        let dir = tempfile::tempdir().unwrap();
+        let scale = dir.path().join("scale-grid");
+        std::fs::create_dir_all(&scale).unwrap();
+        let parties = ["A", "B", "C"];
+        std::fs::write(
+            scale.join("psi.json"),
+            serde_json::json!({"parties": parties}).to_string(),
+        )
+        .unwrap();
+        let (mut rows, mut male, mut female) = (String::new(), [0.0; 3], [0.0; 3]);
+        for p in 0..40 {
+            let gender = if p % 2 == 0 { "female" } else { "male" };
+            let m = if gender == "male" {
+                [0.9, 0.05, 0.05]
+            } else {
+                let mut m = [0.0; 3];
+                m[(p / 2) % 3] = 1.0;
+                m
+            };
+            let sums = if gender == "male" {
+                &mut male
+            } else {
+                &mut female
+            };
+            for variant in ["a", "b"] {
+                for (s, x) in sums.iter_mut().zip(m) {
+                    *s += x;
+                }
+                let adjusted = serde_json::json!({"A": m[0], "B": m[1], "C": m[2]});
+                rows.push_str(
+                    &(serde_json::json!({"persona": format!("p{p}"), "variant": variant,
+                        "weight": 1.0, "attributes": {"gender": gender}, "factors": adjusted,
+                        "adjusted": adjusted})
+                    .to_string()
+                        + "\n"),
+                );
+            }
+        }
+        std::fs::write(scale.join("rows.jsonl"), rows).unwrap();
+        let normalize = |v: [f64; 3]| {
+            let t: f64 = v.iter().sum();
+            v.map(|x| x / t)
+        };
+        let cell = |g: &str, d: [f64; 3]| {
+            serde_json::json!({"model": "m", "attribute": "gender", "value": g,
+                "options": parties, "predicted": d})
+            .to_string()
+        };
+        std::fs::write(
+            scale.join("psi.cells.jsonl"),
+            [
+                cell("female", normalize(female)),
+                cell("male", normalize(male)),
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        let survey = dir.path().join("survey.csv");
+        let mut csv = String::from("gender,vote\n");
+        for r in 0..180 {
+            let gender = if r % 2 == 0 { "female" } else { "male" };
+            csv.push_str(&format!("{gender},{}\n", parties[(r / 2) % 3]));
+        }
+        std::fs::write(&survey, csv).unwrap();
+        let out = dir.path().join("tv.csv");
+        let request = CompareRequest {
+            predicted: vec![scale.join("psi.cells.jsonl")],
+            survey: SurveySource {
+                survey: Some(survey),
+                ..SurveySource::default()
+            },
+            options: CompareOptions {
+                bootstrap: 400,
+                ..CompareOptions::default()
+            },
+            out: Some(out.clone()),
+            ..CompareRequest::default()
+        };
+        let outcome = compare_all(&request).unwrap();
+        let find = |g: &str| {
+            outcome
+                .entropy
+                .iter()
+                .find(|t| t.attribute == "gender" && t.value == g)
+                .unwrap()
+                .comparison
+        };
+        let (m, f) = (find("male"), find("female"));
+        assert_eq!((m.model_units, m.survey_units), (20, 90));
+        assert!(m.difference.high < 0.0 && m.p < 0.05, "{m:?}");
+        assert!(
+            f.difference.low <= 0.0 && 0.0 <= f.difference.high && f.p > 0.05,
+            "{f:?}"
+        );
+        // pooled too: everyone
+        assert!(outcome.entropy.iter().any(|t| t.attribute == "all"));
+        let table = entropy_table(&outcome.entropy, 0.95);
+        assert!(table.contains("gender=male"), "{table}");
+        let written = std::fs::read_to_string(dir.path().join("tv.entropy.csv")).unwrap();
+        assert_eq!(written.lines().count(), 1 + outcome.entropy.len());
     }
 }

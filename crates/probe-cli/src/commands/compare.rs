@@ -136,12 +136,17 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let rows = probe::compare::compare(&args.request()?)?;
+    let outcome = probe::compare::compare_all(&args.request()?)?;
     let mut out = std::io::stdout().lock();
     write!(
         out,
         "{}",
-        probe::compare::table(&rows, &args.by, args.intervals.level)
+        probe::compare::table(&outcome.rows, &args.by, args.intervals.level)
+    )?;
+    write!(
+        out,
+        "{}",
+        probe::compare::entropy_table(&outcome.entropy, args.intervals.level)
     )?;
     Ok(())
 }

@@ -316,6 +316,7 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             entropy_bootstrap.resamples
         ));
     }
+    let mut everyone_tests: Vec<Option<EntropyComparison>> = vec![None; members.len()];
     for &m in &compared {
         let lower: Vec<String> = scopes
             .iter()
@@ -333,6 +334,29 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
                 (c.p < 0.05 && c.difference.value > 0.0).then(|| scope_name(sc))
             })
             .collect();
+        // pooled: everyone
+        let everyone = members[m]
+            .entropy_units
+            .get(&cx.all_scope)
+            .zip(cx.reference.units.get(&cx.all_scope))
+            .and_then(|(model, people)| compare_entropy(model, people, entropy_bootstrap).ok());
+        if let Some(c) = &everyone {
+            paragraphs.push(format!(
+                "{}, everyone: H_norm {} [{}, {}] against the survey's {} [{}, {}], Δ {:+.3} [{:+.3}, {:+.3}], p = {:.3}.",
+                cx.legend_name(members[m]),
+                f(c.model.value),
+                f(c.model.low),
+                f(c.model.high),
+                f(c.survey.value),
+                f(c.survey.low),
+                f(c.survey.high),
+                c.difference.value,
+                c.difference.low,
+                c.difference.high,
+                c.p
+            ));
+        }
+        everyone_tests[m] = everyone;
         paragraphs.push(format!(
             "{}: less dispersed than the survey (p < 0.05) in {}; more dispersed in {}; the others are not told apart at this n.",
             cx.legend_name(members[m]),
@@ -401,6 +425,7 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             "n": scopes.iter().map(|sc| s.sizes.get(sc)).collect::<Vec<_>>(),
             "unit": s.size_unit,
             "versus_survey": comparisons[m],
+            "everyone_versus_survey": everyone_tests[m],
         })).collect::<Vec<_>>(),
         "survey": optional(&marks),
         "survey_interval": survey_intervals,

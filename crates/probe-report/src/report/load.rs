@@ -409,9 +409,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
     // per persona across variants, from rows.jsonl
     let rows_path = dir.join("rows.jsonl");
     let mut by_persona: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
-    // per persona: its scopes and Σ w · m' over its rows (rows of older runs lack m')
-    let mut units: BTreeMap<String, (Vec<(String, String)>, Vec<f64>)> = BTreeMap::new();
-    let mut all_adjusted = true;
+
     if rows_path.is_file() {
         let text = std::fs::read_to_string(&rows_path)
             .map_err(|e| input_err(&rows_path, e.to_string()))?;
@@ -422,28 +420,6 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         {
             let row: Value = serde_json::from_str(line)
                 .map_err(|e| input_err(&rows_path, format!("line {}: {e}", i + 1)))?;
-            let adjusted: Option<Vec<f64>> = row["adjusted"]
-                .as_object()
-                .and_then(|m| options.iter().map(|p| m.get(p)?.as_f64()).collect());
-            match (adjusted, row["persona"].as_str(), row["weight"].as_f64()) {
-                (Some(m), Some(persona), Some(w))
-                    if m.iter().all(|x| x.is_finite() && *x >= 0.0) =>
-                {
-                    let unit = units.entry(persona.to_string()).or_insert_with(|| {
-                        let scopes = row["attributes"]
-                            .as_object()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|(a, v)| Some((a.clone(), v.as_str()?.to_string())))
-                            .collect();
-                        (scopes, vec![0.0; options.len()])
-                    });
-                    for (s, x) in unit.1.iter_mut().zip(&m) {
-                        *s += w * x;
-                    }
-                }
-                _ => all_adjusted = false,
-            }
             let Some(d) = row["distribution"].as_object() else {
                 continue; // no positive factor: undefined row
             };
@@ -462,18 +438,7 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         .and_then(|s| s.to_str())
         .unwrap_or("scale")
         .to_string();
-    let mut entropy_units: BTreeMap<(String, String), Vec<Vec<f64>>> = BTreeMap::new();
-    if all_adjusted {
-        for (scopes, unit) in units.into_values() {
-            entropy_units
-                .entry(("all".into(), "all".into()))
-                .or_default()
-                .push(unit.clone());
-            for scope in scopes {
-                entropy_units.entry(scope).or_default().push(unit.clone());
-            }
-        }
-    }
+    let entropy_units = persona_units(dir, &options)?;
     let sensitivity = group_sensitivity(&psi, &options, &pooled)?;
     let by_language = psi["run"]["by_language"]
         .as_object()
@@ -518,6 +483,68 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
             }),
         entropy_units,
     })
+}
+
+/// Each persona's contribution to ψ of a `scale` directory, per scope (`all`/`all` and every
+/// attribute value it has): Σ over its rows (prompt variants) of w · m' over `options` (the
+/// parties), from `rows.jsonl`'s `adjusted` factors — the units a bootstrap over personas
+/// resamples. Empty when the rows predate `adjusted` (or there are none).
+pub fn persona_units(
+    dir: &Path,
+    options: &[String],
+) -> Result<BTreeMap<(String, String), Vec<Vec<f64>>>> {
+    let rows_path = dir.join("rows.jsonl");
+    let mut out: BTreeMap<(String, String), Vec<Vec<f64>>> = BTreeMap::new();
+    if !rows_path.is_file() {
+        return Ok(out);
+    }
+    let text =
+        std::fs::read_to_string(&rows_path).map_err(|e| input_err(&rows_path, e.to_string()))?;
+    let mut units: BTreeMap<String, (Vec<(String, String)>, Vec<f64>)> = BTreeMap::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let row: Value = serde_json::from_str(line)
+            .map_err(|e| input_err(&rows_path, format!("line {}: {e}", i + 1)))?;
+        let adjusted: Option<Vec<f64>> = row["adjusted"]
+            .as_object()
+            .and_then(|m| options.iter().map(|p| m.get(p)?.as_f64()).collect());
+        let (Some(m), Some(persona), Some(w)) =
+            (adjusted, row["persona"].as_str(), row["weight"].as_f64())
+        else {
+            // a row of an older run (no m'), or one without the parties asked: no units
+            return Ok(BTreeMap::new());
+        };
+        if !(m.iter().all(|x| x.is_finite() && *x >= 0.0) && w.is_finite() && w >= 0.0) {
+            return Err(input_err(
+                &rows_path,
+                format!("line {}: a negative or non-finite m' or weight", i + 1),
+            ));
+        }
+        let unit = units.entry(persona.to_string()).or_insert_with(|| {
+            let scopes = row["attributes"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(a, v)| Some((a.clone(), v.as_str()?.to_string())))
+                .collect();
+            (scopes, vec![0.0; options.len()])
+        });
+        for (s, x) in unit.1.iter_mut().zip(&m) {
+            *s += w * x;
+        }
+    }
+    for (scopes, unit) in units.into_values() {
+        out.entry(("all".into(), "all".into()))
+            .or_default()
+            .push(unit.clone());
+        for scope in scopes {
+            out.entry(scope).or_default().push(unit.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Reads a run directory: `probes.json`, every `scale-*/` and every `eval-*/*.cells.jsonl`.

@@ -33,7 +33,7 @@ mod simulation;
 mod tests;
 
 use how_to_read::*;
-pub use load::{align_reference, load_run, series_from_cells};
+pub use load::{align_reference, load_run, persona_units, series_from_cells};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

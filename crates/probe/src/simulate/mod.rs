@@ -252,6 +252,11 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
             .map(|i| item_prompt(Some(&survey.codebook.persona), i).unwrap_or_default())
             .collect::<Vec<_>>().join("|")),
     });
+    // a --versus run must hold the same respondents: refused now, not after the model ran
+    let versus = match &options.versus {
+        Some(dir) => Some(versus_table(dir, &survey, &settings, &selected, options)?),
+        None => None,
+    };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let manifest = out.join("manifest.json");
     if manifest.is_file() {
@@ -420,10 +425,6 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
             table,
         })
         .collect();
-    let versus = match &options.versus {
-        Some(dir) => Some(versus_table(dir, &survey, &settings, &selected, options)?),
-        None => None,
-    };
     if let Some((name, t)) = &versus {
         comparators.push(scores::Comparator {
             name: name.clone(),

@@ -15,6 +15,7 @@ use probe_metrics::population::{marginals, structure, MarginalFit, StructureFit}
 use serde_json::Value;
 
 use super::SimulateOptions;
+use crate::vectors::csv_field;
 
 /// One simulated respondent: per item the real answer, the option distribution and one draw
 /// per temperature.
@@ -117,14 +118,6 @@ impl Table {
         }
         probe_cache::write_atomic(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))
-    }
-}
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
     }
 }
 
