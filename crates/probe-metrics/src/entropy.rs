@@ -96,6 +96,13 @@ pub fn compare_entropy(
 ) -> Result<EntropyComparison> {
     check_units(model, "model units")?;
     check_units(survey, "survey units")?;
+    if model.len() < 2 || survey.len() < 2 {
+        return Err(MetricError::InvalidInput(format!(
+            "{} model and {} survey units: a bootstrap needs at least two on each side",
+            model.len(),
+            survey.len()
+        )));
+    }
     if model[0].len() != survey[0].len() {
         return Err(MetricError::InvalidInput(format!(
             "model units over {} options, survey units over {}",
@@ -185,5 +192,6 @@ mod tests {
         assert!((h.value - want).abs() < 1e-12);
         assert!(h.low <= h.value && h.value <= h.high);
         assert!(compare_entropy(&[], &survey, b).is_err());
+        assert!(compare_entropy(&survey[..1], &survey, b).is_err());
     }
 }

@@ -19,8 +19,9 @@ pub struct Difference {
     /// A − B.
     pub difference: Estimate,
     /// 2 · min(P*(d ≤ 0), P*(d ≥ 0)) over the resampled differences, with the +1 of a
-    /// permutation p so it is never 0.
-    pub p: f64,
+    /// permutation p so it is never 0; `None` with fewer than two respondents, where every
+    /// resample is the same table and the bootstrap cannot speak.
+    pub p: Option<f64>,
 }
 
 /// A − B for the marginals' mean KL and TV and the twins' mean accuracy and RMSE.
@@ -148,7 +149,7 @@ pub fn paired_differences(
         Ok(Some(Difference {
             a: x,
             b: y,
-            p: two_sided_p(&d),
+            p: (n >= 2).then(|| two_sided_p(&d)),
             difference: interval(x - y, d, bootstrap)?,
         }))
     };
@@ -199,11 +200,15 @@ mod tests {
             / 2.0;
         assert!((d.mean_accuracy.b - hits_b).abs() < 1e-12);
         assert!(d.mean_accuracy.difference.low > 0.0, "{d:?}");
-        assert!(d.mean_accuracy.p < 0.01, "{d:?}");
+        assert!(d.mean_accuracy.p.unwrap() < 0.01, "{d:?}");
         assert!(d.mean_kl.difference.value < 0.0);
         let same = paired_differences(&items, &real, &b, &b, None, 1e-4, B).unwrap();
         assert_eq!(same.mean_accuracy.difference.value, 0.0);
-        assert_eq!(same.mean_accuracy.p, 1.0);
+        assert_eq!(same.mean_accuracy.p, Some(1.0));
+        // one respondent: every resample is the same table, no p
+        let one =
+            paired_differences(&items, &real[..1], &real[..1], &b[1..2], None, 1e-4, B).unwrap();
+        assert_eq!(one.mean_accuracy.p, None);
     }
 
     #[test]

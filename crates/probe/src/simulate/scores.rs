@@ -556,8 +556,11 @@ impl fmt::Display for SimulationScores {
             )?;
             let d = |x: &probe_metrics::paired::Difference| {
                 format!(
-                    "{:+.3} [{:+.3}, {:+.3}] p {:.3}",
-                    x.difference.value, x.difference.low, x.difference.high, x.p
+                    "{:+.3} [{:+.3}, {:+.3}] p {}",
+                    x.difference.value,
+                    x.difference.low,
+                    x.difference.high,
+                    x.p.map_or("—".into(), |p| format!("{p:.3}"))
                 )
             };
             for c in &self.differences {
