@@ -478,9 +478,15 @@ impl fmt::Display for SimulationScores {
                 "no persona"
             }
         )?;
+        // the predictors' names set the first column's width
+        let w = std::iter::once(self.model.chars().count())
+            .chain(self.baselines.iter().map(|b| b.name.chars().count()))
+            .max()
+            .unwrap_or(9)
+            .max(9);
         writeln!(
             f,
-            "{:<30} {:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} corr |Δr| ({})",
+            "{:<w$} {:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} corr |Δr| ({})",
             "predictor",
             "split",
             "n",
@@ -498,7 +504,7 @@ impl fmt::Display for SimulationScores {
             for s in splits {
                 writeln!(
                     f,
-                    "{:<30} {:<11} {:>5} {:>6}  {:<22} {:<22}",
+                    "{:<w$} {:<11} {:>5} {:>6}  {:<22} {:<22}",
                     name,
                     s.split,
                     s.respondents,
@@ -509,7 +515,7 @@ impl fmt::Display for SimulationScores {
                 for t in &s.temperatures {
                     writeln!(
                         f,
-                        "{:<30} {:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} {}",
+                        "{:<w$} {:<11} {:>5} {:>6}  {:<22} {:<22} {:<22} {:<22} {}",
                         name,
                         s.split,
                         s.respondents,
@@ -566,7 +572,7 @@ impl fmt::Display for SimulationScores {
             for c in &self.differences {
                 writeln!(
                     f,
-                    "  vs {:<30} {:<11} T {:<4} ΔKL {}  Δaccuracy {}  ΔRMSE {}",
+                    "  vs {:<w$} {:<11} T {:<4} ΔKL {}  Δaccuracy {}  ΔRMSE {}",
                     c.versus,
                     c.split,
                     c.temperature,
