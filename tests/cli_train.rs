@@ -170,7 +170,15 @@ fn train_runs_on_every_shared_election() {
             .arg("--election")
             .arg(shared.join(id))
             // the chance level is tested on the demo election; here only that training runs
-            .args(["--templates", "de-quiz", "--layers", "22", "--null-seeds", "0", "--out"])
+            .args([
+                "--templates",
+                "de-quiz",
+                "--layers",
+                "22",
+                "--null-seeds",
+                "0",
+                "--out",
+            ])
             .arg(tmp.path().join(id))
             .arg("--probes-dir")
             .arg(tmp.path().join("probes"))

@@ -4,30 +4,14 @@
 //! give p < 0.05 answers "undetermined" — the pooled 3-seed null of earlier versions could
 //! only ever say "no".
 
-use std::path::PathBuf;
+mod common;
 
 use probe_latent::null::{party_chance_tests, random_directions, Verdict};
 use probe_latent::PartyDirection;
 use probe_lm::burn::tensor::{Device, Tensor};
 use probe_lm::{LoadOptions, Model};
 
-fn smollm2() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: CI must run scripts/setup.sh first",
-        path.display()
-    );
-    eprintln!(
-        "notice: {} is absent (run scripts/setup.sh); skipping",
-        path.display()
-    );
-    None
-}
+use common::smollm2;
 
 fn party(name: &str, direction: Vec<f32>) -> PartyDirection {
     PartyDirection {

@@ -1,17 +1,17 @@
 //! The coefficients `probe scale` reads are exactly `blocks.{l}.mlp.hook_post` of the
 //! HuggingFace transformers reference for SmolLM2 (SwiGLU gate included), at the last token.
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::{root, smollm2};
 
 use probe_cache::{CacheReader, CacheWriter, Manifest, Row, ShardSplit};
 use probe_latent::coefficients::{collect, hook_layout, read};
 use probe_latent::{FactorPlan, Selected};
 use probe_lm::burn::tensor::Device;
 use probe_lm::{LoadOptions, Model};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn reference_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("PROBE_SHARED")
@@ -24,23 +24,6 @@ fn reference_dir() -> Option<PathBuf> {
         eprintln!("notice: {} is absent; skipping", dir.display());
         None
     }
-}
-
-fn smollm2() -> Option<PathBuf> {
-    let path = root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: CI must run scripts/setup.sh first",
-        path.display()
-    );
-    eprintln!(
-        "notice: {} is absent (run scripts/setup.sh); skipping",
-        path.display()
-    );
-    None
 }
 
 /// `name` of a reference file as f32 with its shape.
