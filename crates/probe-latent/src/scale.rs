@@ -281,23 +281,29 @@ pub struct EntropySummary {
     pub by_group: Ordered<Ordered<probe_metrics::stats::Estimate>>,
 }
 
-/// Each persona's contribution to ψ: Σ over its rows (every prompt variant) of w · m' under
-/// `policy` (applied to all rows, as [`summarize`] does), with its (attribute, value) pairs;
+/// One persona's contribution to ψ: Σ over its rows (every prompt variant) of w · m′, and the
+/// (attribute, value) pairs it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonaUnit {
+    pub values: Vec<(String, String)>,
+    pub sum: Vec<f64>,
+}
+
+/// Each persona's [`PersonaUnit`] under `policy` (applied to all rows, as [`summarize`] does),
 /// personas in first-seen order. ψ of any set of personas is the normalized sum of theirs.
-pub fn persona_units(
-    rows: &[ScaleRow],
-    policy: NegativePolicy,
-) -> Vec<(Vec<(String, String)>, Vec<f64>)> {
+pub fn persona_units(rows: &[ScaleRow], policy: NegativePolicy) -> Vec<PersonaUnit> {
     let raw: Vec<Vec<f64>> = rows.iter().map(|r| r.factors.clone()).collect();
     let mut order: Vec<&str> = Vec::new();
-    let mut units: std::collections::HashMap<&str, (Vec<(String, String)>, Vec<f64>)> =
-        Default::default();
+    let mut units: std::collections::HashMap<&str, PersonaUnit> = Default::default();
     for (r, m) in rows.iter().zip(policy.apply(&raw)) {
         let unit = units.entry(r.persona.as_str()).or_insert_with(|| {
             order.push(r.persona.as_str());
-            (r.values.clone(), vec![0.0; m.len()])
+            PersonaUnit {
+                values: r.values.clone(),
+                sum: vec![0.0; m.len()],
+            }
         });
-        for (s, x) in unit.1.iter_mut().zip(&m) {
+        for (s, x) in unit.sum.iter_mut().zip(&m) {
             *s += r.weight * x;
         }
     }
@@ -317,16 +323,18 @@ pub fn entropy_summary(
 ) -> Result<EntropySummary> {
     use probe_metrics::entropy::entropy_of_units;
     let units = persona_units(rows, policy);
-    let of =
-        |keep: &dyn Fn(&[(String, String)]) -> bool| -> Option<probe_metrics::stats::Estimate> {
-            let mine: Vec<Vec<f64>> = units
-                .iter()
-                .filter(|(values, _)| keep(values))
-                .map(|(_, u)| u.clone())
-                .collect();
-            entropy_of_units(&mine, bootstrap).ok()
-        };
-    let all = of(&|_| true)
+    // H_norm over everyone (`None`) or one (attribute, value) group
+    let of = |group: Option<(&str, &str)>| -> Option<probe_metrics::stats::Estimate> {
+        let mine: Vec<Vec<f64>> = units
+            .iter()
+            .filter(|u| {
+                group.is_none_or(|(attr, v)| u.values.iter().any(|(a, x)| a == attr && x == v))
+            })
+            .map(|u| u.sum.clone())
+            .collect();
+        entropy_of_units(&mine, bootstrap).ok()
+    };
+    let all = of(None)
         .ok_or_else(|| LatentError::Input("ψ is undefined: every factor is zero".into()))?;
     let by_group = Ordered(
         attributes
@@ -334,12 +342,7 @@ pub fn entropy_summary(
             .map(|(attr, values)| {
                 let per_value = values
                     .iter()
-                    .filter_map(|v| {
-                        of(&|vals: &[(String, String)]| {
-                            vals.iter().any(|(a, x)| a == attr && x == v)
-                        })
-                        .map(|e| (v.clone(), e))
-                    })
+                    .filter_map(|v| of(Some((attr, v))).map(|e| (v.clone(), e)))
                     .collect();
                 (attr.clone(), Ordered(per_value))
             })
@@ -683,8 +686,8 @@ mod tests {
         // H_norm(ψ) with an interval over personas: p1's variants together are one unit
         let units = persona_units(&rows, NegativePolicy::Clip);
         assert_eq!(units.len(), 2);
-        assert_eq!(units[0].1, vec![4.0, 2.0]);
-        assert_eq!(units[1].1, vec![0.0, 6.0]);
+        assert_eq!(units[0].sum, vec![4.0, 2.0]);
+        assert_eq!(units[1].sum, vec![0.0, 6.0]);
         let b = probe_metrics::stats::Bootstrap {
             resamples: 200,
             level: 0.95,

@@ -36,7 +36,8 @@ fn pooled_entropy(units: &[Vec<f64>], rows: impl Iterator<Item = usize>) -> Opti
         }
     }
     let total: f64 = sum.iter().sum();
-    if !(total > 0.0) {
+    // NaN sums (impossible for checked units) fail this too
+    if total.is_nan() || total <= 0.0 {
         return None;
     }
     sum.iter_mut().for_each(|x| *x /= total);

@@ -167,7 +167,7 @@ pub fn compare_all(request: &CompareRequest) -> Result<CompareOutcome> {
 /// units, against the survey's respondents, in every scope both have.
 fn entropy_tests(
     args: &CompareRequest,
-    survey: &std::collections::BTreeMap<(String, String), Vec<Vec<f64>>>,
+    survey: &probe_report::report::ScopeUnits,
 ) -> Result<Vec<EntropyTest>> {
     let mut out = Vec::new();
     if survey.is_empty() {

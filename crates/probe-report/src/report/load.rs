@@ -489,18 +489,17 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
 /// attribute value it has): Σ over its rows (prompt variants) of w · m' over `options` (the
 /// parties), from `rows.jsonl`'s `adjusted` factors — the units a bootstrap over personas
 /// resamples. Empty when the rows predate `adjusted` (or there are none).
-pub fn persona_units(
-    dir: &Path,
-    options: &[String],
-) -> Result<BTreeMap<(String, String), Vec<Vec<f64>>>> {
+pub fn persona_units(dir: &Path, options: &[String]) -> Result<super::ScopeUnits> {
     let rows_path = dir.join("rows.jsonl");
-    let mut out: BTreeMap<(String, String), Vec<Vec<f64>>> = BTreeMap::new();
+    let mut out = super::ScopeUnits::new();
     if !rows_path.is_file() {
         return Ok(out);
     }
     let text =
         std::fs::read_to_string(&rows_path).map_err(|e| input_err(&rows_path, e.to_string()))?;
-    let mut units: BTreeMap<String, (Vec<(String, String)>, Vec<f64>)> = BTreeMap::new();
+    // persona → (its scopes, Σ w · m′)
+    type Sums = BTreeMap<String, (Vec<(String, String)>, Vec<f64>)>;
+    let mut units = Sums::new();
     for (i, line) in text
         .lines()
         .enumerate()

@@ -61,6 +61,10 @@ fn input_err(path: &Path, reason: impl Into<String>) -> ReportError {
     }
 }
 
+/// Per (attribute, value) scope, the units a bootstrap resamples (personas of a ψ, respondents
+/// of a survey), each a vector over the options.
+pub type ScopeUnits = BTreeMap<(String, String), Vec<Vec<f64>>>;
+
 /// The survey side: reference cells labelled `attribute`/`value` (cells without them count as
 /// `all`/`all`), a display name and notes on how it was made.
 #[derive(Debug, Clone, Default)]
@@ -74,7 +78,7 @@ pub struct Reference {
     /// Per scope, each respondent's weight on the option it chose (over the report's options),
     /// where the reference is respondent-level: what an interval for the survey's entropy
     /// resamples. Empty for aggregate results.
-    pub units: BTreeMap<(String, String), Vec<Vec<f64>>>,
+    pub units: ScopeUnits,
 }
 
 /// One model distribution source: a `probe scale` directory, or the cells of one
@@ -121,7 +125,7 @@ pub struct Series {
     /// Latent runs: per scope, each persona's contribution to ψ (Σ over its prompt variants
     /// of w · m'), the units a bootstrap over personas resamples. Empty elsewhere (and for
     /// runs of older versions).
-    pub entropy_units: BTreeMap<(String, String), Vec<Vec<f64>>>,
+    pub entropy_units: ScopeUnits,
 }
 
 impl Series {
