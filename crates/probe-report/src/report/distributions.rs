@@ -306,113 +306,94 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
             "Dashed line: the survey's entropy for everyone, {h:.3}."
         ));
     }
-    let compared: Vec<usize> = (0..members.len())
-        .filter(|&m| comparisons[m].iter().any(Option::is_some))
-        .collect();
     if model_intervals.iter().flatten().any(Option::is_some) {
         paragraphs.push(format!(
-            "Brackets and whiskers: {:.0} % bootstrap intervals ({} resamples, bias-corrected) that resample personas for a latent ψ (all of a persona's prompt variants together) and respondents, with their weights, for the survey. Δ: the model's H_norm minus the survey's, its interval from independent resamples of both, and the two-sided bootstrap p of no difference — the latent-space study's question whether ψ is more or less dispersed than the survey.",
+            "Whiskers: {:.0} % bootstrap intervals ({} resamples, bias-corrected) that resample personas (all of a persona's prompt variants together); the next section tests each against the survey.",
             100.0 * entropy_bootstrap.level,
             entropy_bootstrap.resamples
         ));
     }
-    let mut everyone_tests: Vec<Option<EntropyComparison>> = vec![None; members.len()];
-    for &m in &compared {
-        let lower: Vec<String> = scopes
-            .iter()
-            .zip(&comparisons[m])
-            .filter_map(|(sc, c)| {
-                let c = c.as_ref()?;
-                (c.p < 0.05 && c.difference.value < 0.0).then(|| scope_name(sc))
-            })
-            .collect();
-        let higher: Vec<String> = scopes
-            .iter()
-            .zip(&comparisons[m])
-            .filter_map(|(sc, c)| {
-                let c = c.as_ref()?;
-                (c.p < 0.05 && c.difference.value > 0.0).then(|| scope_name(sc))
-            })
-            .collect();
-        // pooled: everyone
-        let everyone = members[m]
-            .entropy_units
-            .get(&cx.all_scope)
-            .zip(cx.reference.units.get(&cx.all_scope))
-            .and_then(|(model, people)| compare_entropy(model, people, entropy_bootstrap).ok());
-        if let Some(c) = &everyone {
-            paragraphs.push(format!(
-                "{}, everyone: H_norm {} [{}, {}] against the survey's {} [{}, {}], Δ {:+.3} [{:+.3}, {:+.3}], p = {:.3}.",
-                cx.legend_name(members[m]),
-                f(c.model.value),
-                f(c.model.low),
-                f(c.model.high),
-                f(c.survey.value),
-                f(c.survey.low),
-                f(c.survey.high),
-                c.difference.value,
-                c.difference.low,
-                c.difference.high,
-                c.p
-            ));
-        }
-        everyone_tests[m] = everyone;
-        paragraphs.push(format!(
-            "{}: less dispersed than the survey (p < 0.05) in {}; more dispersed in {}; the others are not told apart at this n.",
-            cx.legend_name(members[m]),
-            if lower.is_empty() { "no group".into() } else { lower.join(", ") },
-            if higher.is_empty() { "no group".into() } else { higher.join(", ") },
-        ));
-    }
-    let with_interval = |value: f64, e: Option<Estimate>, n: Option<usize>| -> String {
-        match e {
-            Some(e) if value.is_finite() => {
-                let n = n.map_or(String::new(), |n| format!(" ({n})"));
-                format!("{} [{}, {}]{n}", f(value), f(e.low), f(e.high))
-            }
-            _ => with_n(value, n),
-        }
-    };
     let mut table = Table {
         header: std::iter::once("group".to_string())
             .chain(members.iter().map(|s| cx.legend_name(s)))
             .chain(any_marks.then(|| cx.reference.name.clone()))
-            .chain(compared.iter().map(|&m| {
-                format!(
-                    "Δ {} − {} (p)",
-                    cx.legend_name(members[m]),
-                    cx.reference.name
-                )
-            }))
             .collect(),
         rows: vec![],
     };
     for (i, sc) in scopes.iter().enumerate() {
         table.rows.push(
             std::iter::once(scope_name(sc))
-                .chain(members.iter().enumerate().map(|(m, s)| {
-                    with_interval(
-                        bars[m].values[i],
-                        model_intervals[m][i],
-                        s.sizes.get(sc).copied(),
-                    )
-                }))
-                .chain(any_marks.then(|| {
-                    with_interval(
-                        marks[i],
-                        survey_intervals[i],
-                        cx.reference.respondents.get(sc).copied(),
-                    )
-                }))
-                .chain(compared.iter().map(|&m| match &comparisons[m][i] {
-                    Some(c) => format!(
-                        "{:+.3} [{:+.3}, {:+.3}] (p {:.3})",
-                        c.difference.value, c.difference.low, c.difference.high, c.p
-                    ),
-                    None => "–".into(),
-                }))
+                .chain(
+                    members
+                        .iter()
+                        .zip(&bars)
+                        .map(|(s, b)| with_n(b.values[i], s.sizes.get(sc).copied())),
+                )
+                .chain(
+                    any_marks.then(|| with_n(marks[i], cx.reference.respondents.get(sc).copied())),
+                )
                 .collect(),
         );
+    }
+    // the test against the survey: one narrow row per (model, group), everyone first
+    let ci = |e: &Estimate| format!("{} [{}, {}]", f(e.value), f(e.low), f(e.high));
+    let mut tests = Table {
+        header: [
+            "model",
+            "group",
+            "model H_norm",
+            "survey H_norm",
+            "Δ model − survey",
+            "p",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: vec![],
+    };
+    let mut test_paragraphs = Vec::new();
+    let mut everyone_tests: Vec<Option<EntropyComparison>> = vec![None; members.len()];
+    for (m, s) in members.iter().enumerate() {
+        everyone_tests[m] = s
+            .entropy_units
+            .get(&cx.all_scope)
+            .zip(cx.reference.units.get(&cx.all_scope))
+            .and_then(|(model, people)| compare_entropy(model, people, entropy_bootstrap).ok());
+        let rows = std::iter::once((scope_name(&cx.all_scope), everyone_tests[m])).chain(
+            scopes
+                .iter()
+                .zip(&comparisons[m])
+                .map(|(sc, c)| (scope_name(sc), *c)),
+        );
+        let (mut lower, mut higher) = (Vec::new(), Vec::new());
+        for (group, c) in rows {
+            let Some(c) = c else { continue };
+            if c.p < 0.05 {
+                if c.difference.value < 0.0 {
+                    lower.push(group.clone());
+                } else {
+                    higher.push(group.clone());
+                }
+            }
+            tests.rows.push(vec![
+                cx.legend_name(s),
+                group,
+                ci(&c.model),
+                ci(&c.survey),
+                format!(
+                    "{:+.3} [{:+.3}, {:+.3}]",
+                    c.difference.value, c.difference.low, c.difference.high
+                ),
+                format!("{:.3}", c.p),
+            ]);
+        }
+        if !lower.is_empty() || !higher.is_empty() || comparisons[m].iter().any(Option::is_some) {
+            test_paragraphs.push(format!(
+                "{}: less dispersed than the survey (p < 0.05) in {}; more dispersed in {}; the others are not told apart at this n.",
+                cx.legend_name(s),
+                if lower.is_empty() { "no group".into() } else { lower.join(", ") },
+                if higher.is_empty() { "no group".into() } else { higher.join(", ") },
+            ));
+        }
     }
     let optional =
         |v: &[f64]| -> Vec<Option<f64>> { v.iter().map(|x| x.is_finite().then_some(*x)).collect() };
@@ -433,7 +414,7 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
         "survey_all": overall,
     });
     let survey_mark = format!("{}, same group", cx.reference.name);
-    Ok(vec![Section {
+    let mut sections = vec![Section {
         id: "entropy",
         how_to_read: Some(HOW_ENTROPY.into()),
         title: "Normalized entropy per group".into(),
@@ -450,7 +431,24 @@ pub(super) fn entropy(cx: &Context, json: &mut Value) -> Result<Vec<Section>> {
                 overall.map(|h| ("survey, everyone", h)),
             ),
         )?),
-    }])
+    }];
+    if !tests.rows.is_empty() {
+        let mut paragraphs = vec![format!(
+            "The latent-space study's question: is ψ more or less dispersed than the survey? H_norm of each model's ψ with a {:.0} % bootstrap interval that resamples personas (all of a persona's prompt variants together), the survey's resampling respondents with their weights, and Δ = model − survey with its interval from {} independent resamples of both and the two-sided bootstrap p of no difference.",
+            100.0 * entropy_bootstrap.level,
+            entropy_bootstrap.resamples
+        )];
+        paragraphs.extend(test_paragraphs);
+        sections.push(Section {
+            id: "entropy-survey",
+            how_to_read: None,
+            title: "Normalized entropy against the survey, with intervals and a test".into(),
+            paragraphs,
+            table: Some(tests),
+            figure: None,
+        });
+    }
+    Ok(sections)
 }
 
 /// (2b) Normalized entropy of question-level tasks (OpinionQA, a question file), each task's

@@ -189,14 +189,16 @@ fn psi_entropy_is_tested_against_the_survey_per_group() {
     let low = female["difference"]["low"].as_f64().unwrap();
     let high = female["difference"]["high"].as_f64().unwrap();
     assert!(low <= 0.0 && 0.0 <= high, "{female}");
-    // the table and the figure carry them: a Δ column, and whiskers on the bars
-    let section = report.sections.iter().find(|s| s.id == "entropy").unwrap();
+    // a table of its own: one row per model and group, everyone first
+    let section = report
+        .sections
+        .iter()
+        .find(|s| s.id == "entropy-survey")
+        .unwrap();
     let table = section.table.as_ref().unwrap();
-    assert!(
-        table.header.iter().any(|h| h.starts_with("Δ ")),
-        "{:?}",
-        table.header
-    );
+    assert_eq!(table.header[4], "Δ model − survey");
+    let male_row = table.rows.iter().find(|r| r[1] == "gender=male").unwrap();
+    assert!(male_row[4].starts_with('-'), "{male_row:?}");
     assert!(
         section
             .paragraphs
