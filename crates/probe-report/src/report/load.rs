@@ -409,10 +409,12 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
     // per persona across variants, from rows.jsonl
     let rows_path = dir.join("rows.jsonl");
     let mut by_persona: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
-
+    let mut entropy_units = super::ScopeUnits::new();
     if rows_path.is_file() {
         let text = std::fs::read_to_string(&rows_path)
             .map_err(|e| input_err(&rows_path, e.to_string()))?;
+        // the file is read once: the persona units come from the same text
+        entropy_units = units_of_rows(&text, &rows_path, &options)?;
         for (i, line) in text
             .lines()
             .enumerate()
@@ -438,7 +440,6 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         .and_then(|s| s.to_str())
         .unwrap_or("scale")
         .to_string();
-    let entropy_units = persona_units(dir, &options)?;
     let sensitivity = group_sensitivity(&psi, &options, &pooled)?;
     let by_language = psi["run"]["by_language"]
         .as_object()
@@ -491,12 +492,17 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
 /// resamples. Empty when the rows predate `adjusted` (or there are none).
 pub fn persona_units(dir: &Path, options: &[String]) -> Result<super::ScopeUnits> {
     let rows_path = dir.join("rows.jsonl");
-    let mut out = super::ScopeUnits::new();
     if !rows_path.is_file() {
-        return Ok(out);
+        return Ok(super::ScopeUnits::new());
     }
     let text =
         std::fs::read_to_string(&rows_path).map_err(|e| input_err(&rows_path, e.to_string()))?;
+    units_of_rows(&text, &rows_path, options)
+}
+
+/// [`persona_units`] of the text of a `rows.jsonl` (`rows_path` for messages).
+fn units_of_rows(text: &str, rows_path: &Path, options: &[String]) -> Result<super::ScopeUnits> {
+    let mut out = super::ScopeUnits::new();
     // persona → (its scopes, Σ w · m′)
     type Sums = BTreeMap<String, (Vec<(String, String)>, Vec<f64>)>;
     let mut units = Sums::new();
@@ -506,7 +512,7 @@ pub fn persona_units(dir: &Path, options: &[String]) -> Result<super::ScopeUnits
         .filter(|(_, l)| !l.trim().is_empty())
     {
         let row: Value = serde_json::from_str(line)
-            .map_err(|e| input_err(&rows_path, format!("line {}: {e}", i + 1)))?;
+            .map_err(|e| input_err(rows_path, format!("line {}: {e}", i + 1)))?;
         let adjusted: Option<Vec<f64>> = row["adjusted"]
             .as_object()
             .and_then(|m| options.iter().map(|p| m.get(p)?.as_f64()).collect());
@@ -518,7 +524,7 @@ pub fn persona_units(dir: &Path, options: &[String]) -> Result<super::ScopeUnits
         };
         if !(m.iter().all(|x| x.is_finite() && *x >= 0.0) && w.is_finite() && w >= 0.0) {
             return Err(input_err(
-                &rows_path,
+                rows_path,
                 format!("line {}: a negative or non-finite m' or weight", i + 1),
             ));
         }
