@@ -153,3 +153,39 @@ mod canonical_tests {
         assert_eq!(meta.metadata().as_ref().unwrap()["a"], "aaa");
     }
 }
+
+/// The file that says a run folder's outputs are complete: written last, after every output
+/// it lists, and removed when a run starts (or resumes) in the folder, so that outputs left by
+/// a failed or unfinished run never pass for results. Readers (`probe report`) refuse a folder
+/// without it.
+pub const COMPLETE_MARKER: &str = "complete.json";
+
+/// Removes `dir`'s completion marker (a run is starting there).
+pub fn clear_complete(dir: &std::path::Path) -> Result<()> {
+    let path = dir.join(COMPLETE_MARKER);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(CacheError::Io { path, source: e })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Marks `dir` complete: `stage` wrote every file of `outputs` (each must exist).
+pub fn mark_complete(dir: &std::path::Path, stage: &str, outputs: &[&str]) -> Result<()> {
+    for name in outputs {
+        if !dir.join(name).is_file() {
+            return Err(CacheError::Invalid {
+                path: dir.to_path_buf(),
+                reason: format!("{stage} did not write {name}"),
+            });
+        }
+    }
+    let text = serde_json::json!({"stage": stage, "outputs": outputs}).to_string();
+    write_atomic(&dir.join(COMPLETE_MARKER), text.as_bytes())
+}
+
+/// Whether `dir` holds a completion marker.
+pub fn is_complete(dir: &std::path::Path) -> bool {
+    dir.join(COMPLETE_MARKER).is_file()
+}

@@ -104,8 +104,8 @@ pub struct BootstrapArgs {
     /// Bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = 1000, value_parser = positive)]
     pub bootstrap: usize,
-    /// Confidence level of the intervals.
-    #[arg(long, default_value_t = 0.95)]
+    /// Confidence level of the intervals (between 0 and 1).
+    #[arg(long, default_value_t = 0.95, value_parser = confidence_level)]
     pub level: f64,
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
@@ -159,4 +159,28 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
         return Err("must be at least 1".into());
     }
     Ok(n)
+}
+
+/// A confidence level: strictly between 0 and 1 (refused when parsed, before any work).
+pub fn confidence_level(s: &str) -> std::result::Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(x > 0.0 && x < 1.0) {
+        return Err(format!("{x} is not between 0 and 1 (e.g. 0.95)"));
+    }
+    Ok(x)
+}
+
+/// A finite number ≥ 0 (`--kl-smoothing`).
+pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
+    let x: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(x.is_finite() && x >= 0.0) {
+        return Err(format!("{x} must be a finite number ≥ 0"));
+    }
+    Ok(x)
 }

@@ -104,6 +104,13 @@ pub fn read_respondents(path: &Path, options: &RespondentOptions) -> Result<Resp
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    // a column named twice would be grouped by its first copy while the second differs
+    if let Some(name) = crate::survey::duplicate_column(&header) {
+        return Err(file_err(
+            path,
+            format!("column `{name}` appears twice in the header"),
+        ));
+    }
     let column = |name: &str, role: &str| -> Result<usize> {
         header.iter().position(|h| h == name).ok_or_else(|| {
             file_err(
@@ -129,10 +136,36 @@ pub fn read_respondents(path: &Path, options: &RespondentOptions) -> Result<Resp
             .map(|(_, h)| h.clone())
             .collect(),
     };
+    if weight_col == Some(answer_col) {
+        return Err(file_err(
+            path,
+            format!(
+                "`{}` is both the answer and the weight column",
+                options.answer
+            ),
+        ));
+    }
     let attribute_cols = attributes
         .iter()
         .map(|a| column(a, "attribute"))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(a) = attribute_cols
+        .iter()
+        .position(|&c| c == answer_col || Some(c) == weight_col)
+    {
+        return Err(file_err(
+            path,
+            format!(
+                "attribute `{}` is the {} column; group by other columns",
+                attributes[a],
+                if attribute_cols[a] == answer_col {
+                    "answer"
+                } else {
+                    "weight"
+                }
+            ),
+        ));
+    }
     let mut rows = Vec::new();
     let mut missing_answers = 0;
     for (i, record) in reader.records().enumerate() {

@@ -12,8 +12,8 @@ mod codebook;
 use std::path::{Path, PathBuf};
 
 pub use codebook::{
-    AnswerOption, Codebook, Demographic, DemographicKind, Item, ItemKind, Respondent, MAX_COLUMNS,
-    MAX_RESPONDENTS,
+    duplicate_column, AnswerOption, Codebook, Demographic, DemographicKind, Item, ItemKind,
+    Respondent, DEFAULT_NUMBER_RANGE, MAX_COLUMNS, MAX_RESPONDENTS,
 };
 
 use codebook::file_error;
@@ -80,6 +80,47 @@ impl Survey {
             out = out.replace(&key, &text);
         }
         Some(out)
+    }
+
+    /// Refuses a part of the respondents (`part` names it: "train", "the selected") that cannot
+    /// be scored or trained on: an item nobody in it answered, or answers that all weigh 0.
+    /// Names every such item. `simulate` and `finetune` run the same check before any model
+    /// loads.
+    pub fn check_answered(&self, part: &str, respondents: &[usize]) -> Result<()> {
+        let mut unanswered = Vec::new();
+        let mut weightless = Vec::new();
+        for (k, item) in self.codebook.items.iter().enumerate() {
+            let answered: Vec<&Respondent> = respondents
+                .iter()
+                .map(|&i| &self.respondents[i])
+                .filter(|r| r.answers[k].is_some())
+                .collect();
+            if answered.is_empty() {
+                unanswered.push(format!("`{}`", item.column));
+            } else if answered.iter().all(|r| r.weight == 0.0) {
+                weightless.push(format!("`{}`", item.column));
+            }
+        }
+        if !unanswered.is_empty() {
+            return Err(file_error(
+                &self.path,
+                format!(
+                    "no respondent of the {part} respondents ({}) answered item {}",
+                    respondents.len(),
+                    unanswered.join(", ")
+                ),
+            ));
+        }
+        if !weightless.is_empty() {
+            return Err(file_error(
+                &self.path,
+                format!(
+                    "every answer to item {} among the {part} respondents has weight 0",
+                    weightless.join(", ")
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Seeded train / validation / test split of the respondents (indices into

@@ -686,10 +686,9 @@ fn restore(
     Ok(())
 }
 
+/// probe-cache's atomic write (a temporary name beside `path`, removed on any error).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    probe_cache::write_atomic(path, bytes).map_err(|e| FinetuneError::Input(e.to_string()))
 }
 
 /// The model made ready for training: every weight frozen (only adapters get gradients).

@@ -340,10 +340,9 @@ pub fn save_adapter(dir: &Path, config: &AdapterConfig, tensors: &AdapterTensors
     write_atomic(&dir.join("adapter_config.json"), json.as_bytes())
 }
 
+/// probe-cache's atomic write (a temporary name beside `path`, removed on any error).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    probe_cache::write_atomic(path, bytes).map_err(|e| Error::Input(e.to_string()))
 }
 
 /// The block a PEFT tensor name belongs to (`….layers.{l}.…`).

@@ -405,10 +405,7 @@ pub fn write_rows(path: &Path, rows: &[Row], by: &[String]) -> Result<()> {
         }
         s
     };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    Ok(probe_cache::write_atomic(path, text.as_bytes())?)
 }
 
 /// The rows as the aligned text table `probe compare` prints (`by` columns, metric, cells,

@@ -49,10 +49,7 @@ pub fn write_safetensors(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    Ok(probe_cache::write_atomic(path, &bytes)?)
 }
 
 /// Checks, before any model runs, that `dir` can hold outputs: it is a directory or absent,
@@ -140,4 +137,55 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// The content fingerprint of a checkpoint (`probe_extract::model_fingerprint`).
 pub fn fingerprint_model(path: &Path) -> Result<String> {
     Ok(probe_extract::model_fingerprint(path)?)
+}
+
+/// Refuses a name that becomes a folder or file name under an output directory unless it is
+/// one safe path component: not empty, not `.` or `..`, no `/` or `\\`, no NUL, at most 255
+/// bytes. `key` names where it came from (`model[0].label`). A label `../../x` or `/tmp/x`
+/// would otherwise put a stage's outputs outside the study's folder.
+pub fn check_component(name: &str, key: &str) -> Result<()> {
+    let problem = if name.trim().is_empty() {
+        Some("is empty")
+    } else if name == "." || name == ".." {
+        Some("is a relative path, not a name")
+    } else if name.contains(['/', '\\']) {
+        Some("contains a path separator")
+    } else if name.contains('\0') {
+        Some("contains a NUL byte")
+    } else if name.len() > 255 {
+        Some("is longer than 255 bytes")
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => {
+            bail!("{key}: `{name}` {why}; it names a folder, so it must be one path component")
+        }
+        None => Ok(()),
+    }
+}
+
+/// Refuses a model path that is neither a GGUF file (by its magic) nor an HF model directory
+/// (with `config.json`): a data folder or a README given by mistake fails the plan, not the
+/// stage that loads it.
+pub fn check_model_path(path: &Path, key: &str) -> Result<()> {
+    if path.is_dir() {
+        if !path.join("config.json").is_file() {
+            bail!(
+                "{key}: {} is a directory without config.json, not an HF model directory",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
+    let mut magic = [0u8; 4];
+    let read =
+        std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+    if read.is_err() || &magic != b"GGUF" {
+        bail!(
+            "{key}: {} is not a GGUF file (no GGUF magic) or an HF model directory",
+            path.display()
+        );
+    }
+    Ok(())
 }

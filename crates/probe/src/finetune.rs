@@ -93,6 +93,11 @@ pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
     if let Some(n) = options.validation_limit {
         validation_ids.truncate(n);
     }
+    // the same rule as `simulate`: every item answered where it is trained and validated on
+    survey.check_answered("train", &train_ids)?;
+    if !validation_ids.is_empty() {
+        survey.check_answered("validation", &validation_ids)?;
+    }
     let stem = options.model.name();
     let out = options.out.clone().unwrap_or_else(|| {
         options
@@ -144,11 +149,32 @@ pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
     });
     let fingerprint = format!("{:016x}", probe_eval::stable_hash(&settings.to_string()));
     let checkpoint = out.join("checkpoint");
-    if checkpoint.join("state.json").is_file() && options.overwrite {
-        let old = std::fs::read_to_string(checkpoint.join("state.json")).unwrap_or_default();
-        if !old.contains(&fingerprint) {
+    // a run of other settings in `out` (its settings.json or its checkpoint): refused before
+    // any file changes, or with --overwrite removed whole so nothing of it looks current
+    let old_settings = std::fs::read_to_string(out.join("settings.json")).ok();
+    let old_state = std::fs::read_to_string(checkpoint.join("state.json")).ok();
+    let other_run = [&old_settings, &old_state]
+        .into_iter()
+        .flatten()
+        .any(|old| !old.contains(&fingerprint));
+    if other_run {
+        if !options.overwrite {
+            bail!(
+                "{} holds a fine-tuning run of other data or settings; use another --out or --overwrite",
+                out.display()
+            );
+        }
+        if checkpoint.is_dir() {
             std::fs::remove_dir_all(&checkpoint)
                 .with_context(|| format!("removing {}", checkpoint.display()))?;
+        }
+        let adapter = out.join("adapter");
+        if adapter.is_dir() {
+            std::fs::remove_dir_all(&adapter)
+                .with_context(|| format!("removing {}", adapter.display()))?;
+        }
+        for f in ["history.jsonl", "training.json", "settings.json"] {
+            let _ = std::fs::remove_file(out.join(f));
         }
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -83,7 +83,7 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub aggregate: Option<AggregateArg>,
     /// Smoothing ε for KL.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = crate::common::non_negative)]
     pub kl_smoothing: f64,
     /// Write the table as CSV (.csv) or JSON (.json).
     #[arg(long, short)]

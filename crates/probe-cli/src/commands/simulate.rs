@@ -45,7 +45,7 @@ pub struct Args {
     #[command(flatten)]
     pub intervals: crate::common::BootstrapArgs,
     /// Smoothing ε for KL.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = crate::common::non_negative)]
     pub kl_smoothing: f64,
     /// Spearman instead of Pearson correlations between items.
     #[arg(long)]

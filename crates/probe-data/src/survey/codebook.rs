@@ -85,6 +85,22 @@ pub struct Demographic {
     pub text: Option<String>,
     #[serde(default)]
     pub codes: BTreeMap<String, String>,
+    /// The values a `number` demographic may take, inclusive (default
+    /// [`DEFAULT_NUMBER_RANGE`]); values with their own text in `codes` are exempt. An age of
+    /// −40 or 1e9 is a broken file, not a persona.
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+}
+
+/// The range of a `number` demographic whose codebook declares none: non-negative and below
+/// a million (populations in thousands, ages, counts); declare `range` for anything else.
+pub const DEFAULT_NUMBER_RANGE: [f64; 2] = [0.0, 1e6];
+
+impl Demographic {
+    /// The inclusive range of a `number` demographic's values.
+    pub fn range(&self) -> [f64; 2] {
+        self.range.unwrap_or(DEFAULT_NUMBER_RANGE)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -182,6 +198,65 @@ impl Codebook {
                     d.column
                 ));
             }
+            if let Some([low, high]) = d.range {
+                if d.kind != DemographicKind::Number {
+                    return bad(format!(
+                        "demographic `{}`: `range` is for kind = \"number\"",
+                        d.column
+                    ));
+                }
+                if !(low.is_finite() && high.is_finite() && low <= high) {
+                    return bad(format!(
+                        "demographic `{}`: range [{low}, {high}] is not an interval",
+                        d.column
+                    ));
+                }
+            }
+        }
+        // a `missing` code that is also an answer would silently turn those answers into
+        // non-answers (and a persona value into a missing one)
+        for m in &self.missing {
+            for item in &self.items {
+                if let Some(o) = item.options.iter().find(|o| &o.code == m) {
+                    return bad(format!(
+                        "missing code `{m}` is also the code of option `{}` of item `{}`; a code is either an answer or missing",
+                        o.label, item.column
+                    ));
+                }
+            }
+            for d in &self.demographics {
+                if d.codes.contains_key(m) {
+                    return bad(format!(
+                        "missing code `{m}` is also a code of demographic `{}`; a code is either a value or missing",
+                        d.column
+                    ));
+                }
+            }
+        }
+        // the id and weight columns are neither items nor demographics (nor each other)
+        let role_of = |column: &str| -> Option<&'static str> {
+            if self.items.iter().any(|i| i.column == column) {
+                Some("an item")
+            } else if self.demographics.iter().any(|d| d.column == column) {
+                Some("a demographic")
+            } else {
+                None
+            }
+        };
+        for (key, column) in [("weight", &self.weight), ("id", &self.id)] {
+            if let Some(column) = column {
+                if let Some(role) = role_of(column) {
+                    return bad(format!(
+                        "{key} column `{column}` is also {role}; name a column of its own"
+                    ));
+                }
+            }
+        }
+        if self.weight.is_some() && self.weight == self.id {
+            return bad(format!(
+                "column `{}` is both the id and the weight column",
+                self.weight.as_deref().unwrap_or_default()
+            ));
         }
         // every {name} in the persona is a demographic
         let mut rest = self.persona.as_str();
@@ -229,6 +304,13 @@ impl Codebook {
                 format!("{} columns (at most {MAX_COLUMNS})", header.len()),
             ));
         }
+        // a column named twice would be read from its first copy while the second differs
+        if let Some(name) = duplicate_column(&header) {
+            return Err(file_error(
+                path,
+                format!("column `{name}` appears twice in the header"),
+            ));
+        }
         let index = |name: &str| -> Result<usize> {
             header.iter().position(|h| h == name).ok_or_else(|| {
                 file_error(
@@ -251,6 +333,7 @@ impl Codebook {
             .collect::<Result<_>>()?;
         let missing = |v: &str| v.is_empty() || self.missing.iter().any(|m| m == v);
         let mut out = Vec::new();
+        let mut lines_of_ids: HashMap<String, usize> = HashMap::new();
         for (n, line) in lines {
             let at = |reason: String| DataError::Line {
                 path: path.to_path_buf(),
@@ -284,7 +367,9 @@ impl Codebook {
                 }
                 let known = match d.kind {
                     DemographicKind::Coded => d.codes.contains_key(v),
-                    DemographicKind::Number => v.parse::<f64>().is_ok_and(f64::is_finite),
+                    DemographicKind::Number => {
+                        v.parse::<f64>().is_ok_and(f64::is_finite) || d.codes.contains_key(v)
+                    }
                 };
                 if !known {
                     return Err(at(format!(
@@ -295,6 +380,16 @@ impl Codebook {
                             DemographicKind::Number => "a number",
                         }
                     )));
+                }
+                if d.kind == DemographicKind::Number && !d.codes.contains_key(v) {
+                    let [low, high] = d.range();
+                    let x: f64 = v.parse().unwrap_or(f64::NAN);
+                    if !(low..=high).contains(&x) {
+                        return Err(at(format!(
+                            "`{v}` in column `{}` is outside its range [{low}, {high}] (declare `range` in the codebook if it is right)",
+                            d.column
+                        )));
+                    }
                 }
                 demographics.push(Some(v.to_string()));
             }
@@ -318,6 +413,19 @@ impl Codebook {
                 Some(c) => fields[c].to_string(),
                 None => (out.len() + 1).to_string(),
             };
+            // ids key the resumable logs, the split and the answers: one respondent each
+            if id.is_empty() {
+                return Err(at(format!(
+                    "empty id in column `{}`",
+                    self.id.as_deref().unwrap_or_default()
+                )));
+            }
+            if let Some(first) = lines_of_ids.insert(id.clone(), n + 1) {
+                return Err(at(format!(
+                    "id `{id}` in column `{}` is also the id of line {first}; every respondent needs an id of its own",
+                    self.id.as_deref().unwrap_or_default()
+                )));
+            }
             out.push(Respondent {
                 id,
                 weight,
@@ -330,4 +438,13 @@ impl Codebook {
         }
         Ok(out)
     }
+}
+
+/// The first name that appears twice in a header.
+pub fn duplicate_column(header: &[String]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    header
+        .iter()
+        .find(|h| !seen.insert(h.as_str()))
+        .map(String::as_str)
 }

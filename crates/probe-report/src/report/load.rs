@@ -20,21 +20,45 @@ fn read_eval_tally(dir: &Path) -> Result<Vec<EvalTally>> {
         .and_then(|s| s.to_str())
         .unwrap_or("eval")
         .to_string();
-    let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
-    Ok(summary["by_setting"]
+    summary["by_setting"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|v| EvalTally {
-            eval: eval.clone(),
-            method: v["method"].as_str().unwrap_or("?").to_string(),
-            steering: v["steering"].as_str().unwrap_or("?").to_string(),
-            units: count(v, "units"),
-            failed_units: count(v, "failed_units"),
-            parse_failures: count(v, "parse_failures"),
-            parse_failure_rate: v["parse_failure_rate"].as_f64(),
+        .enumerate()
+        .map(|(i, v)| {
+            // a count that is negative, fractional, null or text is an error, not a 0
+            let count = |k: &str| -> Result<u64> {
+                v[k].as_u64().ok_or_else(|| {
+                    input_err(
+                        &path,
+                        format!("by_setting[{i}].{k} is {}, not a count", v[k]),
+                    )
+                })
+            };
+            let rate = match &v["parse_failure_rate"] {
+                Value::Null => None,
+                r => Some(
+                    r.as_f64()
+                        .filter(|x| (0.0..=1.0).contains(x))
+                        .ok_or_else(|| {
+                            input_err(
+                        &path,
+                        format!("by_setting[{i}].parse_failure_rate is {r}, not a rate in [0, 1]"),
+                    )
+                        })?,
+                ),
+            };
+            Ok(EvalTally {
+                eval: eval.clone(),
+                method: v["method"].as_str().unwrap_or("?").to_string(),
+                steering: v["steering"].as_str().unwrap_or("?").to_string(),
+                units: count("units")?,
+                failed_units: count("failed_units")?,
+                parse_failures: count("parse_failures")?,
+                parse_failure_rate: rate,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// One party's results beside their chance levels.
@@ -163,6 +187,7 @@ fn layer_of(hook: &str) -> Option<usize> {
 
 fn read_probe_curves(path: &Path, run: &str) -> Result<ProbeCurves> {
     let json = read_json(path)?;
+    super::validate::probes(&json, path)?;
     let summary = json
         .pointer("/report/summary")
         .and_then(Value::as_array)
@@ -360,6 +385,7 @@ fn read_policy_sensitivity(psi: &Value) -> Vec<(String, f64, [Option<f64>; 3])> 
 fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
     let psi_path = dir.join("psi.json");
     let psi = read_json(&psi_path)?;
+    super::validate::psi(&psi, &psi_path)?;
     let options: Vec<String> = psi["parties"]
         .as_array()
         .ok_or_else(|| input_err(&psi_path, "no `parties` list"))?
@@ -591,7 +617,11 @@ pub fn load_run(dir: &Path) -> Result<Run> {
     for path in &entries {
         let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
         if name.starts_with("simulate-") && path.join("scores.json").is_file() {
-            simulations.push(read_json(&path.join("scores.json"))?);
+            let scores_path = path.join("scores.json");
+            let scores = read_json(&scores_path)?;
+            super::validate::scores(&scores, &scores_path)?;
+            super::validate::finished(path)?;
+            simulations.push(scores);
         } else if name.starts_with("scale-") && path.join("psi.json").is_file() {
             series.push(read_scale_dir(path, &model, &run)?);
         } else if name.starts_with("eval-") && path.is_dir() {

@@ -31,6 +31,7 @@ mod sensitivity;
 mod simulation;
 #[cfg(test)]
 mod tests;
+pub mod validate;
 
 use how_to_read::*;
 pub use load::{align_reference, load_run, persona_units, series_from_cells};

@@ -208,6 +208,7 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
     }
 
     let stem = args.model.name();
+    crate::files::check_component(&args.run, "--run")?;
     let out = args.out.clone().unwrap_or_else(|| {
         args.probes_dir
             .join(&stem)

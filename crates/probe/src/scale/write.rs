@@ -196,10 +196,10 @@ pub fn scopes(summary: &Summary) -> Vec<(&str, &str, &str, &Distribution)> {
 pub fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> Result<()> {
     let mut json = serde_json::to_value(summary)?;
     json["run"] = run;
-    probe_cache::write_atomic(
-        &out.join("psi.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
+    // the report's rules (shares in [0, 1] summing to 1, counts, k ≥ 1, no NaN written as
+    // null) hold before anything is written; psi.json, what the report reads, comes last
+    let psi_path = out.join("psi.json");
+    probe_report::report::validate::psi(&json, &psi_path)?;
     // Long format: one line per (scope, variant, attribute, value, party); and the same
     // distributions as `probe compare` cells (method=latent), one per scope.
     let mut csv = String::from("variant,attribute,value,party,psi,rows,weight\n");
@@ -243,5 +243,6 @@ pub fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> R
     }
     probe_cache::write_atomic(&out.join("psi.csv"), csv.as_bytes())?;
     probe_cache::write_atomic(&out.join("psi.cells.jsonl"), cells.as_bytes())?;
+    probe_cache::write_atomic(&psi_path, serde_json::to_string_pretty(&json)?.as_bytes())?;
     Ok(())
 }

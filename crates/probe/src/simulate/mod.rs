@@ -166,6 +166,22 @@ impl SimulateOptions {
         if self.limit == Some(0) {
             bail!("--limit 0 simulates nobody");
         }
+        // checked before any model runs, not when the finished table is scored
+        if !(self.bootstrap.level > 0.0 && self.bootstrap.level < 1.0) {
+            bail!(
+                "--level {}: a confidence level is between 0 and 1",
+                self.bootstrap.level
+            );
+        }
+        if self.bootstrap.resamples == 0 {
+            bail!("--bootstrap 0: the intervals need at least one resample");
+        }
+        if !(self.kl_smoothing.is_finite() && self.kl_smoothing >= 0.0) {
+            bail!(
+                "--kl-smoothing {}: must be a finite number ≥ 0",
+                self.kl_smoothing
+            );
+        }
         let shard: probe_cache::ShardSplit = self
             .shard
             .parse()
@@ -229,6 +245,26 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
     if selected.is_empty() {
         bail!("no selected respondent has every demographic the persona names");
     }
+    // every part that is scored (all selected, each split among them) and the training split
+    // the baselines learn from: refused now, not after the model has run
+    survey.check_answered("selected", &selected)?;
+    for (name, part) in [
+        ("train", &split.train),
+        ("validation", &split.validation),
+        ("test", &split.test),
+    ] {
+        let among: Vec<usize> = selected
+            .iter()
+            .copied()
+            .filter(|i| names[*i] == name)
+            .collect();
+        if !among.is_empty() && among.len() < selected.len() {
+            survey.check_answered(&format!("selected {name}"), &among)?;
+        }
+        if name == "train" {
+            survey.check_answered("train", part)?;
+        }
+    }
     for item in &survey.codebook.items {
         item_prompt(None, item)?;
     }
@@ -279,6 +315,8 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
             }
         }
     }
+    // this run is not complete until it says so at the end, whatever an earlier one left
+    probe_cache::clear_complete(&out)?;
     probe_cache::write_atomic(
         &manifest,
         serde_json::to_string_pretty(&json!({"format_version": 1, "settings": settings}))?
@@ -411,7 +449,6 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
             scores: None,
         });
     }
-    table.write_answers(&survey, &names, &out.join("answers.csv"))?;
     let baseline_tables = baselines::Baseline::ALL
         .iter()
         .map(|&b| baselines::baseline_table(&survey, &split, b, &table, options.seed))
@@ -439,16 +476,26 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
         });
     }
     let scores = scores::score(&survey, &table, &names, options, &stem, &comparators)?;
-    probe_cache::write_atomic(
-        &out.join("scores.json"),
-        serde_json::to_string_pretty(&scores)?.as_bytes(),
-    )?;
+    // everything is computed and checked before the first output is written; the marker last
     let mut cells = String::new();
     for c in scores::cells(&survey, &scores, options, &stem)? {
         cells.push_str(&c.to_json().to_string());
         cells.push('\n');
     }
+    let scores_json = serde_json::to_value(&scores)?;
+    // the report's own rules: a NaN (serialized as null) is refused here, naming its field
+    probe_report::report::validate::scores(&scores_json, &out.join("scores.json"))?;
+    table.write_answers(&survey, &names, &out.join("answers.csv"))?;
     probe_cache::write_atomic(&out.join("simulate.cells.jsonl"), cells.as_bytes())?;
+    probe_cache::write_atomic(
+        &out.join("scores.json"),
+        serde_json::to_string_pretty(&scores_json)?.as_bytes(),
+    )?;
+    probe_cache::mark_complete(
+        &out,
+        "simulate",
+        &["answers.csv", "simulate.cells.jsonl", "scores.json"],
+    )?;
     Ok(SimulateOutcome {
         dir: out,
         done,

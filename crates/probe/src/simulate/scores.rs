@@ -421,7 +421,18 @@ pub fn cells(
     // the first part scored is every simulated respondent: its marginals are the cells'
     let all = scores.splits.first().context("no scored respondents")?;
     if all.expected.items.len() != survey.codebook.items.len() {
-        bail!("an item has no respondent with a real answer");
+        let missing: Vec<&str> = survey
+            .codebook
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !all.expected.items.iter().any(|m| m.item == *k))
+            .map(|(_, i)| i.column.as_str())
+            .collect();
+        bail!(
+            "item(s) {} have no respondent with a real answer",
+            missing.join(", ")
+        );
     }
     let mut out = Vec::new();
     let mut settings = vec![("logp".to_string(), &all.expected)];

@@ -293,8 +293,16 @@ impl Experiment {
             bail!("model: no [[model]] entries");
         }
         let mut labels = std::collections::HashSet::new();
+        if self.out.exists() && !self.out.is_dir() {
+            bail!("out: {} exists and is not a directory", self.out.display());
+        }
+        if self.report.bootstrap == 0 {
+            bail!("report.bootstrap: 0 (the intervals need at least 1 resample)");
+        }
         for (i, m) in self.models.iter().enumerate() {
             must_exist(&format!("model[{i}].path"), &m.path)?;
+            crate::files::check_model_path(&m.path, &format!("model[{i}].path"))?;
+            crate::files::check_component(&self.label(i), &format!("model[{i}].label"))?;
             if let Some(t) = &m.tokenizer {
                 must_exist(&format!("model[{i}].tokenizer"), t)?;
             }
@@ -416,6 +424,7 @@ impl Experiment {
             if e.n == 0 || e.n > 200 {
                 bail!("{}: {} (1 to 200)", key("n"), e.n);
             }
+            crate::files::check_component(&self.eval_name(i), &key("name"))?;
             if !names.insert(self.eval_name(i)) {
                 bail!(
                     "{}: `{}` is used twice; give each [[eval]] its own name",
