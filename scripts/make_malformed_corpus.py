@@ -382,6 +382,157 @@ exp_case("experiment-unknown-device", 'device = "tpu"\n' + EXPERIMENT, ["device"
 exp_case("experiment-unknown-metric", EXPERIMENT + '\n[report]\nmetrics = ["tv", "emd"]\n', ["report.metrics", "emd"])
 
 
+# ---------------------------------------------------------------- surveys (codebook + data)
+CODEBOOK = """name = "corpus"
+title = "A corpus survey"
+source = "written for the corpus"
+data = "survey.csv"
+id = "id"
+weight = "w"
+missing = ["9"]
+persona = "You are {age} years old and {edu}."
+
+[[demographic]]
+column = "age"
+kind = "number"
+
+[[demographic]]
+column = "edu"
+kind = "coded"
+codes = { "1" = "went to school", "2" = "went to university" }
+
+[[item]]
+column = "scale"
+kind = "ordinal"
+question = "How much?"
+options = [{ code = "1", label = "Little" }, { code = "2", label = "Some" }, { code = "3", label = "Much" }]
+
+[[item]]
+column = "vote"
+kind = "nominal"
+question = "Whom?"
+options = [{ code = "0", label = "A" }, { code = "1", label = "B" }]
+"""
+SURVEY_ROWS = [("r%d" % i, str(20 + 3 * i), str(1 + i % 2), str(1 + i % 3), str(i % 2), "1") for i in range(1, 41)]
+
+
+def survey_csv(rows=SURVEY_ROWS, header="id,age,edu,scale,vote,w"):
+    return header + "\n" + "".join(",".join(r) + "\n" for r in rows)
+
+
+# a survey problem is found before any model loads: the model path need not exist
+SIMULATE = ["simulate", "{case}/no-model.gguf", "--survey", "{case}", "--out", "{out}/sim"]
+FINETUNE = ["finetune", "{case}/no-model.gguf", "--survey", "{case}", "--out", "{out}/ft"]
+
+
+def survey_case(name, expect, codebook=CODEBOOK, data=None, args=SIMULATE, file="survey.csv"):
+    case(name, {"codebook.toml": codebook, "survey.csv": data if data is not None else survey_csv()}, args, [file] + expect)
+
+
+dup = list(SURVEY_ROWS)
+dup[7] = ("r3",) + dup[7][1:]
+survey_case("survey-duplicate-id", ["id `r3`", "line 4"], data=survey_csv(dup))
+survey_case("survey-duplicate-id-finetune", ["id `r3`", "line 4"], data=survey_csv(dup), args=FINETUNE)
+empty = list(SURVEY_ROWS)
+empty[5] = ("",) + empty[5][1:]
+survey_case("survey-empty-id", ["empty id", "column `id`"], data=survey_csv(empty))
+survey_case("survey-missing-code-is-an-answer", ["missing code `0`", "item `vote`"], codebook=CODEBOOK.replace('missing = ["9"]', 'missing = ["0"]'), file="codebook.toml")
+survey_case("survey-duplicate-column", ["column `vote` appears twice"], data=survey_csv([r + (r[4],) for r in SURVEY_ROWS], "id,age,edu,scale,vote,w,vote"))
+survey_case("survey-weight-is-an-item", ["weight column `vote`", "item"], codebook=CODEBOOK.replace('weight = "w"', 'weight = "vote"'), file="codebook.toml")
+neg = list(SURVEY_ROWS)
+neg[2] = (neg[2][0], "-40") + neg[2][2:]
+survey_case("survey-age-negative", ["`-40`", "column `age`", "range"], data=survey_csv(neg))
+huge = list(SURVEY_ROWS)
+huge[2] = (huge[2][0], "1e9") + huge[2][2:]
+survey_case("survey-age-huge", ["`1e9`", "column `age`", "range"], data=survey_csv(huge))
+unanswered = [r[:3] + ("9",) + r[4:] for r in SURVEY_ROWS]
+survey_case("survey-item-unanswered-simulate", ["item `scale`"], data=survey_csv(unanswered))
+survey_case("survey-item-unanswered-finetune", ["item `scale`"], data=survey_csv(unanswered), args=FINETUNE)
+weightless = [r[:5] + ("0",) for r in SURVEY_ROWS]
+survey_case("survey-weights-all-zero", ["weight 0"], data=survey_csv(weightless))
+case("respondents-duplicate-column", {"survey.csv": "gender,vote,vote\nf,SA,FB\nm,FB,FB\n", "ref.jsonl": cell()},
+     ["compare", "--predicted", "{case}/ref.jsonl", "--survey", "{case}/survey.csv", "--survey-attributes", "vote"], ["survey.csv", "column `vote` appears twice"])
+case("valid-survey", {"codebook.toml": CODEBOOK, "survey.csv": survey_csv()},
+     ["simulate", "{case}/no-model.gguf", "--survey", "{case}", "--out", "{out}/sim"], ["no-model.gguf"])
+
+
+# ---------------------------------------------------------------- study plans: names are path components
+exp_case("experiment-label-escapes", EXPERIMENT.replace('.gguf"\n', '.gguf"\nlabel = "../../escaped"\n', 1), ["model[0].label", "path component"])
+exp_case("experiment-label-absolute", EXPERIMENT.replace('.gguf"\n', '.gguf"\nlabel = "/tmp/escaped"\n', 1), ["model[0].label", "path separator"])
+exp_case("experiment-eval-name-escapes", EXPERIMENT + '\n[[eval]]\nname = "../../../evil"\nquestions = "data/eval/coin.jsonl"\n', ["eval[0].name", "path component"])
+exp_case("experiment-bootstrap-zero", EXPERIMENT + "\n[report]\nbootstrap = 0\n", ["report.bootstrap"])
+exp_case("experiment-model-is-readme", EXPERIMENT.replace("models/SmolLM2-135M-Instruct.Q4_1.gguf", "README.md"), ["model[0].path", "README.md", "not a GGUF"])
+exp_case("experiment-model-is-data-folder", EXPERIMENT.replace("models/SmolLM2-135M-Instruct.Q4_1.gguf", "data/demo"), ["model[0].path", "data/demo", "config.json"])
+case("experiment-out-is-a-file", {"experiment.toml": EXPERIMENT.replace('out = "{out}/study"', 'out = "README.md"')}, ["study", "{case}/experiment.toml", "--dry-run"], ["out", "README.md", "not a directory"])
+
+
+# ---------------------------------------------------------------- run folders the report reads
+def psi_json(edit=None):
+    scope = lambda a, b, n: {"psi": {"SA": a, "FB": b}, "rows": n, "weight": float(n)}
+    v = {"parties": ["SA", "FB"], "all": scope(0.25, 0.75, 8),
+         "by_group": {"gender": {"female": scope(0.5, 0.5, 4), "male": scope(0.0, 1.0, 4)}},
+         "by_variant": {}, "negative": "clip", "negative_factors": {"count": 1, "of": 16},
+         "undefined_rows": 0, "run": {"k": 20, "select": "joint", "personas": 8, "variants": ["a"]}}
+    if edit:
+        edit(v)
+    return json.dumps(v)
+
+
+EST = {"value": 0.1, "low": 0.05, "high": 0.2}
+
+
+def scores_json(edit=None):
+    marg = {"mean_kl": EST, "mean_tv": EST, "kl_smoothing": 1e-4,
+            "items": [{"item": 0, "n": 3, "real": [0.5, 0.5], "simulated": [1.0, 0.0], "kl": EST, "tv": EST}]}
+    split = {"split": "all", "respondents": 3, "expected": marg,
+             "temperatures": [{"temperature": 1.0, "marginals": marg,
+                               "agreement": {"items": [{"item": 0, "accuracy": EST, "rmse": None}], "mean_accuracy": EST, "mean_rmse": None},
+                               "structure": None, "structure_note": "fewer than two items vary"}]}
+    v = {"model": "m", "survey": "corpus", "persona": True, "items": ["vote"], "correlation": "pearson",
+         "splits": [split], "baselines": [], "differences": []}
+    v = json.loads(json.dumps(v))  # no shared sub-objects: an edit breaks one field
+    if edit:
+        edit(v)
+    return json.dumps(v)
+
+
+REPORT = ["report", "{case}/run", "--election", "none", "--out", "{out}/report", "--format", "svg", "--bootstrap", "10"]
+COMPLETE = json.dumps({"stage": "simulate", "outputs": ["scores.json"]})
+
+
+def psi_case(name, edit, expect):
+    case(name, {"run/scale-personas/psi.json": psi_json(edit)}, REPORT, ["psi.json"] + expect)
+
+
+def scores_case(name, edit, expect, complete=True):
+    files = {"run/simulate-corpus/scores.json": scores_json(edit)}
+    if complete:
+        files["run/simulate-corpus/complete.json"] = COMPLETE
+    case(name, files, REPORT, ["simulate-corpus"] + expect)
+
+
+def negate(v):
+    for scope in [v["all"]] + [s for g in v["by_group"].values() for s in g.values()]:
+        scope["psi"] = {p: -x for p, x in scope["psi"].items()}
+        scope["rows"] = -scope["rows"]
+    v["run"]["k"] = -20
+
+
+psi_case("report-psi-negated", negate, ["all.psi", "outside [0, 1]"])
+psi_case("report-psi-k-zero", lambda v: v["run"].update(k=0), ["run.k"])
+psi_case("report-psi-rows-negative", lambda v: v["all"].update(rows=-8), ["all.rows", "-8"])
+psi_case("report-psi-share-null", lambda v: v["all"]["psi"].update(SA=None), ["all.psi.SA", "null"])
+psi_case("report-psi-share-nan-string", lambda v: v["by_group"]["gender"]["male"]["psi"].update(FB="NaN"), ["by_group.gender.male.psi.FB", "NaN"])
+psi_case("report-psi-not-summing-to-one", lambda v: v["all"]["psi"].update(FB=0.5), ["all.psi", "sum to 0.75"])
+scores_case("report-scores-estimate-null", lambda v: v["splits"][0]["expected"]["mean_kl"].update(value=None), ["scores.json", "splits[0].expected.mean_kl.value is null"])
+scores_case("report-scores-estimate-nan-string", lambda v: v["splits"][0]["expected"]["mean_tv"].update(low="NaN"), ["scores.json", "splits[0].expected.mean_tv.low", "NaN"])
+scores_case("report-scores-estimate-empty", lambda v: v["splits"][0]["temperatures"][0]["agreement"].update(mean_accuracy={}), ["scores.json", "mean_accuracy.value is missing"])
+scores_case("report-scores-no-splits", lambda v: v.update(splits=[]), ["scores.json", "nothing was scored"])
+scores_case("report-simulate-unfinished", None, ["complete.json", "did not finish"], complete=False)
+case("valid-report-psi", {"run/scale-personas/psi.json": psi_json()}, REPORT, [], exit=0)
+case("valid-report-scores", {"run/simulate-corpus/scores.json": scores_json(), "run/simulate-corpus/complete.json": COMPLETE}, REPORT, [], exit=0)
+
+
 # ---------------------------------------------------------------- positive controls
 # The valid input each family above breaks, accepted: a malformed case fails for its defect,
 # not for something the generator got wrong (and the fuzz targets start from these).
@@ -407,6 +558,9 @@ flag_case("flag-scale-batch-size-zero", ["scale", "m.gguf", "--batch-size", "0"]
 flag_case("flag-run-with-cache-batch-size-zero", ["run-with-cache", "m.gguf", "--batch-size", "0"], "--batch-size")
 flag_case("flag-eval-batch-size-zero", ["eval", "m.gguf", "--batch-size", "0"], "--batch-size")
 flag_case("flag-eval-n-not-a-number", ["eval", "m.gguf", "--n", "ten"], "--n")
+flag_case("flag-simulate-level-above-one", ["simulate", "m.gguf", "--survey", "s", "--level", "1.5"], "--level")
+flag_case("flag-simulate-kl-smoothing-negative", ["simulate", "m.gguf", "--survey", "s", "--kl-smoothing=-1"], "--kl-smoothing")
+flag_case("flag-compare-level-zero", ["compare", "--predicted", "x.jsonl", "--level", "0"], "--level")
 flag_case("flag-compare-bootstrap-negative", ["compare", "--predicted", "x.jsonl", "--bootstrap=-5"], "--bootstrap")
 
 

@@ -196,13 +196,6 @@ pub fn psi(json: &Value, file: &Path) -> Result<()> {
         if !v.is_object() {
             return Err(input_err(file, format!("{at} is {v}, not a scope of ψ")));
         }
-        count(&v["rows"], file, &join(at, "rows"))?;
-        if !v["weight"].is_null() {
-            let w = number(&v["weight"], file, &join(at, "weight"))?;
-            if w < 0.0 {
-                return Err(input_err(file, format!("{at}.weight is {w}, below 0")));
-            }
-        }
         if v.get("psi").is_some() {
             let shares = &v["psi"];
             if !shares.is_object() {
@@ -216,6 +209,13 @@ pub fn psi(json: &Value, file: &Path) -> Result<()> {
                 .map(|p| number(&shares[*p], file, &format!("{at}.psi.{p}")))
                 .collect::<Result<_>>()?;
             distribution(&values, file, &join(at, "psi"))?;
+        }
+        count(&v["rows"], file, &join(at, "rows"))?;
+        if !v["weight"].is_null() {
+            let w = number(&v["weight"], file, &join(at, "weight"))?;
+            if w < 0.0 {
+                return Err(input_err(file, format!("{at}.weight is {w}, below 0")));
+            }
         }
         Ok(())
     };
