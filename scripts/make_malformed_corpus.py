@@ -533,6 +533,82 @@ case("valid-report-psi", {"run/scale-personas/psi.json": psi_json()}, REPORT, []
 case("valid-report-scores", {"run/simulate-corpus/scores.json": scores_json(), "run/simulate-corpus/complete.json": COMPLETE}, REPORT, [], exit=0)
 
 
+# ---------------------------------------------------------------- LoRA adapters on the tiny model
+ADAPTER_CONFIG = {"r": 2, "lora_alpha": 4, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
+                  "peft_type": "LORA", "task_type": "CAUSAL_LM", "bias": "none"}
+
+
+def adapter_tensors(value=lambda name, j: ((j * 5) % 7 - 3) / 50, extra=()):
+    shapes = []
+    for proj, d_out in [("q_proj", 8), ("v_proj", 4)]:
+        m = f"base_model.model.model.layers.0.self_attn.{proj}"
+        shapes += [(m + ".lora_A.weight", [2, 8]), (m + ".lora_B.weight", [d_out, 2])]
+    shapes += list(extra)
+    header, data = {}, bytearray()
+    for name, shape in shapes:
+        n = shape[0] * shape[1]
+        raw = b"".join(struct.pack("<f", value(name, j)) for j in range(n))
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    return header, bytes(data)
+
+
+def adapter_file(header_data, edit=None):
+    header, data = header_data
+    if edit:
+        edit(header)
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+ADAPTED = RUN + ["--adapter", "{case}/adapter", "--logits", "last"]
+
+
+def adapter_case(name, st, expect, args=ADAPTED, model=None):
+    files = {"config.json": json.dumps(CONFIG), "model.safetensors": model or safetensors(),
+             "adapter/adapter_config.json": json.dumps(ADAPTER_CONFIG), "adapter/adapter_model.safetensors": st}
+    case(name, files, args, expect)
+
+
+nan_b = lambda name, j: float("nan") if name.endswith("q_proj.lora_B.weight") and j == 3 else 0.01
+adapter_case("adapter-nan-tensor", adapter_file(adapter_tensors(nan_b)), ["adapter_model.safetensors", "q_proj.lora_B.weight", "NaN"])
+adapter_case("adapter-nan-tensor-merged", adapter_file(adapter_tensors(nan_b)), ["adapter_model.safetensors", "q_proj.lora_B.weight", "NaN"],
+             args=ADAPTED + ["--dtype", "f32", "--merge-adapter"])
+adapter_case("adapter-values-overflow", adapter_file(adapter_tensors(lambda name, j: 3e38)), ["blocks.0.hook_resid_post", "first non-finite"])
+adapter_case("adapter-layer-not-in-model", adapter_file(adapter_tensors(extra=[("base_model.model.model.layers.99.self_attn.q_proj.lora_A.weight", [2, 8])])),
+             ["layers.99.self_attn.q_proj.lora_A.weight", "layer 99", "1 layers"])
+adapter_case("adapter-unknown-tensor", adapter_file(adapter_tensors(extra=[("base_model.model.model.layers.0.self_attn.q_proj.lora_C.weight", [2, 8])])),
+             ["q_proj.lora_C.weight", "not a LoRA matrix"])
+adapter_case("adapter-untargeted-module", adapter_file(adapter_tensors(extra=[("base_model.model.model.layers.0.mlp.up_proj.lora_A.weight", [2, 8])])),
+             ["mlp.up_proj.lora_A.weight", "target_modules"])
+adapter_case("adapter-header-shape-disagrees", adapter_file(adapter_tensors(), lambda h: h["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"].update(shape=[4, 3])),
+             ["adapter_model.safetensors", "v_proj.lora_B.weight", "shape [4, 3]"])
+adapter_case("adapter-wrong-shape", adapter_file(adapter_tensors(extra=[]), lambda h: None) if False else adapter_file(adapter_tensors()).replace(b'"shape": [4, 2]', b'"shape": [2, 4]'),
+             ["v_proj.lora_B.weight", "[2, 4]"])
+case("valid-adapter", {"config.json": json.dumps(CONFIG), "model.safetensors": safetensors(),
+                       "adapter/adapter_config.json": json.dumps(ADAPTER_CONFIG), "adapter/adapter_model.safetensors": adapter_file(adapter_tensors())},
+     ADAPTED, [], exit=0)
+
+
+# ---------------------------------------------------------------- non-finite outputs
+def nan_weights(header):
+    pass
+
+
+def safetensors_with(name, index, value):
+    st = bytearray(safetensors())
+    n = struct.unpack("<Q", st[:8])[0]
+    header = json.loads(st[8:8 + n])
+    start = 8 + n + header[name]["data_offsets"][0] + 4 * index
+    st[start:start + 4] = struct.pack("<f", value)
+    return bytes(st)
+
+
+st_case("checkpoint-nan-weight-logits", safetensors_with("model.layers.0.self_attn.q_proj.weight", 5, float("nan")), ["NaN", "blocks.0.hook_resid_post", "first non-finite"])
+case("checkpoint-nan-weight-logits-only", {"config.json": json.dumps(CONFIG), "model.safetensors": safetensors_with("model.norm.weight", 2, float("nan"))},
+     ["run-with-cache", "{case}", "--ids", "1,2,3", "--logits", "last", "--out", "{out}/x.safetensors"], ["`logits`", "first non-finite"])
+
+
 # ---------------------------------------------------------------- positive controls
 # The valid input each family above breaks, accepted: a malformed case fails for its defect,
 # not for something the generator got wrong (and the fuzz targets start from these).

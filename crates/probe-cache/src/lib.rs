@@ -22,7 +22,7 @@ mod manifest;
 mod store;
 
 pub use manifest::{Manifest, Row, FORMAT_VERSION};
-pub use store::{sha256_hex, CacheReader, CacheWriter, ShardRecord, ShardSplit};
+pub use store::{first_non_finite, sha256_hex, CacheReader, CacheWriter, ShardRecord, ShardSplit};
 
 /// A fingerprint of a model's inputs: SHA-256 over every text, each prefixed by its length
 /// (so that no two different lists of texts collide by concatenation). Manifests record it

@@ -248,6 +248,34 @@ impl CacheWriter {
                     format!("{name}: {} values for {rows} rows × {dim}", data.len()),
                 ));
             }
+            // the finite-output guard: a NaN, an infinity or (in f16) a value f16 cannot hold
+            // is an error naming the hook and row, never a shard of garbage
+            let limit = if m.dtype == "f16" {
+                f16_max()
+            } else {
+                f32::MAX
+            };
+            if let Some(k) = data.iter().position(|x| x.is_nan() || x.abs() > limit) {
+                let what = if data[k].is_finite() {
+                    format!(
+                        "{} exceeds the f16 range (±{limit}); extract with --dtype f32",
+                        data[k]
+                    )
+                } else {
+                    format!(
+                        "{} is not finite (the checkpoint or adapter overflows?)",
+                        data[k]
+                    )
+                };
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "hook `{name}`, row {}, dimension {}: {what}",
+                        start + k / dim.max(&1),
+                        k % dim.max(&1)
+                    ),
+                ));
+            }
             let (dtype, bytes) = match m.dtype.as_str() {
                 "f16" => (
                     Dtype::F16,
@@ -476,3 +504,16 @@ impl CacheReader {
 
 #[cfg(test)]
 mod tests;
+
+/// The largest finite f16 (65504).
+fn f16_max() -> f32 {
+    half::f16::MAX.to_f32()
+}
+
+/// The first value of `values` that is not finite (NaN or ±infinity), with its index.
+pub fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .position(|x| !x.is_finite())
+        .map(|i| (i, values[i]))
+}

@@ -48,10 +48,14 @@ impl OptionTokens {
     /// The options' distribution from one position's logits (f64 log-sum-exp over the whole
     /// vocabulary), and the total probability the letters hold before renormalizing.
     pub fn distribution(&self, logits: &[f32]) -> Result<(Vec<f64>, f64)> {
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        if !max.is_finite() {
-            return Err(EvalError::Model("logits are not finite".into()));
+        // the finite-output guard: one NaN logit makes every share NaN
+        if let Some(i) = logits.iter().position(|x| !x.is_finite()) {
+            return Err(EvalError::Model(format!(
+                "the logit of token {i} is {}: not finite (is the checkpoint or the adapter broken?)",
+                logits[i]
+            )));
         }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let z: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
         let prob = |id: u32| -> Result<f64> {
             let x = *logits.get(id as usize).ok_or_else(|| {

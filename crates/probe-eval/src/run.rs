@@ -367,7 +367,12 @@ impl Runner<'_> {
             tally.attempts += 1;
             match method {
                 Method::Logp => {
-                    let (dist, mass) = tokens.distribution(row)?;
+                    let (dist, mass) = tokens.distribution(row).map_err(|e| {
+                        EvalError::Model(format!(
+                            "question `{}`: {e}",
+                            set.questions[u.question].id
+                        ))
+                    })?;
                     out.push(self.record(
                         set,
                         u,

@@ -124,7 +124,9 @@ impl Simulator<'_> {
                     &letters(prompt.n_options),
                 )?),
             };
-            let (p, letter_mass) = tokens.distribution(row)?;
+            let (p, letter_mass) = tokens
+                .distribution(row)
+                .map_err(|e| EvalError::Model(format!("respondent|item `{}`: {e}", prompt.key)))?;
             let mut sampled = Vec::with_capacity(self.temperatures.len());
             for &t in self.temperatures {
                 sampled.push(if t == 0.0 {

@@ -212,11 +212,53 @@ impl Transformer {
         config.check()?;
         let path = dir.join("adapter_model.safetensors");
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        // the safetensors crate's messages do not name the tensor; the checkpoint reader's do
         let file =
             safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Safetensors {
                 path: path.clone(),
-                reason: e.to_string(),
+                reason: crate::weights::safetensors::header_problem(&bytes)
+                    .unwrap_or_else(|| e.to_string()),
             })?;
+        // every tensor names a LoRA matrix of a projection this model has, in a layer it has
+        let total_layers = self.config.num_layers;
+        for name in file.names() {
+            let module = name.strip_prefix("base_model.model.").and_then(|n| {
+                n.strip_suffix(".lora_A.weight")
+                    .or_else(|| n.strip_suffix(".lora_B.weight"))
+            });
+            let known = module.is_some_and(|m| {
+                m.strip_prefix("model.layers.")
+                    .and_then(|rest| rest.split_once('.'))
+                    .is_some_and(|(l, proj)| {
+                        l.parse::<usize>().is_ok()
+                            && ["self_attn.", "mlp."]
+                                .iter()
+                                .any(|p| proj.strip_prefix(p).is_some_and(|t| TARGETS.contains(&t)))
+                    })
+            });
+            if !known {
+                return Err(Error::Input(format!(
+                    "{}: tensor `{name}` is not a LoRA matrix of a projection (base_model.model.model.layers.<l>.<self_attn|mlp>.<proj>.lora_<A|B>.weight)",
+                    path.display()
+                )));
+            }
+            if let Some(l) = layer_of(name).filter(|&l| l >= total_layers) {
+                return Err(Error::Input(format!(
+                    "{}: tensor `{name}` is for layer {l}, but the model has {total_layers} layers (0–{}): the adapter was trained on another model",
+                    path.display(),
+                    total_layers.saturating_sub(1)
+                )));
+            }
+            if let Some(t) = module.and_then(|m| m.rsplit('.').next()) {
+                if !targeted(&config, &format!(".{t}")) {
+                    return Err(Error::Input(format!(
+                        "{}: tensor `{name}` adapts `{t}`, which adapter_config.json's target_modules ({}) does not list",
+                        path.display(),
+                        config.target_modules.join(", ")
+                    )));
+                }
+            }
+        }
         let device = self.device();
         let (scale, dropout, r) = (config.scale(), config.lora_dropout, config.r);
         let mut used = 0usize;
@@ -238,7 +280,16 @@ impl Transformer {
                         view.shape()
                     )));
                 }
-                to_f32(view.dtype(), view.data(), &key)
+                let values = to_f32(view.dtype(), view.data(), &key)?;
+                // a NaN or infinity in an adapter makes every output of its layer garbage
+                if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+                    return Err(Error::Input(format!(
+                        "{}: tensor `{key}` holds {} at index {i}: an adapter's values must be finite",
+                        path.display(),
+                        values[i]
+                    )));
+                }
+                Ok(values)
             };
             // PEFT: A `[r, d_in]`, B `[d_out, r]`; burn multiplies by their transposes
             let a = transpose(&read('A', [r, d_in])?, r, d_in);

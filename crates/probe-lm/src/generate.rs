@@ -215,6 +215,14 @@ pub fn generate_prefilled(
                 next.push(tokenizer.pad_token_id());
                 continue;
             }
+            // the finite-output guard: NaN logits would "sample" an arbitrary token
+            if let Some(t) = row.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
+                return Err(Error::Input(format!(
+                    "prompt {i}, generated token {}: the logit of token {t} is {} (is the checkpoint or the adapter broken?)",
+                    step + 1,
+                    row[t]
+                )));
+            }
             let tok = sample(row, params, &mut rng);
             next.push(tok);
             if eos.contains(&tok) && !params.ignore_eos {

@@ -276,6 +276,33 @@ pub fn run_with_cache(
     }
     let secs = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    // the finite-output guard, in the model's order: the first hook where a NaN or an
+    // infinity appears is where the checkpoint or adapter broke
+    for name in hooks
+        .points()
+        .map(|p| p.to_string())
+        .chain(std::iter::once("logits".to_string()))
+    {
+        let Some(t) = tensors.get(&name) else {
+            continue;
+        };
+        if let Some((k, x)) = probe_cache::first_non_finite(&t.data) {
+            let d = *t.shape.last().unwrap_or(&1);
+            let row = k / d.max(1);
+            let place = match t.shape.len() {
+                3 => format!(
+                    "prompt {}, position {}, dimension {}",
+                    row / t.shape[1].max(1),
+                    row % t.shape[1].max(1),
+                    k % d.max(1)
+                ),
+                _ => format!("prompt {row}, dimension {}", k % d.max(1)),
+            };
+            bail!(
+                "{x} in `{name}` at {place}: the first non-finite value of this run (nothing written; is the checkpoint or the adapter broken?)"
+            );
+        }
+    }
 
     let n = inputs.len();
     let mut input_ids = vec![pad_id as i64; n * max_len];

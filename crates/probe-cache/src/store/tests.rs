@@ -324,3 +324,41 @@ fn an_overwriting_writer_hands_over_to_a_reader() {
         .unwrap();
     assert_eq!(data.len(), 15);
 }
+
+/// The finite-output guard: a NaN, an infinity or (in an f16 cache) a value beyond ±65504 is
+/// an error naming the hook, row and dimension, and no shard is written.
+#[test]
+fn non_finite_activations_are_refused_naming_hook_and_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = manifest(4);
+    let mut w = CacheWriter::open(
+        &tmp.path().join("c"),
+        m.clone(),
+        "0/1".parse().unwrap(),
+        false,
+    )
+    .unwrap();
+    let mut b = block(1, &m);
+    b[4] = f32::NAN; // row 3, dimension 1
+    let e = w.write_shard(1, &[b]).unwrap_err().to_string();
+    assert!(
+        e.contains("blocks.0.hook_resid_post") && e.contains("row 3, dimension 1"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("c").join(shard_file(1)).exists());
+    w.write_shard(1, &[block(1, &m)]).unwrap();
+
+    let mut half = manifest(4);
+    half.dtype = "f16".into();
+    let mut w = CacheWriter::open(
+        &tmp.path().join("h"),
+        half.clone(),
+        "0/1".parse().unwrap(),
+        false,
+    )
+    .unwrap();
+    let mut b = block(0, &half);
+    b[0] = 70_000.0;
+    let e = w.write_shard(0, &[b]).unwrap_err().to_string();
+    assert!(e.contains("f16 range") && e.contains("--dtype f32"), "{e}");
+}

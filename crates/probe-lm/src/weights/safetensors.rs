@@ -49,7 +49,7 @@ fn st_err(path: &Path, reason: impl std::fmt::Display) -> Error {
 
 /// Why a safetensors header is invalid, naming the tensor (`None` if no reason is found here:
 /// the caller falls back to the safetensors crate's message).
-fn header_problem(bytes: &[u8]) -> Option<String> {
+pub(crate) fn header_problem(bytes: &[u8]) -> Option<String> {
     let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
     let header_end = 8u64.checked_add(n).filter(|&e| e <= bytes.len() as u64)?;
     let header: serde_json::Map<String, serde_json::Value> =

@@ -117,6 +117,13 @@ with_avx2! {
                     *s = if h { f32::NEG_INFINITY } else { *s * scale };
                 }
             }
+            // a NaN score (a NaN in q or k) must stay NaN, as in transformers: the vector max
+            // ignores it and the clamped `exp` would turn it into a weight of ~0, so a broken
+            // checkpoint would give plausible outputs
+            if row.iter().any(|s| s.is_nan()) {
+                row.fill(f32::NAN);
+                continue;
+            }
             let mut lanes = [f32::NEG_INFINITY; LANES];
             let mut chunks = row.chunks_exact(LANES);
             for c in chunks.by_ref() {
@@ -437,6 +444,34 @@ mod tests {
         let out = out.into_data().try_into_vec::<f32>().unwrap();
         assert!(out[..8].iter().all(|&x| x == 0.0), "{out:?}");
         assert!(out[8..].iter().any(|&x| x != 0.0));
+    }
+
+    /// A NaN in a query reaches that query's output, as the composed reference (and
+    /// transformers) give: a NaN score must not become a weight of ~0.
+    #[test]
+    fn a_nan_score_stays_nan() {
+        let (k, v) = (tensor(2, 1.0, [1, 1, 3, 4]), tensor(3, 1.0, [1, 1, 3, 4]));
+        let mut q: Vec<f32> = tensor::<4>(1, 1.0, [1, 1, 3, 4])
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+        q[4] = f32::NAN; // query position 1
+        let q = from_vec(q, [1, 1, 3, 4]);
+        let hidden = [false, true, true, false, false, true, false, false, false];
+        let want = reference(q.clone(), k.clone(), v.clone(), &hidden)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let got = attention(q, k, v, &hidden, 0.5, None)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert!(want[4..8].iter().all(|x| x.is_nan()), "{want:?}");
+        assert!(got[4..8].iter().all(|x| x.is_nan()), "{got:?}");
+        assert!(
+            got[..4].iter().chain(&got[8..]).all(|x| x.is_finite()),
+            "{got:?}"
+        );
     }
 
     #[test]
