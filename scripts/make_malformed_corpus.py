@@ -208,6 +208,51 @@ tok_case("tokenizer-token-type-length", tok_gguf(lambda g: g.strings("tokenizer.
 tok_case("tokenizer-tokens-not-strings", tok_gguf(lambda g: g.u32s("tokenizer.ggml.tokens", [1, 2, 3])), ["token 0"])
 
 
+# model files whose numbers or vocabulary are wrong but parse
+g = llama_gguf().u32("llama.context_length", 0)
+gguf_case("gguf-context-length-zero", g, ["max_position_embeddings", "context_length"])
+g = llama_gguf().u32("tokenizer.ggml.bos_token_id", 99)
+gguf_case("gguf-bos-beyond-vocabulary", g, ["bos_token_id 99", "vocabulary of 16"])
+tok_case("tokenizer-eos-beyond-vocabulary", tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).strings("tokenizer.ggml.merges", ["a b"]).u32("tokenizer.ggml.eos_token_id", 9999)), ["eos_token_id 9999"])
+raw_tokens = [t.encode() for t in TOKENS[:-1]] + [b"a\xff\xfeb"]
+tok_case("tokenizer-token-not-utf8", tok_gguf(lambda g: g.kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, len(raw_tokens)) + b"".join(struct.pack("<Q", len(t)) + t for t in raw_tokens)).strings("tokenizer.ggml.merges", ["a b"])),
+         ["tokenizer.ggml.tokens", "not valid UTF-8"])
+
+
+# a SentencePiece (Gemma) vocabulary: control pieces, the 256 byte pieces, normal pieces that
+# each split into two others; "corrupted" flips a letter in a third of the normal pieces
+def sp_vocabulary(corrupt=False):
+    pieces, types = ["<pad>", "<eos>", "<bos>", "<unk>"], [3, 3, 3, 2]
+    for b in range(256):
+        pieces.append("<0x%02X>" % b)
+        types.append(6)
+    normal = list("abcdefgh") + ["\u2581"]
+    words = ["ab", "cd", "ef", "gh", "abcd", "efgh", "abcdefgh", "\u2581a", "\u2581ab", "\u2581abcd", "\u2581abcdefgh", "\u2581e", "\u2581ef", "\u2581efgh"]
+    for k, w in enumerate(words):
+        if corrupt and k % 3 == 2:
+            w = w[:-1] + "q"
+        normal.append(w)
+    pieces += normal
+    types += [1] * len(normal)
+    return pieces, types
+
+
+def gemma_gguf(corrupt=False):
+    pieces, types = sp_vocabulary(corrupt)
+    g = Gguf().string("general.architecture", "gemma3")
+    for k, v in [("block_count", 1), ("embedding_length", 8), ("feed_forward_length", 16), ("attention.head_count", 2),
+                 ("attention.head_count_kv", 1), ("attention.key_length", 4), ("attention.value_length", 4), ("context_length", 64)]:
+        g.u32("gemma3." + k, v)
+    g.f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6)
+    g.string("tokenizer.ggml.model", "llama").strings("tokenizer.ggml.tokens", pieces).u32s("tokenizer.ggml.token_type", types)
+    g.kv("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, len(pieces)) + b"".join(struct.pack("<f", -float(i)) for i in range(len(pieces))))
+    g.u32("tokenizer.ggml.bos_token_id", 2).u32("tokenizer.ggml.eos_token_id", 1)
+    return g.tensor("token_embd.weight", [8, len(pieces)])
+
+
+tok_case("tokenizer-sentencepiece-corrupted", gemma_gguf(corrupt=True), ["normal pieces cannot be split", "corrupted"])
+
+
 # ---------------------------------------------------------------- safetensors + config.json
 CONFIG = {
     "model_type": "llama", "vocab_size": 16, "hidden_size": 8, "intermediate_size": 16,
@@ -614,6 +659,7 @@ case("checkpoint-nan-weight-logits-only", {"config.json": json.dumps(CONFIG), "m
 # not for something the generator got wrong (and the fuzz targets start from these).
 good_tok = tok_gguf(lambda g: g.strings("tokenizer.ggml.tokens", TOKENS).strings("tokenizer.ggml.merges", ["a b"]).string(
     "tokenizer.chat_template", "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"))
+case("valid-gguf-sentencepiece", {"tok.gguf": gemma_gguf().bytes()}, ["inspect", "{case}/tok.gguf", "--save-tokenizer", "{out}/tokenizer.json"], [], exit=0)
 case("valid-gguf", {"model.gguf": good_tok.bytes()}, ["inspect", "{case}/model.gguf", "--save-tokenizer", "{out}/tokenizer.json"], [], exit=0)
 case("valid-safetensors", {"config.json": json.dumps(CONFIG), "model.safetensors": safetensors()}, RUN, [], exit=0)
 case("valid-election", bundle(election()), AUDIT, [], exit=0)

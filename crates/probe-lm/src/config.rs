@@ -197,6 +197,23 @@ impl ModelConfig {
         if self.sliding_window == Some(0) {
             return bad("sliding_window must be positive".into());
         }
+        if self.max_position_embeddings == 0 {
+            return bad(
+                "max_position_embeddings (a GGUF's context_length) must be positive".into(),
+            );
+        }
+        // special ids index the embedding: one beyond it would make generate print another
+        // token or stop never
+        for (name, id) in std::iter::once(("bos_token_id", self.bos_token_id))
+            .chain(self.eos_token_ids.iter().map(|&e| ("eos_token_id", Some(e))))
+        {
+            if let Some(id) = id.filter(|&id| id as usize >= self.vocab_size) {
+                return bad(format!(
+                    "{name} {id} lies outside the vocabulary of {} tokens",
+                    self.vocab_size
+                ));
+            }
+        }
         let s = &self.switches;
         if !s.layer_types.is_empty() && s.layer_types.len() != self.num_layers {
             return bad(format!(

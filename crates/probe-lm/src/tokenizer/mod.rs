@@ -99,6 +99,15 @@ impl Tokenizer {
             });
         }
         let mut inner = if sentencepiece {
+            let types: Option<Vec<u64>> = file
+                .meta("tokenizer.ggml.token_type")
+                .and_then(|t| t.as_array())
+                .map(|t| t.iter().map(|v| v.as_u64().unwrap_or(u64::MAX)).collect());
+            let scores: Option<Vec<f64>> = file
+                .meta("tokenizer.ggml.scores")
+                .and_then(|t| t.as_array())
+                .map(|t| t.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect());
+            sentencepiece::check_vocabulary(&strings, types.as_deref(), scores.as_deref())?;
             sentencepiece::gemma_tokenizer(&strings)?
         } else {
             byte_level_bpe(file, &strings)?
@@ -133,6 +142,21 @@ impl Tokenizer {
             inner.add_tokens(&user);
         }
         let id = |key: &str| file.meta(key).and_then(|v| v.as_u64()).map(|v| v as u32);
+        for key in [
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.padding_token_id",
+            "tokenizer.ggml.unknown_token_id",
+        ] {
+            if let Some(v) = file.meta(key).and_then(|v| v.as_u64()) {
+                if v >= strings.len() as u64 {
+                    return Err(tok_err(format!(
+                        "{key} {v} lies outside the {} tokens of tokenizer.ggml.tokens",
+                        strings.len()
+                    )));
+                }
+            }
+        }
         let bos_token_id = id("tokenizer.ggml.bos_token_id");
         let add_bos = file
             .meta("tokenizer.ggml.add_bos_token")

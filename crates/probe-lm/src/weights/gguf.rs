@@ -188,7 +188,18 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &str) -> Result<String> {
         let len = self.count(what, 1)?;
         let raw = self.take(len, what)?;
-        // Some converters wrote invalid UTF-8 into vocabularies; keep the file usable.
+        // A vocabulary's pieces are its tokens' text: an invalid one would decode as U+FFFD
+        // and tokenize nothing (byte-fallback pieces are ASCII `<0xAB>`, byte-level BPE's are
+        // valid by construction), so it is an error there; other strings (names, licenses)
+        // stay usable.
+        if what == "tokenizer.ggml.tokens" {
+            return String::from_utf8(raw.to_vec()).map_err(|e| {
+                self.err(format!(
+                    "metadata `{what}`: a piece is not valid UTF-8 ({e}; bytes {:02x?})",
+                    &raw[..raw.len().min(16)]
+                ))
+            });
+        }
         Ok(String::from_utf8_lossy(raw).into_owned())
     }
 
