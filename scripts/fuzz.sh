@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes probe's readers with cargo-fuzz (libFuzzer, AddressSanitizer, debug assertions and
 # overflow checks): GGUF, the GGUF tokenizer, safetensors, config.json, Wahl-o-Mat elections,
-# cells JSONL and experiment files. Nightly Rust only, so never part of CI or scripts/test.sh.
+# cells JSONL, experiment files, surveys (codebook + data), respondent CSVs, LoRA adapters and
+# the run JSON files the report draws (psi.json, scores.json, probes.json). Nightly Rust only, so never part of CI or scripts/test.sh.
 #
 #   bash scripts/fuzz.sh              # every target for 600 s, two at a time
 #   SECONDS_EACH=60 TARGETS="gguf cells_jsonl" JOBS=1 bash scripts/fuzz.sh
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${SECONDS_EACH:-600}
 JOBS=${JOBS:-2}
-TARGETS=${TARGETS:-"gguf gguf_tokenizer safetensors config_json wahl_o_mat cells_jsonl experiment"}
+TARGETS=${TARGETS:-"gguf gguf_tokenizer safetensors config_json wahl_o_mat cells_jsonl experiment survey respondents_csv adapter run_json"}
 
 command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
 cargo +nightly fuzz build
@@ -41,6 +42,11 @@ open(out, "w").write("\n@@\n".join(files.get(f"{n}.json", "") for n in names))
 PY
 }
 
+joined_seed() { # out file1 file2: the two files joined by the targets' separator
+  [ -f "$2" ] && [ -f "$3" ] && { cat "$2"; printf '\n@@\n'; cat "$3"; } > "$1"
+  return 0
+}
+
 C=tests/corpus
 for t in $TARGETS; do
   d=fuzz/corpus/$t
@@ -56,6 +62,18 @@ for t in $TARGETS; do
       done ;;
     cells_jsonl) seed $d $C/cells-*/pred.jsonl $C/valid-cells/*.jsonl data/eval/coin.jsonl ;;
     experiment) seed $d $C/experiment-*/experiment.toml examples/*.toml ;;
+    survey)
+      mkdir -p $d
+      for c in $C/survey-* $C/valid-survey data/demo data/surveys/anes96; do
+        joined_seed "$d/seed-$(echo "$c" | tr '/' '_')" "$c/codebook.toml" "$c/$(grep -o '^data = "[^"]*"' "$c/codebook.toml" | cut -d'"' -f2)"
+      done ;;
+    respondents_csv) seed $d $C/respondents-*/survey.csv data/demo/survey.csv data/demo/survey-2095.csv ;;
+    adapter)
+      mkdir -p $d
+      for c in $C/adapter-* $C/valid-adapter; do
+        joined_seed "$d/seed-$(echo "$c" | tr '/' '_')" "$c/adapter/adapter_config.json" "$c/adapter/adapter_model.safetensors"
+      done ;;
+    run_json) seed $d $C/report-*/run/*/psi.json $C/report-*/run/*/scores.json $C/valid-report-*/run/*/*.json out/study-demo/*/*/run/probes.json out/study-demo/*/*/run/scale-*/psi.json ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac
 done

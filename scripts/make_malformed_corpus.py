@@ -21,8 +21,9 @@ CASES = []
 shutil.rmtree(CORPUS, ignore_errors=True)  # cases are written as they are declared below
 
 
-def case(name, files, args, expect, exit=1):
-    """One case: `files` maps relative paths to bytes (or str) written under its directory."""
+def case(name, files, args, expect, exit=1, absent=()):
+    """One case: `files` maps relative paths to bytes (or str) written under its directory;
+    `absent`: paths under {out} a failed run must not leave (nothing that looks done)."""
     d = os.path.join(CORPUS, name)
     os.makedirs(d, exist_ok=True)
     for rel, data in files.items():
@@ -30,7 +31,7 @@ def case(name, files, args, expect, exit=1):
         os.makedirs(os.path.dirname(p), exist_ok=True)
         with open(p, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
-    CASES.append({"name": name, "args": args, "exit": exit, "expect": expect})
+    CASES.append({"name": name, "args": args, "exit": exit, "expect": expect, "absent": list(absent)})
 
 
 # ---------------------------------------------------------------- GGUF
@@ -497,8 +498,11 @@ weightless = [r[:5] + ("0",) for r in SURVEY_ROWS]
 survey_case("survey-weights-all-zero", ["weight 0"], data=survey_csv(weightless))
 case("respondents-duplicate-column", {"survey.csv": "gender,vote,vote\nf,SA,FB\nm,FB,FB\n", "ref.jsonl": cell()},
      ["compare", "--predicted", "{case}/ref.jsonl", "--survey", "{case}/survey.csv", "--survey-attributes", "vote"], ["survey.csv", "column `vote` appears twice"])
+# the survey passes; the model then fails to load, and the run leaves nothing behind
 case("valid-survey", {"codebook.toml": CODEBOOK, "survey.csv": survey_csv()},
-     ["simulate", "{case}/no-model.gguf", "--survey", "{case}", "--out", "{out}/sim"], ["no-model.gguf"])
+     ["simulate", "{case}/no-model.gguf", "--survey", "{case}", "--out", "{out}/sim"], ["no-model.gguf"], absent=["sim"])
+case("extract-half-dtype-on-gguf", {}, ["extract", "models/SmolLM2-135M-Instruct.Q4_1.gguf", "--dtype", "f16", "--election", "data/demo/wahl-o-mat/2099-demowahl", "--parties", "SA,FB", "--out", "{out}/cache"],
+     ["--dtype f16", "GGUF"], absent=["cache"])
 
 
 # ---------------------------------------------------------------- study plans: names are path components

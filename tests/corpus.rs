@@ -13,6 +13,9 @@ struct Case {
     args: Vec<String>,
     exit: i32,
     expect: Vec<String>,
+    /// Paths under `{out}` the run must not leave (a failed run leaves nothing that looks done).
+    #[serde(default)]
+    absent: Vec<String>,
 }
 
 #[test]
@@ -51,6 +54,11 @@ fn every_malformed_input_gets_a_clear_error() {
         }
         if case.exit != 0 && !stderr.contains("error") {
             problems.push("no error line".to_string());
+        }
+        for a in &case.absent {
+            if out_dir.path().join(a).exists() {
+                problems.push(format!("left {a} behind"));
+            }
         }
         for e in &case.expect {
             if !stderr.to_lowercase().contains(&e.to_lowercase()) {

@@ -548,39 +548,48 @@ pub fn resume(path: &Path) -> Result<HashSet<String>> {
     Ok(keys)
 }
 
-/// Appends records, one JSON line each, flushed per record.
+/// Appends records, one JSON line each, flushed per record. The file is created with the
+/// first record: a run that fails before finishing a unit leaves no empty log behind.
 pub struct UnitLog {
-    file: std::fs::File,
+    file: Option<std::fs::File>,
     pub path: PathBuf,
 }
 
 impl UnitLog {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
         Ok(UnitLog {
-            file,
+            file: None,
             path: path.to_path_buf(),
         })
     }
 
     pub fn append(&mut self, record: &Value) -> Result<()> {
+        let err = |e: std::io::Error| EvalError::Input(format!("{}: {e}", self.path.display()));
+        if self.file.is_none() {
+            self.file = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .map_err(err)?,
+            );
+        }
         let mut line = record.to_string();
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|_| self.file.flush())
-            .map_err(|e| EvalError::Input(format!("{}: {e}", self.path.display())))
+        let file = self.file.as_mut().expect("opened above");
+        file.write_all(line.as_bytes())
+            .and_then(|_| file.flush())
+            .map_err(err)
     }
 }
 
-/// All records of a unit log.
+/// All records of a unit log (none when no unit has finished: no file yet).
 pub fn read_records(path: &Path) -> Result<Vec<Value>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| EvalError::Input(format!("{}: {e}", path.display())))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(EvalError::Input(format!("{}: {e}", path.display()))),
+    };
     Ok(text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -204,9 +204,11 @@ impl ModelConfig {
         }
         // special ids index the embedding: one beyond it would make generate print another
         // token or stop never
-        for (name, id) in std::iter::once(("bos_token_id", self.bos_token_id))
-            .chain(self.eos_token_ids.iter().map(|&e| ("eos_token_id", Some(e))))
-        {
+        for (name, id) in std::iter::once(("bos_token_id", self.bos_token_id)).chain(
+            self.eos_token_ids
+                .iter()
+                .map(|&e| ("eos_token_id", Some(e))),
+        ) {
             if let Some(id) = id.filter(|&id| id as usize >= self.vocab_size) {
                 return bad(format!(
                     "{name} {id} lies outside the vocabulary of {} tokens",

@@ -107,7 +107,8 @@ pub fn ensure_cache(options: &ExtractOptions) -> Result<CacheStatus> {
         options.seed,
     )?;
 
-    let config = options.model.info()?.config;
+    // the model's format and --dtype are checked now: nothing is written for a refused model
+    let config = options.model.check()?.config;
     let layers = parse_layers(&options.layers, config.num_layers).context("--layers")?;
     let hooks: Vec<String> = layers
         .iter()

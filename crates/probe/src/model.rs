@@ -88,6 +88,30 @@ impl ModelSpec {
         ModelInfo::read(&self.path).with_context(|| format!("reading {}", self.path.display()))
     }
 
+    /// What can be known without loading the weights, checked before a stage writes anything:
+    /// the checkpoint's description, and that `--dtype` suits its format on this device (an
+    /// f16 request for a GGUF on the CPU fails here, not after a cache manifest exists).
+    pub fn check(&self) -> Result<ModelInfo> {
+        let info = self.info()?;
+        let device = self.device.device()?;
+        probe_lm::precision::Precision::resolve(
+            self.dtype,
+            info.source_kind(),
+            info.largest_matrix_type(),
+            &device,
+        )?;
+        if let Some(adapter) = &self.adapter {
+            let config = adapter.join("adapter_config.json");
+            if !config.is_file() {
+                anyhow::bail!(
+                    "--adapter {}: no adapter_config.json (a PEFT LoRA folder holds it and adapter_model.safetensors)",
+                    adapter.display()
+                );
+            }
+        }
+        Ok(info)
+    }
+
     /// The whole model.
     pub fn load(&self) -> Result<Model> {
         self.load_blocks(None)

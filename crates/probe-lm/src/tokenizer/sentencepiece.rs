@@ -268,7 +268,10 @@ mod tests {
         let e = check_vocabulary(&bad, Some(&types), Some(&scores))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("1 of 6 normal pieces") && e.contains("▁aqc"), "{e}");
+        assert!(
+            e.contains("1 of 6 normal pieces") && e.contains("▁aqc"),
+            "{e}"
+        );
         // a corrupted piece that equals another one
         let mut bad = pieces.clone();
         bad[at] = "abc".into();
@@ -279,15 +282,21 @@ mod tests {
         // a byte piece with another type, a missing byte piece, a NaN score, short arrays
         let mut t = types.clone();
         t[3 + 0x41] = TYPE_NORMAL;
-        let e = check_vocabulary(&pieces, Some(&t), None).unwrap_err().to_string();
+        let e = check_vocabulary(&pieces, Some(&t), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("<0x41>"), "{e}");
         let mut bad = pieces.clone();
         bad[3 + 0x7f] = "x".into();
-        let e = check_vocabulary(&bad, Some(&types), None).unwrap_err().to_string();
+        let e = check_vocabulary(&bad, Some(&types), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("<0x7F>") && e.contains("missing"), "{e}");
         let mut s = scores.clone();
         s[5] = f64::NAN;
-        let e = check_vocabulary(&pieces, None, Some(&s)).unwrap_err().to_string();
+        let e = check_vocabulary(&pieces, None, Some(&s))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("scores[5]"), "{e}");
         let e = check_vocabulary(&pieces, Some(&types[1..]), None)
             .unwrap_err()

@@ -250,6 +250,8 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let manifest = out.join("manifest.json");
+    // a first run that fails before any unit finishes removes what it wrote (below)
+    let fresh = !manifest.is_file();
     if manifest.is_file() {
         let old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest)?)?;
         if old["settings"] != settings {
@@ -317,8 +319,20 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
             tally.parse_failures
         ));
         Ok(())
-    })?;
+    });
     bar.finish_and_clear();
+    let tally = match tally {
+        Ok(tally) => tally,
+        Err(e) => {
+            if fresh && !log_path.exists() {
+                for f in ["manifest.json", "similar.json"] {
+                    let _ = std::fs::remove_file(out.join(f));
+                }
+                let _ = std::fs::remove_dir(&out); // only if empty
+            }
+            return Err(e.into());
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
 
     // every record of every shard so far → cells and a summary

@@ -317,6 +317,8 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
     }
     // this run is not complete until it says so at the end, whatever an earlier one left
     probe_cache::clear_complete(&out)?;
+    // a first run that fails before any respondent finishes removes what it wrote (below)
+    let fresh = !manifest.is_file();
     probe_cache::write_atomic(
         &manifest,
         serde_json::to_string_pretty(&json!({"format_version": 1, "settings": settings}))?
@@ -353,85 +355,97 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
         todo.len(),
         out.display()
     ));
-    if !todo.is_empty() {
-        let model = options.model.load()?;
-        let tokenizer = model.tokenizer()?;
-        let simulator = Simulator {
-            transformer: &model.transformer,
-            tokenizer,
-            temperatures: &options.temperatures,
-            seed: options.seed,
-        };
-        let mut log = UnitLog::open(&log_path)?;
-        let bar = progress_bar(todo.len() as u64, "simulate");
-        let start = Instant::now();
-        let mut tokens = 0usize;
-        // a chunk holds whole respondents (about four batches' worth), logged when it finishes
-        let per_batch = (4 * options.batch_size / survey.codebook.items.len()).max(1);
-        for chunk in todo.chunks(per_batch) {
-            let mut prompts = Vec::new();
-            for &r in chunk {
-                let persona = options.persona.then(|| personas[r].as_deref()).flatten();
-                for item in &survey.codebook.items {
-                    let text = item_prompt(persona, item)?;
-                    let (_, ids) = encode_prompt(
-                        tokenizer,
-                        model.chat_template.as_ref(),
-                        options.chat,
-                        &text,
-                    )?;
-                    tokens += ids.len();
-                    prompts.push(ItemPrompt {
-                        key: format!("{}|{}", survey.respondents[r].id, item.column),
-                        ids,
-                        n_options: item.options.len(),
-                    });
+    let simulated = (|| -> Result<()> {
+        if !todo.is_empty() {
+            let model = options.model.load()?;
+            let tokenizer = model.tokenizer()?;
+            let simulator = Simulator {
+                transformer: &model.transformer,
+                tokenizer,
+                temperatures: &options.temperatures,
+                seed: options.seed,
+            };
+            let mut log = UnitLog::open(&log_path)?;
+            let bar = progress_bar(todo.len() as u64, "simulate");
+            let start = Instant::now();
+            let mut tokens = 0usize;
+            // a chunk holds whole respondents (about four batches' worth), logged when it finishes
+            let per_batch = (4 * options.batch_size / survey.codebook.items.len()).max(1);
+            for chunk in todo.chunks(per_batch) {
+                let mut prompts = Vec::new();
+                for &r in chunk {
+                    let persona = options.persona.then(|| personas[r].as_deref()).flatten();
+                    for item in &survey.codebook.items {
+                        let text = item_prompt(persona, item)?;
+                        let (_, ids) = encode_prompt(
+                            tokenizer,
+                            model.chat_template.as_ref(),
+                            options.chat,
+                            &text,
+                        )?;
+                        tokens += ids.len();
+                        prompts.push(ItemPrompt {
+                            key: format!("{}|{}", survey.respondents[r].id, item.column),
+                            ids,
+                            n_options: item.options.len(),
+                        });
+                    }
                 }
-            }
-            // one batch per core, each on single-threaded kernels (as `run-with-cache` does)
-            let batches: Vec<&[ItemPrompt]> = prompts.chunks(options.batch_size).collect();
-            let workers = probe_lm::parallel::workers_for(&model.transformer.device());
-            let mut answers = Vec::with_capacity(prompts.len());
-            for result in probe_lm::parallel::run_batches(batches.len(), workers, |i| {
-                simulator.answer(batches[i])
-            }) {
-                answers.extend(result?);
-            }
-            for (&r, twin) in chunk
-                .iter()
-                .zip(answers.chunks(survey.codebook.items.len()))
-            {
-                let respondent = &survey.respondents[r];
-                let items: Vec<Value> = survey
-                    .codebook
-                    .items
+                // one batch per core, each on single-threaded kernels (as `run-with-cache` does)
+                let batches: Vec<&[ItemPrompt]> = prompts.chunks(options.batch_size).collect();
+                let workers = probe_lm::parallel::workers_for(&model.transformer.device());
+                let mut answers = Vec::with_capacity(prompts.len());
+                for result in probe_lm::parallel::run_batches(batches.len(), workers, |i| {
+                    simulator.answer(batches[i])
+                }) {
+                    answers.extend(result?);
+                }
+                for (&r, twin) in chunk
                     .iter()
-                    .zip(twin)
-                    .zip(&respondent.answers)
-                    .map(|((item, a), real)| {
-                        json!({"item": item.column, "real": real, "p": a.p,
+                    .zip(answers.chunks(survey.codebook.items.len()))
+                {
+                    let respondent = &survey.respondents[r];
+                    let items: Vec<Value> = survey
+                        .codebook
+                        .items
+                        .iter()
+                        .zip(twin)
+                        .zip(&respondent.answers)
+                        .map(|((item, a), real)| {
+                            json!({"item": item.column, "real": real, "p": a.p,
                                "letter_mass": a.letter_mass, "sampled": a.sampled})
-                    })
-                    .collect();
-                log.append(&json!({
-                    "key": respondent.id, "index": r, "split": names[r],
-                    "persona": options.persona.then(|| personas[r].clone()).flatten(),
-                    "items": items,
-                }))?;
-                bar.inc(1);
+                        })
+                        .collect();
+                    log.append(&json!({
+                        "key": respondent.id, "index": r, "split": names[r],
+                        "persona": options.persona.then(|| personas[r].clone()).flatten(),
+                        "items": items,
+                    }))?;
+                    bar.inc(1);
+                }
+                bar.set_message(format!(
+                    "{:.0} prompt tok/s",
+                    tokens as f64 / start.elapsed().as_secs_f64().max(1e-9)
+                ));
             }
-            bar.set_message(format!(
-                "{:.0} prompt tok/s",
+            bar.finish_and_clear();
+            note(format_args!(
+                "simulated {} respondents in {:.1} s ({:.0} prompt tokens/s)",
+                todo.len(),
+                start.elapsed().as_secs_f64(),
                 tokens as f64 / start.elapsed().as_secs_f64().max(1e-9)
             ));
         }
-        bar.finish_and_clear();
-        note(format_args!(
-            "simulated {} respondents in {:.1} s ({:.0} prompt tokens/s)",
-            todo.len(),
-            start.elapsed().as_secs_f64(),
-            tokens as f64 / start.elapsed().as_secs_f64().max(1e-9)
-        ));
+        Ok(())
+    })();
+    if let Err(e) = simulated {
+        if fresh && !log_path.exists() {
+            for f in ["manifest.json", "split.json"] {
+                let _ = std::fs::remove_file(out.join(f));
+            }
+            let _ = std::fs::remove_dir(&out); // only if empty
+        }
+        return Err(e);
     }
 
     let records = read_records(&log_path)?;
