@@ -385,6 +385,7 @@ def cell(**kw):
 
 cells_case("cells-not-json", "{\"question\": \"q\",\n", ["JSON"])
 cells_case("cells-no-options", cell(options=None), ["options"])
+cells_case("cells-counts-overflow", cell(predicted=None, predicted_counts=[1e308, 1e308]), ["predicted_counts", "overflow"])
 cells_case("cells-length-mismatch", cell(predicted=[0.2, 0.3, 0.5]), ["predicted"])
 cells_case("cells-do-not-sum-to-one", cell(predicted=[0.2, 0.3]), ["predicted"])
 cells_case("cells-negative-probability", cell(predicted=[-0.5, 1.5]), ["predicted"])

@@ -204,7 +204,7 @@ fn scale_run(dir: &std::path::Path) {
     std::fs::create_dir_all(&scale).unwrap();
     std::fs::write(
         scale.join("psi.json"),
-        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7, "FDP": 0.3}}}"#,
+        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7, "FDP": 0.3}, "rows": 10}}"#,
     )
     .unwrap();
 }
@@ -252,10 +252,10 @@ fn report_bad_input() {
     );
     std::fs::write(
         tmp.path().join("scale-x/psi.json"),
-        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7}}}"#,
+        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7}, "rows": 10}}"#,
     )
     .unwrap();
-    assert_clean_failure(&report(&[run]), "no distribution");
+    assert_clean_failure(&report(&[run]), "all.psi.FDP is missing");
 }
 
 #[test]

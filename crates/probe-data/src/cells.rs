@@ -163,6 +163,11 @@ fn distribution(
         out.push(x);
     }
     let sum: f64 = out.iter().sum();
+    if !sum.is_finite() {
+        return Err(format!(
+            "`{field}` sums beyond the largest number (overflow): rescaled, every share would read as 0"
+        ));
+    }
     if counts {
         if sum <= 0.0 {
             return Err(format!("`{field}` is all zeros"));

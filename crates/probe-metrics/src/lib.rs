@@ -78,6 +78,11 @@ pub fn check_distribution(p: &[f64], what: &str) -> Result<()> {
 pub fn normalize(counts: &[f64], what: &str) -> Result<Vec<f64>> {
     check_values(counts, what)?;
     let total: f64 = counts.iter().sum();
+    if !total.is_finite() {
+        return Err(MetricError::InvalidInput(format!(
+            "{what}: the counts sum beyond the largest number (overflow); every share would read as 0"
+        )));
+    }
     if total <= 0.0 {
         return Err(MetricError::InvalidInput(format!(
             "{what}: all counts are zero"
