@@ -569,6 +569,8 @@ def negate(v):
 
 
 psi_case("report-psi-negated", negate, ["all.psi", "outside [0, 1]"])
+# found by fuzzing (run_json): layers listed backwards overflowed a subtraction in the report
+psi_case("report-psi-vector-layers-backwards", lambda v: v["run"].update(vector_layers=[7, 3]), ["run.vector_layers", "ascending"])
 psi_case("report-psi-k-zero", lambda v: v["run"].update(k=0), ["run.k"])
 psi_case("report-psi-rows-negative", lambda v: v["all"].update(rows=-8), ["all.rows", "-8"])
 psi_case("report-psi-share-null", lambda v: v["all"]["psi"].update(SA=None), ["all.psi.SA", "null"])

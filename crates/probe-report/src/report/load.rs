@@ -335,7 +335,10 @@ fn latent_provenance(psi: &Value) -> String {
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
     let layers = match (layers.first(), layers.last()) {
-        (Some(a), Some(b)) if layers.len() as u64 == b - a + 1 && a != b => {
+        // a contiguous ascending range (checked: a hand-edited file may list them backwards)
+        (Some(a), Some(b))
+            if a != b && b.checked_sub(*a).map(|d| d + 1) == Some(layers.len() as u64) =>
+        {
             format!("layers {a}–{b}")
         }
         (Some(_), Some(_)) => format!(

@@ -236,6 +236,19 @@ pub fn psi(json: &Value, file: &Path) -> Result<()> {
     for (language, v) in json["run"]["by_language"].as_object().into_iter().flatten() {
         scope(v, &format!("run.by_language.{language}"))?;
     }
+    if let Some(layers) = json["run"].get("vector_layers") {
+        let layers: Vec<u64> = array(layers, file, "run.vector_layers")?
+            .iter()
+            .enumerate()
+            .map(|(i, l)| count(l, file, &format!("run.vector_layers[{i}]")))
+            .collect::<Result<_>>()?;
+        if layers.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(input_err(
+                file,
+                format!("run.vector_layers {layers:?} are not ascending layer indices"),
+            ));
+        }
+    }
     if !json["run"]["k"].is_null() && count(&json["run"]["k"], file, "run.k")? < 1 {
         return Err(input_err(
             file,
