@@ -661,6 +661,32 @@ case("checkpoint-nan-weight-logits-only", {"config.json": json.dumps(CONFIG), "m
      ["run-with-cache", "{case}", "--ids", "1,2,3", "--logits", "last", "--out", "{out}/x.safetensors"], ["`logits`", "first non-finite"])
 
 
+# an eval that fails at its first unit (an adapter scaled so the activations overflow): the
+# non-finite logits are named, and the failed first run leaves no manifest or empty log behind
+def overflowing_smollm2_adapter():
+    header, data = {}, bytearray()
+    for layer in range(30):
+        m = f"base_model.model.model.layers.{layer}.self_attn.q_proj"
+        for name, shape in [(m + ".lora_A.weight", [1, 576]), (m + ".lora_B.weight", [576, 1])]:
+            raw = struct.pack("<f", 1e19) * (shape[0] * shape[1])
+            header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+            data += raw
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + bytes(data)
+
+
+case("eval-non-finite-logits-leaves-nothing",
+     {"adapter/adapter_config.json": json.dumps({"r": 1, "lora_alpha": 1, "target_modules": ["q_proj"], "peft_type": "LORA", "bias": "none"}),
+      "adapter/adapter_model.safetensors": overflowing_smollm2_adapter()},
+     ["eval", "models/SmolLM2-135M-Instruct.Q4_1.gguf", "--questions", "data/eval/coin.jsonl", "--methods", "logp", "--steering", "none",
+      "--adapter", "{case}/adapter", "--out", "{out}/eval"],
+     ["question `coin-", "not finite"], absent=["eval"])
+case("report-probes-accuracy-null",
+     {"run/probes.json": json.dumps({"report": {"summary": [{"hook": "blocks.3.hook_resid_post", "per_layer": {"balanced_accuracy": None}, "shared": {"balanced_accuracy": 0.7}}],
+                                                "parties": ["SA"], "params": {"folds": 2}}})},
+     REPORT, ["probes.json", "report.summary[0].per_layer.balanced_accuracy is null"])
+
+
 # ---------------------------------------------------------------- positive controls
 # The valid input each family above breaks, accepted: a malformed case fails for its defect,
 # not for something the generator got wrong (and the fuzz targets start from these).
