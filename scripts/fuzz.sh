@@ -73,7 +73,7 @@ for t in $TARGETS; do
       for c in $C/adapter-* $C/valid-adapter; do
         joined_seed "$d/seed-$(echo "$c" | tr '/' '_')" "$c/adapter/adapter_config.json" "$c/adapter/adapter_model.safetensors"
       done ;;
-    run_json) seed $d $C/report-*/run/*/psi.json $C/report-*/run/*/scores.json $C/valid-report-*/run/*/*.json out/study-demo/*/*/run/probes.json out/study-demo/*/*/run/scale-*/psi.json ;;
+    run_json) seed $d $C/report-*/run/*/psi.json $C/report-*/run/*/scores.json $C/report-*/run/*/vectors.json $C/valid-report-*/run/*/*.json out/study-demo/*/*/run/probes.json out/study-demo/*/*/run/scale-*/psi.json ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac
 done

@@ -681,6 +681,13 @@ case("eval-non-finite-logits-leaves-nothing",
      ["eval", "models/SmolLM2-135M-Instruct.Q4_1.gguf", "--questions", "data/eval/coin.jsonl", "--methods", "logp", "--steering", "none",
       "--adapter", "{case}/adapter", "--out", "{out}/eval"],
      ["question `coin-", "not finite"], absent=["eval"])
+VECTORS_CHANCE = {"party": "SA", "random": {"observed": 0.13, "n": 200, "mean": 0.136, "sd": 0.003, "z": -1.8, "p": 0.97},
+                  "shuffled": {"observed": 0.13, "n": 20, "mean": 0.132, "sd": 0.004, "z": -0.6, "p": 0.71}, "above_chance": False}
+case("report-vectors-p-null",
+     {"run/scale-personas/psi.json": psi_json(),
+      "run/vectors/vectors.json": json.dumps({"chance": [{**VECTORS_CHANCE, "random": {**VECTORS_CHANCE["random"], "p": None}}]})},
+     REPORT, ["vectors.json", "chance[0].random.p is null"])
+case("valid-report-vectors", {"run/scale-personas/psi.json": psi_json(), "run/vectors/vectors.json": json.dumps({"chance": [VECTORS_CHANCE]})}, REPORT, [], exit=0)
 case("report-probes-accuracy-null",
      {"run/probes.json": json.dumps({"report": {"summary": [{"hook": "blocks.3.hook_resid_post", "per_layer": {"balanced_accuracy": None}, "shared": {"balanced_accuracy": 0.7}}],
                                                 "parties": ["SA"], "params": {"folds": 2}}})},

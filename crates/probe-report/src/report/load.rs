@@ -129,6 +129,7 @@ fn read_chance(dir: &Path, probes: Option<&Value>) -> Result<Vec<ChanceEntry>> {
     let vectors = dir.join("vectors").join("vectors.json");
     if vectors.is_file() {
         let json = read_json(&vectors)?;
+        super::validate::vectors(&json, &vectors)?;
         for c in json["chance"].as_array().into_iter().flatten() {
             let Some(party) = c["party"].as_str() else {
                 continue;

@@ -64,13 +64,24 @@ fn unexpected_null(v: &Value, at: &str, optional: &[&str]) -> Option<String> {
 
 /// Refuses `"NaN"`-like strings anywhere and `null` outside `optional` keys.
 fn no_broken_numbers(v: &Value, file: &Path, optional: &[&str]) -> Result<()> {
-    if let Some(at) = non_finite_string(v, "") {
+    no_broken_numbers_at(v, "", file, optional)
+}
+
+/// [`no_broken_numbers`] of the part of a file at `root` (`chance`), named from there.
+fn no_broken_numbers_at(v: &Value, root: &str, file: &Path, optional: &[&str]) -> Result<()> {
+    if let Some(at) = non_finite_string(v, root) {
         return Err(input_err(
             file,
-            format!("{at} is the string {}, not a finite number", v_at(v, &at)),
+            format!(
+                "{at} is the string {}, not a finite number",
+                v_at(
+                    v,
+                    at.strip_prefix(root).unwrap_or(&at).trim_start_matches('.')
+                )
+            ),
         ));
     }
-    if let Some(at) = unexpected_null(v, "", optional) {
+    if let Some(at) = unexpected_null(v, root, optional) {
         return Err(input_err(
             file,
             format!("{at} is null (a number the writer could not compute?)"),
@@ -466,6 +477,42 @@ pub fn probes(json: &Value, file: &Path) -> Result<()> {
             let p = number(x, file, &format!("report.null.p_value[{i}]"))?;
             if !(0.0..=1.0).contains(&p) {
                 return Err(input_err(file, format!("report.null.p_value[{i}] is {p}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `vectors/vectors.json` of `probe vectors`: each party's chance tests (observed statistic,
+/// null mean and sd, z, p in [0, 1], a null size ≥ 1), the numbers the chance table shows.
+pub fn vectors(json: &Value, file: &Path) -> Result<()> {
+    no_broken_numbers_at(&json["chance"], "chance", file, &[])?;
+    let chance = match json.get("chance") {
+        None => return Ok(()),
+        Some(c) => array(c, file, "chance")?,
+    };
+    for (i, c) in chance.iter().enumerate() {
+        if c["party"].as_str().is_none() {
+            return Err(input_err(
+                file,
+                format!("chance[{i}].party is {}, not a party", c["party"]),
+            ));
+        }
+        for null in ["random", "shuffled"] {
+            let t = &c[null];
+            if t.is_null() {
+                continue;
+            }
+            let at = format!("chance[{i}].{null}");
+            for key in ["observed", "mean", "sd", "z"] {
+                number(&t[key], file, &format!("{at}.{key}"))?;
+            }
+            let p = number(&t["p"], file, &format!("{at}.p"))?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(input_err(file, format!("{at}.p is {p}, outside [0, 1]")));
+            }
+            if count(&t["n"], file, &format!("{at}.n"))? == 0 {
+                return Err(input_err(file, format!("{at}.n is 0: a null of no draws")));
             }
         }
     }
