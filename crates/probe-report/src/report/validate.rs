@@ -484,9 +484,10 @@ pub fn probes(json: &Value, file: &Path) -> Result<()> {
 }
 
 /// `vectors/vectors.json` of `probe vectors`: each party's chance tests (observed statistic,
-/// null mean and sd, z, p in [0, 1], a null size ≥ 1), the numbers the chance table shows.
+/// null mean and sd, z (null when the draws do not vary), p in [0, 1], a null size ≥ 1), the
+/// numbers the chance table shows.
 pub fn vectors(json: &Value, file: &Path) -> Result<()> {
-    no_broken_numbers_at(&json["chance"], "chance", file, &[])?;
+    no_broken_numbers_at(&json["chance"], "chance", file, &["z"])?;
     let chance = match json.get("chance") {
         None => return Ok(()),
         Some(c) => array(c, file, "chance")?,
@@ -504,8 +505,12 @@ pub fn vectors(json: &Value, file: &Path) -> Result<()> {
                 continue;
             }
             let at = format!("chance[{i}].{null}");
-            for key in ["observed", "mean", "sd", "z"] {
+            for key in ["observed", "mean", "sd"] {
                 number(&t[key], file, &format!("{at}.{key}"))?;
+            }
+            // z is undefined (written as null) when the null's draws do not vary; p decides
+            if !t["z"].is_null() {
+                number(&t["z"], file, &format!("{at}.z"))?;
             }
             let p = number(&t["p"], file, &format!("{at}.p"))?;
             if !(0.0..=1.0).contains(&p) {
