@@ -125,27 +125,22 @@ fn a_killed_finetune_resumes_to_the_uninterrupted_adapter() {
     }
 
     // other settings in the same folder are refused, and the refusal changes no file
-    let before: Vec<Vec<u8>> = [
-        "settings.json",
-        "adapter/adapter_model.safetensors",
-        "training.json",
-    ]
-    .iter()
-    .map(|f| std::fs::read(killed.join(f)).unwrap())
-    .collect();
+    let snapshot = || -> Vec<Vec<u8>> {
+        [
+            "settings.json",
+            "adapter/adapter_model.safetensors",
+            "training.json",
+        ]
+        .iter()
+        .map(|f| std::fs::read(killed.join(f)).unwrap())
+        .collect()
+    };
+    let before = snapshot();
     for other in [&["--seed", "3"][..], &["--weight-decay", "0.5"]] {
         let refused = finetune(&killed, other);
         assert_clean_failure(&refused, "a fine-tuning run of other data or settings");
     }
-    let after: Vec<Vec<u8>> = [
-        "settings.json",
-        "adapter/adapter_model.safetensors",
-        "training.json",
-    ]
-    .iter()
-    .map(|f| std::fs::read(killed.join(f)).unwrap())
-    .collect();
-    assert!(before == after, "a refused rerun changed its folder");
+    assert!(before == snapshot(), "a refused rerun changed its folder");
 
     // the adapter changes the model's answers, and is named in the output folder
     let gguf = workspace_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");

@@ -163,10 +163,7 @@ pub fn positive(s: &str) -> std::result::Result<usize, String> {
 
 /// A confidence level: strictly between 0 and 1 (refused when parsed, before any work).
 pub fn confidence_level(s: &str) -> std::result::Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
+    let x = number(s)?;
     if !(x > 0.0 && x < 1.0) {
         return Err(format!("{x} is not between 0 and 1 (e.g. 0.95)"));
     }
@@ -175,12 +172,16 @@ pub fn confidence_level(s: &str) -> std::result::Result<f64, String> {
 
 /// A finite number ≥ 0 (`--kl-smoothing`).
 pub fn non_negative(s: &str) -> std::result::Result<f64, String> {
-    let x: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
+    let x = number(s)?;
     if !(x.is_finite() && x >= 0.0) {
         return Err(format!("{x} must be a finite number ≥ 0"));
     }
     Ok(x)
+}
+
+/// A flag's text as a number (the range checks are the callers').
+fn number(s: &str) -> std::result::Result<f64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))
 }
