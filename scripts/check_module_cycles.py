@@ -7,8 +7,11 @@ Reads every `crates/<crate>/src/**/*.rs` (and `fuzz/`'s none: its own workspace)
 module paths (`lib.rs` the root, `a.rs` or `a/mod.rs` `a`, `a/b.rs` `a::b`), and takes each
 `crate::…` and `super::…` path as an edge to the deepest module it names. A module and its own
 ancestors or descendants are one unit of the tree (a parent declares its children, children
-read their parent's items), so edges between them do not count; any other cycle is reported
-with the lines that make it, and the exit status is 1.
+read their parent's items), so edges between them do not count. Every other edge is lifted to
+the two children of the modules' lowest common ancestor that contain its ends
+(`a::x::y → a::z` counts as `a::x → a::z`): a cycle through a descendant is a cycle of the
+siblings that hold it (`blocks → blocks::tiles → fused::gemm512 → blocks`). Any cycle is
+reported with the lines that make it, and the exit status is 1.
 """
 
 import re
@@ -58,6 +61,14 @@ def related(a: tuple, b: tuple) -> bool:
     return a[:n] == b[:n]
 
 
+def lift(a: tuple, b: tuple) -> tuple:
+    """The children of a's and b's lowest common ancestor that hold a and b."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[: n + 1], b[: n + 1]
+
+
 def cycles_in(src: Path) -> list:
     files = {module_of(src, f): f for f in src.rglob("*.rs")}
     modules = set(files)
@@ -74,7 +85,10 @@ def cycles_in(src: Path) -> list:
                              key=len, default=())
                 if not related(m, target):
                     shown = f.relative_to(ROOT) if f.is_relative_to(ROOT) else f
-                    edges[m].setdefault(target, f"{shown}:{line}")
+                    a, b = lift(m, target)
+                    edges.setdefault(a, {})
+                    edges.setdefault(b, {})
+                    edges[a].setdefault(b, f"{shown}:{line}")
     # strongly connected components (Tarjan)
     index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
 
@@ -101,14 +115,16 @@ def cycles_in(src: Path) -> list:
                 out.append(comp)
 
     sys.setrecursionlimit(10_000)
-    for v in sorted(modules):
+    for v in sorted(edges):
         if v not in index:
             visit(v)
     return [(comp, edges) for comp in out]
 
 
 def self_test() -> None:
-    """The check finds a planted cycle (a ↔ b through a `use` group) and ignores parent ↔ child."""
+    """The check finds a planted cycle (a ↔ b through a `use` group), ignores parent ↔ child,
+    and finds a cycle that runs through a child (`blocks` → its child `tiles` → `fused::gemm512`
+    → `blocks`: the one probe-lm's `layers` had)."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "demo" / "src"
@@ -120,6 +136,19 @@ def self_test() -> None:
         (src / "p" / "c.rs").write_text("use super::*;\npub struct X;\n")
         found = cycles_in(src)
         assert [sorted(c) for c, _ in found] == [[("a",), ("b",)]], found
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "lm" / "src"
+        (src / "layers" / "blocks").mkdir(parents=True)
+        (src / "layers" / "fused").mkdir(parents=True)
+        (src / "lib.rs").write_text("mod layers;\n")
+        (src / "layers" / "mod.rs").write_text("pub mod blocks;\npub mod fused;\n")
+        (src / "layers" / "blocks" / "mod.rs").write_text("mod tiles;\npub struct BlockMatrix;\n")
+        (src / "layers" / "blocks" / "tiles.rs").write_text("use crate::layers::fused::gemm512;\n")
+        (src / "layers" / "fused" / "mod.rs").write_text("pub mod gemm512;\n")
+        (src / "layers" / "fused" / "gemm512.rs").write_text("use crate::layers::blocks::BlockMatrix;\n")
+        found = cycles_in(src)
+        want = [("layers", "blocks"), ("layers", "fused")]
+        assert [sorted(c) for c, _ in found] == [want], found
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 //! Single-thread speed of the block kernels for one activation row (decoding) and 64 rows
 //! (prefill), per storage type: weight GB/s and multiply-adds per second.
-use probe_lm::layers::blocks::BlockMatrix;
+use probe_lm::kernels::quantized::BlockMatrix;
 use probe_lm::weights::{GgmlType, HostBytes, RawTensor};
 use std::sync::Arc;
 use std::time::Instant;

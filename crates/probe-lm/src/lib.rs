@@ -23,6 +23,7 @@ pub mod error;
 pub mod generate;
 pub mod hooks;
 pub mod interrupt;
+pub mod kernels;
 pub mod layers;
 pub mod memory;
 pub mod model;

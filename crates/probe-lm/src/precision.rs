@@ -7,7 +7,7 @@
 //! | `bf16` / `f16` | HF safetensors only: 16-bit halves | f32 | bf16 / f16 |
 //!
 //! On the CPU, block-stored matrices are multiplied in place by probe's kernels
-//! (`layers::blocks`), so a model takes about its file size in memory; activations, hooks,
+//! (`kernels::quantized`), so a model takes about its file size in memory; activations, hooks,
 //! logits and every number downstream are f32 whatever the storage. On a GPU the forward runs
 //! in the chosen type, with RMSNorm statistics, RoPE tables and softmax in f32 as transformers
 //! computes them, and hooks and logits handed back as f32.

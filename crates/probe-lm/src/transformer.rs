@@ -11,8 +11,8 @@ use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::hooks::{HookPoint, HookSpec};
+use crate::kernels::quantized::BlockMatrix;
 use crate::layers::attention::{Attention, AttentionMask, LayerKv, SdpaKernel};
-use crate::layers::blocks::BlockMatrix;
 use crate::layers::linear::Linear;
 use crate::layers::mlp::GatedMlp;
 use crate::layers::rms_norm::RmsNorm;
@@ -421,7 +421,7 @@ impl Transformer {
     }
 
     /// Decoding steps with block-stored weights round the activations to 8 bits, as llama.cpp
-    /// does (`layers::blocks::q8`): 1.5–2.5× faster on K-quant models, logits shifted by that
+    /// does (`kernels::quantized::q8`): 1.5–2.5× faster on K-quant models, logits shifted by that
     /// rounding. Off by default: decoding then computes what the dequantized model computes.
     pub fn set_fast_decode(&mut self, on: bool) {
         self.fast_decode = on;
@@ -682,7 +682,7 @@ impl Transformer {
         self.check_ids(tokens)?;
         self.check_loaded(self.config.num_layers, true)?;
         // With fast decoding, block-stored weights take 8-bit activations for this step.
-        let _decoding = self.fast_decode.then(crate::layers::blocks::decoding);
+        let _decoding = self.fast_decode.then(crate::kernels::quantized::decoding);
         let positions: Vec<i64> = kv
             .pad_lens
             .iter()

@@ -3,10 +3,10 @@ use std::sync::Arc;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{transpose_values, BlockMatrix};
 use super::lora::Lora;
 use super::{fused, Loader, Matrix};
 use crate::error::Result;
+use crate::kernels::quantized::{transpose_values, BlockMatrix};
 use crate::weights::HostTensor;
 
 /// `y = x Wᵀ + b`. `W` is either a device tensor stored `[d_in, d_out]` (burn's row layout,

@@ -1,7 +1,6 @@
 //! Building blocks shared by every architecture, written once.
 
 pub mod attention;
-pub mod blocks;
 pub(crate) mod fused;
 #[cfg(feature = "tch")]
 mod libtorch;
@@ -16,9 +15,9 @@ use std::sync::Arc;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::error::Result;
+use crate::kernels::quantized::BlockMatrix;
 use crate::precision::Precision;
 use crate::weights::{GgmlType, HostTensor, RawTensor, Weights};
-use blocks::BlockMatrix;
 
 /// Moves a host tensor to the device as a rank-`D` f32 tensor.
 pub(crate) fn to_device<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {

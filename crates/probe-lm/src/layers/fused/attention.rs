@@ -6,6 +6,7 @@
 //! the transpose and the rotation in one pass, and [`attention`] writes each head's output
 //! straight into the columns of the `[batch, seq, heads · head_dim]` rows that `o_proj` reads.
 
+use crate::kernels::OutPtr;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
@@ -80,21 +81,6 @@ pub(crate) fn split_heads(
         sin,
     );
     from_vec(out, [batch, heads, seq, head_dim])
-}
-
-/// The output buffer, shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint ranges of one buffer that outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer (a method, so closures capture the `Sync` wrapper, not its field).
-    fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay inside the buffer.
-        unsafe { self.0.add(offset) }
-    }
 }
 
 /// Lanes of the partial maxima and sums, so the row reductions vectorise (f32 reductions in

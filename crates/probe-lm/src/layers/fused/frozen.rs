@@ -20,8 +20,8 @@ use burn::tensor::{DType, Device, Tensor};
 
 use std::sync::Arc;
 
-use super::super::blocks::BlockMatrix;
 use super::{block_linear, linear};
+use crate::kernels::quantized::BlockMatrix;
 
 /// Whether `x` is an f32 autodiff tensor on Flex: the inputs this op takes.
 pub(crate) fn applies<const D: usize>(x: &Tensor<D>) -> bool {
@@ -50,7 +50,7 @@ pub(crate) fn transposed(weight: &Tensor<2>) -> Tensor<2> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .expect("an f32 weight");
-    let t = super::super::blocks::transpose_values(&values, d_in, d_out);
+    let t = crate::kernels::quantized::transpose_values(&values, d_in, d_out);
     Tensor::from_data(
         burn::tensor::TensorData::new(t, [d_out, d_in]),
         &Device::flex(),

@@ -3,7 +3,7 @@
 use burn::tensor::Tensor;
 
 use super::{contiguous, from_vec, fusable, matmul_into, values, Strided};
-use crate::layers::blocks::BlockMatrix;
+use crate::kernels::quantized::BlockMatrix;
 
 /// Below this many multiply-adds one thread does the whole product (Flex's own threshold).
 const PARALLEL_WORK: usize = 192 * 192 * 192;
@@ -33,8 +33,8 @@ pub(crate) fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<&Tensor<1>>)
         return from_vec(out, [rows, d_out]);
     }
     #[cfg(target_arch = "x86_64")]
-    if super::gemm512::available() {
-        let w = super::gemm512::Weights::Dense {
+    if crate::kernels::gemm512::available() {
+        let w = crate::kernels::gemm512::Weights::Dense {
             values: weight,
             d_out,
         };
@@ -42,7 +42,7 @@ pub(crate) fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<&Tensor<1>>)
         // `rows × d_out` values, prefilled with the bias when there is one (then added onto),
         // else all written by the product.
         unsafe {
-            super::gemm512::matmul(w, x, rows, out.as_mut_ptr(), bias.is_some());
+            crate::kernels::gemm512::matmul(w, x, rows, out.as_mut_ptr(), bias.is_some());
             out.set_len(len);
         }
         return from_vec(out, [rows, d_out]);

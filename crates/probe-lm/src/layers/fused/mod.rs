@@ -5,7 +5,7 @@
 //! attention's head split and merge are transposing copies; `sigmoid` and `softmax` call libm's
 //! scalar `expf` per element. On f32 Flex tensors these layers instead run as:
 //!
-//! * [`linear`]: one GEMM straight into the output buffer: [`gemm512`] on AVX-512 CPUs, else
+//! * [`linear`]: one GEMM straight into the output buffer: [`crate::kernels::gemm512`] on AVX-512 CPUs, else
 //!   the `gemm` crate, which Flex's own matmul uses;
 //! * [`split_heads`] + [`attention`]: the projections' rows go to per-head layout with RoPE in
 //!   the same pass, and attention writes each head's output straight into the `[batch, seq,
@@ -19,8 +19,6 @@
 mod attention;
 mod elementwise;
 pub(crate) mod frozen;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod gemm512;
 mod linear;
 
 pub(crate) use attention::{attention, split_heads};

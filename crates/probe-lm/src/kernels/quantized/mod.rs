@@ -67,6 +67,15 @@ impl std::fmt::Debug for BlockMatrix {
     }
 }
 
+impl crate::kernels::DequantizeRows for BlockMatrix {
+    fn shape(&self) -> (usize, usize) {
+        BlockMatrix::shape(self)
+    }
+    fn dequantize_rows(&self, first: usize, count: usize, out: &mut [f32]) {
+        BlockMatrix::dequantize_rows(self, first, count, out)
+    }
+}
+
 impl BlockMatrix {
     /// Takes a stored matrix as it is (no copy for a mapped one).
     pub fn new(raw: RawTensor, name: &str) -> Result<Self> {

@@ -12,6 +12,7 @@
 //! compiled three times — baseline x86-64, AVX2 + FMA, AVX-512 — and the best the CPU has is
 //! chosen at run time.
 
+use crate::kernels::OutPtr;
 use half::bf16;
 
 use super::activations::Activations;
@@ -20,21 +21,6 @@ use crate::weights::GgmlType;
 
 /// Weight bytes per parallel task: below this, splitting costs more than it gains.
 const TASK_BYTES: usize = 64 * 1024;
-
-/// The output buffer, shared by tasks that write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint ranges of one buffer that outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The pointer (a method, so closures capture the `Sync` wrapper, not its field).
-    fn at(self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay inside the buffer.
-        unsafe { self.0.add(offset) }
-    }
-}
 
 use crate::weights::quant::F16_TO_F32;
 
@@ -60,7 +46,7 @@ macro_rules! simd_kernel {
                 fn avx2($($arg: $ty),*) -> $ret {
                     portable($($arg),*)
                 }
-                match *crate::layers::blocks::dot::LEVEL {
+                match *crate::kernels::quantized::dot::LEVEL {
                     // SAFETY: LEVEL was read from the CPU's feature flags.
                     SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
                     SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },

@@ -1,11 +1,12 @@
 //! Products of many activation rows with a block-stored matrix. On AVX-512 CPUs the weights are
-//! dequantized straight into the panels of `fused::gemm512`. Elsewhere a tile of weight rows is
+//! dequantized straight into the panels of `kernels::gemm512`. Elsewhere a tile of weight rows is
 //! dequantized into f32, then multiplied by the f32 GEMM (the `gemm` crate, which burn's CPU
 //! backend uses too). Dequantizing costs one pass over the weights per product, small next to
 //! the GEMM once there are more than a few activation rows. Tiles are as large as memory allows
 //! (4 MiB of f32, a whole matrix of a small model): the GEMM packs the activations once per
 //! tile, and with 256-row tiles that repacking cost 13 % of prefill (measured on SmolLM2).
 
+use crate::kernels::OutPtr;
 use rayon::prelude::*;
 
 use super::BlockMatrix;
@@ -26,24 +27,17 @@ thread_local! {
     static TILE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A raw pointer that may cross threads: each task writes its own columns of the output.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks write disjoint column ranges of one buffer that outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
 /// `x · Wᵀ` for `x` = `[n, cols]`: `[n, rows]`.
 pub(super) fn matmul(m: &BlockMatrix, x: &[f32], n: usize) -> Vec<f32> {
     let rows = m.rows;
     let mut out: Vec<f32> = Vec::with_capacity(n * rows);
     #[cfg(target_arch = "x86_64")]
-    if crate::layers::fused::gemm512::available() {
-        use crate::layers::fused::gemm512;
+    if crate::kernels::gemm512::available() {
+        use crate::kernels::gemm512;
         // SAFETY: the kernel is available; `x` is `[n, cols]`; `out` has room for `n × rows`
         // values, all of which the product writes.
         unsafe {
-            gemm512::matmul(gemm512::Weights::Blocks(m), x, n, out.as_mut_ptr(), false);
+            gemm512::matmul(gemm512::Weights::Rows(m), x, n, out.as_mut_ptr(), false);
             out.set_len(n * rows);
         }
         return out;
@@ -71,7 +65,7 @@ fn tiled(m: &BlockMatrix, x: &[f32], n: usize, mut out: Vec<f32>) -> Vec<f32> {
                 count,
                 n,
                 cols,
-                d.0.add(first),
+                d.at(first),
                 rows as isize,
                 1,
                 false,

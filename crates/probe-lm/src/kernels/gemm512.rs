@@ -12,11 +12,12 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+use super::OutPtr;
 use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
-use crate::layers::blocks::BlockMatrix;
+use super::DequantizeRows;
 
 /// Activation rows per microtile (the broadcast side): 14 × 2 accumulators + 2 weight vectors
 /// + 1 broadcast fill 31 of the 32 vector registers.
@@ -46,25 +47,18 @@ pub(crate) fn available() -> bool {
 pub(crate) enum Weights<'a> {
     /// `[d_in, d_out]` row-major f32 (burn's layout).
     Dense { values: &'a [f32], d_out: usize },
-    /// `[d_out, d_in]` blocks (HF layout), dequantized panel by panel.
-    Blocks(&'a BlockMatrix),
+    /// `[d_out, d_in]` stored rows (HF layout: ggml blocks, halves), dequantized panel by panel.
+    Rows(&'a dyn DequantizeRows),
 }
 
 impl Weights<'_> {
     fn d_out(&self) -> usize {
         match self {
             Weights::Dense { d_out, .. } => *d_out,
-            Weights::Blocks(m) => m.shape().0,
+            Weights::Rows(m) => m.shape().0,
         }
     }
 }
-
-/// A raw pointer that may cross threads: each task writes its own columns of the output.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks write disjoint column ranges of one buffer that outlives them.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
 
 /// `out = x · W` (or `out += x · W` when `accumulate`, e.g. onto a prefilled bias) for `x` =
 /// `[n, d_in]` row-major and `out` = `[n, d_out]` row-major. Output features are split over
@@ -90,7 +84,7 @@ pub(crate) unsafe fn matmul(w: Weights<'_>, x: &[f32], n: usize, out: *mut f32, 
         let d = dst;
         // SAFETY: forwarded from the caller; this task alone writes columns
         // `first..first + count`.
-        unsafe { matmul_columns(w, first, tile.min(d_out - first), x, n, d.0, accumulate) }
+        unsafe { matmul_columns(w, first, tile.min(d_out - first), x, n, d.at(0), accumulate) }
     };
     if tiles > 1 && threads > 1 {
         (0..tiles).into_par_iter().for_each(run);
@@ -178,7 +172,7 @@ fn pack(
                     dst[width..].fill(0.0);
                 }
             }
-            Weights::Blocks(m) => {
+            Weights::Rows(m) => {
                 if scratch.len() < NR * cols {
                     scratch.resize(NR * cols, 0.0);
                 }
