@@ -61,24 +61,12 @@ pub enum CacheError {
 
 pub type Result<T, E = CacheError> = std::result::Result<T, E>;
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
-/// A failed write (disk full) removes its temporary file rather than leave it filling the
-/// disk.
+/// [`probe_util::write_atomic`] with the cache's error, which names `path`.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| CacheError::Io {
+    probe_util::write_atomic(path, bytes).map_err(|source| CacheError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(io)
+    })
 }
 
 /// Rewrites a serialized safetensors file's header with its JSON keys sorted, so the same

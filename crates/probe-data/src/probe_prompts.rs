@@ -139,11 +139,10 @@ pub struct ProbePrompt {
     pub answer: String,
 }
 
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// One SplitMix64 step from `z`, whose output becomes the next state (this order's own
+/// chaining, kept so seeded prompts stay the same).
+fn splitmix(z: u64) -> u64 {
+    probe_util::SplitMix64::from_state(z).next_u64()
 }
 
 fn stable_hash(text: &str) -> u64 {

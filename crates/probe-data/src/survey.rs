@@ -9,6 +9,7 @@
 
 mod codebook;
 
+use probe_util::mix;
 use std::path::{Path, PathBuf};
 
 pub use codebook::{
@@ -137,6 +138,7 @@ impl Survey {
             .respondents
             .iter()
             .enumerate()
+            // SplitMix64's finalizer: FNV alone keeps the ids' order nearly the same under another seed
             .map(|(i, r)| (mix(stable_hash(&r.id) ^ mix(seed)), i))
             .collect();
         order.sort_unstable();
@@ -173,14 +175,6 @@ pub struct Split {
     pub train: Vec<usize>,
     pub validation: Vec<usize>,
     pub test: Vec<usize>,
-}
-
-/// SplitMix64's finalizer: every input bit moves every output bit (FNV alone keeps the order
-/// of ids nearly the same under another seed).
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// FNV-1a: stable across platforms and Rust versions (std's hasher is not).

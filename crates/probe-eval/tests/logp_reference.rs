@@ -1,8 +1,7 @@
 //! log-p extraction against transformers: the softmax over a fixed set of option-letter
 //! tokens, computed from our logits, equals the one computed from the stored reference logits.
 
-#[path = "../../probe-lm/tests/common/mod.rs"]
-mod common;
+use probe_test_support as common;
 
 use common::*;
 use probe_eval::logp::OptionTokens;

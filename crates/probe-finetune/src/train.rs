@@ -4,6 +4,7 @@
 //! from its last checkpoint and ends where an uninterrupted run ends: the order, the dropout
 //! masks and the updates are functions of the seed and the step.
 
+use probe_util::mix;
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -575,16 +576,10 @@ fn shuffled(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     let mut s = mix(seed ^ mix(epoch as u64 + 1));
     for i in (1..n).rev() {
-        s = mix(s.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        s = probe_util::SplitMix64::from_state(s).next_u64();
         order.swap(i, (s % (i as u64 + 1)) as usize);
     }
     order
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Writes the checkpoint: tensors first, then `state.json`, each replaced atomically, so a
@@ -686,9 +681,10 @@ fn restore(
     Ok(())
 }
 
-/// probe-cache's atomic write (a temporary name beside `path`, removed on any error).
+/// The shared atomic write (a temporary name beside `path`, removed on any error).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    probe_cache::write_atomic(path, bytes).map_err(|e| FinetuneError::Input(e.to_string()))
+    probe_util::write_atomic(path, bytes)
+        .map_err(|e| FinetuneError::Input(format!("writing {}: {e}", path.display())))
 }
 
 /// The model made ready for training: every weight frozen (only adapters get gradients).

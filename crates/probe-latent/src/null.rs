@@ -141,14 +141,8 @@ pub fn party_chance_tests(
 
 /// `n` random unit directions of dimension `dim` (Gaussian, seeded).
 pub fn random_directions(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut state = seed ^ 0xA5A5_5A5A_DEAD_BEEF;
-    let mut uniform = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = probe_util::SplitMix64::from_state(seed ^ 0xA5A5_5A5A_DEAD_BEEF);
+    let mut uniform = || rng.next_f64();
     (0..n)
         .map(|_| {
             let v: Vec<f64> = (0..dim)

@@ -4,14 +4,14 @@
 //! give p < 0.05 answers "undetermined" — the pooled 3-seed null of earlier versions could
 //! only ever say "no".
 
-mod common;
+use probe_test_support as common;
 
 use probe_latent::null::{party_chance_tests, random_directions, Verdict};
 use probe_latent::PartyDirection;
 use probe_lm::burn::tensor::{Device, Tensor};
 use probe_lm::{LoadOptions, Model};
 
-use common::smollm2;
+use common::smollm2_gguf as smollm2;
 
 fn party(name: &str, direction: Vec<f32>) -> PartyDirection {
     PartyDirection {

@@ -1,30 +1,15 @@
 //! The coefficients `probe scale` reads are exactly `blocks.{l}.mlp.hook_post` of the
 //! HuggingFace transformers reference for SmolLM2 (SwiGLU gate included), at the last token.
 
-mod common;
+use probe_test_support as common;
 
-use std::path::PathBuf;
-
-use common::{root, smollm2};
+use common::{reference_dir, smollm2_gguf as smollm2, workspace_root as root};
 
 use probe_cache::{CacheReader, CacheWriter, Manifest, Row, ShardSplit};
 use probe_latent::coefficients::{collect, hook_layout, read};
 use probe_latent::{FactorPlan, Selected};
 use probe_lm::burn::tensor::Device;
 use probe_lm::{LoadOptions, Model};
-
-fn reference_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PROBE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared"))
-        .join("reference");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("notice: {} is absent; skipping", dir.display());
-        None
-    }
-}
 
 /// `name` of a reference file as f32 with its shape.
 fn reference_tensor(path: &std::path::Path, name: &str) -> (Vec<usize>, Vec<f32>) {

@@ -179,7 +179,7 @@ impl Transformer {
         config.check()?;
         let device = self.device();
         let (r, scale, dropout) = (config.r, config.scale(), config.lora_dropout);
-        let mut rng = seed ^ 0x5DEE_CE66_D1CE_4E5B;
+        let mut rng = probe_util::SplitMix64::from_state(seed ^ 0x5DEE_CE66_D1CE_4E5B);
         for (name, linear) in self.projections_mut() {
             if !targeted(config, &name) {
                 continue;
@@ -187,7 +187,7 @@ impl Transformer {
             let (d_in, d_out) = linear.dims();
             let bound = 1.0 / (d_in as f64).sqrt();
             let a: Vec<f32> = (0..d_in * r)
-                .map(|_| ((uniform(&mut rng) * 2.0 - 1.0) * bound) as f32)
+                .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
                 .collect();
             linear.lora = Some(Lora {
                 a: Param::from_tensor(host(a, [d_in, r], &device)),
@@ -391,9 +391,10 @@ pub fn save_adapter(dir: &Path, config: &AdapterConfig, tensors: &AdapterTensors
     write_atomic(&dir.join("adapter_config.json"), json.as_bytes())
 }
 
-/// probe-cache's atomic write (a temporary name beside `path`, removed on any error).
+/// The shared atomic write (a temporary name beside `path`, removed on any error).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    probe_cache::write_atomic(path, bytes).map_err(|e| Error::Input(e.to_string()))
+    probe_util::write_atomic(path, bytes)
+        .map_err(|e| Error::Input(format!("writing {}: {e}", path.display())))
 }
 
 /// The block a PEFT tensor name belongs to (`….layers.{l}.…`).
@@ -405,15 +406,6 @@ fn layer_of(name: &str) -> Option<usize> {
 fn targeted(config: &AdapterConfig, module: &str) -> bool {
     let leaf = module.rsplit('.').next().unwrap_or(module);
     config.target_modules.iter().any(|t| t == leaf)
-}
-
-fn uniform(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 pub(crate) fn host(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {

@@ -68,27 +68,8 @@ pub struct Generation {
     pub finish_reason: FinishReason,
 }
 
-/// SplitMix64: small, seedable, reproducible across platforms.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+/// The sampler's random numbers: SplitMix64, the same stream on every platform.
+pub use probe_util::SplitMix64 as Rng;
 
 /// Picks the next token from one row of logits.
 pub fn sample(logits: &[f32], params: &GenerateParams, rng: &mut Rng) -> u32 {

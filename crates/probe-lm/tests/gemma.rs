@@ -5,7 +5,7 @@
 //! token. Bars: hidden states and logits ‖ours − ref‖∞ / ‖ref‖∞ ≤ 1e-4 over the real
 //! positions, logits also max abs error ≤ 1e-3 as in `parity.rs`.
 
-mod common;
+use probe_test_support as common;
 
 use std::path::{Path, PathBuf};
 

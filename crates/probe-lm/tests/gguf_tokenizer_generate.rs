@@ -1,7 +1,7 @@
 //! The embedded default model as a lone GGUF file: its rebuilt tokenizer reproduces the HF
 //! token ids, and greedy decoding reproduces transformers' continuations.
 
-mod common;
+use probe_test_support as common;
 
 use common::*;
 use probe_lm::{generate, Batch, GenerateParams, HookSpec, LoadOptions, Logits, Model};

@@ -11,7 +11,7 @@
 //!   f32 (`--dtype f32`, itself checked against transformers in `parity.rs`);
 //! * hooks-only loads (blocks 0..n, no head) against full ones.
 
-mod common;
+use probe_test_support as common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

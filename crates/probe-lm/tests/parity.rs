@@ -2,7 +2,7 @@
 //! Bars: logits max abs error ≤ 1e-3; hidden states ‖ours − ref‖∞ / ‖ref‖∞ ≤ 1e-4, over the
 //! real (unpadded) positions.
 
-mod common;
+use probe_test_support as common;
 
 use std::path::Path;
 

@@ -3,33 +3,9 @@
 
 use crate::{check_same_len, MetricError, Result};
 
-/// SplitMix64: seedable and identical on every platform, so seeded results are reproducible.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in 0..n.
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_f64() * n as f64) as usize % n.max(1)
-    }
-}
+/// The bootstraps' random numbers: SplitMix64, identical on every platform, so seeded results
+/// are reproducible.
+pub use probe_util::SplitMix64 as Rng;
 
 /// Σ w_i x_i / Σ w_i (plain mean without weights): the survey-weighted aggregate.
 pub fn weighted_mean(x: &[f64], weights: Option<&[f64]>) -> Result<f64> {

@@ -163,7 +163,10 @@ impl Model {
     /// (reduce=None, left-padded), "input_ids": int64 [n, seq], "attention_mask": ...}`,
     /// and `"logits"` with `logits="last"` or `"all"`.
     #[pyo3(signature = (prompts, hooks="blocks.{0.6L..0.9L}.hook_resid_post", reduce=None, logits=None, batch_size=16, chat=false))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a Python signature: one keyword argument each, as Python users call it"
+    )]
     fn run_with_cache<'py>(
         &self,
         py: Python<'py>,
@@ -237,7 +240,10 @@ impl Model {
     /// Continues prompts with a KV cache (greedy at temperature 0, else sampled with the
     /// seed). A string gives a string; a list gives a list.
     #[pyo3(signature = (prompts, max_new_tokens=32, temperature=0.0, top_p=1.0, top_k=0, seed=0, stop=Vec::new(), chat=false))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a Python signature: one keyword argument each, as Python users call it"
+    )]
     fn generate<'py>(
         &self,
         py: Python<'py>,

@@ -67,7 +67,10 @@ fn read_json<'py>(py: Python<'py>, path: &std::path::Path) -> PyResult<Bound<'py
     shard=String::from("0/1"), run=String::from("prompt-eval"), probes_dir=PathBuf::from("probes"),
     out=None, overwrite=false, device="cpu", dtype="native",
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn eval<'py>(
     py: Python<'py>,
     model: PathBuf,
@@ -187,7 +190,10 @@ fn eval<'py>(
     normalize=false, raw=false, weighted=false, aggregate=None, by=None, metrics=None,
     bootstrap=1000, level=0.95, seed=0, kl_smoothing=1e-4, out=None,
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn compare<'py>(
     py: Python<'py>,
     predicted: Vec<PathBuf>,
@@ -277,7 +283,10 @@ fn compare<'py>(
     title=String::from("probe report"), notes=Vec::new(), bootstrap=1000, level=0.95, seed=0,
     formats=None, out=None,
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn report<'py>(
     py: Python<'py>,
     runs: Vec<PathBuf>,

@@ -45,7 +45,10 @@ pub(crate) fn model_spec(path: PathBuf, device: &str, dtype: &str) -> PyResult<M
     seed=0, folds=5, c=1.0, cv_seed=0, null_seeds=20, probes_dir=PathBuf::from("probes"), run=None,
     device="cpu", dtype="native",
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn train<'py>(
     py: Python<'py>,
     model: PathBuf,
@@ -124,7 +127,10 @@ fn train<'py>(
     model, probes, *, probe="shared", layers="probed", k=20, iqr_c=2.5, top_tokens=10,
     null_random=200, out=None, device="cpu", dtype="native",
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn vectors<'py>(
     py: Python<'py>,
     model: PathBuf,
@@ -167,7 +173,10 @@ fn vectors<'py>(
     batch_size=16, shard_size=1024, shard="0/1", out=None, overwrite=false, device="cpu",
     dtype="native",
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn scale<'py>(
     py: Python<'py>,
     model: PathBuf,

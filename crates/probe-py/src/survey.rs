@@ -33,7 +33,10 @@ fn split(seed: u64, train: f64, validation: f64) -> SplitOptions {
     kl_smoothing=1e-4, spearman=false, probes_dir=PathBuf::from("probes"), versus=None,
     out=None, overwrite=false, device="cpu", dtype="native",
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn simulate<'py>(
     py: Python<'py>,
     model: PathBuf,
@@ -108,7 +111,10 @@ fn simulate<'py>(
     persona=true, chat=true, probes_dir=PathBuf::from("probes"), out=None, overwrite=false,
     device="cpu", dtype="native",
 ))]
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Python signature: one keyword argument each, as Python users call it"
+)]
 fn finetune<'py>(
     py: Python<'py>,
     model: PathBuf,

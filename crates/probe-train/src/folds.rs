@@ -84,18 +84,7 @@ pub fn grouped_stratified_folds(
 
 /// Fisher–Yates with SplitMix64: stable across platforms and releases.
 fn shuffle(v: &mut [usize], seed: u64) {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    for i in (1..v.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
+    probe_util::SplitMix64::from_state(seed).shuffle(v);
 }
 
 #[cfg(test)]

@@ -21,14 +21,7 @@ pub struct NullProbes {
 /// random, so nothing a probe learns can be about parties.
 pub fn shuffled_labels(features: &Features, seed: u64) -> Vec<usize> {
     let n_parties = features.label_names.len();
-    let mut state = seed ^ 0x5EED_0FC4_A1CE;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = probe_util::SplitMix64::from_state(seed ^ 0x5EED_0FC4_A1CE);
     let mut groups: Vec<&String> = features.groups.iter().collect();
     groups.sort();
     groups.dedup();
@@ -36,9 +29,7 @@ pub fn shuffled_labels(features: &Features, seed: u64) -> Vec<usize> {
         .into_iter()
         .map(|g| {
             let mut p: Vec<usize> = (0..n_parties).collect();
-            for i in (1..p.len()).rev() {
-                p.swap(i, (next() % (i as u64 + 1)) as usize);
-            }
+            rng.shuffle(&mut p);
             (g, p)
         })
         .collect();

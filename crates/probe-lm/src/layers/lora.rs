@@ -45,11 +45,9 @@ fn dropout_mask(rows: usize, cols: usize, p: f64, device: &Device) -> Option<Ten
         let n = rows * cols;
         let mut values = Vec::with_capacity(n + 3);
         while values.len() < n {
-            *seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = *seed;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+            let mut rng = probe_util::SplitMix64::from_state(*seed);
+            let z = rng.next_u64();
+            *seed = rng.state();
             for k in 0..4 {
                 let u = (z >> (16 * k)) & 0xFFFF;
                 values.push(if u < threshold { 0.0 } else { keep });

@@ -1,66 +1,9 @@
-//! Helpers shared by the integration tests: locating `../shared` and the embedded model,
-//! reading reference tensors, comparing numerics.
-#![allow(dead_code)]
+//! transformers' reference tensors (`../shared/reference/*.safetensors`) and the comparisons
+//! the parity tests make with them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use probe_lm::burn::tensor::Tensor;
-
-pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// `../shared/reference`, or `None` (with a printed notice) where it is absent.
-pub fn reference_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PROBE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"))
-        .join("reference");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "notice: {} is absent; skipping this reference test",
-            dir.display()
-        );
-        None
-    }
-}
-
-/// The embedded default model; absent → skip with a notice, except under CI, where the
-/// setup script must have fetched it.
-pub fn smollm2_gguf() -> Option<PathBuf> {
-    fetched_model("SmolLM2-135M-Instruct.Q4_1.gguf")
-}
-
-/// The Gemma 3 270M GGUF that `scripts/setup.sh` assembles from its PyPI part wheels.
-pub fn gemma3_270m_gguf() -> Option<PathBuf> {
-    fetched_model("gemma-3-270m-q4_k_m.gguf")
-}
-
-/// `models/<file>` as `scripts/setup.sh` fetches it; absent → skip with a notice, except
-/// under CI, where the setup script must have run.
-fn fetched_model(file: &str) -> Option<PathBuf> {
-    let path = workspace_root().join("models").join(file);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing: CI must run scripts/setup.sh first",
-            path.display()
-        );
-    }
-    eprintln!(
-        "notice: {} is absent (run scripts/setup.sh); skipping",
-        path.display()
-    );
-    None
-}
 
 /// A reference's `input_ids` as a left-padded batch (checked against its `attention_mask`),
 /// and the mask.
