@@ -7,10 +7,11 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// The architectures `probe` runs (one file each under `models/`).
+/// The architectures `probe` runs: one file each under `models/`, each implementing
+/// [`crate::models::Architecture`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Architecture {
+pub enum ArchitectureKind {
     Llama,
     Qwen2,
     Mistral,
@@ -18,32 +19,30 @@ pub enum Architecture {
     Gemma3,
 }
 
-pub const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, mistral, gemma2, gemma3_text, gemma3";
-
-impl Architecture {
+impl ArchitectureKind {
+    /// The short name (`llama`, `gemma3`, …: `probe inspect`, artifacts).
     pub fn name(self) -> &'static str {
-        match self {
-            Architecture::Llama => "llama",
-            Architecture::Qwen2 => "qwen2",
-            Architecture::Mistral => "mistral",
-            Architecture::Gemma2 => "gemma2",
-            Architecture::Gemma3 => "gemma3",
-        }
+        self.spec().name()
     }
 
+    /// What makes this architecture ([`crate::models::ARCHITECTURES`]).
+    pub fn spec(self) -> &'static dyn crate::models::Architecture {
+        *crate::models::ARCHITECTURES
+            .iter()
+            .find(|a| a.kind() == self)
+            .expect("every kind is listed in models::ARCHITECTURES")
+    }
+
+    /// The architecture of an HF `config.json`'s `model_type`.
     pub(crate) fn from_model_type(model_type: &str) -> Result<Self> {
-        match model_type {
-            "llama" => Ok(Architecture::Llama),
-            "qwen2" => Ok(Architecture::Qwen2),
-            "mistral" => Ok(Architecture::Mistral),
-            "gemma2" => Ok(Architecture::Gemma2),
-            // a `gemma3` (image-text) config holds the text model's in `text_config`
-            "gemma3_text" | "gemma3" => Ok(Architecture::Gemma3),
-            other => Err(Error::UnknownArchitecture {
-                found: other.to_string(),
-                supported: SUPPORTED_MODEL_TYPES.to_string(),
-            }),
-        }
+        crate::models::ARCHITECTURES
+            .iter()
+            .find(|a| a.hf_model_types().contains(&model_type))
+            .map(|a| a.kind())
+            .ok_or_else(|| Error::UnknownArchitecture {
+                found: model_type.to_string(),
+                supported: crate::models::supported_model_types(),
+            })
     }
 }
 
@@ -125,7 +124,7 @@ pub struct BlockSwitches {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelConfig {
-    pub architecture: Architecture,
+    pub architecture: ArchitectureKind,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub intermediate_size: usize,

@@ -10,7 +10,7 @@ use crate::chat::ChatTemplate;
 use crate::config::{HfConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::memory::{self, TensorEntry};
-use crate::models::{config_from_gguf, config_from_hf, Architecture};
+use crate::models::{config_from_gguf, config_from_hf, ArchitectureKind};
 use crate::precision::{DtypeChoice, Precision, SourceKind};
 use crate::tokenizer::Tokenizer;
 use crate::transformer::{LoadPlan, Transformer};
@@ -248,10 +248,12 @@ impl Model {
                 };
                 let chat_template = gguf_chat_template(&file);
                 let permuted_qk =
-                    (file.meta_str("general.architecture")? == "llama").then_some(HeadLayout {
-                        n_heads: info.config.num_heads,
-                        n_kv_heads: info.config.num_kv_heads,
-                    });
+                    crate::models::gguf_architecture(file.meta_str("general.architecture")?)?
+                        .gguf_permutes_qk()
+                        .then_some(HeadLayout {
+                            n_heads: info.config.num_heads,
+                            n_kv_heads: info.config.num_kv_heads,
+                        });
                 let sandwich_norms = info.config.switches.sandwich_norms;
                 (
                     Weights::Gguf {
@@ -287,11 +289,8 @@ impl Model {
             let mut eos = tok.eos_token_ids().to_vec();
             eos.extend(&info.config.eos_token_ids);
             eos.extend(generation_eos);
-            if matches!(
-                info.config.architecture,
-                Architecture::Gemma2 | Architecture::Gemma3
-            ) {
-                eos.extend(tok.token_to_id("<end_of_turn>"));
+            for token in info.config.architecture.spec().extra_eos() {
+                eos.extend(tok.token_to_id(token));
             }
             let mut seen = std::collections::HashSet::new();
             eos.retain(|id| seen.insert(*id));
@@ -315,7 +314,7 @@ impl Model {
         &self.transformer.config
     }
 
-    pub fn architecture(&self) -> Architecture {
+    pub fn architecture(&self) -> ArchitectureKind {
         self.config().architecture
     }
 

@@ -38,6 +38,93 @@ pub struct Block {
     pub mlp_out_norm: Option<RmsNorm>,
 }
 
+/// What every block of one pass shares besides the residual stream: the RoPE tables and the
+/// attention mask for the block's kind (global or sliding), and the attention kernel.
+pub struct BlockInputs<'a> {
+    pub rope: &'a RopeTables,
+    pub mask: &'a AttentionMask,
+    pub kernel: SdpaKernel,
+}
+
+/// Where a pass hands its hook points (TransformerLens's names, [`HookPoint`]): the hooked ones
+/// are recorded, as f32 whatever the compute type, into an [`ActivationCache`].
+pub struct HookSite<'a> {
+    spec: &'a HookSpec,
+    cache: &'a mut ActivationCache,
+}
+
+impl<'a> HookSite<'a> {
+    pub fn new(spec: &'a HookSpec, cache: &'a mut ActivationCache) -> Self {
+        HookSite { spec, cache }
+    }
+
+    /// Whether `point` is hooked (a block computes what only a hook reads, e.g. `attn.hook_z`,
+    /// only then).
+    pub fn wants(&self, point: HookPoint) -> bool {
+        self.spec.contains(point)
+    }
+
+    /// The activation at `point`, recorded when hooked.
+    pub fn at(&mut self, point: HookPoint, t: &Tensor<3>) {
+        if self.spec.contains(point) {
+            self.cache.tensors.insert(point, t.clone().cast(DType::F32));
+        }
+    }
+}
+
+impl Block {
+    /// Block `layer`: the residual stream before it (`blocks.{layer}.hook_resid_pre`) → the
+    /// stream after it (`hook_resid_post`), through attention (`hook_resid_mid` between) and the
+    /// gated MLP (`mlp.hook_post`: its coefficients), each output normed first where the
+    /// architecture does (Gemma). `kv` is this layer's slot of a KV cache, filled or extended.
+    pub fn forward(
+        &self,
+        layer: usize,
+        mut x: Tensor<3>,
+        inputs: &BlockInputs<'_>,
+        kv: Option<&mut Option<LayerKv>>,
+        hooks: &mut HookSite<'_>,
+    ) -> Tensor<3> {
+        hooks.at(HookPoint::ResidPre(layer), &x);
+        let (mut attn, z) = self.self_attn.forward(
+            self.attn_norm.forward(x.clone()),
+            inputs.rope,
+            inputs.mask,
+            kv,
+            inputs.kernel,
+            hooks.wants(HookPoint::AttnZ(layer)),
+        );
+        if let Some(z) = z {
+            hooks.at(HookPoint::AttnZ(layer), &z);
+        }
+        if let Some(norm) = &self.attn_out_norm {
+            attn = norm.forward(attn);
+        }
+        x = x.add(attn);
+        hooks.at(HookPoint::ResidMid(layer), &x);
+        let m = self.mlp.coefficients(self.mlp_norm.forward(x.clone()));
+        hooks.at(HookPoint::MlpPost(layer), &m);
+        let mut out = self.mlp.project(m);
+        if let Some(norm) = &self.mlp_out_norm {
+            out = norm.forward(out);
+        }
+        x = x.add(out);
+        hooks.at(HookPoint::ResidPost(layer), &x);
+        x
+    }
+}
+
+/// The tokens of one pass: `batch × seq` ids (row-major) at `positions`, each row after
+/// `pad_lens[row]` padding positions and `past` positions already in the KV cache.
+struct Step<'a> {
+    ids: &'a [u32],
+    positions: &'a [i64],
+    batch: usize,
+    seq: usize,
+    pad_lens: &'a [usize],
+    past: usize,
+}
+
 /// The token embedding `[vocab, hidden]`: a device tensor, or host blocks on the CPU (a
 /// lookup dequantizes only the rows it needs).
 #[derive(Module, Debug)]
@@ -519,17 +606,19 @@ impl Transformer {
         self.check_loaded(run_layers, logits != Logits::None)?;
         let mut cache = ActivationCache::default();
         let positions = batch.position_ids();
+        let step = Step {
+            ids: &batch.input_ids,
+            positions: &positions,
+            batch: batch.batch_size,
+            seq: batch.seq_len,
+            pad_lens: &batch.pad_lens,
+            past: 0,
+        };
         let hidden = self.run(
-            &batch.input_ids,
-            &positions,
-            batch.batch_size,
-            batch.seq_len,
-            &batch.pad_lens,
-            0,
+            &step,
             None,
-            hooks,
+            &mut HookSite::new(hooks, &mut cache),
             run_layers,
-            &mut cache,
         );
         let logits = self.logits(hidden, logits);
         Ok(ForwardOutput { cache, logits })
@@ -547,17 +636,19 @@ impl Transformer {
             past_len: 0,
         };
         let positions = batch.position_ids();
+        let step = Step {
+            ids: &batch.input_ids,
+            positions: &positions,
+            batch: batch.batch_size,
+            seq: batch.seq_len,
+            pad_lens: &batch.pad_lens,
+            past: 0,
+        };
         let hidden = self.run(
-            &batch.input_ids,
-            &positions,
-            batch.batch_size,
-            batch.seq_len,
-            &batch.pad_lens,
-            0,
+            &step,
             Some(&mut kv),
-            &HookSpec::new(),
+            &mut HookSite::new(&HookSpec::new(), &mut ActivationCache::default()),
             self.config.num_layers,
-            &mut ActivationCache::default(),
         );
         kv.past_len = batch.seq_len;
         let logits = self.logits(hidden, Logits::Last).expect("asked for logits");
@@ -580,17 +671,19 @@ impl Transformer {
             past_len: 0,
         };
         let positions: Vec<i64> = (0..ids.len() as i64).collect();
-        self.run(
+        let step = Step {
             ids,
-            &positions,
-            1,
-            ids.len(),
-            &[0],
-            0,
+            positions: &positions,
+            batch: 1,
+            seq: ids.len(),
+            pad_lens: &[0],
+            past: 0,
+        };
+        self.run(
+            &step,
             Some(&mut kv),
-            &HookSpec::new(),
+            &mut HookSite::new(&HookSpec::new(), &mut ActivationCache::default()),
             run_layers,
-            &mut ActivationCache::default(),
         );
         kv.past_len = ids.len();
         Ok(kv)
@@ -654,17 +747,19 @@ impl Transformer {
         }
         let mut cache = ActivationCache::default();
         let pad_lens = vec![0; batch];
-        self.run(
-            &ids,
-            &positions,
+        let step = Step {
+            ids: &ids,
+            positions: &positions,
             batch,
             seq,
-            &pad_lens,
+            pad_lens: &pad_lens,
             past,
+        };
+        self.run(
+            &step,
             Some(&mut kv),
-            hooks,
+            &mut HookSite::new(hooks, &mut cache),
             run_layers,
-            &mut cache,
         );
         Ok(cache)
     }
@@ -690,17 +785,19 @@ impl Transformer {
             .collect();
         let pad_lens = kv.pad_lens.clone();
         let past = kv.past_len;
-        let hidden = self.run(
-            tokens,
-            &positions,
-            tokens.len(),
-            1,
-            &pad_lens,
+        let step = Step {
+            ids: tokens,
+            positions: &positions,
+            batch: tokens.len(),
+            seq: 1,
+            pad_lens: &pad_lens,
             past,
+        };
+        let hidden = self.run(
+            &step,
             Some(kv),
-            &HookSpec::new(),
+            &mut HookSite::new(&HookSpec::new(), &mut ActivationCache::default()),
             self.config.num_layers,
-            &mut ActivationCache::default(),
         );
         kv.past_len += 1;
         Ok(self.logits(hidden, Logits::Last).expect("asked for logits"))
@@ -749,22 +846,25 @@ impl Transformer {
         mask
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The blocks `0..run_layers` over `step`, from the embedding to the last block's residual
+    /// stream (`hook_embed` and every block's hook points handed to `hooks`).
     fn run(
         &self,
-        ids: &[u32],
-        positions: &[i64],
-        batch: usize,
-        seq: usize,
-        pad_lens: &[usize],
-        past: usize,
+        step: &Step<'_>,
         mut kv: Option<&mut KvCache>,
-        hooks: &HookSpec,
+        hooks: &mut HookSite<'_>,
         run_layers: usize,
-        cache: &mut ActivationCache,
     ) -> Tensor<3> {
         let device = self.device();
         let compute = self.precision.compute;
+        let Step {
+            ids,
+            positions,
+            batch,
+            seq,
+            pad_lens,
+            past,
+        } = *step;
         let mut x = self.embed_tokens.forward(ids, batch, seq, &device);
         if self.config.switches.scale_embedding {
             // transformers: `embed * tensor(hidden ** 0.5).to(dtype)`: the factor rounded to
@@ -774,13 +874,7 @@ impl Transformer {
                 .cast(x.dtype());
             x = x.mul(factor.unsqueeze::<3>());
         }
-        // Hooks are handed back as f32 whatever the compute type.
-        let mut record = |point: HookPoint, t: &Tensor<3>| {
-            if hooks.contains(point) {
-                cache.tensors.insert(point, t.clone().cast(DType::F32));
-            }
-        };
-        record(HookPoint::Embed, &x);
+        hooks.at(HookPoint::Embed, &x);
         // Global and sliding layers may differ in window and RoPE: tables and masks for each
         // kind the run meets, built once.
         let c = &self.config;
@@ -797,41 +891,24 @@ impl Transformer {
         let full_mask = any_full.then(|| self.mask(batch, seq, pad_lens, past, None, &device));
         let sliding_mask =
             any_sliding.then(|| self.mask(batch, seq, pad_lens, past, c.sliding_window, &device));
+        let full = full_mask.as_ref().map(|mask| BlockInputs {
+            rope: &rope,
+            mask,
+            kernel: self.kernel,
+        });
+        let sliding = sliding_mask.as_ref().map(|mask| BlockInputs {
+            rope: rope_local.as_ref().unwrap_or(&rope),
+            mask,
+            kernel: self.kernel,
+        });
         for (l, block) in self.layers.iter().enumerate().take(run_layers) {
-            record(HookPoint::ResidPre(l), &x);
-            let (rope, mask) = if slides(l) {
-                (
-                    rope_local.as_ref().unwrap_or(&rope),
-                    sliding_mask.as_ref().expect("built for sliding layers"),
-                )
+            let inputs = if slides(l) {
+                sliding.as_ref().expect("built for sliding layers")
             } else {
-                (&rope, full_mask.as_ref().expect("built for full layers"))
+                full.as_ref().expect("built for full layers")
             };
             let slot = kv.as_deref_mut().map(|c| &mut c.layers[l]);
-            let (mut attn, z) = block.self_attn.forward(
-                block.attn_norm.forward(x.clone()),
-                rope,
-                mask,
-                slot,
-                self.kernel,
-                hooks.contains(HookPoint::AttnZ(l)),
-            );
-            if let Some(z) = z {
-                record(HookPoint::AttnZ(l), &z);
-            }
-            if let Some(norm) = &block.attn_out_norm {
-                attn = norm.forward(attn);
-            }
-            x = x.add(attn);
-            record(HookPoint::ResidMid(l), &x);
-            let m = block.mlp.coefficients(block.mlp_norm.forward(x.clone()));
-            record(HookPoint::MlpPost(l), &m);
-            let mut out = block.mlp.project(m);
-            if let Some(norm) = &block.mlp_out_norm {
-                out = norm.forward(out);
-            }
-            x = x.add(out);
-            record(HookPoint::ResidPost(l), &x);
+            x = block.forward(l, x, inputs, slot, hooks);
         }
         x
     }

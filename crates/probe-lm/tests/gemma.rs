@@ -84,7 +84,7 @@ fn tiny_gemma2_as_a_llama_cpp_gguf_matches_transformers() {
     let gguf = dir.join("tiny-gemma2.gguf");
     let model = Model::load(&gguf, &test_device(), LoadOptions::default()).unwrap();
     let c = model.config();
-    assert_eq!(c.architecture, probe_lm::models::Architecture::Gemma2);
+    assert_eq!(c.architecture, probe_lm::models::ArchitectureKind::Gemma2);
     assert_eq!(c.switches.norm_weight_offset, 0.0);
     assert_eq!(c.sliding_window, Some(4));
     assert!(c.switches.attn_logit_softcap.is_some() && c.switches.final_logit_softcap.is_some());
@@ -144,7 +144,10 @@ fn gemma3_270m_gguf_tokenizes_and_continues_greedily_as_transformers() {
             ..Default::default()
         };
         let model = Model::load(&gguf, &test_device(), options).unwrap();
-        assert_eq!(model.architecture(), probe_lm::models::Architecture::Gemma3);
+        assert_eq!(
+            model.architecture(),
+            probe_lm::models::ArchitectureKind::Gemma3
+        );
         let tok = model.tokenizer().unwrap();
         // `<eos>`, and `<end_of_turn>`, which ends an instruct model's turn
         assert_eq!(tok.eos_token_ids(), &[1, 106]);

@@ -15,7 +15,34 @@ use crate::config::{Activation, BlockSwitches, HfConfig, ModelConfig};
 use crate::error::Result;
 use crate::weights::gguf::GgufFile;
 
-use super::Architecture;
+use super::{Architecture, ArchitectureKind};
+
+/// Gemma2: see the module's description.
+pub struct Gemma2;
+
+impl Architecture for Gemma2 {
+    fn kind(&self) -> ArchitectureKind {
+        ArchitectureKind::Gemma2
+    }
+    fn name(&self) -> &'static str {
+        "gemma2"
+    }
+    fn hf_model_types(&self) -> &'static [&'static str] {
+        &["gemma2"]
+    }
+    fn gguf_name(&self) -> Option<&'static str> {
+        Some("gemma2")
+    }
+    fn config_from_hf(&self, hf: &HfConfig) -> Result<ModelConfig> {
+        config_from_hf(hf)
+    }
+    fn config_from_gguf(&self, file: &GgufFile) -> Result<ModelConfig> {
+        config_from_gguf(file)
+    }
+    fn extra_eos(&self) -> &'static [&'static str] {
+        &["<end_of_turn>"]
+    }
+}
 
 /// transformers' `Gemma2Config` / `Gemma3TextConfig` defaults, which apply to the keys a
 /// config leaves out (Gemma 3's image-text checkpoints leave out most of `text_config`).
@@ -29,10 +56,10 @@ pub(crate) struct GemmaDefaults {
     pub global_every: usize,
 }
 
-pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
+fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     gemma_from_hf(
         hf,
-        Architecture::Gemma2,
+        ArchitectureKind::Gemma2,
         &GemmaDefaults {
             vocab_size: 256_000,
             rope_theta: 10_000.0,
@@ -47,7 +74,7 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
 /// The config both Gemma generations share; Gemma 3 adds q/k norms and local RoPE.
 pub(crate) fn gemma_from_hf(
     hf: &HfConfig,
-    architecture: Architecture,
+    architecture: ArchitectureKind,
     defaults: &GemmaDefaults,
 ) -> Result<ModelConfig> {
     // both configs default to Gemma 2 2B's sizes
@@ -103,8 +130,8 @@ pub(crate) fn gemma_from_hf(
     })
 }
 
-pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
-    let mut config = super::gguf_common(file, "gemma2", Architecture::Gemma2)?;
+fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
+    let mut config = super::gguf_common(file, "gemma2", ArchitectureKind::Gemma2)?;
     gemma_gguf_switches(file, "gemma2", &mut config, 2, 46);
     Ok(config)
 }

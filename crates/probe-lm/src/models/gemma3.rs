@@ -9,12 +9,39 @@ use crate::error::{Error, Result};
 use crate::weights::gguf::GgufFile;
 
 use super::gemma2::{gemma_from_hf, gemma_gguf_switches, GemmaDefaults};
-use super::Architecture;
+use super::{Architecture, ArchitectureKind};
+
+/// Gemma3: see the module's description.
+pub struct Gemma3;
+
+impl Architecture for Gemma3 {
+    fn kind(&self) -> ArchitectureKind {
+        ArchitectureKind::Gemma3
+    }
+    fn name(&self) -> &'static str {
+        "gemma3"
+    }
+    fn hf_model_types(&self) -> &'static [&'static str] {
+        &["gemma3_text", "gemma3"]
+    }
+    fn gguf_name(&self) -> Option<&'static str> {
+        Some("gemma3")
+    }
+    fn config_from_hf(&self, hf: &HfConfig) -> Result<ModelConfig> {
+        config_from_hf(hf)
+    }
+    fn config_from_gguf(&self, file: &GgufFile) -> Result<ModelConfig> {
+        config_from_gguf(file)
+    }
+    fn extra_eos(&self) -> &'static [&'static str] {
+        &["<end_of_turn>"]
+    }
+}
 
 const GLOBAL_THETA: f64 = 1_000_000.0;
 const LOCAL_THETA: f64 = 10_000.0;
 
-pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
+fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     // an image-text checkpoint: its language model's config
     if hf.model_type.as_deref() == Some("gemma3") {
         let text = hf
@@ -53,7 +80,7 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     };
     let mut config = gemma_from_hf(
         &flat,
-        Architecture::Gemma3,
+        ArchitectureKind::Gemma3,
         &GemmaDefaults {
             vocab_size: 262_208,
             rope_theta: GLOBAL_THETA,
@@ -90,8 +117,8 @@ fn rope_block(
     Ok((theta, parse_rope_scaling(block)?))
 }
 
-pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
-    let mut config = super::gguf_common(file, "gemma3", Architecture::Gemma3)?;
+fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
+    let mut config = super::gguf_common(file, "gemma3", ArchitectureKind::Gemma3)?;
     config.rope_theta = file
         .meta("gemma3.rope.freq_base")
         .and_then(|v| v.as_f64())
@@ -137,7 +164,7 @@ mod tests {
         )
         .unwrap();
         let c = super::super::config_from_hf(&hf).unwrap();
-        assert_eq!(c.architecture, Architecture::Gemma3);
+        assert_eq!(c.architecture, ArchitectureKind::Gemma3);
         assert_eq!(
             (c.hidden_size, c.num_layers, c.vocab_size),
             (2560, 34, 262_208)

@@ -6,14 +6,41 @@ use crate::config::{Activation, BlockSwitches, HfConfig, ModelConfig, RopeScalin
 use crate::error::Result;
 use crate::weights::gguf::GgufFile;
 
-use super::Architecture;
+/// Llama: see the module's description.
+pub struct Llama;
 
-pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
+impl Architecture for Llama {
+    fn kind(&self) -> ArchitectureKind {
+        ArchitectureKind::Llama
+    }
+    fn name(&self) -> &'static str {
+        "llama"
+    }
+    fn hf_model_types(&self) -> &'static [&'static str] {
+        &["llama"]
+    }
+    fn gguf_name(&self) -> Option<&'static str> {
+        Some("llama")
+    }
+    fn config_from_hf(&self, hf: &HfConfig) -> Result<ModelConfig> {
+        config_from_hf(hf)
+    }
+    fn config_from_gguf(&self, file: &GgufFile) -> Result<ModelConfig> {
+        config_from_gguf(file)
+    }
+    fn gguf_permutes_qk(&self) -> bool {
+        true
+    }
+}
+
+use super::{Architecture, ArchitectureKind};
+
+fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     let hidden_size = hf.require(hf.hidden_size, "hidden_size")?;
     let num_heads = hf.require(hf.num_attention_heads, "num_attention_heads")?;
     let attention_bias = hf.attention_bias.unwrap_or(false);
     Ok(ModelConfig {
-        architecture: Architecture::Llama,
+        architecture: ArchitectureKind::Llama,
         vocab_size: hf.require(hf.vocab_size, "vocab_size")?,
         hidden_size,
         intermediate_size: hf.require(hf.intermediate_size, "intermediate_size")?,
@@ -39,8 +66,8 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     })
 }
 
-pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
-    let mut config = super::gguf_common(file, "llama", Architecture::Llama)?;
+fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
+    let mut config = super::gguf_common(file, "llama", ArchitectureKind::Llama)?;
     // llama.cpp stores Llama 3.1-style rescaling as per-frequency divisors.
     if file.tensor_info("rope_freqs.weight").is_some() {
         let (_, factors) = file.dequantize("rope_freqs.weight")?;

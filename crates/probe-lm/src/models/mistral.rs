@@ -5,14 +5,35 @@
 use crate::config::{Activation, BlockSwitches, HfConfig, ModelConfig};
 use crate::error::Result;
 
-use super::Architecture;
+use super::{Architecture, ArchitectureKind};
 
-pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
+/// Mistral: see the module's description.
+pub struct Mistral;
+
+impl Architecture for Mistral {
+    fn kind(&self) -> ArchitectureKind {
+        ArchitectureKind::Mistral
+    }
+    fn name(&self) -> &'static str {
+        "mistral"
+    }
+    fn hf_model_types(&self) -> &'static [&'static str] {
+        &["mistral"]
+    }
+    fn gguf_name(&self) -> Option<&'static str> {
+        None
+    }
+    fn config_from_hf(&self, hf: &HfConfig) -> Result<ModelConfig> {
+        config_from_hf(hf)
+    }
+}
+
+fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     let hidden_size = hf.require(hf.hidden_size, "hidden_size")?;
     let num_heads = hf.require(hf.num_attention_heads, "num_attention_heads")?;
     let sliding_window = hf.sliding_window_or(None)?;
     Ok(ModelConfig {
-        architecture: Architecture::Mistral,
+        architecture: ArchitectureKind::Mistral,
         vocab_size: hf.require(hf.vocab_size, "vocab_size")?,
         hidden_size,
         intermediate_size: hf.require(hf.intermediate_size, "intermediate_size")?,

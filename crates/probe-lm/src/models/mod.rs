@@ -8,10 +8,84 @@ pub mod mistral;
 pub mod qwen2;
 
 // the architectures are part of a model description (config.rs); models only builds them
-pub use crate::config::{Architecture, SUPPORTED_MODEL_TYPES};
+pub use crate::config::ArchitectureKind;
 use crate::config::{BlockSwitches, HfConfig, LayerType, ModelConfig};
 use crate::error::{Error, Result};
 use crate::weights::gguf::GgufFile;
+
+/// What makes an architecture, besides the forward pass every one shares
+/// (`transformer.rs`, whose differences are [`BlockSwitches`]): the names it goes by and how
+/// its description is read. Implemented once per file of this module, listed once in
+/// [`ARCHITECTURES`].
+pub trait Architecture: Sync {
+    fn kind(&self) -> ArchitectureKind;
+    /// The short name (`probe inspect`, artifacts).
+    fn name(&self) -> &'static str;
+    /// The `model_type` values of an HF `config.json` it reads.
+    fn hf_model_types(&self) -> &'static [&'static str];
+    /// Its GGUF `general.architecture`, `None` where llama.cpp stores it as another (Mistral
+    /// as `llama`).
+    fn gguf_name(&self) -> Option<&'static str>;
+    /// The description from an HF `config.json`.
+    fn config_from_hf(&self, hf: &HfConfig) -> Result<ModelConfig>;
+    /// The description from GGUF metadata (called only for files of [`Self::gguf_name`]).
+    fn config_from_gguf(&self, file: &GgufFile) -> Result<ModelConfig> {
+        Err(Error::Gguf {
+            path: file.path().to_path_buf(),
+            reason: format!(
+                "llama.cpp stores {} under another architecture",
+                self.name()
+            ),
+        })
+    }
+    /// Tokens that end a generation besides the tokenizer's and the config's EOS (Gemma's
+    /// instruct models end turns with `<end_of_turn>`, which llama.cpp also stops at).
+    fn extra_eos(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Whether llama.cpp stored its Q/K projection rows permuted for interleaved RoPE (its
+    /// `llama` architecture does; loading undoes it).
+    fn gguf_permutes_qk(&self) -> bool {
+        false
+    }
+}
+
+/// Every architecture `probe` runs: the one list that `config.json`, GGUF files and
+/// [`ArchitectureKind`] are matched against.
+pub static ARCHITECTURES: &[&dyn Architecture] = &[
+    &llama::Llama,
+    &qwen2::Qwen2,
+    &mistral::Mistral,
+    &gemma2::Gemma2,
+    &gemma3::Gemma3,
+];
+
+/// The HF `model_type` values `probe` reads, for error messages.
+pub fn supported_model_types() -> String {
+    let types: Vec<&str> = ARCHITECTURES
+        .iter()
+        .flat_map(|a| a.hf_model_types().iter().copied())
+        .collect();
+    types.join(", ")
+}
+
+/// The architecture of a GGUF file's `general.architecture`.
+pub fn gguf_architecture(name: &str) -> Result<&'static dyn Architecture> {
+    ARCHITECTURES
+        .iter()
+        .copied()
+        .find(|a| a.gguf_name() == Some(name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = ARCHITECTURES.iter().filter_map(|a| a.gguf_name()).collect();
+            Error::UnknownArchitecture {
+                found: format!("{name} (GGUF general.architecture)"),
+                supported: format!(
+                    "{} (llama.cpp stores Llama 2/3, Mistral and SmolLM as llama)",
+                    names.join(", ")
+                ),
+            }
+        })
+}
 
 /// Builds the model description from an HF `config.json`.
 pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
@@ -19,32 +93,17 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         .model_type
         .as_deref()
         .ok_or_else(|| Error::Config("config.json lacks `model_type`".into()))?;
-    let config = match Architecture::from_model_type(model_type)? {
-        Architecture::Llama => llama::config_from_hf(hf)?,
-        Architecture::Qwen2 => qwen2::config_from_hf(hf)?,
-        Architecture::Mistral => mistral::config_from_hf(hf)?,
-        Architecture::Gemma2 => gemma2::config_from_hf(hf)?,
-        Architecture::Gemma3 => gemma3::config_from_hf(hf)?,
-    };
+    let config = ArchitectureKind::from_model_type(model_type)?
+        .spec()
+        .config_from_hf(hf)?;
     config.validate()?;
     Ok(config)
 }
 
 /// Builds the model description from GGUF metadata (`general.architecture` and its keys).
 pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
-    let arch = file.meta_str("general.architecture")?;
-    let config = match arch {
-        "llama" => llama::config_from_gguf(file)?,
-        "qwen2" => qwen2::config_from_gguf(file)?,
-        "gemma2" => gemma2::config_from_gguf(file)?,
-        "gemma3" => gemma3::config_from_gguf(file)?,
-        other => {
-            return Err(Error::UnknownArchitecture {
-                found: format!("{other} (GGUF general.architecture)"),
-                supported: "llama (Llama 2/3, Mistral, SmolLM), qwen2, gemma2, gemma3".to_string(),
-            })
-        }
-    };
+    let config =
+        gguf_architecture(file.meta_str("general.architecture")?)?.config_from_gguf(file)?;
     config.validate()?;
     Ok(config)
 }
@@ -81,7 +140,7 @@ pub(crate) fn hf_head_dim(hf: &HfConfig, hidden_size: usize, num_heads: usize) -
 pub(crate) fn gguf_common(
     file: &GgufFile,
     arch: &str,
-    architecture: Architecture,
+    architecture: ArchitectureKind,
 ) -> Result<ModelConfig> {
     let key = |k: &str| format!("{arch}.{k}");
     // Sizes read from the file are bounded by what the file holds before anything is sized by

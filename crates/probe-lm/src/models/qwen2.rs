@@ -5,9 +5,33 @@ use crate::config::{Activation, BlockSwitches, HfConfig, ModelConfig};
 use crate::error::{Error, Result};
 use crate::weights::gguf::GgufFile;
 
-use super::Architecture;
+/// Qwen2: see the module's description.
+pub struct Qwen2;
 
-pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
+impl Architecture for Qwen2 {
+    fn kind(&self) -> ArchitectureKind {
+        ArchitectureKind::Qwen2
+    }
+    fn name(&self) -> &'static str {
+        "qwen2"
+    }
+    fn hf_model_types(&self) -> &'static [&'static str] {
+        &["qwen2"]
+    }
+    fn gguf_name(&self) -> Option<&'static str> {
+        Some("qwen2")
+    }
+    fn config_from_hf(&self, hf: &HfConfig) -> Result<ModelConfig> {
+        config_from_hf(hf)
+    }
+    fn config_from_gguf(&self, file: &GgufFile) -> Result<ModelConfig> {
+        config_from_gguf(file)
+    }
+}
+
+use super::{Architecture, ArchitectureKind};
+
+fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     let hidden_size = hf.require(hf.hidden_size, "hidden_size")?;
     let num_heads = hf.require(hf.num_attention_heads, "num_attention_heads")?;
     if hf.use_sliding_window == Some(true) {
@@ -17,7 +41,7 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
         ));
     }
     Ok(ModelConfig {
-        architecture: Architecture::Qwen2,
+        architecture: ArchitectureKind::Qwen2,
         vocab_size: hf.require(hf.vocab_size, "vocab_size")?,
         hidden_size,
         intermediate_size: hf.require(hf.intermediate_size, "intermediate_size")?,
@@ -43,8 +67,8 @@ pub fn config_from_hf(hf: &HfConfig) -> Result<ModelConfig> {
     })
 }
 
-pub fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
-    let mut config = super::gguf_common(file, "qwen2", Architecture::Qwen2)?;
+fn config_from_gguf(file: &GgufFile) -> Result<ModelConfig> {
+    let mut config = super::gguf_common(file, "qwen2", ArchitectureKind::Qwen2)?;
     config.qkv_bias = true;
     Ok(config)
 }
