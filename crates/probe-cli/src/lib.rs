@@ -1,7 +1,7 @@
 //! The `probe` command line as a library: [`run_args`] parses one command line and runs it
-//! in-process. The binary (`main.rs`) calls it, `probe study` runs its stages through it, and
-//! the Python bindings' `probe.study` and `probe.cli` too. Each command in `commands/` is
-//! clap → the options of a library operation (the `probe` crate) → call → print.
+//! in-process; the binary (`main.rs`) calls it. Each command in `commands/` is clap → the
+//! options of a library operation (the `probe` crate) → call → print. `probe study` plans and
+//! calls those operations itself (`probe::study`), as the Python bindings do.
 
 pub mod commands;
 mod common;

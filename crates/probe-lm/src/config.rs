@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// The architectures `probe` runs: one file each under `models/`, each implementing
-/// [`crate::models::Architecture`].
+/// The architectures `probe` runs: one file each under `models/`, each implementing the
+/// `Architecture` trait there (which also gives each kind its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ArchitectureKind {
@@ -17,33 +17,6 @@ pub enum ArchitectureKind {
     Mistral,
     Gemma2,
     Gemma3,
-}
-
-impl ArchitectureKind {
-    /// The short name (`llama`, `gemma3`, …: `probe inspect`, artifacts).
-    pub fn name(self) -> &'static str {
-        self.spec().name()
-    }
-
-    /// What makes this architecture ([`crate::models::ARCHITECTURES`]).
-    pub fn spec(self) -> &'static dyn crate::models::Architecture {
-        *crate::models::ARCHITECTURES
-            .iter()
-            .find(|a| a.kind() == self)
-            .expect("every kind is listed in models::ARCHITECTURES")
-    }
-
-    /// The architecture of an HF `config.json`'s `model_type`.
-    pub(crate) fn from_model_type(model_type: &str) -> Result<Self> {
-        crate::models::ARCHITECTURES
-            .iter()
-            .find(|a| a.hf_model_types().contains(&model_type))
-            .map(|a| a.kind())
-            .ok_or_else(|| Error::UnknownArchitecture {
-                found: model_type.to_string(),
-                supported: crate::models::supported_model_types(),
-            })
-    }
 }
 
 /// How rotary frequencies are rescaled for long context.

@@ -1,5 +1,5 @@
 //! The prompt-based and reporting stages from Python (`eval`, `compare`, `report`), the whole
-//! study (`study`) and any command line (`cli`), run in this process.
+//! study (`study`), run in this process.
 
 use std::path::PathBuf;
 
@@ -359,20 +359,10 @@ fn study<'py>(
         stage,
         shard,
     };
-    let outcome = blocking::run(py, || {
-        probe::study::run(&options, &mut |argv| probe_cli::run_args(argv))
-    })?;
+    let outcome = blocking::run(py, || probe::study::run(&options))?;
     let value =
         serde_json::json!({"out": outcome.out, "ran": outcome.ran, "reused": outcome.reused});
     json_to_py(py, &value)
-}
-
-/// Runs one `probe` command line in this process: `probe.cli(["inspect", "m.gguf"])`.
-/// Its output goes to this process's stdout and stderr.
-#[pyfunction]
-fn cli(py: Python<'_>, args: Vec<String>) -> PyResult<()> {
-    let argv: Vec<String> = std::iter::once("probe".to_string()).chain(args).collect();
-    blocking::run(py, || probe_cli::run_args(argv))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -380,6 +370,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(report, m)?)?;
     m.add_function(wrap_pyfunction!(study, m)?)?;
-    m.add_function(wrap_pyfunction!(cli, m)?)?;
     Ok(())
 }

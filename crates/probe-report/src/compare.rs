@@ -315,6 +315,14 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
+    /// The name `probe compare --aggregate` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::GroupMean => "group-mean",
+            Aggregate::Cells => "cells",
+        }
+    }
+
     /// `Cells` for raw vectors (the published tables' average), else `GroupMean`.
     pub fn default_for(raw: bool) -> Aggregate {
         if raw {
@@ -590,6 +598,17 @@ pub enum Baseline {
     ///
     /// [`Majority`]: Baseline::Majority
     PooledMajority,
+}
+
+impl Baseline {
+    /// The name `probe compare --baseline` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::Uniform => "uniform",
+            Baseline::Majority => "majority",
+            Baseline::PooledMajority => "pooled-majority",
+        }
+    }
 }
 
 pub fn baseline_cells(reference: &[Cell], baseline: Baseline) -> Vec<Cell> {

@@ -100,6 +100,7 @@ pub fn write_tiny_llama(dir: &Path, config: &serde_json::Value, skip: Option<&st
 }
 
 /// A minimal GGUF v3 writer for tests.
+#[derive(Default)]
 pub struct GgufWriter {
     meta: Vec<u8>,
     n_meta: u64,
@@ -108,11 +109,7 @@ pub struct GgufWriter {
 
 impl GgufWriter {
     pub fn new() -> Self {
-        GgufWriter {
-            meta: Vec::new(),
-            n_meta: 0,
-            tensors: Vec::new(),
-        }
+        GgufWriter::default()
     }
 
     fn key(&mut self, key: &str, ty: u32) {

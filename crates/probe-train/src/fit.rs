@@ -91,6 +91,16 @@ pub enum Solver {
     Lbfgs,
 }
 
+impl std::fmt::Display for Solver {
+    /// The name `FromStr` reads (`newton`, `lbfgs`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Solver::Newton => "newton",
+            Solver::Lbfgs => "lbfgs",
+        })
+    }
+}
+
 impl std::str::FromStr for Solver {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -58,11 +58,11 @@ pub fn run(args: Args) -> Result<()> {
     };
     if args.dry_run {
         for st in options.plan()?.1 {
-            println!("{:<28} probe {}", st.id, st.argv.join(" "));
+            println!("{:<28} probe {}", st.id, st.argv().join(" "));
         }
         return Ok(());
     }
-    let outcome = probe::study::run(&options, &mut |argv| crate::run_args(argv))?;
+    let outcome = probe::study::run(&options)?;
     if args.stage == Stage::Report {
         println!(
             "report: {}",

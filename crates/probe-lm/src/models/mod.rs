@@ -60,6 +60,33 @@ pub static ARCHITECTURES: &[&dyn Architecture] = &[
     &gemma3::Gemma3,
 ];
 
+impl ArchitectureKind {
+    /// The short name (`llama`, `gemma3`, …: `probe inspect`, artifacts).
+    pub fn name(self) -> &'static str {
+        self.spec().name()
+    }
+
+    /// What makes this architecture ([`ARCHITECTURES`]).
+    pub fn spec(self) -> &'static dyn Architecture {
+        *ARCHITECTURES
+            .iter()
+            .find(|a| a.kind() == self)
+            .expect("every kind is listed in models::ARCHITECTURES")
+    }
+
+    /// The architecture of an HF `config.json`'s `model_type`.
+    pub(crate) fn from_model_type(model_type: &str) -> Result<Self> {
+        ARCHITECTURES
+            .iter()
+            .find(|a| a.hf_model_types().contains(&model_type))
+            .map(|a| a.kind())
+            .ok_or_else(|| Error::UnknownArchitecture {
+                found: model_type.to_string(),
+                supported: supported_model_types(),
+            })
+    }
+}
+
 /// The HF `model_type` values `probe` reads, for error messages.
 pub fn supported_model_types() -> String {
     let types: Vec<&str> = ARCHITECTURES

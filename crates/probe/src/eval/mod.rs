@@ -51,6 +51,18 @@ pub enum Similarity {
     Model,
 }
 
+impl Similarity {
+    /// The name `probe eval --similarity` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Similarity::Auto => "auto",
+            Similarity::Given => "given",
+            Similarity::Tfidf => "tfidf",
+            Similarity::Model => "model",
+        }
+    }
+}
+
 /// Options of [`eval`]; `EvalOptions::new(model, questions)` has the CLI's defaults.
 #[derive(Debug, Clone)]
 pub struct EvalOptions {

@@ -1,12 +1,15 @@
 //! `study`: extract → train → vectors → scale → eval → compare → report for every model of
 //! an experiment file, then one cross-model report.
 //!
-//! Each stage is an ordinary `probe` command line built from the experiment ([`plan`]); the
-//! caller runs it (the CLI parses and dispatches it in-process). A stage is reused when its fingerprint (SHA-256 over its arguments, the
-//! contents of the data files it reads and the fingerprints of the stages it builds on)
-//! equals the one recorded when it last finished (`<out>/stages/*.json`); a killed stage
-//! resumes through the command's own resume (cache shards, `units.jsonl`).
+//! Each stage is one library operation with typed options built from the experiment
+//! ([`plan`]), run by calling the library. A stage is reused when its fingerprint (SHA-256 over
+//! its options, serialized as the `probe` command line that runs them ([`Stage::argv`], which
+//! `probe-cli`'s tests parse back into the same options), the contents of the data files it
+//! reads and the fingerprints of the stages it builds on) equals the one recorded when it last
+//! finished (`<out>/stages/*.json`); a killed stage resumes through the operation's own resume
+//! (cache shards, `units.jsonl`).
 
+mod argv;
 mod experiment;
 mod plan;
 
@@ -19,7 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 pub use experiment::Experiment;
-pub use plan::{plan, Stage, StageKind};
+pub use plan::{plan, Stage, StageKind, StageOp};
 
 use crate::progress::note;
 
@@ -46,7 +49,7 @@ impl StudyOptions {
     /// The experiment and the stages up to `stage`, without running anything.
     pub fn plan(&self) -> Result<(Experiment, Vec<Stage>)> {
         let experiment = Experiment::load(&self.experiment)?;
-        let stages = plan(&experiment)
+        let stages = plan(&experiment)?
             .into_iter()
             .filter(|st| st.kind <= self.stage)
             .collect();
@@ -163,12 +166,8 @@ impl StudyLog {
 }
 
 /// Runs the study's stages up to `options.stage`: each is reused when its fingerprint equals
-/// the recorded one, else `run_stage` runs its argv (program name first); finished stages are
-/// recorded in `<out>/stages/`.
-pub fn run(
-    options: &StudyOptions,
-    run_stage: &mut dyn FnMut(&[String]) -> Result<()>,
-) -> Result<StudyOutcome> {
+/// the recorded one, else run; finished stages are recorded in `<out>/stages/`.
+pub fn run(options: &StudyOptions) -> Result<StudyOutcome> {
     let args = options;
     let split: probe_cache::ShardSplit = args
         .shard
@@ -196,8 +195,9 @@ pub fn run(
     let (mut ran, mut reused) = (0, 0);
     for (n, st) in selected.iter().enumerate() {
         let mut h = Sha256::new();
-        // the arguments, minus the ones that do not change results
-        let relevant: Vec<&String> = st.argv.iter().filter(|a| *a != "--overwrite").collect();
+        let argv = st.argv();
+        // the options, minus the ones that do not change results
+        let relevant: Vec<&String> = argv.iter().filter(|a| *a != "--overwrite").collect();
         h.update(serde_json::to_vec(&relevant)?);
         for input in &st.inputs {
             hash_input(&mut h, input)?;
@@ -222,18 +222,17 @@ pub fn run(
                 st.kind
             )
         }
-        let mut argv = vec!["probe".to_string()];
-        argv.extend(st.argv.iter().cloned());
+        let mut op = st.op.clone();
         if sharded {
-            argv.extend(["--shard".into(), format!("{}/{}", split.k, split.n)]);
+            op.set_shard(&format!("{}/{}", split.k, split.n));
         }
         log.line(&format!(
             "{position} {} started: probe {}",
             st.id,
-            st.argv.join(" ")
+            argv.join(" ")
         ));
         let t = Instant::now();
-        run_stage(&argv).with_context(|| format!("stage {}", st.id))?;
+        op.run().with_context(|| format!("stage {}", st.id))?;
         let seconds = t.elapsed().as_secs_f64();
         ran += 1;
         if sharded {
@@ -253,7 +252,7 @@ pub fn run(
             &marker,
             serde_json::to_string_pretty(&json!({
                 "stage": st.id, "fingerprint": fingerprint, "seconds": seconds,
-                "argv": st.argv,
+                "argv": argv,
             }))?
             .as_bytes(),
         )?;

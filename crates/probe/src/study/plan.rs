@@ -1,9 +1,21 @@
 //! The stages of a study: for every model extract → train → vectors → scale → eval, then
-//! compare and one report, each an ordinary `probe` command line built from the experiment.
+//! compare and one report, each the typed options of one library operation, built from the
+//! experiment. `Stage::argv` (the printer, `argv.rs`) says what each would be as a `probe` command line (for
+//! `--dry-run` and `study.log`); running a stage calls the library directly.
 
 use std::path::PathBuf;
 
+use anyhow::{Context, Result};
+use probe_report::compare::{Baseline, CompareOptions, Metric};
+
 use super::experiment::Experiment;
+use crate::compare::CompareRequest;
+use crate::eval::{EvalOptions, QuestionSource, VoteQuestion};
+use crate::report::ReportRequest;
+use crate::scale::ScaleOptions;
+use crate::survey::SurveySource;
+use crate::vectors::VectorsOptions;
+use crate::{ExtractOptions, ModelSpec, PersonaSelection, TrainOptions};
 
 /// The stages, in pipeline order (`--stage` runs up to one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,29 +39,90 @@ impl StageKind {
     }
 }
 
-/// One command to run.
+/// One library operation with its options, as planned.
+#[derive(Debug, Clone)]
+pub enum StageOp {
+    Extract(ExtractOptions),
+    Train(TrainOptions),
+    Vectors(VectorsOptions),
+    Scale(ScaleOptions),
+    Eval(EvalOptions),
+    Compare(CompareRequest),
+    Report(ReportRequest),
+}
+
+impl StageOp {
+    pub fn kind(&self) -> StageKind {
+        match self {
+            StageOp::Extract(_) => StageKind::Extract,
+            StageOp::Train(_) => StageKind::Train,
+            StageOp::Vectors(_) => StageKind::Vectors,
+            StageOp::Scale(_) => StageKind::Scale,
+            StageOp::Eval(_) => StageKind::Eval,
+            StageOp::Compare(_) => StageKind::Compare,
+            StageOp::Report(_) => StageKind::Report,
+        }
+    }
+
+    /// This job's slice `k/n` of a shardable stage (the others have none).
+    pub fn set_shard(&mut self, shard: &str) {
+        match self {
+            StageOp::Extract(o) => o.shard = shard.to_string(),
+            StageOp::Scale(o) => o.shard = shard.to_string(),
+            StageOp::Eval(o) => o.shard = shard.to_string(),
+            _ => {}
+        }
+    }
+
+    /// Runs the operation (what `probe <command>` runs, without its printed summary).
+    pub fn run(&self) -> Result<()> {
+        match self {
+            StageOp::Extract(o) => crate::ensure_cache(o).map(drop),
+            StageOp::Train(o) => crate::train(o).map(drop),
+            StageOp::Vectors(o) => crate::vectors::vectors(o).map(drop),
+            StageOp::Scale(o) => crate::scale::scale(o).map(drop),
+            StageOp::Eval(o) => crate::eval::eval(o).map(drop),
+            StageOp::Compare(o) => crate::compare::compare_all(o).map(drop),
+            StageOp::Report(o) => crate::report::report(o).map(drop),
+        }
+    }
+}
+
+/// One stage of the study.
+#[derive(Debug, Clone)]
 pub struct Stage {
     pub kind: StageKind,
     /// Unique within the study: `<model>/extract`, `<model>/eval-coin`, `report`.
     pub id: String,
-    /// The `probe` arguments (without the program name).
-    pub argv: Vec<String>,
+    pub op: StageOp,
     /// Data files and directories whose contents the stage reads.
     pub inputs: Vec<PathBuf>,
     /// Ids of the stages it builds on.
     pub after: Vec<String>,
 }
 
-fn s(x: impl AsRef<std::ffi::OsStr>) -> String {
-    x.as_ref().to_string_lossy().into_owned()
+impl Stage {
+    fn new(id: String, op: StageOp, inputs: Vec<PathBuf>, after: Vec<String>) -> Self {
+        Stage {
+            kind: op.kind(),
+            id,
+            op,
+            inputs,
+            after,
+        }
+    }
 }
 
 /// The stages of the study, in order.
-pub fn plan(e: &Experiment) -> Vec<Stage> {
+pub fn plan(e: &Experiment) -> Result<Vec<Stage>> {
     let mut stages = Vec::new();
     let mut runs = Vec::new();
     let mut report_after = Vec::new();
     let mut report_inputs = Vec::new();
+    let device = e
+        .device
+        .parse()
+        .with_context(|| format!("device {:?}", e.device))?;
     for (i, m) in e.models.iter().enumerate() {
         let label = e.label(i);
         let base = e.out.join(&label);
@@ -58,231 +131,172 @@ pub fn plan(e: &Experiment) -> Vec<Stage> {
         let stem = probe_lm::model::model_name(&m.path);
         let run = base.join(&stem).join("run");
         runs.push(run.clone());
-        let mut model_args = vec![
-            s(&m.path),
-            "--device".into(),
-            e.device.clone(),
-            "--dtype".into(),
-            m.dtype.clone().unwrap_or_else(|| e.dtype.clone()),
-        ];
-        if let Some(t) = &m.tokenizer {
-            model_args.extend(["--tokenizer".into(), s(t)]);
-        }
-        let mut extract_args = model_args.clone();
-        extract_args.extend([
-            "--election".into(),
-            s(&e.election.dir),
-            "--template-file".into(),
-            s(&e.probes.template_file),
-            "--layers".into(),
-            e.layer_spec(),
-            "--positions".into(),
-            e.probes.positions.clone(),
-            "--cache-dtype".into(),
-            e.probes.dtype.clone(),
-            "--shard-size".into(),
-            e.probes.shard_size.to_string(),
-            "--batch-size".into(),
-            e.probes.batch_size.to_string(),
-            "--out".into(),
-            s(&cache),
-        ]);
-        if !e.election.parties.is_empty() {
-            extract_args.extend(["--parties".into(), e.election.parties.join(",")]);
-        }
-        if !e.probes.templates.is_empty() {
-            extract_args.extend(["--templates".into(), e.probes.templates.join(",")]);
-        }
+        let dtype = m.dtype.as_deref().unwrap_or(&e.dtype);
+        let model = ModelSpec {
+            device,
+            tokenizer: m.tokenizer.clone(),
+            dtype: dtype
+                .parse()
+                .with_context(|| format!("model {label}: dtype {dtype:?}"))?,
+            ..ModelSpec::new(&m.path)
+        };
+        let extract = ExtractOptions {
+            parties: e.election.parties.clone(),
+            template_file: e.probes.template_file.clone(),
+            templates: e.probes.templates.clone(),
+            layers: e.layer_spec(),
+            positions: e.probes.positions.clone(),
+            cache_dtype: e.probes.dtype.clone(),
+            shard_size: e.probes.shard_size,
+            batch_size: e.probes.batch_size,
+            out: Some(cache),
+            ..ExtractOptions::new(model.clone(), &e.election.dir)
+        };
         let model_inputs = vec![m.path.clone()];
         let data_inputs = vec![e.election.dir.clone(), e.probes.template_file.clone()];
         let id = |name: &str| format!("{label}/{name}");
-        stages.push(Stage {
-            kind: StageKind::Extract,
-            id: id("extract"),
-            argv: [vec!["extract".to_string()], extract_args.clone()].concat(),
-            inputs: [model_inputs.clone(), data_inputs.clone()].concat(),
-            after: vec![],
-        });
-        let mut train = [vec!["train".to_string()], extract_args.clone()].concat();
-        train.extend([
-            "--folds".into(),
-            e.probes.folds.to_string(),
-            "--probes-dir".into(),
-            s(&base),
-            "--run".into(),
-            "run".into(),
-        ]);
-        stages.push(Stage {
-            kind: StageKind::Train,
-            id: id("train"),
-            argv: train,
-            inputs: vec![],
-            after: vec![id("extract")],
-        });
-        let mut vectors = [vec!["vectors".to_string()], model_args.clone()].concat();
-        vectors.extend([
-            "--probes".into(),
-            s(&run),
-            "-k".into(),
-            e.probes.k.to_string(),
-            "--print".into(),
-            "0".into(),
-        ]);
-        stages.push(Stage {
-            kind: StageKind::Vectors,
-            id: id("vectors"),
-            argv: vectors,
-            inputs: vec![],
-            after: vec![id("train")],
-        });
+        stages.push(Stage::new(
+            id("extract"),
+            StageOp::Extract(extract.clone()),
+            [model_inputs.clone(), data_inputs.clone()].concat(),
+            vec![],
+        ));
+        let mut train = TrainOptions::new(extract);
+        train.params.folds = e.probes.folds;
+        train.probes_dir = base.clone();
+        train.run = Some("run".into());
+        stages.push(Stage::new(
+            id("train"),
+            StageOp::Train(train),
+            vec![],
+            vec![id("extract")],
+        ));
+        let vectors = VectorsOptions {
+            k: e.probes.k,
+            ..VectorsOptions::new(model.clone(), &run)
+        };
+        stages.push(Stage::new(
+            id("vectors"),
+            StageOp::Vectors(vectors),
+            vec![],
+            vec![id("train")],
+        ));
         let mut last = vec![id("vectors")];
+        let persona_selection = |p: &super::experiment::PersonaConfig| PersonaSelection {
+            spec: p.spec.clone(),
+            personas: None,
+            filter: p.filter.clone(),
+        };
         if let Some(p) = &e.personas {
-            let mut scale = [vec!["scale".to_string()], model_args.clone()].concat();
-            scale.extend([
-                "--probes".into(),
-                s(&run),
-                "--persona".into(),
-                s(&p.spec),
-                "--prompts".into(),
-                s(&p.templates),
-                "--select".into(),
-                p.select.clone(),
-                "--negative".into(),
-                p.negative.clone(),
-                "--shard-size".into(),
-                p.shard_size.to_string(),
-                "--out".into(),
-                s(run.join("scale-personas")),
-                "--overwrite".into(),
-            ]);
-            if !p.variants.is_empty() {
-                scale.extend(["--variants".into(), p.variants.join(",")]);
-            }
-            for f in &p.filter {
-                scale.extend(["--where".into(), f.clone()]);
-            }
-            stages.push(Stage {
-                kind: StageKind::Scale,
-                id: id("scale"),
-                argv: scale,
-                inputs: vec![p.spec.clone(), p.templates.clone()],
-                after: vec![id("vectors")],
-            });
+            let scale = ScaleOptions {
+                personas: persona_selection(p),
+                prompts: p.templates.clone(),
+                variants: p.variants.clone(),
+                select: p.select.clone(),
+                negative: p.negative.clone(),
+                shard_size: p.shard_size,
+                out: Some(run.join("scale-personas")),
+                overwrite: true,
+                ..ScaleOptions::new(model.clone(), run.join("vectors"))
+            };
+            stages.push(Stage::new(
+                id("scale"),
+                StageOp::Scale(scale),
+                vec![p.spec.clone(), p.templates.clone()],
+                vec![id("vectors")],
+            ));
             last = vec![id("scale")];
         }
         for (j, ev) in e.evals.iter().enumerate() {
             let name = e.eval_name(j);
             let out = run.join(format!("eval-{name}"));
-            let mut argv = [vec!["eval".to_string()], model_args.clone()].concat();
             let mut inputs = model_inputs.clone();
-            if let Some(q) = &ev.questions {
-                argv.extend(["--questions".into(), s(q)]);
-                inputs.push(q.clone());
-            }
-            if let Some(q) = &ev.opinionqa {
-                argv.extend(["--opinionqa".into(), s(q)]);
-                inputs.push(q.clone());
-                if !ev.attributes.is_empty() {
-                    argv.extend(["--attribute".into(), ev.attributes.join(",")]);
-                }
-            }
-            if ev.vote {
+            let questions = if ev.vote {
                 let p = e.personas.as_ref().expect("checked");
-                argv.extend(["--vote".into(), s(&e.election.dir)]);
-                argv.extend(["--persona".into(), s(&p.spec)]);
                 inputs.extend([e.election.dir.clone(), p.spec.clone()]);
-                if !e.election.parties.is_empty() {
-                    argv.extend(["--parties".into(), e.election.parties.join(",")]);
-                }
-                for f in &p.filter {
-                    argv.extend(["--where".into(), f.clone()]);
-                }
-                if let Some(n) = ev.persona_sample {
-                    argv.extend(["--persona-sample".into(), n.to_string()]);
-                }
-                survey_args(e, &mut argv, &mut inputs);
+                let survey = survey_source(e, &mut inputs);
                 if let Some(source) = &ev.shots_from {
-                    argv.extend(["--shots-from".into(), source.clone()]);
                     if std::path::Path::new(source).is_file() {
                         inputs.push(PathBuf::from(source));
                     }
                 }
-            }
-            if !ev.question_ids.is_empty() {
-                argv.extend(["--question-ids".into(), ev.question_ids.join(",")]);
-            }
-            if let Some(n) = ev.limit {
-                argv.extend(["--limit".into(), n.to_string()]);
-            }
-            if let Some(p) = &ev.prompts {
-                argv.extend(["--prompts".into(), s(p)]);
-                inputs.push(p.clone());
+                QuestionSource::Vote(Box::new(VoteQuestion {
+                    election: e.election.dir.clone(),
+                    parties: e.election.parties.clone(),
+                    personas: persona_selection(p),
+                    persona_sample: ev.persona_sample,
+                    survey,
+                    shots_from: ev.shots_from.clone(),
+                    leak_tolerance: probe_eval::questions::DEFAULT_LEAK_TOLERANCE,
+                }))
+            } else if let Some(q) = &ev.opinionqa {
+                inputs.push(q.clone());
+                QuestionSource::OpinionQa {
+                    dir: q.clone(),
+                    attributes: ev.attributes.clone(),
+                }
             } else {
-                inputs.push(PathBuf::from(if ev.vote {
+                let q = ev.questions.clone().expect("checked: one question set");
+                inputs.push(q.clone());
+                QuestionSource::Questions(q)
+            };
+            match &ev.prompts {
+                Some(p) => inputs.push(p.clone()),
+                None => inputs.push(PathBuf::from(if ev.vote {
                     "data/eval/vote-prompts.toml"
                 } else {
                     "data/eval/prompts.toml"
-                }));
+                })),
             }
-            if m.kind == "base" {
-                argv.push("--no-chat".into());
-            }
-            argv.extend([
-                "--methods".into(),
-                ev.methods.join(","),
-                "--steering".into(),
-                ev.steering.join(","),
-                "--n".into(),
-                ev.n.to_string(),
-                "--temperature".into(),
-                ev.temperature
-                    .iter()
-                    .map(f32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-                "--shots".into(),
-                ev.shots.to_string(),
-                "--out".into(),
-                s(&out),
-                "--overwrite".into(),
-            ]);
-            stages.push(Stage {
-                kind: StageKind::Eval,
-                id: id(&format!("eval-{name}")),
-                argv,
+            let eval = EvalOptions {
+                question_ids: ev.question_ids.clone(),
+                limit: ev.limit,
+                prompts: ev.prompts.clone(),
+                chat: m.kind != "base",
+                methods: ev.methods.clone(),
+                steering: ev.steering.clone(),
+                n: ev.n,
+                temperature: ev.temperature.clone(),
+                shots: ev.shots,
+                out: Some(out.clone()),
+                overwrite: true,
+                ..EvalOptions::new(model.clone(), questions)
+            };
+            stages.push(Stage::new(
+                id(&format!("eval-{name}")),
+                StageOp::Eval(eval),
                 inputs,
-                after: vec![],
-            });
+                vec![],
+            ));
             last.push(id(&format!("eval-{name}")));
             if !ev.vote {
                 // question sets with their own references: a table per method × steering
-                let mut compare = vec![
-                    "compare".to_string(),
-                    "--predicted".into(),
-                    s(out.join("eval.cells.jsonl")),
-                    "--baseline".into(),
-                    "uniform".into(),
-                    "--baseline".into(),
-                    "majority".into(),
-                    "--by".into(),
-                    "model,method,steering".into(),
-                    "--metrics".into(),
-                    e.report.metrics.join(","),
-                    "--bootstrap".into(),
-                    e.report.bootstrap.to_string(),
-                    "--out".into(),
-                    s(run.join(format!("compare-{name}.csv"))),
-                ];
-                if ev.opinionqa.is_some() {
-                    compare.push("--skip-unmatched".into());
-                }
-                stages.push(Stage {
-                    kind: StageKind::Compare,
-                    id: id(&format!("compare-{name}")),
-                    argv: compare,
-                    inputs: vec![],
-                    after: vec![id(&format!("eval-{name}"))],
-                });
+                let metrics = e
+                    .report
+                    .metrics
+                    .iter()
+                    .map(|m| Metric::parse(m))
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("report.metrics")?;
+                let compare = CompareRequest {
+                    predicted: vec![out.join("eval.cells.jsonl")],
+                    baselines: vec![Baseline::Uniform, Baseline::Majority],
+                    skip_unmatched: ev.opinionqa.is_some(),
+                    options: CompareOptions {
+                        metrics,
+                        by: ["model", "method", "steering"].map(String::from).to_vec(),
+                        bootstrap: e.report.bootstrap,
+                        ..CompareOptions::default()
+                    },
+                    out: Some(run.join(format!("compare-{name}.csv"))),
+                    ..CompareRequest::default()
+                };
+                stages.push(Stage::new(
+                    id(&format!("compare-{name}")),
+                    StageOp::Compare(compare),
+                    vec![],
+                    vec![id(&format!("eval-{name}"))],
+                ));
                 last.push(id(&format!("compare-{name}")));
             }
         }
@@ -298,50 +312,51 @@ pub fn plan(e: &Experiment) -> Vec<Stage> {
             m.kind != "base",
         )
     });
-    let mut report = vec!["report".to_string()];
-    report.extend(order.iter().map(|&i| s(&runs[i])));
     let mut inputs = report_inputs;
-    survey_args(e, &mut report, &mut inputs);
-    report.extend([
-        "--title".into(),
-        e.name.clone(),
-        "--bootstrap".into(),
-        e.report.bootstrap.to_string(),
-        "--out".into(),
-        s(e.out.join("report")),
-    ]);
-    for note in &e.report.notes {
-        report.extend(["--note".into(), note.clone()]);
+    let formats = e
+        .report
+        .formats
+        .iter()
+        .map(|f| f.parse().map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()
+        .context("report.formats")?;
+    let mut report = ReportRequest {
+        runs: order.iter().map(|&i| runs[i].clone()).collect(),
+        survey: survey_source(e, &mut inputs),
+        title: e.name.clone(),
+        notes: e.report.notes.clone(),
+        bootstrap: e.report.bootstrap,
+        out: Some(e.out.join("report")),
+        ..ReportRequest::default()
+    };
+    if !formats.is_empty() {
+        report.formats = formats;
     }
-    if !e.report.formats.is_empty() {
-        report.extend(["--format".into(), e.report.formats.join(",")]);
-    }
-    stages.push(Stage {
-        kind: StageKind::Report,
-        id: "report".into(),
-        argv: report,
+    stages.push(Stage::new(
+        "report".into(),
+        StageOp::Report(report),
         inputs,
-        after: report_after,
-    });
-    stages
+        report_after,
+    ));
+    Ok(stages)
 }
 
-fn survey_args(e: &Experiment, argv: &mut Vec<String>, inputs: &mut Vec<PathBuf>) {
+/// The experiment's survey (or built-in election) as the reference of vote evaluations and
+/// the report; its CSV joins `inputs`.
+fn survey_source(e: &Experiment, inputs: &mut Vec<PathBuf>) -> SurveySource {
     let sv = &e.survey;
+    let mut source = SurveySource {
+        election: sv.election.clone(),
+        ..SurveySource::default()
+    };
     if let Some(csv) = &sv.csv {
-        argv.extend(["--survey".into(), s(csv)]);
         inputs.push(csv.clone());
+        source.survey = Some(csv.clone());
         if let Some(a) = &sv.answer {
-            argv.extend(["--answer".into(), a.clone()]);
+            source.answer = a.clone();
         }
-        if let Some(w) = &sv.weight {
-            argv.extend(["--survey-weight".into(), w.clone()]);
-        }
-        if !sv.attributes.is_empty() {
-            argv.extend(["--survey-attributes".into(), sv.attributes.join(",")]);
-        }
+        source.survey_weight = sv.weight.clone();
+        source.survey_attributes = sv.attributes.clone();
     }
-    if let Some(id) = &sv.election {
-        argv.extend(["--election".into(), id.clone()]);
-    }
+    source
 }
