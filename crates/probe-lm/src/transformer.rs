@@ -644,12 +644,7 @@ impl Transformer {
             pad_lens: &batch.pad_lens,
             past: 0,
         };
-        let hidden = self.run(
-            &step,
-            Some(&mut kv),
-            &mut HookSite::new(&HookSpec::new(), &mut ActivationCache::default()),
-            self.config.num_layers,
-        );
+        let hidden = self.run_unhooked(&step, Some(&mut kv), self.config.num_layers);
         kv.past_len = batch.seq_len;
         let logits = self.logits(hidden, Logits::Last).expect("asked for logits");
         Ok((logits, kv))
@@ -679,12 +674,7 @@ impl Transformer {
             pad_lens: &[0],
             past: 0,
         };
-        self.run(
-            &step,
-            Some(&mut kv),
-            &mut HookSite::new(&HookSpec::new(), &mut ActivationCache::default()),
-            run_layers,
-        );
+        self.run_unhooked(&step, Some(&mut kv), run_layers);
         kv.past_len = ids.len();
         Ok(kv)
     }
@@ -793,12 +783,7 @@ impl Transformer {
             pad_lens: &pad_lens,
             past,
         };
-        let hidden = self.run(
-            &step,
-            Some(kv),
-            &mut HookSite::new(&HookSpec::new(), &mut ActivationCache::default()),
-            self.config.num_layers,
-        );
+        let hidden = self.run_unhooked(&step, Some(kv), self.config.num_layers);
         kv.past_len += 1;
         Ok(self.logits(hidden, Logits::Last).expect("asked for logits"))
     }
@@ -911,6 +896,22 @@ impl Transformer {
             x = block.forward(l, x, inputs, slot, hooks);
         }
         x
+    }
+
+    /// [`Self::run`] with no hook point recorded (prefill, prefixes, decoding).
+    fn run_unhooked(
+        &self,
+        step: &Step<'_>,
+        kv: Option<&mut KvCache>,
+        run_layers: usize,
+    ) -> Tensor<3> {
+        let mut none = ActivationCache::default();
+        self.run(
+            step,
+            kv,
+            &mut HookSite::new(&HookSpec::new(), &mut none),
+            run_layers,
+        )
     }
 
     /// Logits as f32 (callers checked that the head is loaded).
