@@ -125,6 +125,21 @@ struct Step<'a> {
     past: usize,
 }
 
+impl<'a> Step<'a> {
+    /// A whole left-padded batch with nothing cached before it, at its `positions`
+    /// ([`Batch::position_ids`]).
+    fn prompt(batch: &'a Batch, positions: &'a [i64]) -> Self {
+        Step {
+            ids: &batch.input_ids,
+            positions,
+            batch: batch.batch_size,
+            seq: batch.seq_len,
+            pad_lens: &batch.pad_lens,
+            past: 0,
+        }
+    }
+}
+
 /// The token embedding `[vocab, hidden]`: a device tensor, or host blocks on the CPU (a
 /// lookup dequantizes only the rows it needs).
 #[derive(Module, Debug)]
@@ -606,14 +621,7 @@ impl Transformer {
         self.check_loaded(run_layers, logits != Logits::None)?;
         let mut cache = ActivationCache::default();
         let positions = batch.position_ids();
-        let step = Step {
-            ids: &batch.input_ids,
-            positions: &positions,
-            batch: batch.batch_size,
-            seq: batch.seq_len,
-            pad_lens: &batch.pad_lens,
-            past: 0,
-        };
+        let step = Step::prompt(batch, &positions);
         let hidden = self.run(
             &step,
             None,
@@ -636,14 +644,7 @@ impl Transformer {
             past_len: 0,
         };
         let positions = batch.position_ids();
-        let step = Step {
-            ids: &batch.input_ids,
-            positions: &positions,
-            batch: batch.batch_size,
-            seq: batch.seq_len,
-            pad_lens: &batch.pad_lens,
-            past: 0,
-        };
+        let step = Step::prompt(batch, &positions);
         let hidden = self.run_unhooked(&step, Some(&mut kv), self.config.num_layers);
         kv.past_len = batch.seq_len;
         let logits = self.logits(hidden, Logits::Last).expect("asked for logits");

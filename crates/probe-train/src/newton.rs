@@ -144,29 +144,7 @@ impl Columns<'_> {
     }
 }
 
-/// Compiles `$body` twice, once for AVX2 + FMA, chosen at run time when the CPU has them: the
-/// crate is built for baseline x86-64, where f64 loops vectorise only two lanes wide.
-macro_rules! with_avx2 {
-    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
-        $(#[$attr])*
-        fn $name($($arg: $ty),*) -> $ret {
-            #[inline(always)]
-            fn portable($($arg: $ty),*) -> $ret $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) -> $ret {
-                    portable($($arg),*)
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU was just checked to have the features `avx2` needs.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            portable($($arg),*)
-        }
-    };
-}
+use probe_util::with_avx2;
 
 /// A dot product with sixteen accumulators, so it vectorises (a single f64 sum cannot be
 /// reordered by the compiler) and hides the adds' latency. Inlined into its callers, so inside

@@ -124,30 +124,7 @@ pub(crate) unsafe fn matmul_into(
     }
 }
 
-/// Compiles `$body` twice, once for AVX2 + FMA, chosen at run time when the CPU has them: the
-/// crate is built for baseline x86-64, where f32 loops vectorise only four lanes wide.
-macro_rules! with_avx2 {
-    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
-        $(#[$attr])*
-        fn $name($($arg: $ty),*) {
-            #[inline(always)]
-            fn portable($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) {
-                    portable($($arg),*)
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU was just checked to have the features `avx2` needs.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            portable($($arg),*)
-        }
-    };
-}
-use with_avx2;
+pub(crate) use probe_util::with_avx2;
 
 /// `eˣ` in f32 without branches, so loops over it vectorise: Cephes' `expf` (range reduction
 /// by ln 2 in two parts, degree-6 polynomial, exponent by bit construction), within 2 ulp of
