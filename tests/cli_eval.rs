@@ -179,7 +179,7 @@ fn eval_bad_input() {
         &eval(&out, &["--question-ids", "coin-11"]),
         "question `coin-11` is not in coin",
     );
-    assert_clean_failure(&eval(&out, &["--shard", "2/2"]), "--shard 2/2");
+    assert_clean_failure(&eval(&out, &["--shard", "2/2"]), "'2/2' for '--shard");
     assert_clean_failure(&eval(&out, &["--n", "0"]), "--n <N>': must be at least 1");
 }
 

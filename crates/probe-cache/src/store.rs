@@ -7,39 +7,7 @@ use safetensors::{Dtype, SafeTensors, View};
 use crate::manifest::{Manifest, FORMAT_VERSION};
 use crate::{write_atomic, CacheError, Result};
 
-/// Job `k` of `n`: this job fills the shards i with i mod n = k.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardSplit {
-    pub k: usize,
-    pub n: usize,
-}
-
-impl Default for ShardSplit {
-    fn default() -> Self {
-        ShardSplit { k: 0, n: 1 }
-    }
-}
-
-impl std::str::FromStr for ShardSplit {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (k, n) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}`: expected k/n, e.g. 0/4"))?;
-        let (k, n): (usize, usize) = (
-            k.trim()
-                .parse()
-                .map_err(|_| format!("`{s}`: k is not a number"))?,
-            n.trim()
-                .parse()
-                .map_err(|_| format!("`{s}`: n is not a number"))?,
-        );
-        if n == 0 || k >= n {
-            return Err(format!("`{s}`: need 0 ≤ k < n"));
-        }
-        Ok(ShardSplit { k, n })
-    }
-}
+pub use probe_util::ShardSplit;
 
 mod layout;
 use layout::*;

@@ -82,6 +82,26 @@ impl Steering {
     }
 }
 
+/// `FromStr` and `Display` by name, so the edges (clap, Python) parse `logp`/`none` once.
+macro_rules! by_name {
+    ($t:ty) => {
+        impl std::str::FromStr for $t {
+            type Err = EvalError;
+            fn from_str(s: &str) -> Result<Self> {
+                <$t>::parse(s)
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+by_name!(Method);
+by_name!(Steering);
+
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Shot {

@@ -2,6 +2,7 @@
 //! distribution cell plus an audit record (prompt, raw outputs, parse outcomes), appended to
 //! `units.jsonl` as it finishes so a killed run resumes where it stopped.
 
+use probe_util::ShardSplit;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,7 +39,7 @@ pub struct EvalParams {
     /// Wrap prompts in the model's chat template (instruct models).
     pub chat: bool,
     /// `--shard k/n`: this job's slice of the units.
-    pub shard: (usize, usize),
+    pub shard: ShardSplit,
 }
 
 impl Default for EvalParams {
@@ -54,7 +55,7 @@ impl Default for EvalParams {
             batch_size: 8,
             seed: 0,
             chat: true,
-            shard: (0, 1),
+            shard: ShardSplit::default(),
         }
     }
 }
@@ -84,7 +85,7 @@ impl EvalParams {
         if self.batch_size == 0 {
             return bad("batch size must be ≥ 1".into());
         }
-        let (k, n) = self.shard;
+        let ShardSplit { k, n } = self.shard;
         if n == 0 || k >= n {
             return bad(format!("shard {k}/{n}: need k < n"));
         }
@@ -159,10 +160,9 @@ pub fn units(set: &QuestionSet, params: &EvalParams) -> Vec<Unit> {
             }
         }
     }
-    let (k, n) = params.shard;
     out.into_iter()
         .enumerate()
-        .filter(|(i, _)| i % n == k)
+        .filter(|(i, _)| params.shard.owns(*i))
         .map(|(_, u)| u)
         .collect()
 }
@@ -641,7 +641,7 @@ mod tests {
                 units(
                     &s,
                     &EvalParams {
-                        shard: (k, 3),
+                        shard: ShardSplit { k, n: 3 },
                         ..params.clone()
                     },
                 )
@@ -670,7 +670,7 @@ mod tests {
         .check()
         .is_err());
         assert!(EvalParams {
-            shard: (3, 3),
+            shard: ShardSplit { k: 3, n: 3 },
             ..EvalParams::default()
         }
         .check()

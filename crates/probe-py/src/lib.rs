@@ -29,6 +29,30 @@ pub(crate) fn to_py_err(err: anyhow::Error) -> PyErr {
     ProbeError::new_err(probe::error_message(&err))
 }
 
+/// `shard="k/n"` as a `ShardSplit` (a `ValueError` naming the argument when malformed).
+pub(crate) fn parse_shard(shard: &str) -> PyResult<probe_util::ShardSplit> {
+    shard
+        .parse()
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("shard={shard:?}: {e}")))
+}
+
+/// Names (`methods=["logp"]`, `steering=["none"]`) as their types (a `ValueError` naming the
+/// argument when one is unknown).
+pub(crate) fn parse_names<T>(names: &[String], argument: &str) -> PyResult<Vec<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    names
+        .iter()
+        .map(|n| {
+            n.parse().map_err(|e| {
+                pyo3::exceptions::PyValueError::new_err(format!("{argument}={names:?}: {e}"))
+            })
+        })
+        .collect()
+}
+
 /// Shows (the default) or hides progress bars and progress notes on stderr.
 #[pyfunction]
 fn set_progress(visible: bool) {

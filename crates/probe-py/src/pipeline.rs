@@ -14,8 +14,8 @@ use probe::survey::SurveySource;
 use probe::PersonaSelection;
 use probe_report::compare::{Aggregate, Baseline, CompareOptions, Metric};
 
-use crate::blocking;
 use crate::stages::{json_to_py, model_spec};
+use crate::{blocking, parse_names, parse_shard};
 
 fn value_error(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -138,22 +138,24 @@ fn eval<'py>(
     let mut options = EvalOptions::new(model_spec(model, device, dtype)?, source);
     options.question_ids = question_ids;
     options.limit = limit;
+    let params = &mut options.params;
     if let Some(m) = methods {
-        options.methods = m;
+        params.methods = parse_names(&m, "methods")?;
     }
     if let Some(s) = steering {
-        options.steering = s;
+        params.steerings = parse_names(&s, "steering")?;
     }
     if let Some(t) = temperature {
-        options.temperature = t;
+        params.temperatures = t;
     }
-    options.n = n;
-    options.top_p = top_p;
-    options.shots = shots;
-    options.retries = retries;
-    options.batch_size = batch_size;
-    options.seed = seed;
-    options.chat = chat;
+    params.n = n;
+    params.top_p = top_p;
+    params.shots = shots;
+    params.retries = retries;
+    params.batch_size = batch_size;
+    params.seed = seed;
+    params.chat = chat;
+    params.shard = parse_shard(&shard)?;
     options.similarity = match similarity {
         "auto" => Similarity::Auto,
         "given" => Similarity::Given,
@@ -166,7 +168,6 @@ fn eval<'py>(
         }
     };
     options.prompts = prompts;
-    options.shard = shard;
     options.run = run;
     options.probes_dir = probes_dir;
     options.out = out;
@@ -357,7 +358,7 @@ fn study<'py>(
     let options = StudyOptions {
         experiment,
         stage,
-        shard,
+        shard: parse_shard(&shard)?,
     };
     let outcome = blocking::run(py, || probe::study::run(&options))?;
     let value =

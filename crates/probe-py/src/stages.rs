@@ -208,7 +208,7 @@ fn scale<'py>(
         negative: negative.into(),
         batch_size,
         shard_size,
-        shard: shard.into(),
+        shard: crate::parse_shard(shard)?,
         out,
         overwrite,
         ..ScaleOptions::new(model_spec(model, device, dtype)?, vectors)

@@ -80,7 +80,7 @@ fn simulate<'py>(
     options.seed = sample_seed;
     options.batch_size = batch_size;
     options.chat = chat;
-    options.shard = shard;
+    options.shard = crate::parse_shard(&shard)?;
     options.bootstrap = probe_metrics::individual::Bootstrap {
         resamples: bootstrap,
         level,

@@ -6,9 +6,11 @@
 
 mod fs;
 mod rng;
+mod shard;
 
 pub use fs::{temporary_path, write_atomic};
 pub use rng::{mix, SplitMix64};
+pub use shard::ShardSplit;
 
 /// Compiles a function's body twice, once for AVX2 + FMA, chosen at run time when the CPU has
 /// them: the workspace builds for baseline x86-64, where f32 loops vectorise only four lanes

@@ -37,7 +37,7 @@ pub struct ExtractOptions {
     /// Prompts per shard file.
     pub shard_size: usize,
     /// This job's shards `k/n` (independent jobs share one cache).
-    pub shard: String,
+    pub shard: ShardSplit,
     /// Prompts per forward pass.
     pub batch_size: usize,
     /// Seed of the party-order shuffling in the prompts.
@@ -60,7 +60,7 @@ impl ExtractOptions {
             positions: "last-before-answer".into(),
             cache_dtype: "f32".into(),
             shard_size: 256,
-            shard: "0/1".into(),
+            shard: ShardSplit::default(),
             batch_size: 16,
             seed: 0,
             out: None,
@@ -79,10 +79,7 @@ pub struct CacheStatus {
 /// Fills (or resumes, or just validates) the cache the options describe.
 pub fn ensure_cache(options: &ExtractOptions) -> Result<CacheStatus> {
     let rule = PositionRule::parse(&options.positions)?;
-    let split: ShardSplit = options
-        .shard
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--shard {e}"))?;
+    let split = options.shard;
     if !matches!(options.cache_dtype.as_str(), "f32" | "f16") {
         bail!(
             "--cache-dtype must be f32 or f16, not `{}`",

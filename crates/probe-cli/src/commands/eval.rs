@@ -2,6 +2,8 @@
 //! no / persona / few-shot steering, per question and group, as `probe compare` cells.
 //! Resumable (`units.jsonl`), shardable (`--shard k/n`).
 
+use probe_eval::prompts::{Method, Steering};
+use probe_eval::run::EvalParams;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -64,10 +66,10 @@ pub struct Args {
         value_delimiter = ',',
         default_value = "logp,sample,sequence,verbalize"
     )]
-    pub methods: Vec<String>,
+    pub methods: Vec<Method>,
     /// Steerings: none, persona, fewshot.
     #[arg(long, value_delimiter = ',', default_value = "none,persona,fewshot")]
-    pub steering: Vec<String>,
+    pub steering: Vec<Steering>,
     /// Answers per sequence and samples per unit.
     #[arg(long, default_value_t = 30, value_parser = crate::common::positive)]
     pub n: usize,
@@ -107,7 +109,7 @@ pub struct Args {
     pub prompts: Option<PathBuf>,
     /// This job's slice of the units, k/n.
     #[arg(long, default_value = "0/1")]
-    pub shard: String,
+    pub shard: probe_cache::ShardSplit,
     /// Run name under probes/<model>/ (the report reads eval-*/ of a run directory).
     #[arg(long, default_value = "prompt-eval")]
     pub run: String,
@@ -156,16 +158,19 @@ impl Args {
             questions,
             question_ids: self.question_ids.clone(),
             limit: self.limit,
-            methods: self.methods.clone(),
-            steering: self.steering.clone(),
-            n: self.n,
-            temperature: self.temperature.clone(),
-            top_p: self.top_p,
-            shots: self.shots,
-            retries: self.retries,
-            batch_size: self.batch_size,
-            seed: self.seed,
-            chat: !self.no_chat,
+            params: EvalParams {
+                methods: self.methods.clone(),
+                steerings: self.steering.clone(),
+                n: self.n,
+                temperatures: self.temperature.clone(),
+                top_p: self.top_p,
+                shots: self.shots,
+                retries: self.retries,
+                batch_size: self.batch_size,
+                seed: self.seed,
+                chat: !self.no_chat,
+                shard: self.shard,
+            },
             similarity: match self.similarity {
                 Similarity::Auto => probe::eval::Similarity::Auto,
                 Similarity::Given => probe::eval::Similarity::Given,
@@ -173,7 +178,6 @@ impl Args {
                 Similarity::Model => probe::eval::Similarity::Model,
             },
             prompts: self.prompts.clone(),
-            shard: self.shard.clone(),
             run: self.run.clone(),
             probes_dir: self.probes_dir.clone(),
             out: self.out.clone(),

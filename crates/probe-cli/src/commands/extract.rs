@@ -38,7 +38,7 @@ pub struct Args {
     pub shard_size: usize,
     /// Fill only shards i with i mod n = k (independent jobs, e.g. a SLURM array, share one cache).
     #[arg(long, default_value = "0/1")]
-    pub shard: String,
+    pub shard: probe_cache::ShardSplit,
     /// Prompts per forward pass (prompts of similar length are batched together).
     #[arg(long, default_value_t = 16, value_parser = crate::common::positive)]
     pub batch_size: usize,
@@ -70,7 +70,7 @@ impl Args {
             positions: self.positions.clone(),
             cache_dtype: self.cache_dtype.clone(),
             shard_size: self.shard_size,
-            shard: self.shard.clone(),
+            shard: self.shard,
             batch_size: self.batch_size,
             seed: self.seed,
             out: self.out.clone(),

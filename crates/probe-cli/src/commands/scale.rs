@@ -45,7 +45,7 @@ pub struct Args {
     pub shard_size: usize,
     /// Fill only shards i with i mod n = k; the job that finds the cache complete writes ψ.
     #[arg(long, default_value = "0/1")]
-    pub shard: String,
+    pub shard: probe_cache::ShardSplit,
     /// Output directory (default: <vectors>/../scale-<spec>).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
@@ -71,7 +71,7 @@ impl Args {
             negative: self.negative.clone(),
             batch_size: self.batch_size,
             shard_size: self.shard_size,
-            shard: self.shard.clone(),
+            shard: self.shard,
             out: self.out.clone(),
             overwrite: self.overwrite,
         })

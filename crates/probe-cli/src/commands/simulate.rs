@@ -41,7 +41,7 @@ pub struct Args {
     pub no_chat: bool,
     /// This job's slice of the respondents, k/n.
     #[arg(long, default_value = "0/1")]
-    pub shard: String,
+    pub shard: probe_cache::ShardSplit,
     #[command(flatten)]
     pub intervals: crate::common::BootstrapArgs,
     /// Smoothing ε for KL.

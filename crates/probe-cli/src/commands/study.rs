@@ -18,7 +18,7 @@ pub struct Args {
     /// unfinished stage up to --stage runs its shard, then the job stops. A final run
     /// without --shard merges.
     #[arg(long, default_value = "0/1")]
-    pub shard: String,
+    pub shard: probe_cache::ShardSplit,
     /// Check the experiment file and print the plan, run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -54,7 +54,7 @@ pub fn run(args: Args) -> Result<()> {
     let options = StudyOptions {
         experiment: args.experiment.clone(),
         stage: args.stage.kind(),
-        shard: args.shard.clone(),
+        shard: args.shard,
     };
     if args.dry_run {
         for st in options.plan()?.1 {

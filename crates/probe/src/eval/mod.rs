@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use probe_data::cells::Cell;
-use probe_eval::prompts::{Method, Steering, Templates};
+use probe_eval::prompts::{Steering, Templates};
 use probe_eval::questions::QuestionSet;
 use probe_eval::run::{read_records, resume, units, EvalParams, Runner, UnitLog};
 use serde_json::json;
@@ -72,31 +72,12 @@ pub struct EvalOptions {
     pub question_ids: Vec<String>,
     /// Only the first N questions (in id order).
     pub limit: Option<usize>,
-    /// Expression methods: logp, sample, sequence, verbalize.
-    pub methods: Vec<String>,
-    /// Steerings: none, persona, fewshot.
-    pub steering: Vec<String>,
-    /// Answers per sequence and samples per unit.
-    pub n: usize,
-    /// Sampling temperatures of `sample` (several: each its own method `sample@T`).
-    pub temperature: Vec<f32>,
-    /// Nucleus sampling for `sample`, `sequence` and `verbalize` (1 = off).
-    pub top_p: f32,
-    /// Few-shot examples per prompt.
-    pub shots: usize,
-    /// Sampled retries after an unparsable sequence / verbalization.
-    pub retries: usize,
-    /// Prompts per forward pass.
-    pub batch_size: usize,
-    /// Seed of sampling and of the few-shot and persona draws.
-    pub seed: u64,
-    /// Prompts in the model's chat template when it has one.
-    pub chat: bool,
+    /// Methods, steerings, samples, temperatures, shots, retries, batch size, seed, chat
+    /// template and this job's shard: what the runner takes.
+    pub params: EvalParams,
     pub similarity: Similarity,
     /// Prompt templates (default: data/eval/prompts.toml; vote-prompts.toml for the vote).
     pub prompts: Option<PathBuf>,
-    /// This job's slice of the units, k/n.
-    pub shard: String,
     /// Run name under `<probes_dir>/<model>/`.
     pub run: String,
     pub probes_dir: PathBuf,
@@ -113,21 +94,9 @@ impl EvalOptions {
             questions,
             question_ids: Vec::new(),
             limit: None,
-            methods: ["logp", "sample", "sequence", "verbalize"]
-                .map(String::from)
-                .to_vec(),
-            steering: ["none", "persona", "fewshot"].map(String::from).to_vec(),
-            n: 30,
-            temperature: vec![1.0],
-            top_p: 1.0,
-            shots: 5,
-            retries: 2,
-            batch_size: 8,
-            seed: 0,
-            chat: true,
+            params: EvalParams::default(),
             similarity: Similarity::Auto,
             prompts: None,
-            shard: "0/1".into(),
             run: "prompt-eval".into(),
             probes_dir: PathBuf::from("probes"),
             out: None,
@@ -152,33 +121,7 @@ pub struct EvalOutcome {
 /// `summary.json`, `eval.cells.jsonl` and the scores (`tv.json`).
 pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
     let args = options;
-    let params = EvalParams {
-        methods: args
-            .methods
-            .iter()
-            .map(|m| Method::parse(m))
-            .collect::<Result<_, _>>()?,
-        steerings: args
-            .steering
-            .iter()
-            .map(|s| Steering::parse(s))
-            .collect::<Result<_, _>>()?,
-        n: args.n,
-        temperatures: args.temperature.clone(),
-        top_p: args.top_p,
-        shots: args.shots,
-        retries: args.retries,
-        batch_size: args.batch_size,
-        seed: args.seed,
-        chat: args.chat,
-        shard: {
-            let split: probe_cache::ShardSplit = args
-                .shard
-                .parse()
-                .map_err(|e: String| anyhow::anyhow!("--shard {}: {e}", args.shard))?;
-            (split.k, split.n)
-        },
-    };
+    let params = &args.params;
     params.check()?;
     let prompts_path = args.prompts.clone().unwrap_or_else(|| {
         PathBuf::from(if matches!(args.questions, QuestionSource::Vote(_)) {
@@ -193,7 +136,7 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
         QuestionSource::OpinionQa { dir, attributes } => QuestionSet::opinionqa(dir, attributes)?,
         QuestionSource::Questions(path) => QuestionSet::jsonl(path)?,
         QuestionSource::Vote(vote) => {
-            let (set, reference) = vote.question_set(&templates, &prompts_path, &params)?;
+            let (set, reference) = vote.question_set(&templates, &prompts_path, params)?;
             vote_reference = reference;
             set
         }
@@ -250,9 +193,9 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
     let question_ids: Vec<&str> = set.questions.iter().map(|q| q.id.as_str()).collect();
     let settings = json!({
         "model": args.model.path, "dataset": set.dataset, "questions": question_ids,
-        "methods": args.methods, "steering": args.steering, "n": args.n,
-        "temperature": args.temperature, "top_p": args.top_p, "shots": args.shots,
-        "retries": args.retries, "seed": args.seed, "chat": args.chat,
+        "methods": params.methods, "steering": params.steerings, "n": params.n,
+        "temperature": params.temperatures, "top_p": params.top_p, "shots": params.shots,
+        "retries": params.retries, "seed": params.seed, "chat": params.chat,
         "similarity": format!("{:?}", args.similarity).to_lowercase(),
         "prompts": std::fs::read_to_string(&prompts_path)?,
         "groups": probe_eval::stable_hash(&set.questions.iter()
@@ -294,7 +237,7 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
     }
     let log_path = out.join("units.jsonl");
     let finished = resume(&log_path)?;
-    let all = units(&set, &params);
+    let all = units(&set, params);
     let todo: Vec<_> = all
         .iter()
         .filter(|u| !finished.contains(&u.key(&set)))
@@ -304,8 +247,8 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
         "eval: {} questions, {} units in shard {}/{} ({} finished before), {} to do → {}",
         set.questions.len(),
         all.len(),
-        params.shard.0,
-        params.shard.1,
+        params.shard.k,
+        params.shard.n,
         all.len() - todo.len(),
         todo.len(),
         out.display()
@@ -320,7 +263,7 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
     let mut log = UnitLog::open(&log_path)?;
     let bar = progress_bar(todo.len() as u64, "eval");
     let start = Instant::now();
-    let tally = runner.run(&set, &todo, &params, |record, tally| {
+    let tally = runner.run(&set, &todo, params, |record, tally| {
         log.append(&record)?;
         bar.inc(1);
         let secs = start.elapsed().as_secs_f64().max(1e-9);
@@ -352,7 +295,7 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
     let total_units = units(
         &set,
         &EvalParams {
-            shard: (0, 1),
+            shard: probe_cache::ShardSplit::default(),
             ..params.clone()
         },
     )

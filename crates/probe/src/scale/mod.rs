@@ -43,7 +43,7 @@ pub struct ScaleOptions {
     /// Prompts per shard file.
     pub shard_size: usize,
     /// This job's shards `k/n`; the job that finds the cache complete writes ψ.
-    pub shard: String,
+    pub shard: ShardSplit,
     /// Output directory (default `<vectors>/../scale-<spec>`).
     pub out: Option<PathBuf>,
     /// Delete existing output made with other settings instead of refusing.
@@ -62,7 +62,7 @@ impl ScaleOptions {
             negative: "clip".into(),
             batch_size: 16,
             shard_size: 1024,
-            shard: "0/1".into(),
+            shard: ShardSplit::default(),
             out: None,
             overwrite: false,
         }
@@ -118,10 +118,7 @@ pub fn scale(options: &ScaleOptions) -> Result<ScaleOutcome> {
     if args.batch_size == 0 || args.shard_size == 0 {
         bail!("--batch-size and --shard-size must be at least 1");
     }
-    let split: ShardSplit = args
-        .shard
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--shard {e}"))?;
+    let split = args.shard;
     let policy = NegativePolicy::parse(&args.negative)?;
     if args.select == "diametric" {
         bail!("--select diametric: the scaling factor needs positively aligned vectors (joint, per-layer or iqr)");

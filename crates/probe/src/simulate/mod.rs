@@ -108,7 +108,7 @@ pub struct SimulateOptions {
     /// Prompts in the model's chat template when it has one.
     pub chat: bool,
     /// This job's slice of the respondents, k/n.
-    pub shard: String,
+    pub shard: probe_cache::ShardSplit,
     pub bootstrap: probe_metrics::individual::Bootstrap,
     pub kl_smoothing: f64,
     pub spearman: bool,
@@ -134,7 +134,7 @@ impl SimulateOptions {
             seed: 0,
             batch_size: 8,
             chat: true,
-            shard: "0/1".into(),
+            shard: probe_cache::ShardSplit::default(),
             bootstrap: probe_metrics::individual::Bootstrap {
                 resamples: 1000,
                 level: 0.95,
@@ -182,11 +182,7 @@ impl SimulateOptions {
                 self.kl_smoothing
             );
         }
-        let shard: probe_cache::ShardSplit = self
-            .shard
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--shard {}: {e}", self.shard))?;
-        Ok((shard.k, shard.n))
+        Ok((self.shard.k, self.shard.n))
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use probe_cache::ShardSplit;
+
 use super::plan::{Stage, StageOp};
 use crate::compare::CompareRequest;
 use crate::eval::{EvalOptions, QuestionSource};
@@ -106,7 +108,7 @@ fn extract(l: &mut Line, o: &ExtractOptions) {
         .list("parties", &o.parties)
         .list("templates", &o.templates)
         .unless("seed", o.seed, 0)
-        .unless("shard", o.shard.as_str(), "0/1")
+        .unless("shard", o.shard, ShardSplit::default())
         .switch("overwrite", o.overwrite);
 }
 
@@ -162,7 +164,7 @@ fn scale(l: &mut Line, o: &ScaleOptions) {
         .flag("negative", &o.negative)
         .flag("shard-size", o.shard_size)
         .unless("batch-size", o.batch_size, 16)
-        .unless("shard", o.shard.as_str(), "0/1")
+        .unless("shard", o.shard, ShardSplit::default())
         .optional_path("out", &o.out)
         .list("variants", &o.variants)
         .switch("overwrite", o.overwrite);
@@ -210,23 +212,24 @@ fn eval(l: &mut Line, o: &EvalOptions) {
         }
     }
     let d = EvalOptions::new(o.model.clone(), o.questions.clone());
+    let (p, dp) = (&o.params, &d.params);
     l.list("question-ids", &o.question_ids);
     if let Some(n) = o.limit {
         l.flag("limit", n);
     }
     l.optional_path("prompts", &o.prompts)
-        .switch("no-chat", !o.chat)
-        .flag("methods", o.methods.join(","))
-        .flag("steering", o.steering.join(","))
-        .flag("n", o.n)
-        .flag("temperature", join(&o.temperature))
-        .flag("shots", o.shots)
-        .unless("top-p", o.top_p, d.top_p)
-        .unless("retries", o.retries, d.retries)
-        .unless("batch-size", o.batch_size, d.batch_size)
-        .unless("seed", o.seed, d.seed)
+        .switch("no-chat", !p.chat)
+        .flag("methods", join(&p.methods))
+        .flag("steering", join(&p.steerings))
+        .flag("n", p.n)
+        .flag("temperature", join(&p.temperatures))
+        .flag("shots", p.shots)
+        .unless("top-p", p.top_p, dp.top_p)
+        .unless("retries", p.retries, dp.retries)
+        .unless("batch-size", p.batch_size, dp.batch_size)
+        .unless("seed", p.seed, dp.seed)
+        .unless("shard", p.shard, dp.shard)
         .unless("similarity", o.similarity.name(), d.similarity.name())
-        .unless("shard", o.shard.as_str(), "0/1")
         .unless("run", o.run.as_str(), &d.run)
         .unless(
             "probes-dir",
@@ -298,6 +301,6 @@ fn report(l: &mut Line, o: &ReportRequest) {
     }
 }
 
-fn join(xs: &[f32]) -> String {
-    xs.iter().map(f32::to_string).collect::<Vec<_>>().join(",")
+fn join<T: ToString>(xs: &[T]) -> String {
+    xs.iter().map(T::to_string).collect::<Vec<_>>().join(",")
 }

@@ -34,7 +34,7 @@ pub struct StudyOptions {
     /// Run the stages up to this one.
     pub stage: StageKind,
     /// This job's slice k/n of the shardable stages.
-    pub shard: String,
+    pub shard: probe_cache::ShardSplit,
 }
 
 impl StudyOptions {
@@ -42,7 +42,7 @@ impl StudyOptions {
         StudyOptions {
             experiment: experiment.into(),
             stage: StageKind::Report,
-            shard: "0/1".into(),
+            shard: probe_cache::ShardSplit::default(),
         }
     }
 
@@ -169,10 +169,7 @@ impl StudyLog {
 /// the recorded one, else run; finished stages are recorded in `<out>/stages/`.
 pub fn run(options: &StudyOptions) -> Result<StudyOutcome> {
     let args = options;
-    let split: probe_cache::ShardSplit = args
-        .shard
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--shard {}: {e}", args.shard))?;
+    let split = args.shard;
     let (experiment, selected) = options.plan()?;
     let out = &experiment.out;
     let mut log = StudyLog::open(out)?;
@@ -224,7 +221,7 @@ pub fn run(options: &StudyOptions) -> Result<StudyOutcome> {
         }
         let mut op = st.op.clone();
         if sharded {
-            op.set_shard(&format!("{}/{}", split.k, split.n));
+            op.set_shard(split);
         }
         log.line(&format!(
             "{position} {} started: probe {}",

@@ -65,11 +65,11 @@ impl StageOp {
     }
 
     /// This job's slice `k/n` of a shardable stage (the others have none).
-    pub fn set_shard(&mut self, shard: &str) {
+    pub fn set_shard(&mut self, shard: probe_cache::ShardSplit) {
         match self {
-            StageOp::Extract(o) => o.shard = shard.to_string(),
-            StageOp::Scale(o) => o.shard = shard.to_string(),
-            StageOp::Eval(o) => o.shard = shard.to_string(),
+            StageOp::Extract(o) => o.shard = shard,
+            StageOp::Scale(o) => o.shard = shard,
+            StageOp::Eval(o) => o.params.shard = shard,
             _ => {}
         }
     }
@@ -248,20 +248,21 @@ pub fn plan(e: &Experiment) -> Result<Vec<Stage>> {
                     "data/eval/prompts.toml"
                 })),
             }
-            let eval = EvalOptions {
+            let mut eval = EvalOptions {
                 question_ids: ev.question_ids.clone(),
                 limit: ev.limit,
                 prompts: ev.prompts.clone(),
-                chat: m.kind != "base",
-                methods: ev.methods.clone(),
-                steering: ev.steering.clone(),
-                n: ev.n,
-                temperature: ev.temperature.clone(),
-                shots: ev.shots,
                 out: Some(out.clone()),
                 overwrite: true,
                 ..EvalOptions::new(model.clone(), questions)
             };
+            let params = &mut eval.params;
+            params.chat = m.kind != "base";
+            params.methods = parse_all(&ev.methods).context("eval.methods")?;
+            params.steerings = parse_all(&ev.steering).context("eval.steering")?;
+            params.n = ev.n;
+            params.temperatures = ev.temperature.clone();
+            params.shots = ev.shots;
             stages.push(Stage::new(
                 id(&format!("eval-{name}")),
                 StageOp::Eval(eval),
@@ -339,6 +340,14 @@ pub fn plan(e: &Experiment) -> Result<Vec<Stage>> {
         report_after,
     ));
     Ok(stages)
+}
+
+/// Names (`logp`, `none`, …) as their types.
+fn parse_all<T: std::str::FromStr>(names: &[String]) -> Result<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    names.iter().map(|n| Ok(n.parse()?)).collect()
 }
 
 /// The experiment's survey (or built-in election) as the reference of vote evaluations and
