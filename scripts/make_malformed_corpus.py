@@ -522,7 +522,8 @@ def psi_json(edit=None):
     v = {"parties": ["SA", "FB"], "all": scope(0.25, 0.75, 8),
          "by_group": {"gender": {"female": scope(0.5, 0.5, 4), "male": scope(0.0, 1.0, 4)}},
          "by_variant": {}, "negative": "clip", "negative_factors": {"count": 1, "of": 16},
-         "undefined_rows": 0, "run": {"k": 20, "select": "joint", "personas": 8, "variants": ["a"]}}
+         "undefined_rows": 0, "run": {"vectors": "run/vectors", "select": "joint", "k": 20,
+                                    "persona_spec": "personas.toml", "personas": 8, "variants": ["a"]}}
     if edit:
         edit(v)
     return json.dumps(v)
@@ -536,7 +537,7 @@ def scores_json(edit=None):
             "items": [{"item": 0, "n": 3, "real": [0.5, 0.5], "simulated": [1.0, 0.0], "kl": EST, "tv": EST}]}
     split = {"split": "all", "respondents": 3, "expected": marg,
              "temperatures": [{"temperature": 1.0, "marginals": marg,
-                               "agreement": {"items": [{"item": 0, "accuracy": EST, "rmse": None}], "mean_accuracy": EST, "mean_rmse": None},
+                               "agreement": {"items": [{"item": 0, "n": 3, "accuracy": EST, "rmse": None}], "mean_accuracy": EST, "mean_rmse": None},
                                "structure": None, "structure_note": "fewer than two items vary"}]}
     v = {"model": "m", "survey": "corpus", "persona": True, "items": ["vote"], "correlation": "pearson",
          "splits": [split], "baselines": [], "differences": []}
@@ -564,8 +565,6 @@ def scores_case(name, edit, expect, complete=True):
 def negate(v):
     for scope in [v["all"]] + [s for g in v["by_group"].values() for s in g.values()]:
         scope["psi"] = {p: -x for p, x in scope["psi"].items()}
-        scope["rows"] = -scope["rows"]
-    v["run"]["k"] = -20
 
 
 psi_case("report-psi-negated", negate, ["all.psi", "outside [0, 1]"])
@@ -576,9 +575,13 @@ psi_case("report-psi-rows-negative", lambda v: v["all"].update(rows=-8), ["all.r
 psi_case("report-psi-share-null", lambda v: v["all"]["psi"].update(SA=None), ["all.psi.SA", "null"])
 psi_case("report-psi-share-nan-string", lambda v: v["by_group"]["gender"]["male"]["psi"].update(FB="NaN"), ["by_group.gender.male.psi.FB", "NaN"])
 psi_case("report-psi-not-summing-to-one", lambda v: v["all"]["psi"].update(FB=0.5), ["all.psi", "sum to 0.75"])
-scores_case("report-scores-estimate-null", lambda v: v["splits"][0]["expected"]["mean_kl"].update(value=None), ["scores.json", "splits[0].expected.mean_kl.value is null"])
+# the schema (probe-schema): a renamed field, a count written as text, a newer version
+psi_case("report-psi-field-renamed", lambda v: v["run"].update(selection=v["run"].pop("select")), ["run", "missing field `select`"])
+psi_case("report-psi-count-as-text", lambda v: v["all"].update(rows="8"), ["all.rows", "invalid type: string"])
+psi_case("report-psi-newer-version", lambda v: v.update(format_version=9), ["format_version 9 is newer", "up to 1"])
+scores_case("report-scores-estimate-null", lambda v: v["splits"][0]["expected"]["mean_kl"].update(value=None), ["scores.json", "splits[0].expected.mean_kl.value", "null"])
 scores_case("report-scores-estimate-nan-string", lambda v: v["splits"][0]["expected"]["mean_tv"].update(low="NaN"), ["scores.json", "splits[0].expected.mean_tv.low", "NaN"])
-scores_case("report-scores-estimate-empty", lambda v: v["splits"][0]["temperatures"][0]["agreement"].update(mean_accuracy={}), ["scores.json", "mean_accuracy.value is missing"])
+scores_case("report-scores-estimate-empty", lambda v: v["splits"][0]["temperatures"][0]["agreement"].update(mean_accuracy={}), ["scores.json", "agreement.mean_accuracy", "missing field `value`"])
 scores_case("report-scores-no-splits", lambda v: v.update(splits=[]), ["scores.json", "nothing was scored"])
 scores_case("report-simulate-unfinished", None, ["complete.json", "did not finish"], complete=False)
 case("valid-report-psi", {"run/scale-personas/psi.json": psi_json()}, REPORT, [], exit=0)
@@ -681,17 +684,43 @@ case("eval-non-finite-logits-leaves-nothing",
      ["eval", "models/SmolLM2-135M-Instruct.Q4_1.gguf", "--questions", "data/eval/coin.jsonl", "--methods", "logp", "--steering", "none",
       "--adapter", "{case}/adapter", "--out", "{out}/eval"],
      ["question `coin-", "not finite"], absent=["eval"])
-VECTORS_CHANCE = {"party": "SA", "random": {"observed": 0.13, "n": 200, "mean": 0.136, "sd": 0.003, "z": -1.8, "p": 0.97},
+VECTORS_CHANCE = {"party": "SA", "statistic": "mean cosine of the joint top-k", "random": {"observed": 0.13, "n": 200, "mean": 0.136, "sd": 0.003, "z": -1.8, "p": 0.97},
                   "shuffled": {"observed": 0.13, "n": 20, "mean": 0.132, "sd": 0.004, "z": -0.6, "p": 0.71}, "above_chance": False}
+
+
+def vectors_json(chance):
+    return json.dumps({"format_version": 1, "model": "m.gguf", "model_hash": "0", "hidden_size": 8, "probes": "run",
+                       "probe": "shared", "parties": ["SA"], "probe_sources": ["shared"], "layers": [3], "neurons": 16,
+                       "k": 20, "iqr_c": 1.5, "iqr_thresholds": [0.1], "vectors": [], "chance": chance})
+
+
+def probes_json(per_layer_accuracy):
+    scores = lambda b: {"accuracy": 0.7, "balanced_accuracy": b, "auc": 0.7, "f1": 0.5, "n": 10}
+    params = {"solver": "newton", "c": 1.0, "folds": 2, "seed": 0, "max_iterations": 1000, "tolerance": 1e-4,
+              "per_layer": True, "shared": True}
+    report = {"params": params, "parties": ["SA"], "hooks": ["blocks.3.hook_resid_post"], "positive_replication": [1],
+              "folds": [0, 1], "per_layer": [], "shared": [],
+              "summary": [{"hook": "blocks.3.hook_resid_post", "per_layer": scores(per_layer_accuracy), "shared": scores(0.7)}],
+              "max_gradient_norm": 0.0, "unconverged_fits": 0, "fits": 2, "seconds": 0.1, "per_layer_seconds": 0.05,
+              "shared_seconds": 0.05}
+    return json.dumps({"format_version": 1, "model": "m.gguf", "model_hash": "0", "cache": "cache", "positions": "last-before-answer",
+                       "data_sha256": "0", "tensors": {}, "report": report})
+
+
 case("report-vectors-p-null",
      {"run/scale-personas/psi.json": psi_json(),
-      "run/vectors/vectors.json": json.dumps({"chance": [{**VECTORS_CHANCE, "random": {**VECTORS_CHANCE["random"], "p": None}}]})},
-     REPORT, ["vectors.json", "chance[0].random.p is null"])
-case("valid-report-vectors", {"run/scale-personas/psi.json": psi_json(), "run/vectors/vectors.json": json.dumps({"chance": [VECTORS_CHANCE]})}, REPORT, [], exit=0)
-case("report-probes-accuracy-null",
-     {"run/probes.json": json.dumps({"report": {"summary": [{"hook": "blocks.3.hook_resid_post", "per_layer": {"balanced_accuracy": None}, "shared": {"balanced_accuracy": 0.7}}],
-                                                "parties": ["SA"], "params": {"folds": 2}}})},
-     REPORT, ["probes.json", "report.summary[0].per_layer.balanced_accuracy is null"])
+      "run/vectors/vectors.json": vectors_json([{**VECTORS_CHANCE, "random": {**VECTORS_CHANCE["random"], "p": None}}])},
+     REPORT, ["vectors.json", "chance[0].random.p", "null"])
+case("report-vectors-p-above-one",
+     {"run/scale-personas/psi.json": psi_json(),
+      "run/vectors/vectors.json": vectors_json([{**VECTORS_CHANCE, "random": {**VECTORS_CHANCE["random"], "p": 1.5}}])},
+     REPORT, ["vectors.json", "chance[0].random.p is 1.5, outside [0, 1]"])
+case("valid-report-vectors", {"run/scale-personas/psi.json": psi_json(), "run/vectors/vectors.json": vectors_json([VECTORS_CHANCE])}, REPORT, [], exit=0)
+case("report-probes-accuracy-null", {"run/probes.json": probes_json(None)},
+     REPORT, ["probes.json", "report.summary[0].per_layer.balanced_accuracy", "null"])
+case("report-probes-accuracy-above-one", {"run/probes.json": probes_json(1.25)},
+     REPORT, ["probes.json", "report.summary[0].per_layer.balanced_accuracy is 1.25, outside [0, 1]"])
+case("valid-report-probes", {"run/probes.json": probes_json(0.6)}, REPORT, [], exit=0)
 
 
 # ---------------------------------------------------------------- positive controls

@@ -198,15 +198,19 @@ fn data_fetch_rejects_unknown_datasets_and_odd_names_before_any_download() {
     assert_clean_failure(&out, "must be a plain name");
 }
 
-/// A minimal `probe scale` output: ψ over two parties for everyone.
+/// A minimal `probe scale` output (every field psi.json's schema requires): ψ over two
+/// parties for everyone.
+const MINIMAL_PSI: &str = r#"{"format_version": 1, "parties": ["SPD", "FDP"], "negative": "clip",
+    "negative_factors": {"count": 0, "of": 20}, "undefined_rows": 0,
+    "all": {"psi": {"SPD": 0.7, "FDP": 0.3}, "rows": 10, "weight": 10.0},
+    "by_group": {}, "by_variant": {},
+    "run": {"vectors": "vectors", "select": "joint", "k": 10, "persona_spec": "personas.toml",
+            "personas": 10, "variants": ["de-stimme"]}}"#;
+
 fn scale_run(dir: &std::path::Path) {
     let scale = dir.join("scale-x");
     std::fs::create_dir_all(&scale).unwrap();
-    std::fs::write(
-        scale.join("psi.json"),
-        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7, "FDP": 0.3}, "rows": 10}}"#,
-    )
-    .unwrap();
+    std::fs::write(scale.join("psi.json"), MINIMAL_PSI).unwrap();
 }
 
 #[test]
@@ -252,10 +256,19 @@ fn report_bad_input() {
     );
     std::fs::write(
         tmp.path().join("scale-x/psi.json"),
-        r#"{"parties": ["SPD", "FDP"], "all": {"psi": {"SPD": 0.7}, "rows": 10}}"#,
+        MINIMAL_PSI.replace(r#", "FDP": 0.3}"#, "}"),
     )
     .unwrap();
     assert_clean_failure(&report(&[run]), "all.psi.FDP is missing");
+    std::fs::write(
+        tmp.path().join("scale-x/psi.json"),
+        MINIMAL_PSI.replace(r#""undefined_rows""#, r#""undefined""#),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &report(&[run]),
+        "scale-x/psi.json: .: missing field `undefined_rows`",
+    );
 }
 
 #[test]

@@ -213,6 +213,31 @@ fn train_vectors_scale_end_to_end() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("psi.json")).unwrap()).unwrap();
     sums_to_one(&psi["all"]["psi"], "ψ");
     assert_eq!(psi["all"]["rows"], 200);
+    assert_eq!(psi["format_version"], 1);
+    // psi.json has a schema (probe-schema): a renamed field is an error naming the file and
+    // the field's path, a newer version is refused naming it; never a "?" in a report
+    let text = std::fs::read_to_string(dir.join("psi.json")).unwrap();
+    for (edit, expected) in [
+        (
+            text.replacen("\"select\":", "\"selection\":", 1),
+            "scale-x/psi.json: run: missing field `select`",
+        ),
+        (
+            text.replacen("\"rows\": 200", "\"rows\": \"200\"", 1),
+            "scale-x/psi.json: all.rows: invalid type: string \"200\", expected usize",
+        ),
+        (
+            text.replacen("\"format_version\": 1", "\"format_version\": 9", 1),
+            "scale-x/psi.json: format_version 9 is newer than this probe reads (up to 1)",
+        ),
+    ] {
+        assert_ne!(edit, text, "the edit for `{expected}` changed nothing");
+        let run = tmp.path().join("edited");
+        std::fs::create_dir_all(run.join("scale-x")).unwrap();
+        std::fs::write(run.join("scale-x/psi.json"), edit).unwrap();
+        let out = probe().arg("report").arg(&run).output().unwrap();
+        assert_clean_failure(&out, expected);
+    }
     let groups = psi["by_group"].as_object().unwrap();
     assert_eq!(groups["gender"].as_object().unwrap().len(), 2);
     assert_eq!(groups["ideology"].as_object().unwrap().len(), 5);

@@ -217,7 +217,8 @@ fn compare_uniform_baseline_on_opinionqa_matches_hand_computation() {
     assert!(status.success());
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let tv = rows[0]["estimate"]["value"].as_f64().unwrap();
+    assert_eq!(rows["format_version"], 1);
+    let tv = rows["rows"][0]["estimate"]["value"].as_f64().unwrap();
     assert!((tv - (1.0 / 3.0 - 66.0 / 732.0)).abs() < 1e-12, "{tv}");
 
     // The same cell read from the OpinionQA files gives the same number.
@@ -243,9 +244,11 @@ fn compare_uniform_baseline_on_opinionqa_matches_hand_computation() {
         .status()
         .unwrap();
     assert!(status.success());
-    let rows: Vec<serde_json::Value> =
+    let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out2).unwrap()).unwrap();
-    let row = rows
+    let row = file["rows"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|r| r["group"]["group"] == "Democrat" && r["group"]["question"] == "WORRYB_W26")
         .unwrap();

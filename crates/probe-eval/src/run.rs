@@ -176,17 +176,8 @@ pub struct Runner<'a> {
     pub templates: &'a Templates,
 }
 
-/// Counts of what happened, for the summary and the progress bar.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Tally {
-    pub units: usize,
-    pub failed_units: usize,
-    pub parse_failures: usize,
-    pub attempts: usize,
-    pub invalid_answers: usize,
-    pub prompt_tokens: usize,
-    pub generated_tokens: usize,
-}
+/// Counts of what happened, for the summary (`this_run.tally`) and the progress bar.
+pub use probe_schema::eval::Tally;
 
 impl Runner<'_> {
     fn prompt_ids(&self, text: &str, params: &EvalParams) -> Result<(String, Vec<u32>)> {

@@ -133,15 +133,8 @@ pub enum Event {
     },
 }
 
-/// One optimizer step's or one validation's record (`history.jsonl`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub step: usize,
-    pub epoch: usize,
-    pub train_loss: Option<f64>,
-    pub validation_loss: Option<f64>,
-    pub lr: f64,
-}
+/// One optimizer step's or one validation's record (`history.jsonl`, probe-schema's type).
+pub use probe_schema::finetune::HistoryRecord as Record;
 
 #[derive(Debug, Clone)]
 pub struct Outcome {

@@ -5,30 +5,12 @@
 //! the residual stream's anisotropy.
 
 use probe_lm::burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
 use crate::{cosine_scan, LatentError, PartyDirection, Result};
 
 pub use probe_metrics::permutation::{null_size_for, smallest_p, Verdict, ALPHA};
 
-/// The observed statistic against a null sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChanceTest {
-    pub observed: f64,
-    /// Null sample size, mean and standard deviation.
-    pub n: usize,
-    pub mean: f64,
-    pub sd: f64,
-    /// (observed − mean) / sd.
-    pub z: f64,
-    /// (1 + #{null ≥ observed}) / (1 + n): the permutation p-value.
-    pub p: f64,
-    /// What the test can say at α = [`ALPHA`]: a null of n samples cannot give p below
-    /// 1/(n + 1), so with n + 1 ≤ 1/α the answer is "undetermined", never "not above".
-    /// (Absent in files of older versions: read as undetermined.)
-    #[serde(default)]
-    pub verdict: Verdict,
-}
+pub use probe_schema::vectors::ChanceTest;
 
 /// Mean of the `k` largest values of `cos` (the joint top-k selection's mean cosine).
 pub fn top_k_mean(cos: &[f32], k: usize) -> f64 {

@@ -5,7 +5,9 @@
 //! rows (persona × prompt variant) with weights w: ψ_n = Σ_r w_r m'_{r,n} / Σ_r Σ_n' w_r m'_{r,n'},
 //! where m' ≥ 0 is m after the [`NegativePolicy`].
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+pub use probe_schema::psi::{
+    Count, Distribution, EntropySummary, Ordered, Summary, VariantSummary,
+};
 
 use crate::{LatentError, Result, Selected};
 
@@ -178,107 +180,6 @@ pub struct ScaleRow {
     pub weight: f64,
     /// m_p^n per party.
     pub factors: Vec<f64>,
-}
-
-/// Values keyed by name, serialized as a JSON object in this order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ordered<V>(pub Vec<(String, V)>);
-
-impl<V: Serialize> Serialize for Ordered<V> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-/// Reads a JSON object back in the order its keys appear in the text.
-impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Ordered<V> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Entries<V>(std::marker::PhantomData<V>);
-        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
-            type Value = Ordered<V>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    out.push(entry);
-                }
-                Ok(Ordered(out))
-            }
-        }
-        d.deserialize_map(Entries(std::marker::PhantomData))
-    }
-}
-
-impl<V> Ordered<V> {
-    pub fn get(&self, key: &str) -> Option<&V> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-}
-
-/// ψ over one set of rows.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Distribution {
-    pub rows: usize,
-    pub weight: f64,
-    /// ψ_n by party; absent when every factor of these rows is 0 after the policy.
-    pub psi: Option<Ordered<f64>>,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct VariantSummary {
-    pub all: Distribution,
-    /// ψ_{j,g}: attribute → value → distribution.
-    pub by_group: Ordered<Ordered<Distribution>>,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Count {
-    pub count: usize,
-    pub of: usize,
-}
-
-/// ψ, ψ_g and ψ_{j,g} of a run (written as `psi.json`).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Summary {
-    pub parties: Vec<String>,
-    /// The negative-factor policy (`clip`, `shift`, `softmax`).
-    pub negative: String,
-    /// Factors m_p^n below 0 (before the policy).
-    pub negative_factors: Count,
-    /// Rows whose factors are all 0 after the policy: their own distribution is undefined.
-    pub undefined_rows: usize,
-    /// ψ over every row.
-    pub all: Distribution,
-    /// ψ_g: attribute → value → distribution (over all variants).
-    pub by_group: Ordered<Ordered<Distribution>>,
-    /// ψ_j and ψ_{j,g} per prompt variant.
-    pub by_variant: Ordered<VariantSummary>,
-    /// H_norm of ψ and of every ψ_g with bootstrap intervals over personas (absent in files
-    /// of older versions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entropy: Option<EntropySummary>,
-}
-
-/// H_norm(ψ) pooled and per group, each with a bootstrap interval that resamples personas
-/// (all of a persona's prompt variants together: they are one persona asked ten ways, not ten
-/// observations).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct EntropySummary {
-    /// What was resampled ("persona").
-    pub unit: String,
-    pub resamples: usize,
-    pub level: f64,
-    pub all: probe_metrics::stats::Estimate,
-    pub by_group: Ordered<Ordered<probe_metrics::stats::Estimate>>,
 }
 
 /// One persona's contribution to ψ: Σ over its rows (every prompt variant) of w · m′, and the
@@ -475,6 +376,7 @@ pub fn summarize(
             .collect(),
     );
     Ok(Summary {
+        format_version: <Summary as probe_schema::Artifact>::FORMAT_VERSION,
         parties: parties.to_vec(),
         negative: policy.name().to_string(),
         negative_factors: Count {
@@ -486,6 +388,7 @@ pub fn summarize(
         by_group: groups(None),
         by_variant,
         entropy: None,
+        run: None,
     })
 }
 

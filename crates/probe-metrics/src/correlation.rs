@@ -117,7 +117,7 @@ pub fn correlation_matrix(answers: &[Vec<f64>], method: Method) -> Result<Correl
 }
 
 /// How far two correlation matrices are apart.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MatrixDistance {
     /// Mean |a_ij − b_ij| over item pairs i < j.
     pub mean_abs_diff: f64,
@@ -166,7 +166,7 @@ pub fn matrix_distance(a: &CorrelationMatrix, b: &CorrelationMatrix) -> Result<M
 /// `noise_floor` — mean |Δr| between the humans' matrix and those of bootstrap resamples of the
 /// humans (what sampling noise alone gives); `no_structure` — mean |Δr| between the humans' matrix
 /// and that of the humans with each item shuffled independently (all structure destroyed).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StructureBaselines {
     pub noise_floor: f64,
     pub no_structure: f64,

@@ -11,7 +11,7 @@ use crate::stats::{interval, resample, Estimate};
 use crate::{MetricError, Result};
 
 /// Agreement on one item, over the respondents who answered it in both tables.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ItemAgreement {
     pub item: usize,
     /// Respondents with a real and a simulated answer.
@@ -23,7 +23,7 @@ pub struct ItemAgreement {
 
 /// Per item, then the means over items (accuracy over all items, RMSE over the items that
 /// have values).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Agreement {
     pub items: Vec<ItemAgreement>,
     pub mean_accuracy: Estimate,

@@ -12,7 +12,7 @@ use crate::{MetricError, Result};
 
 /// One statistic of tables A and B, and A − B with its paired bootstrap interval and the
 /// two-sided bootstrap p-value of "no difference".
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Difference {
     pub a: f64,
     pub b: f64,
@@ -25,7 +25,7 @@ pub struct Difference {
 }
 
 /// A − B for the marginals' mean KL and TV and the twins' mean accuracy and RMSE.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PairedDifferences {
     pub mean_kl: Difference,
     pub mean_tv: Difference,

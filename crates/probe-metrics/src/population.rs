@@ -36,7 +36,7 @@ impl ItemScale {
 }
 
 /// One item's marginals and how far apart they are.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ItemMarginal {
     pub item: usize,
     /// Respondents with a real answer and a simulated one.
@@ -50,7 +50,7 @@ pub struct ItemMarginal {
     pub tv: Estimate,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MarginalFit {
     pub items: Vec<ItemMarginal>,
     pub mean_kl: Estimate,
@@ -206,7 +206,7 @@ pub(crate) fn item_marginal_pair(
 
 /// The item × item correlation matrices of the real and the simulated answers and their
 /// distances, each distance with a CI.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StructureFit {
     /// The items in the matrices (indices into the table's items).
     pub items: Vec<usize>,

@@ -99,7 +99,8 @@ def test_eval_compare_and_report_equal_the_clis(cli, gguf, tmp_path, quickstart)
     cells = str(tmp_path / "py-eval" / "eval.cells.jsonl")
     cli("compare", "--predicted", cells, "--by", "method", "--baseline", "uniform", "--out", tmp_path / "cli.json")
     rows = probe.compare([cells], by=["method"], baseline=["uniform"])
-    assert rows == json.loads((tmp_path / "cli.json").read_text())
+    written = json.loads((tmp_path / "cli.json").read_text())
+    assert written["format_version"] == 1 and rows == written["rows"]
     assert {r["group"]["method"] for r in rows} >= {"logp", "sample"}
 
     run, _ = quickstart

@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use probe_data::cells::Cell;
 use probe_metrics::divergence::{js_distance, kl_divergence, total_variation};
 use probe_metrics::entropy::normalized_entropy;
-use probe_metrics::stats::{bootstrap_mean, Estimate};
+use probe_metrics::stats::bootstrap_mean;
 use probe_metrics::wasserstein::{normalized_wasserstein_1d, wasserstein_1d};
+/// A compare row and how its cells were averaged: `probe compare`'s table (probe-schema).
+pub use probe_schema::compare::{Aggregate, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -299,40 +301,6 @@ pub struct CompareOptions {
     pub raw: bool,
 }
 
-/// How a row's cells are averaged into its score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Aggregate {
-    /// The mean over groups of each group's mean over its questions, bootstrapped over groups:
-    /// every group counts alike however many of its questions parsed. Rows whose cells lack
-    /// `question` or a group label (`group`, else `value`) fall back to [`Aggregate::Cells`],
-    /// and say so. (Not how the alignment benchmark's published tables were averaged.)
-    GroupMean,
-    /// A flat mean over cells (weights groups by how many of their cells parsed). With raw TV
-    /// (`raw`), this is how Meister et al.'s published tables (8/9) average their released
-    /// outputs: all 18 rows within ±0.002.
-    Cells,
-}
-
-impl Aggregate {
-    /// The name `probe compare --aggregate` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Aggregate::GroupMean => "group-mean",
-            Aggregate::Cells => "cells",
-        }
-    }
-
-    /// `Cells` for raw vectors (the published tables' average), else `GroupMean`.
-    pub fn default_for(raw: bool) -> Aggregate {
-        if raw {
-            Aggregate::Cells
-        } else {
-            Aggregate::GroupMean
-        }
-    }
-}
-
 /// The group a cell belongs to for [`Aggregate::GroupMean`]: `attribute=group` (or `value`).
 fn group_of(labels: &BTreeMap<String, String>) -> Option<String> {
     let group = labels.get("group").or_else(|| labels.get("value"))?;
@@ -367,39 +335,6 @@ impl Default for CompareOptions {
             weighted: false,
             aggregate: Aggregate::GroupMean,
             raw: false,
-        }
-    }
-}
-
-/// One aggregate: a metric over the cells of one group.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Row {
-    pub group: BTreeMap<String, String>,
-    pub metric: &'static str,
-    pub n_cells: usize,
-    /// How the cells were averaged (the benchmark's mean over groups of the mean over
-    /// questions, or a flat mean over cells).
-    pub aggregate: Aggregate,
-    /// Groups averaged over (for [`Aggregate::GroupMean`]).
-    pub n_groups: Option<usize>,
-    pub estimate: Estimate,
-    /// TV rows: the expected calibration error of the cells' top options against the
-    /// references (10 bins; see `expected_calibration_error_soft`).
-    pub calibration_ece: Option<f64>,
-    /// TV rows whose cells carry a `samples` label n (the `sample` and `sequence` methods):
-    /// the TV a perfect sampler of the reference reaches with n answers, averaged like the row
-    /// (the benchmark's discretization error; a floor for these methods).
-    pub discretization_floor: Option<f64>,
-}
-
-impl Row {
-    /// The bootstrap interval as `[low, high]`, or `n/a (1 group)` (`n/a (1 cell)`) where a
-    /// single unit leaves nothing to resample: its zero-width interval would read as certainty.
-    pub fn interval_text(&self) -> String {
-        match (self.n_groups, self.n_cells) {
-            (Some(1), _) => "n/a (1 group)".into(),
-            (None, 1) => "n/a (1 cell)".into(),
-            _ => format!("[{:.4}, {:.4}]", self.estimate.low, self.estimate.high),
         }
     }
 }
@@ -537,7 +472,7 @@ pub fn compare(pairs: &[Pair], options: &CompareOptions) -> Result<Vec<Row>> {
                     .cloned()
                     .zip(key.iter().cloned())
                     .collect(),
-                metric: metric.name(),
+                metric: metric.name().to_string(),
                 n_cells,
                 aggregate,
                 n_groups,
@@ -672,11 +607,11 @@ mod tests {
     fn an_interval_from_one_unit_is_not_a_ci() {
         let row = |n_groups, n_cells| Row {
             group: BTreeMap::new(),
-            metric: "tv",
+            metric: "tv".into(),
             n_cells,
             aggregate: Aggregate::GroupMean,
             n_groups,
-            estimate: Estimate {
+            estimate: probe_metrics::stats::Estimate {
                 value: 0.25,
                 low: 0.25,
                 high: 0.25,

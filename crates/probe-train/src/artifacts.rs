@@ -7,32 +7,12 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use serde::{Deserialize, Serialize};
 
 use crate::fit::Scaler;
-use crate::{Probe, Result, TrainError, TrainReport, TrainedProbes};
+use crate::{Probe, ProbesJson, Result, TrainError, TrainedProbes};
 
 pub const PROBES_FILE: &str = "probes.safetensors";
 pub const REPORT_FILE: &str = "probes.json";
-const FORMAT_VERSION: u32 = 1;
-
-/// `probes.json`: the training report plus where the data came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbesJson {
-    pub format_version: u32,
-    pub model: String,
-    /// The LoRA adapter the model ran with (its name), when it had one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adapter: Option<String>,
-    pub model_hash: String,
-    pub cache: String,
-    pub positions: String,
-    /// SHA-256 of the training data (labels, groups, features).
-    pub data_sha256: String,
-    /// Tensor layout of `probes.safetensors`.
-    pub tensors: BTreeMap<String, String>,
-    pub report: TrainReport,
-}
 
 /// Provenance stored next to the probes.
 #[derive(Debug, Clone)]
@@ -190,7 +170,7 @@ pub fn save(dir: &Path, probes: &TrainedProbes, provenance: &Provenance) -> Resu
     );
     probe_cache::write_atomic(&st_path, &st)?;
     let json = ProbesJson {
-        format_version: FORMAT_VERSION,
+        format_version: <ProbesJson as probe_schema::Artifact>::FORMAT_VERSION,
         model: provenance.model.clone(),
         adapter: provenance.adapter.clone(),
         model_hash: provenance.model_hash.clone(),
@@ -200,8 +180,7 @@ pub fn save(dir: &Path, probes: &TrainedProbes, provenance: &Provenance) -> Resu
         tensors: layout(),
         report: probes.report.clone(),
     };
-    let text = serde_json::to_string_pretty(&json).map_err(|e| err(dir, e.to_string()))?;
-    probe_cache::write_atomic(&dir.join(REPORT_FILE), text.as_bytes())?;
+    probe_schema::write(&dir.join(REPORT_FILE), &json)?;
     Ok(())
 }
 
@@ -230,17 +209,7 @@ pub fn load(dir: &Path) -> Result<LoadedProbes> {
             format!("{e} (not a finished `probe train` run?)"),
         )
     })?;
-    let json: ProbesJson =
-        serde_json::from_str(&text).map_err(|e| err(&json_path, e.to_string()))?;
-    if json.format_version != FORMAT_VERSION {
-        return Err(err(
-            &json_path,
-            format!(
-                "format version {} (this probe reads {FORMAT_VERSION})",
-                json.format_version
-            ),
-        ));
-    }
+    let json: ProbesJson = probe_schema::from_text(&text, &json_path)?;
     let st_path = dir.join(PROBES_FILE);
     let bytes = std::fs::read(&st_path).map_err(|e| err(&st_path, e.to_string()))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| err(&st_path, e.to_string()))?;

@@ -4,7 +4,7 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis, ShapeBuilder};
 
-use serde::{Deserialize, Serialize};
+pub use crate::Solver;
 
 use crate::{Result, TrainError};
 
@@ -79,37 +79,6 @@ pub struct FitSettings {
 /// has no sample weights, and repeating a row k times is exactly weight k in its summed loss.
 pub fn replication(n_pos: usize, n_neg: usize) -> usize {
     ((n_neg as f64 / n_pos.max(1) as f64).round() as usize).max(1)
-}
-
-/// Which optimiser minimises the (identical) objective.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Solver {
-    /// Newton's method with the exact Hessian and sample weights (`crate::newton`): ~10 steps.
-    Newton,
-    /// linfa-logistic's L-BFGS, classes balanced by repeating the positive rows.
-    Lbfgs,
-}
-
-impl std::fmt::Display for Solver {
-    /// The name `FromStr` reads (`newton`, `lbfgs`).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Solver::Newton => "newton",
-            Solver::Lbfgs => "lbfgs",
-        })
-    }
-}
-
-impl std::str::FromStr for Solver {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "newton" => Ok(Solver::Newton),
-            "lbfgs" | "linfa" => Ok(Solver::Lbfgs),
-            other => Err(format!("unknown solver `{other}` (known: newton, lbfgs)")),
-        }
-    }
 }
 
 /// Fits `truth` on standardized rows `z` (column-major preferred), the positives weighted

@@ -20,21 +20,24 @@ pub mod folds;
 pub mod metrics;
 mod newton;
 pub mod null;
-mod params;
 mod train;
 
-pub use artifacts::{load, save, LoadedProbes, ProbesJson, Provenance, PROBES_FILE, REPORT_FILE};
+pub use artifacts::{load, save, LoadedProbes, Provenance, PROBES_FILE, REPORT_FILE};
 pub use dataset::Features;
-pub use fit::Solver;
-pub use metrics::Scores;
-pub use params::{ProbeParams, ValidProbeParams};
+/// The report types are `probes.json`'s schema, shared with every reader (probe-schema).
+pub use probe_schema::probes::{
+    CvResult, HookSummary, NullReport, ProbeParams, ProbesJson, Scores, Solver, TrainReport,
+    ValidProbeParams,
+};
 pub use train::Progress;
-pub use train::{train, CvResult, HookSummary, Probe, TrainReport, TrainedProbes};
+pub use train::{train, Probe, TrainedProbes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
     Cache(#[from] probe_cache::CacheError),
+    #[error(transparent)]
+    Schema(#[from] probe_schema::SchemaError),
     #[error("invalid probe parameters: {0}")]
     Params(String),
     #[error("{0}")]

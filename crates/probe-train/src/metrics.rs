@@ -1,18 +1,6 @@
 //! Binary classification scores of a probe on held-out rows.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Scores {
-    pub accuracy: f64,
-    /// Mean of the true-positive and true-negative rates: 0.5 is chance at any imbalance.
-    pub balanced_accuracy: f64,
-    /// Area under the ROC curve (ties count half); NaN when only one class is present.
-    pub auc: f64,
-    /// F1 of the positive class; 0 when there are no true positives.
-    pub f1: f64,
-    pub n: usize,
-}
+pub use probe_schema::probes::Scores;
 
 /// Scores of the decisions `score > 0` (probability > 0.5) against `truth`.
 pub fn score(truth: &[bool], decision: &[f64]) -> Scores {

@@ -4,8 +4,8 @@
 //! probes that learned nothing select.
 
 // the report is part of a training report (train.rs); this module computes it
-pub use crate::train::NullReport;
-use crate::{train, Features, Result, TrainReport, ValidProbeParams};
+pub use crate::NullReport;
+use crate::{train, Features, Result, TrainError, TrainReport, ValidProbeParams};
 use probe_metrics::permutation::{Verdict, ALPHA};
 
 /// The null report and the shuffled probes' directions `[seed][party][dim]` (activation
@@ -56,7 +56,7 @@ pub fn train_null(
     }
     let mut shuffled_params = (**params).clone();
     shuffled_params.per_layer = false;
-    let shuffled_params = shuffled_params.check()?;
+    let shuffled_params = shuffled_params.check().map_err(TrainError::Params)?;
     let n_parties = features.label_names.len();
     let all_accuracy = |report: &TrainReport| -> Vec<f64> {
         (0..n_parties)

@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{concatenate, Array2, Axis};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::convert::standardized_rows;
 use crate::fit::{fit_binary, BinaryFit, FitSettings, Scaler};
 use crate::folds::grouped_stratified_folds;
 use crate::metrics::{self, Scores};
-use crate::{Features, ProbeParams, Result, TrainError, ValidProbeParams};
+use crate::{CvResult, HookSummary, TrainReport};
+use crate::{Features, Result, TrainError, ValidProbeParams};
 
 /// A probe ready to apply to raw activations: standardize, then `w·z + b`.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,70 +52,6 @@ impl Probe {
             .sum::<f64>()
             + self.bias
     }
-}
-
-/// Cross-validation scores of one party's probe on one hook (or `all` hooks pooled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CvResult {
-    pub party: String,
-    pub hook: String,
-    pub folds: Vec<Scores>,
-    pub mean: Scores,
-}
-
-/// Mean over parties of the mean CV scores, per hook.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HookSummary {
-    pub hook: String,
-    pub per_layer: Option<Scores>,
-    pub shared: Option<Scores>,
-}
-
-/// Everything about a training run except the probe weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainReport {
-    pub params: ProbeParams,
-    pub parties: Vec<String>,
-    pub hooks: Vec<String>,
-    /// How many times each positive row is repeated in a fit (the class weight), per party.
-    pub positive_replication: Vec<usize>,
-    /// The CV fold of every cache row.
-    pub folds: Vec<usize>,
-    pub per_layer: Vec<CvResult>,
-    pub shared: Vec<CvResult>,
-    pub summary: Vec<HookSummary>,
-    /// Largest ‖∇ mean loss‖∞ at any fit's solution, and how many fits stayed above tolerance.
-    pub max_gradient_norm: f64,
-    pub unconverged_fits: usize,
-    pub fits: usize,
-    /// Wall time of all fitting, and of its per-layer and shared parts.
-    pub seconds: f64,
-    pub per_layer_seconds: f64,
-    pub shared_seconds: f64,
-    /// The same shared training on labels shuffled within statements (`--null-seeds`): the
-    /// chance level of the accuracies above. Absent when not run.
-    #[serde(default)]
-    pub null: Option<NullReport>,
-}
-
-/// Label-shuffled training, per seed and party (shared probe, hook `all`): computed by
-/// `null::train_null`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NullReport {
-    pub seeds: Vec<u64>,
-    /// `[seed][party]`: CV balanced accuracy of the probe trained on shuffled labels.
-    pub balanced_accuracy: Vec<Vec<f64>>,
-    /// Per party: the observed (unshuffled) shared CV balanced accuracy.
-    pub observed: Vec<f64>,
-    /// Per party: mean and standard deviation of the shuffled accuracies.
-    pub mean: Vec<f64>,
-    pub sd: Vec<f64>,
-    /// Per party: (1 + #{shuffled ≥ observed}) / (1 + seeds), the permutation p-value.
-    pub p_value: Vec<f64>,
-    /// Per party: above chance at α = 0.05, not above, or undetermined when the seeds are too
-    /// few for p < 0.05 (fewer than 20). Empty in files of older versions.
-    #[serde(default)]
-    pub verdict: Vec<probe_metrics::permutation::Verdict>,
 }
 
 /// Trained probes: `per_layer[party][hook]`, `shared[party]` (empty when not trained).

@@ -40,17 +40,7 @@ pub struct CompareRequest {
     pub out: Option<PathBuf>,
 }
 
-/// One latent ψ's normalized entropy against a respondent-level survey's, in one scope.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct EntropyTest {
-    /// The `scale` directory of the ψ.
-    pub source: String,
-    pub attribute: String,
-    pub value: String,
-    /// H_norm of ψ (resampling personas) and of the survey (resampling respondents), model −
-    /// survey with its interval and two-sided p.
-    pub comparison: probe_metrics::entropy::EntropyComparison,
-}
+pub use probe_schema::compare::EntropyTest;
 
 /// What [`compare_all`] found: the metric rows, and the entropy tests of every latent ψ
 /// (`psi.cells.jsonl` of a `scale` directory) against a respondent-level survey (`--survey`).
@@ -239,7 +229,11 @@ fn entropy_path(out: &Path) -> PathBuf {
 
 fn write_entropy(path: &Path, tests: &[EntropyTest]) -> Result<()> {
     let text = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::to_string_pretty(tests)?
+        probe_schema::to_text(&probe_schema::compare::EntropyFile {
+            format_version:
+                <probe_schema::compare::EntropyFile as probe_schema::Artifact>::FORMAT_VERSION,
+            tests: tests.to_vec(),
+        })?
     } else {
         let mut s = String::from("source,attribute,value,model_h,model_low,model_high,survey_h,survey_low,survey_high,difference,difference_low,difference_high,p,personas,respondents\n");
         for t in tests {
@@ -369,7 +363,11 @@ fn report_stats(path: &Path, s: &ReadStats) {
 /// The rows as CSV (`.csv`) or JSON (`.json`), written atomically.
 pub fn write_rows(path: &Path, rows: &[Row], by: &[String]) -> Result<()> {
     let text = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::to_string_pretty(rows)?
+        probe_schema::to_text(&probe_schema::compare::CompareFile {
+            format_version:
+                <probe_schema::compare::CompareFile as probe_schema::Artifact>::FORMAT_VERSION,
+            rows: rows.to_vec(),
+        })?
     } else {
         let mut s = by.join(",");
         s.push_str(if by.is_empty() { "" } else { "," });

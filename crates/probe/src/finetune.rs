@@ -255,20 +255,28 @@ pub fn finetune(options: &FinetuneOptions) -> Result<FinetuneOutcome> {
         writeln!(history, "{}", serde_json::to_string(r)?)?;
     }
     probe_cache::write_atomic(&out.join("history.jsonl"), &history)?;
-    let summary = json!({
-        "steps": training.steps, "total_steps": training.total_steps,
-        "best_step": training.best_step, "best_validation_loss": training.best_validation_loss,
-        "stopped_early": training.stopped_early, "resumed_from": training.resumed_from,
-        "train_examples": train.len(), "validation_examples": validation.len(),
-        "this_run": {"seconds": training.seconds, "step_seconds": training.step_seconds,
-                     "tokens": training.tokens,
-                     "tokens_per_s": training.tokens as f64 / training.step_seconds.max(1e-9),
-                     "tokens_per_example": training.tokens as f64 / (training.steps - training.resumed_from).max(1) as f64 / options.params.batch_size as f64 / options.params.grad_accum as f64},
-    });
-    probe_cache::write_atomic(
-        &out.join("training.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    let steps_run = (training.steps - training.resumed_from).max(1) as f64;
+    let examples_per_step = (options.params.batch_size * options.params.grad_accum) as f64;
+    let summary = probe_schema::finetune::TrainingSummary {
+        format_version:
+            <probe_schema::finetune::TrainingSummary as probe_schema::Artifact>::FORMAT_VERSION,
+        steps: training.steps,
+        total_steps: training.total_steps,
+        best_step: training.best_step,
+        best_validation_loss: training.best_validation_loss,
+        stopped_early: training.stopped_early,
+        resumed_from: training.resumed_from,
+        train_examples: train.len(),
+        validation_examples: validation.len(),
+        this_run: probe_schema::finetune::FinetuneThisRun {
+            seconds: training.seconds,
+            step_seconds: training.step_seconds,
+            tokens: training.tokens,
+            tokens_per_s: training.tokens as f64 / training.step_seconds.max(1e-9),
+            tokens_per_example: training.tokens as f64 / steps_run / examples_per_step,
+        },
+    };
+    probe_schema::write(&out.join("training.json"), &summary)?;
     Ok(FinetuneOutcome {
         dir: out,
         adapter,

@@ -62,7 +62,11 @@ pub struct TrainOutcome {
 
 /// Extracts (when needed), trains, runs the chance-level null and saves.
 pub fn train(options: &TrainOptions) -> Result<TrainOutcome> {
-    let params = options.params.clone().check()?;
+    let params = options
+        .params
+        .clone()
+        .check()
+        .map_err(probe_train::TrainError::Params)?;
     // an unwritable probes directory fails now, not after extraction and training
     check_out_dir(&options.probes_dir)?;
     let cache_status = ensure_cache(&options.extract)?;

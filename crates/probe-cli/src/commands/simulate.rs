@@ -86,7 +86,7 @@ pub fn run(args: Args) -> Result<()> {
     options.overwrite = args.overwrite;
     let outcome = probe::simulate::simulate(&options)?;
     match &outcome.scores {
-        Some(scores) => print!("{scores}"),
+        Some(scores) => print!("{}", probe::simulate::ScoresTable(scores)),
         None => println!(
             "{} of {} respondents simulated (other shards pending)",
             outcome.done, outcome.selected

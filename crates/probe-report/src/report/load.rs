@@ -5,57 +5,45 @@ use probe_metrics::permutation::{Verdict, ALPHA};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use probe_schema::eval::EvalSummary;
+use probe_schema::probes::ProbesJson;
+use probe_schema::psi::{Distribution, RowRecord, ScaleRun, Summary};
+use probe_schema::simulation::SimulationScores;
+use probe_schema::vectors::{ChanceTest, VectorsJson};
+use probe_schema::Artifact;
 
 use super::*;
 
 fn read_eval_tally(dir: &Path) -> Result<Vec<EvalTally>> {
-    let path = dir.join("summary.json");
+    let path = dir.join(EvalSummary::FILE);
     if !path.is_file() {
         return Ok(vec![]);
     }
-    let summary = read_json(&path)?;
+    let summary: EvalSummary = probe_schema::read(&path)?;
     let eval = dir
         .file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("eval")
         .to_string();
-    summary["by_setting"]
-        .as_array()
+    summary
+        .by_setting
         .into_iter()
-        .flatten()
         .enumerate()
         .map(|(i, v)| {
-            // a count that is negative, fractional, null or text is an error, not a 0
-            let count = |k: &str| -> Result<u64> {
-                v[k].as_u64().ok_or_else(|| {
-                    input_err(
-                        &path,
-                        format!("by_setting[{i}].{k} is {}, not a count", v[k]),
-                    )
-                })
-            };
-            let rate = match &v["parse_failure_rate"] {
-                Value::Null => None,
-                r => Some(
-                    r.as_f64()
-                        .filter(|x| (0.0..=1.0).contains(x))
-                        .ok_or_else(|| {
-                            input_err(
-                        &path,
-                        format!("by_setting[{i}].parse_failure_rate is {r}, not a rate in [0, 1]"),
-                    )
-                        })?,
-                ),
-            };
+            if let Some(r) = v.parse_failure_rate.filter(|r| !(0.0..=1.0).contains(r)) {
+                return Err(input_err(
+                    &path,
+                    format!("by_setting[{i}].parse_failure_rate is {r}, not a rate in [0, 1]"),
+                ));
+            }
             Ok(EvalTally {
                 eval: eval.clone(),
-                method: v["method"].as_str().unwrap_or("?").to_string(),
-                steering: v["steering"].as_str().unwrap_or("?").to_string(),
-                units: count("units")?,
-                failed_units: count("failed_units")?,
-                parse_failures: count("parse_failures")?,
-                parse_failure_rate: rate,
+                method: v.method,
+                steering: v.steering,
+                units: v.units as u64,
+                failed_units: v.failed_units as u64,
+                parse_failures: v.parse_failures as u64,
+                parse_failure_rate: v.parse_failure_rate,
             })
         })
         .collect()
@@ -85,7 +73,7 @@ pub struct ChanceEntry {
 }
 
 /// Chance levels of a run (see [`ChanceEntry`]); empty when neither file has them.
-fn read_chance(dir: &Path, probes: Option<&Value>) -> Result<Vec<ChanceEntry>> {
+fn read_chance(dir: &Path, probes: Option<&ProbesJson>) -> Result<Vec<ChanceEntry>> {
     let mut out: Vec<ChanceEntry> = Vec::new();
     let entry = |out: &mut Vec<ChanceEntry>, party: &str| -> usize {
         match out.iter().position(|e| e.party == party) {
@@ -106,63 +94,49 @@ fn read_chance(dir: &Path, probes: Option<&Value>) -> Result<Vec<ChanceEntry>> {
             }
         }
     };
-    if let Some(null) = probes
-        .map(|p| &p["report"]["null"])
-        .filter(|n| n.is_object())
+    if let Some((null, parties)) =
+        probes.and_then(|p| Some((p.report.null.as_ref()?, &p.report.parties)))
     {
-        let parties = probes
-            .and_then(|p| p["report"]["parties"].as_array())
-            .cloned()
-            .unwrap_or_default();
-        for (i, party) in parties.iter().filter_map(Value::as_str).enumerate() {
-            let at = |k: &str| null[k][i].as_f64();
-            if let (Some(o), Some(m), Some(s)) = (at("observed"), at("mean"), at("sd")) {
+        let seeds = null.seeds.len();
+        for (i, party) in parties.iter().enumerate() {
+            let at = |v: &[f64]| v.get(i).copied();
+            if let (Some(o), Some(m), Some(s)) = (at(&null.observed), at(&null.mean), at(&null.sd))
+            {
                 let e = entry(&mut out, party);
                 out[e].accuracy = Some((o, m, s));
-                let seeds = null["seeds"].as_array().map_or(0, Vec::len);
-                if let Some(p) = at("p_value") {
+                if let Some(p) = at(&null.p_value) {
                     out[e].accuracy_verdict = Some(Verdict::of(p, seeds, ALPHA).describe(seeds));
                 }
             }
         }
     }
-    let vectors = dir.join("vectors").join("vectors.json");
+    let vectors = dir.join("vectors").join(VectorsJson::FILE);
     if vectors.is_file() {
-        let json = read_json(&vectors)?;
+        let json: VectorsJson = probe_schema::read(&vectors)?;
         super::validate::vectors(&json, &vectors)?;
-        for c in json["chance"].as_array().into_iter().flatten() {
-            let Some(party) = c["party"].as_str() else {
-                continue;
-            };
-            let e = entry(&mut out, party);
-            let zp = |t: &Value| Some((t["z"].as_f64().unwrap_or(f64::NAN), t["p"].as_f64()?));
-            out[e].selection = c["random"]["observed"]
-                .as_f64()
-                .or(c["shuffled"]["observed"].as_f64());
-            out[e].random = zp(&c["random"]);
-            out[e].shuffled = zp(&c["shuffled"]);
-            out[e].above_chance = c["above_chance"].as_bool();
-            // the verdict as written, else (older files) recomputed from each null's p and n
-            let tests: Vec<(f64, usize)> = [&c["random"], &c["shuffled"]]
+        for c in &json.chance {
+            let e = entry(&mut out, &c.party);
+            let zp = |t: &Option<ChanceTest>| t.as_ref().map(|t| (t.z, t.p));
+            out[e].selection = c
+                .random
+                .as_ref()
+                .or(c.shuffled.as_ref())
+                .map(|t| t.observed);
+            out[e].random = zp(&c.random);
+            out[e].shuffled = zp(&c.shuffled);
+            out[e].above_chance = Some(c.above_chance);
+            let smallest = [&c.random, &c.shuffled]
                 .into_iter()
-                .filter_map(|t| Some((t["p"].as_f64()?, t["n"].as_u64()? as usize)))
-                .collect();
-            let smallest = tests.iter().map(|t| t.1).min().unwrap_or(0);
-            let verdict = match serde_json::from_value::<Verdict>(c["verdict"].clone()) {
-                Ok(v) => v,
-                Err(_) if out[e].above_chance == Some(true) => Verdict::Above,
-                Err(_) => Verdict::all(tests.iter().map(|&(p, n)| Verdict::of(p, n, ALPHA))),
-            };
-            out[e].verdict = Some(verdict.describe(smallest));
-            out[e].verdict_kind = Some(verdict);
+                .flatten()
+                .map(|t| t.n)
+                .min()
+                .unwrap_or(0);
+            // the verdict as written (files of older versions: upgraded on reading)
+            out[e].verdict = Some(c.verdict.describe(smallest));
+            out[e].verdict_kind = Some(c.verdict);
         }
     }
     Ok(out)
-}
-
-pub(super) fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| input_err(path, e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| input_err(path, format!("not JSON: {e}")))
 }
 
 pub(super) fn scope_of(cell: &Cell) -> (String, String) {
@@ -186,42 +160,28 @@ fn layer_of(hook: &str) -> Option<usize> {
         .ok()
 }
 
-fn read_probe_curves(path: &Path, run: &str) -> Result<ProbeCurves> {
-    let json = read_json(path)?;
-    super::validate::probes(&json, path)?;
-    let summary = json
-        .pointer("/report/summary")
-        .and_then(Value::as_array)
-        .ok_or_else(|| input_err(path, "no `report.summary` (not a probe train output?)"))?;
+fn read_probe_curves(path: &Path, json: &ProbesJson, run: &str) -> Result<ProbeCurves> {
+    super::validate::probes(json, path)?;
+    let report = &json.report;
     let mut curves = ProbeCurves {
         run: run.to_string(),
-        prompts: json
-            .pointer("/report/folds")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len),
-        folds: json
-            .pointer("/report/params/folds")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize,
+        prompts: report.folds.len(),
+        folds: report.params.folds,
         layers: vec![],
         per_layer: vec![],
         shared: vec![],
     };
-    for entry in summary {
-        let Some(layer) = entry["hook"].as_str().and_then(layer_of) else {
+    for entry in &report.summary {
+        let Some(layer) = layer_of(&entry.hook) else {
             continue; // the pooled `all` entry of the shared probe
         };
         curves.layers.push(layer);
-        curves.per_layer.push(
-            entry
-                .pointer("/per_layer/balanced_accuracy")
-                .and_then(Value::as_f64),
-        );
-        curves.shared.push(
-            entry
-                .pointer("/shared/balanced_accuracy")
-                .and_then(Value::as_f64),
-        );
+        curves
+            .per_layer
+            .push(entry.per_layer.map(|s| s.balanced_accuracy));
+        curves
+            .shared
+            .push(entry.shared.map(|s| s.balanced_accuracy));
     }
     if curves.layers.is_empty() {
         return Err(input_err(path, "`report.summary` lists no layer"));
@@ -232,17 +192,17 @@ fn read_probe_curves(path: &Path, run: &str) -> Result<ProbeCurves> {
 /// The model's name for a run: the checkpoint named in `probes.json`, else the directory
 /// above the run (`probes/<model>/<run>`).
 /// The model's name (its file stem or folder), `+<adapter>` when it ran with a LoRA adapter.
-fn model_name(dir: &Path, probes: Option<&Value>) -> String {
+fn model_name(dir: &Path, probes: Option<&ProbesJson>) -> String {
     let base = base_model_name(dir, probes);
-    match probes.and_then(|p| p["adapter"].as_str()) {
+    match probes.and_then(|p| p.adapter.as_deref()) {
         Some(adapter) => format!("{base}+{adapter}"),
         None => base,
     }
 }
 
-fn base_model_name(dir: &Path, probes: Option<&Value>) -> String {
+fn base_model_name(dir: &Path, probes: Option<&ProbesJson>) -> String {
     probes
-        .and_then(|p| p["model"].as_str())
+        .map(|p| p.model.as_str())
         .map(|m| {
             let p = Path::new(m);
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or(m);
@@ -269,20 +229,11 @@ fn base_model_name(dir: &Path, probes: Option<&Value>) -> String {
 /// variants j of W(ψ_{j,g}, ψ̄_g), ψ̄_g the arithmetic barycenter of the ψ_{j,g}; all ψ as
 /// `probe scale` computes them (ratios of sums). Groups lacking a variant are left out.
 fn group_sensitivity(
-    psi: &Value,
+    psi: &Summary,
     options: &[String],
     pooled: &BTreeMap<(String, String), Vec<f64>>,
 ) -> Result<Vec<(f64, f64)>> {
-    let dist = |v: &Value| -> Option<Vec<f64>> {
-        let m = v.get("psi")?.as_object()?;
-        options.iter().map(|p| m.get(p)?.as_f64()).collect()
-    };
-    let variants: Vec<&Value> = psi["by_variant"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(_, v)| v)
-        .collect();
+    let variants = &psi.by_variant.0;
     let mut points = Vec::new();
     if variants.len() < 2 {
         return Ok(points);
@@ -293,7 +244,7 @@ fn group_sensitivity(
         }
         let per_variant: Option<Vec<Vec<f64>>> = variants
             .iter()
-            .map(|v| dist(&v["by_group"][attribute][value]))
+            .map(|(_, v)| shares(v.by_group.get(attribute)?.get(value)?, options))
             .collect();
         let Some(per_variant) = per_variant else {
             continue;
@@ -307,6 +258,12 @@ fn group_sensitivity(
         points.push((normalized_entropy(psi_g)?, w));
     }
     Ok(points)
+}
+
+/// A scope's ψ over `options` (the parties, in order); `None` when it has none.
+fn shares(d: &Distribution, options: &[String]) -> Option<Vec<f64>> {
+    let psi = d.psi.as_ref()?;
+    options.iter().map(|p| psi.get(p).copied()).collect()
 }
 
 /// Per persona: the variants' distributions → (H_norm of their barycenter, mean TV to it).
@@ -329,57 +286,44 @@ fn sensitivity_points(groups: BTreeMap<String, Vec<Vec<f64>>>) -> Result<Vec<(f6
 
 /// "value vectors of layers 24–27 (joint, k = 20); ψ pools 200 rows: 40 personas × 5 variants
 /// (de-stimme, …)", from `psi.json`.
-fn latent_provenance(psi: &Value) -> String {
-    let run = &psi["run"];
-    let layers: Vec<u64> = run["vector_layers"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_u64).collect())
-        .unwrap_or_default();
+fn latent_provenance(psi: &Summary, run: &ScaleRun) -> String {
+    let layers = &run.vector_layers;
     let layers = match (layers.first(), layers.last()) {
         // a contiguous ascending range (checked: a hand-edited file may list them backwards)
-        (Some(a), Some(b))
-            if a != b && b.checked_sub(*a).map(|d| d + 1) == Some(layers.len() as u64) =>
-        {
+        (Some(a), Some(b)) if a != b && b.checked_sub(*a).map(|d| d + 1) == Some(layers.len()) => {
             format!("layers {a}–{b}")
         }
         (Some(_), Some(_)) => format!(
             "layers {}",
             layers
                 .iter()
-                .map(u64::to_string)
+                .map(usize::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
         _ => "layers not recorded (psi.json from an older probe)".to_string(),
     };
-    let variants: Vec<&str> = run["variants"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     format!(
         "value vectors of {layers} ({}, k = {}); ψ pools {} rows: {} personas × {} variants ({})",
-        run["select"].as_str().unwrap_or("?"),
-        run["k"],
-        psi["all"]["rows"],
-        run["personas"],
-        variants.len(),
-        variants.join(", ")
+        run.select,
+        run.k,
+        psi.all.rows,
+        run.personas,
+        run.variants.len(),
+        run.variants.join(", ")
     )
 }
 
 /// `run.policy_sensitivity` of `psi.json` (absent in runs of older versions: empty).
-fn read_policy_sensitivity(psi: &Value) -> Vec<(String, f64, [Option<f64>; 3])> {
-    let parties = psi["parties"].as_array().cloned().unwrap_or_default();
-    let table = &psi["run"]["policy_sensitivity"];
-    parties
+fn read_policy_sensitivity(psi: &Summary, run: &ScaleRun) -> Vec<(String, f64, [Option<f64>; 3])> {
+    psi.parties
         .iter()
         .filter_map(|p| {
-            let p = p.as_str()?;
-            let e = table.get(p)?;
-            let psi = |policy: &str| e["psi"][policy].as_f64();
+            let e = run.policy_sensitivity.get(p)?;
+            let psi = |policy: &str| e.psi.get(policy).copied().flatten();
             Some((
-                p.to_string(),
-                e["negative_share"].as_f64()?,
+                p.clone(),
+                e.negative_share,
                 [psi("clip"), psi("shift"), psi("softmax")],
             ))
         })
@@ -387,40 +331,26 @@ fn read_policy_sensitivity(psi: &Value) -> Vec<(String, f64, [Option<f64>; 3])> 
 }
 
 fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
-    let psi_path = dir.join("psi.json");
-    let psi = read_json(&psi_path)?;
+    let psi_path = dir.join(Summary::FILE);
+    let psi: Summary = probe_schema::read(&psi_path)?;
     super::validate::psi(&psi, &psi_path)?;
-    let options: Vec<String> = psi["parties"]
-        .as_array()
-        .ok_or_else(|| input_err(&psi_path, "no `parties` list"))?
-        .iter()
-        .filter_map(|p| p.as_str().map(str::to_string))
-        .collect();
-    let dist = |v: &Value| -> Option<Vec<f64>> {
-        let m = v.get("psi")?.as_object()?;
-        options.iter().map(|p| m.get(p)?.as_f64()).collect()
-    };
+    let scale_run = psi.run.as_ref().expect("validate::psi requires `run`");
+    let options = psi.parties.clone();
     // every scope of psi.json: `all`, then each `by_group` attribute value; its ψ and its rows
-    let scopes = std::iter::once((("all".to_string(), "all".to_string()), &psi["all"])).chain(
-        psi["by_group"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .flat_map(|(attribute, values)| {
-                values
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(move |(value, v)| ((attribute.clone(), value.clone()), v))
-            }),
-    );
+    let all = ("all".to_string(), "all".to_string());
+    let scopes = std::iter::once((all, &psi.all)).chain(psi.by_group.0.iter().flat_map(
+        |(attribute, values)| {
+            values
+                .0
+                .iter()
+                .map(move |(value, d)| ((attribute.clone(), value.clone()), d))
+        },
+    ));
     let mut pooled = BTreeMap::new();
     let mut sizes = BTreeMap::new();
-    for (scope, v) in scopes {
-        if let Some(n) = v["rows"].as_u64() {
-            sizes.insert(scope.clone(), n as usize);
-        }
-        if let Some(d) = dist(v) {
+    for (scope, d) in scopes {
+        sizes.insert(scope.clone(), d.rows);
+        if let Some(d) = shares(d, &options) {
             pooled.insert(scope, d);
         }
     }
@@ -430,39 +360,31 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
             "no distribution (every persona undefined?)",
         ));
     }
-    let variants = psi["by_variant"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(name, v)| Some((name.clone(), dist(&v["all"])?)))
+    let variants = psi
+        .by_variant
+        .0
+        .iter()
+        .filter_map(|(name, v)| Some((name.clone(), shares(&v.all, &options)?)))
         .collect();
     // per persona across variants, from rows.jsonl
     let rows_path = dir.join("rows.jsonl");
     let mut by_persona: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
     let mut entropy_units = super::ScopeUnits::new();
     if rows_path.is_file() {
-        let text = std::fs::read_to_string(&rows_path)
-            .map_err(|e| input_err(&rows_path, e.to_string()))?;
-        // the file is read once: the persona units come from the same text
-        entropy_units = units_of_rows(&text, &rows_path, &options)?;
-        for (i, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let row: Value = serde_json::from_str(line)
-                .map_err(|e| input_err(&rows_path, format!("line {}: {e}", i + 1)))?;
-            let Some(d) = row["distribution"].as_object() else {
+        // the file is read once: the persona units come from the same rows
+        let rows: Vec<RowRecord> = probe_schema::read_jsonl(&rows_path)?;
+        entropy_units = units_of_rows(&rows, &rows_path, &options)?;
+        for (i, row) in rows.iter().enumerate() {
+            let Some(d) = &row.distribution else {
                 continue; // no positive factor: undefined row
             };
-            let d: Option<Vec<f64>> = options.iter().map(|p| d.get(p)?.as_f64()).collect();
-            let (Some(d), Some(persona)) = (d, row["persona"].as_str()) else {
+            let Some(d) = options.iter().map(|p| d.get(p).copied()).collect() else {
                 return Err(input_err(
                     &rows_path,
-                    format!("line {}: no `persona` or a party is missing", i + 1),
+                    format!("row {}: a party is missing from `distribution`", i + 1),
                 ));
             };
-            by_persona.entry(persona.to_string()).or_default().push(d);
+            by_persona.entry(row.persona.clone()).or_default().push(d);
         }
     }
     let scale = dir
@@ -471,15 +393,13 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         .unwrap_or("scale")
         .to_string();
     let sensitivity = group_sensitivity(&psi, &options, &pooled)?;
-    let by_language = psi["run"]["by_language"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(lang, v)| {
-            let d: Option<Vec<f64>> = v["psi"]
-                .as_object()
-                .and_then(|m| options.iter().map(|p| m.get(p)?.as_f64()).collect());
-            Some((lang.clone(), v["rows"].as_u64()? as usize, d?))
+    let by_language = scale_run
+        .by_language
+        .iter()
+        .filter_map(|(lang, l)| {
+            let psi = l.psi.as_ref()?;
+            let d: Option<Vec<f64>> = options.iter().map(|p| psi.get(p).copied()).collect();
+            Some((lang.clone(), l.rows, d?))
         })
         .collect();
     Ok(Series {
@@ -496,22 +416,21 @@ fn read_scale_dir(dir: &Path, model: &str, run: &str) -> Result<Series> {
         sensitivity_persona: sensitivity_points(by_persona)?,
         sensitivity_unit: "group",
         own: vec![],
-        policy_sensitivity: read_policy_sensitivity(&psi),
-        years: psi["by_group"]["year"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
+        policy_sensitivity: read_policy_sensitivity(&psi, scale_run),
+        years: psi
+            .by_group
+            .get("year")
+            .map(|m| m.0.iter().map(|(k, _)| k.clone()).collect())
             .unwrap_or_default(),
         by_language,
-        provenance: Some(latent_provenance(&psi)),
+        provenance: Some(latent_provenance(&psi, scale_run)),
         sizes,
         size_unit: "rows (persona × variant)",
-        clipped: psi["negative_factors"]["count"]
-            .as_u64()
-            .zip(psi["negative_factors"]["of"].as_u64())
-            .map(|(count, of)| {
-                let policy = psi["negative"].as_str().unwrap_or("clip").to_string();
-                (count, of, policy)
-            }),
+        clipped: Some((
+            psi.negative_factors.count as u64,
+            psi.negative_factors.of as u64,
+            psi.negative.clone(),
+        )),
         entropy_units,
     })
 }
@@ -525,45 +444,41 @@ pub fn persona_units(dir: &Path, options: &[String]) -> Result<super::ScopeUnits
     if !rows_path.is_file() {
         return Ok(super::ScopeUnits::new());
     }
-    let text =
-        std::fs::read_to_string(&rows_path).map_err(|e| input_err(&rows_path, e.to_string()))?;
-    units_of_rows(&text, &rows_path, options)
+    let rows: Vec<RowRecord> = probe_schema::read_jsonl(&rows_path)?;
+    units_of_rows(&rows, &rows_path, options)
 }
 
-/// [`persona_units`] of the text of a `rows.jsonl` (`rows_path` for messages).
-fn units_of_rows(text: &str, rows_path: &Path, options: &[String]) -> Result<super::ScopeUnits> {
+/// [`persona_units`] of the rows of a `rows.jsonl` (`rows_path` for messages).
+fn units_of_rows(
+    rows: &[RowRecord],
+    rows_path: &Path,
+    options: &[String],
+) -> Result<super::ScopeUnits> {
     let mut out = super::ScopeUnits::new();
     // persona → (its scopes, Σ w · m′)
     type Sums = BTreeMap<String, (Vec<(String, String)>, Vec<f64>)>;
     let mut units = Sums::new();
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let row: Value = serde_json::from_str(line)
-            .map_err(|e| input_err(rows_path, format!("line {}: {e}", i + 1)))?;
-        let adjusted: Option<Vec<f64>> = row["adjusted"]
-            .as_object()
-            .and_then(|m| options.iter().map(|p| m.get(p)?.as_f64()).collect());
-        let (Some(m), Some(persona), Some(w)) =
-            (adjusted, row["persona"].as_str(), row["weight"].as_f64())
-        else {
+    for (i, row) in rows.iter().enumerate() {
+        let adjusted: Option<Vec<f64>> = row
+            .adjusted
+            .as_ref()
+            .and_then(|m| options.iter().map(|p| m.get(p).copied()).collect());
+        let Some(m) = adjusted else {
             // a row of an older run (no m'), or one without the parties asked: no units
             return Ok(BTreeMap::new());
         };
+        let w = row.weight;
         if !(m.iter().all(|x| x.is_finite() && *x >= 0.0) && w.is_finite() && w >= 0.0) {
             return Err(input_err(
                 rows_path,
-                format!("line {}: a negative or non-finite m' or weight", i + 1),
+                format!("row {}: a negative or non-finite m' or weight", i + 1),
             ));
         }
-        let unit = units.entry(persona.to_string()).or_insert_with(|| {
-            let scopes = row["attributes"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(a, v)| Some((a.clone(), v.as_str()?.to_string())))
+        let unit = units.entry(row.persona.clone()).or_insert_with(|| {
+            let scopes = row
+                .attributes
+                .iter()
+                .map(|(a, v)| (a.clone(), v.clone()))
                 .collect();
             (scopes, vec![0.0; options.len()])
         });
@@ -593,20 +508,21 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         .unwrap_or("run")
         .to_string();
     let probes_path = dir.join("probes.json");
-    let probes_json = probes_path
+    let probes_json: Option<ProbesJson> = probes_path
         .is_file()
-        .then(|| read_json(&probes_path))
+        .then(|| probe_schema::read(&probes_path))
         .transpose()?;
     let model = model_name(dir, probes_json.as_ref());
     let probes = probes_json
         .is_some()
         .then(|| {
             // a fine-tuned model's probes beside the base model's of the same run name
-            let label = match probes_json.as_ref().and_then(|p| p["adapter"].as_str()) {
+            let json = probes_json.as_ref().expect("is_some");
+            let label = match &json.adapter {
                 Some(adapter) => format!("{run} +{adapter}"),
                 None => run.clone(),
             };
-            read_probe_curves(&probes_path, &label)
+            read_probe_curves(&probes_path, json, &label)
         })
         .transpose()?;
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -622,7 +538,7 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("");
         if name.starts_with("simulate-") && path.join("scores.json").is_file() {
             let scores_path = path.join("scores.json");
-            let scores = read_json(&scores_path)?;
+            let scores: SimulationScores = probe_schema::read(&scores_path)?;
             super::validate::scores(&scores, &scores_path)?;
             super::validate::finished(path)?;
             simulations.push(scores);

@@ -44,6 +44,9 @@ pub enum ReportError {
     Data(#[from] probe_data::DataError),
     #[error("{0}")]
     Metric(#[from] probe_metrics::MetricError),
+    /// A file whose fields do not fit its schema (named with the field's path).
+    #[error(transparent)]
+    Schema(#[from] probe_schema::SchemaError),
     #[error("drawing {figure}: {reason}")]
     Figure {
         figure: &'static str,
@@ -183,7 +186,7 @@ pub struct Run {
     /// Per evaluation and setting: units, failed units, parse failures.
     pub evals: Vec<EvalTally>,
     /// `probe simulate`'s `scores.json` of each `simulate-*` folder.
-    pub simulations: Vec<Value>,
+    pub simulations: Vec<probe_schema::simulation::SimulationScores>,
 }
 
 /// One (method, steering) setting of a `probe eval` run (its `summary.json`): what went into
@@ -248,7 +251,13 @@ pub struct Section {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub title: String,
+    /// Banners above everything (`ReportOptions::notes`).
+    pub notes: Vec<String>,
+    /// The survey reference's name and its notes.
+    pub reference: (String, Vec<String>),
     pub sections: Vec<Section>,
+    /// `report.json`: every number the sections draw, for other tools (written, never read
+    /// back by the report itself).
     pub json: Value,
 }
 
@@ -490,6 +499,8 @@ pub fn build(
     }
     Ok(Report {
         title: o.title.clone(),
+        notes: o.notes.clone(),
+        reference: (reference.name.clone(), reference.notes.clone()),
         sections,
         json,
     })

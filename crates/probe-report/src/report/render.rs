@@ -4,8 +4,6 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use serde_json::Value;
-
 use super::{Report, ReportError, Result};
 use crate::figures::{Format, Printer, PNG_DPI};
 
@@ -56,8 +54,7 @@ impl Report {
             html_escape(&self.title),
             html_escape(&self.title)
         );
-        for note in self.json["notes"].as_array().into_iter().flatten() {
-            let note = note.as_str().unwrap_or_default();
+        for note in &self.notes {
             let _ = writeln!(md, "> **Note:** {}\n", md_escape(note));
             let _ = writeln!(
                 html,
@@ -65,15 +62,15 @@ impl Report {
                 html_escape(note)
             );
         }
-        if let Some(notes) = self.json["reference"]["notes"].as_array() {
-            let name = self.json["reference"]["name"].as_str().unwrap_or("");
+        {
+            let (name, notes) = &self.reference;
             let _ = writeln!(md, "Survey reference: **{}**.", md_escape(name));
             let _ = writeln!(
                 html,
                 "<p>Survey reference: <b>{}</b>.</p>",
                 html_escape(name)
             );
-            for n in notes.iter().filter_map(Value::as_str) {
+            for n in notes {
                 let _ = writeln!(md, "- {n}");
                 let _ = writeln!(html, "<p class=\"notes\">{}</p>", html_escape(n));
             }

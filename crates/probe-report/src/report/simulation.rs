@@ -3,6 +3,9 @@
 //! the item × item correlation structure with heatmaps (human, model, difference), and the
 //! temperature sweep as a KL-vs-RMSE curve.
 
+use probe_metrics::paired::Difference;
+use probe_metrics::stats::Estimate;
+use probe_schema::simulation::{PairedComparison, SplitScores, TemperatureScores};
 use serde_json::{json, Value};
 
 use super::*;
@@ -12,11 +15,16 @@ use crate::figures::Curve;
 struct Simulation<'a> {
     name: String,
     items: Vec<String>,
-    split: &'a Value,
+    split: &'a SplitScores,
     /// A baseline scored beside a model (no heatmaps of its own).
     baseline: bool,
     /// The model against each other predictor at this split (`scores.json` `differences`).
-    differences: Vec<&'a Value>,
+    differences: Vec<&'a PairedComparison>,
+}
+
+/// A temperature as `scores.json` writes it (`1.0`, `0.5`).
+fn temperature(t: f32) -> String {
+    serde_json::to_string(&t).unwrap_or_else(|_| t.to_string())
 }
 
 /// The held-out part of each simulation: `test` when scored separately, else `all`.
@@ -24,64 +32,44 @@ fn simulations<'a>(cx: &Context<'a>) -> Vec<Simulation<'a>> {
     let mut out = Vec::new();
     for run in cx.runs {
         for s in &run.simulations {
-            let splits = s["splits"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-            let Some(split) = splits
+            let Some(split) = s
+                .splits
                 .iter()
-                .find(|p| p["split"] == "test")
-                .or_else(|| splits.first())
+                .find(|p| p.split == "test")
+                .or_else(|| s.splits.first())
             else {
                 continue;
             };
-            let steering = if s["persona"].as_bool() == Some(false) {
-                "no persona"
-            } else {
-                "persona"
-            };
-            let items: Vec<String> = s["items"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let split_name = split["split"].clone();
+            let steering = if s.persona { "persona" } else { "no persona" };
             out.push(Simulation {
-                name: format!("{} · {steering}", s["model"].as_str().unwrap_or("model")),
-                items: items.clone(),
+                name: format!("{} · {steering}", s.model),
+                items: s.items.clone(),
                 split,
                 baseline: false,
-                differences: s["differences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|d| d["split"] == split_name)
+                differences: s
+                    .differences
+                    .iter()
+                    .filter(|d| d.split == split.split)
                     .collect(),
             });
             // the baselines at the same split; runs of the same respondents share them: once
-            for b in s["baselines"].as_array().into_iter().flatten() {
-                let name = b["name"].as_str().unwrap_or("baseline").to_string();
-                let Some(bsplit) = b["splits"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|p| p["split"] == split_name)
-                else {
+            for b in &s.baselines {
+                let Some(bsplit) = b.splits.iter().find(|p| p.split == split.split) else {
                     continue;
                 };
                 // a `--versus` run is a simulation of its own, shown where its folder is
-                if name.ends_with("(--versus)") {
+                if b.name.ends_with("(--versus)") {
                     continue;
                 }
                 let same = |o: &Simulation<'_>| {
-                    o.name == name
-                        && o.split["respondents"] == bsplit["respondents"]
-                        && o.items == items
+                    o.name == b.name
+                        && o.split.respondents == bsplit.respondents
+                        && o.items == s.items
                 };
                 if !out.iter().any(same) {
                     out.push(Simulation {
-                        name,
-                        items: items.clone(),
+                        name: b.name.clone(),
+                        items: s.items.clone(),
                         split: bsplit,
                         baseline: true,
                         differences: vec![],
@@ -112,22 +100,23 @@ fn differences(sims: &[Simulation<'_>]) -> Option<Section> {
         .to_vec(),
         rows: vec![],
     };
-    let diff = |d: &Value| -> (String, String) {
+    let diff = |d: Option<&Difference>| -> (String, String) {
         (
-            ci(&d["difference"]),
-            d["p"].as_f64().map_or("—".into(), |p| format!("{p:.3}")),
+            ci(d.map(|d| &d.difference)),
+            d.and_then(|d| d.p)
+                .map_or("—".into(), |p| format!("{p:.3}")),
         )
     };
     for sim in sims {
         for d in &sim.differences {
-            let (kl, kl_p) = diff(&d["differences"]["mean_kl"]);
-            let (acc, acc_p) = diff(&d["differences"]["mean_accuracy"]);
-            let (rmse, rmse_p) = diff(&d["differences"]["mean_rmse"]);
+            let (kl, kl_p) = diff(Some(&d.differences.mean_kl));
+            let (acc, acc_p) = diff(Some(&d.differences.mean_accuracy));
+            let (rmse, rmse_p) = diff(d.differences.mean_rmse.as_ref());
             table.rows.push(vec![
                 sim.name.clone(),
-                d["versus"].as_str().unwrap_or("?").to_string(),
-                d["split"].as_str().unwrap_or("?").to_string(),
-                d["temperature"].to_string(),
+                d.versus.clone(),
+                d.split.clone(),
+                temperature(d.temperature),
                 kl,
                 kl_p,
                 acc,
@@ -147,10 +136,11 @@ fn differences(sims: &[Simulation<'_>]) -> Option<Section> {
     })
 }
 
-fn ci(e: &Value) -> String {
-    match (e["value"].as_f64(), e["low"].as_f64(), e["high"].as_f64()) {
-        (Some(v), Some(l), Some(h)) => format!("{v:.3} [{l:.3}, {h:.3}]"),
-        _ => "—".into(),
+/// "value [low, high]", or a dash where there is no estimate (RMSE of nominal items).
+fn ci(e: Option<&Estimate>) -> String {
+    match e {
+        Some(e) => format!("{:.3} [{:.3}, {:.3}]", e.value, e.low, e.high),
+        None => "—".into(),
     }
 }
 
@@ -181,66 +171,50 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
     let mut out = Vec::new();
     for (k, sim) in sims.iter().enumerate() {
         let split = sim.split;
-        let n = split["respondents"].as_u64().unwrap_or(0);
-        let name = split["split"].as_str().unwrap_or("all");
+        let n = split.respondents;
+        let name = split.split.as_str();
         table.rows.push(vec![
             sim.name.clone(),
             name.into(),
             n.to_string(),
             "p (expected)".into(),
-            ci(&split["expected"]["mean_kl"]),
-            ci(&split["expected"]["mean_tv"]),
+            ci(Some(&split.expected.mean_kl)),
+            ci(Some(&split.expected.mean_tv)),
             "—".into(),
             "—".into(),
             "—".into(),
         ]);
         let mut curve = Vec::new();
-        let temps: Vec<&Value> = split["temperatures"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .collect();
+        let temps = &split.temperatures;
         // heatmaps at temperature 1 (the tables' reference), else the first with a structure
         let heat_at = temps
             .iter()
-            .position(|t| t["temperature"].as_f64() == Some(1.0) && t["structure"].is_object())
-            .or_else(|| temps.iter().position(|t| t["structure"].is_object()));
+            .position(|t| t.temperature == 1.0 && t.structure.is_some())
+            .or_else(|| temps.iter().position(|t| t.structure.is_some()));
         for (ti, t) in temps.iter().enumerate() {
             table.rows.push(vec![
                 sim.name.clone(),
                 name.into(),
                 n.to_string(),
-                t["temperature"].to_string(),
-                ci(&t["marginals"]["mean_kl"]),
-                ci(&t["marginals"]["mean_tv"]),
-                ci(&t["agreement"]["mean_accuracy"]),
-                ci(&t["agreement"]["mean_rmse"]),
-                ci(&t["structure"]["mean_abs_diff"]),
+                temperature(t.temperature),
+                ci(Some(&t.marginals.mean_kl)),
+                ci(Some(&t.marginals.mean_tv)),
+                ci(Some(&t.agreement.mean_accuracy)),
+                ci(t.agreement.mean_rmse.as_ref()),
+                ci(t.structure.as_ref().map(|s| &s.mean_abs_diff)),
             ]);
-            if let (Some(rmse), Some(kl)) = (
-                t["agreement"]["mean_rmse"]["value"].as_f64(),
-                t["marginals"]["mean_kl"]["value"].as_f64(),
-            ) {
-                curve.push((rmse, kl, format!("T={}", t["temperature"])));
+            if let Some(rmse) = &t.agreement.mean_rmse {
+                let kl = t.marginals.mean_kl.value;
+                curve.push((rmse.value, kl, format!("T={}", temperature(t.temperature))));
             }
             // heatmaps: human, model, difference (models only)
-            if heat_at == Some(ti) && !sim.baseline {
-                let s = &t["structure"];
-                let labels: Vec<String> = s["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|i| sim.items.get(i.as_u64()? as usize).cloned())
+            if let (true, false, Some(s)) = (heat_at == Some(ti), sim.baseline, &t.structure) {
+                let labels: Vec<String> = s
+                    .items
+                    .iter()
+                    .filter_map(|&i| sim.items.get(i).cloned())
                     .collect();
-                let values = |key: &str| -> Vec<f64> {
-                    s[key]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|v| v.as_f64().unwrap_or(f64::NAN))
-                        .collect()
-                };
-                let (real, model) = (values("real"), values("simulated"));
+                let (real, model) = (s.real.clone(), s.simulated.clone());
                 if panels.is_empty() {
                     panels.push(Heatmap {
                         title: format!("people ({name}, n = {n})"),
@@ -249,7 +223,7 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
                     });
                 }
                 panels.push(Heatmap {
-                    title: format!("{} (T = {})", sim.name, t["temperature"]),
+                    title: format!("{} (T = {})", sim.name, temperature(t.temperature)),
                     labels: labels.clone(),
                     values: model.clone(),
                 });
@@ -308,43 +282,34 @@ pub(super) fn simulation(cx: &Context, json: &mut Value) -> Result<Vec<Section>>
 
 /// Per item and model, at temperature 1 (else the first temperature): marginal KL and TV,
 /// accuracy and RMSE of the twins.
-fn per_item(sims: &[Simulation<'_>]) -> Section {
+fn per_item<'a>(sims: &[Simulation<'a>]) -> Section {
     let mut table = Table {
         header: ["item", "model", "T", "KL", "TV", "accuracy", "RMSE"]
             .map(String::from)
             .to_vec(),
         rows: vec![],
     };
-    let at = |sim: &Simulation<'_>| -> Option<Value> {
-        let temps = sim.split["temperatures"].as_array()?;
+    let at = |sim: &Simulation<'a>| -> Option<&'a TemperatureScores> {
+        let temps = &sim.split.temperatures;
         temps
             .iter()
-            .find(|t| t["temperature"].as_f64() == Some(1.0))
+            .find(|t| t.temperature == 1.0)
             .or_else(|| temps.first())
-            .cloned()
     };
     let n_items = sims.iter().map(|s| s.items.len()).max().unwrap_or(0);
     for i in 0..n_items {
         for sim in sims {
             let Some(t) = at(sim) else { continue };
-            let find = |list: &Value| -> Value {
-                list.as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|e| e["item"].as_u64() == Some(i as u64))
-                    .cloned()
-                    .unwrap_or(Value::Null)
-            };
-            let m = find(&t["marginals"]["items"]);
-            let a = find(&t["agreement"]["items"]);
+            let m = t.marginals.items.iter().find(|e| e.item == i);
+            let a = t.agreement.items.iter().find(|e| e.item == i);
             table.rows.push(vec![
                 sim.items.get(i).cloned().unwrap_or_else(|| i.to_string()),
                 sim.name.clone(),
-                t["temperature"].to_string(),
-                ci(&m["kl"]),
-                ci(&m["tv"]),
-                ci(&a["accuracy"]),
-                ci(&a["rmse"]),
+                temperature(t.temperature),
+                ci(m.map(|m| &m.kl)),
+                ci(m.map(|m| &m.tv)),
+                ci(a.map(|a| &a.accuracy)),
+                ci(a.and_then(|a| a.rmse.as_ref())),
             ]);
         }
     }

@@ -7,18 +7,32 @@ fn psi(d: [f64; 3]) -> Value {
     json!({"psi": {"SPD": d[0], "GRÜNE": d[1], "AfD": d[2]}, "rows": 2, "weight": 2.0})
 }
 
-/// A run directory as `probe train` + `probe scale` leave it, with numbers chosen by hand.
+/// Classification scores with this balanced accuracy (the report draws only that).
+fn scores(balanced_accuracy: f64) -> Value {
+    json!({"accuracy": balanced_accuracy, "balanced_accuracy": balanced_accuracy, "auc": 0.5,
+           "f1": 0.5, "n": 10})
+}
+
+/// A run directory as `probe train` + `probe scale` leave it, with numbers chosen by hand;
+/// every file complete under its schema (probe-schema).
 fn write_run(dir: &Path) {
+    let params = json!({"solver": "newton", "c": 1.0, "folds": 5, "seed": 0, "max_iterations": 1000,
+                        "tolerance": 1e-4, "per_layer": true, "shared": true});
     std::fs::write(
         dir.join("probes.json"),
-        json!({"model": "models/tiny.Q8_0.gguf", "report": {
-            "parties": PARTIES,
+        json!({"format_version": 1, "model": "models/tiny.Q8_0.gguf", "model_hash": "0",
+               "cache": "cache", "positions": "last-before-answer", "data_sha256": "0", "tensors": {},
+               "report": {
+            "params": params, "parties": PARTIES, "hooks": ["blocks.3.hook_resid_post", "blocks.4.hook_resid_post"],
+            "positive_replication": [2, 2, 2], "folds": [0, 1, 2, 3, 4], "per_layer": [], "shared": [],
+            "max_gradient_norm": 0.0, "unconverged_fits": 0, "fits": 9, "seconds": 1.0,
+            "per_layer_seconds": 0.5, "shared_seconds": 0.5,
             "null": {"seeds": [1, 2], "observed": [0.8, 0.6, 0.7], "mean": [0.5, 0.52, 0.49], "sd": [0.03, 0.04, 0.02],
                      "balanced_accuracy": [[0.47, 0.48, 0.47], [0.53, 0.56, 0.51]], "p_value": [0.33, 0.33, 0.33]},
             "summary": [
-            {"hook": "blocks.3.hook_resid_post", "per_layer": {"balanced_accuracy": 0.6}, "shared": {"balanced_accuracy": 0.55}},
-            {"hook": "blocks.4.hook_resid_post", "per_layer": {"balanced_accuracy": 0.7}, "shared": {"balanced_accuracy": 0.65}},
-            {"hook": "all", "shared": {"balanced_accuracy": 0.6}}
+            {"hook": "blocks.3.hook_resid_post", "per_layer": scores(0.6), "shared": scores(0.55)},
+            {"hook": "blocks.4.hook_resid_post", "per_layer": scores(0.7), "shared": scores(0.65)},
+            {"hook": "all", "per_layer": null, "shared": scores(0.6)}
         ]}})
         .to_string(),
     )
@@ -28,7 +42,10 @@ fn write_run(dir: &Path) {
     let test = |z: f64, p: f64, n: usize| json!({"observed": 0.2, "n": n, "mean": 0.1, "sd": 0.05, "z": z, "p": p});
     std::fs::write(
         vectors.join("vectors.json"),
-        json!({"chance": [
+        json!({"format_version": 1, "model": "models/tiny.Q8_0.gguf", "model_hash": "0", "hidden_size": 8,
+               "probes": "run", "probe": "shared", "parties": PARTIES, "probe_sources": ["shared", "shared", "shared"],
+               "layers": [3, 4], "neurons": 16, "k": 20, "iqr_c": 1.5, "iqr_thresholds": [0.1, 0.1, 0.1],
+               "vectors": [], "chance": [
             {"party": "SPD", "statistic": "s", "random": test(4.0, 0.004, 250), "shuffled": test(3.0, 0.04, 24), "above_chance": true},
             {"party": "GRÜNE", "statistic": "s", "random": test(0.5, 0.3, 250), "shuffled": test(0.1, 0.45, 24), "above_chance": false},
             // an older file: no verdict, a null of 3 that cannot give p < 0.05
@@ -46,10 +63,12 @@ fn write_run(dir: &Path) {
     std::fs::write(
         scale.join("psi.json"),
         json!({"parties": PARTIES, "all": psi([0.4, 0.25, 0.35]), "by_group": groups,
+               "negative": "clip", "negative_factors": {"count": 3, "of": 48}, "undefined_rows": 1,
                "by_variant": {
                    "a": {"all": psi([0.5, 0.25, 0.25]), "by_group": {"gender": {"female": psi([0.6, 0.3, 0.1]), "male": psi([0.3, 0.2, 0.5])}}},
                    "b": {"all": psi([0.3, 0.25, 0.45]), "by_group": {"gender": {"female": psi([0.4, 0.3, 0.3]), "male": psi([0.3, 0.2, 0.5])}}}},
-               "run": {"vector_layers": [3, 4], "select": "joint", "k": 20, "personas": 4, "variants": ["a", "b"],
+               "run": {"vectors": "vectors", "persona_spec": "personas.toml",
+                       "vector_layers": [3, 4], "select": "joint", "k": 20, "personas": 4, "variants": ["a", "b"],
                        "policy_sensitivity": {
                            "SPD": {"negative_share": 0.1, "psi": {"clip": 0.4, "shift": 0.38, "softmax": 0.36}},
                            "GRÜNE": {"negative_share": 1.0, "psi": {"clip": 0.0, "shift": 0.2, "softmax": 0.3}},
@@ -72,7 +91,10 @@ fn write_run(dir: &Path) {
         .iter()
         .map(|(p, v, d)| {
             let dist = d.map(|d| json!({"SPD": d[0], "GRÜNE": d[1], "AfD": d[2]}));
-            json!({"persona": p, "variant": v, "distribution": dist}).to_string() + "\n"
+            json!({"persona": p, "variant": v, "distribution": dist, "attributes": {},
+                   "factors": {"SPD": 1.0, "GRÜNE": 1.0, "AfD": 1.0}, "weight": 1.0})
+            .to_string()
+                + "\n"
         })
         .collect();
     std::fs::write(scale.join("rows.jsonl"), text).unwrap();
@@ -590,7 +612,11 @@ fn the_report_lists_units_failures_and_parse_failures_per_setting() {
     .unwrap();
     std::fs::write(
         eval.join("summary.json"),
-        r#"{"by_setting": [{"attempts": 15, "failed_units": 3, "method": "sequence", "parse_failure_rate": 0.6, "parse_failures": 9, "steering": "none", "units": 9}]}"#,
+        r#"{"units": 9, "of": 9, "complete": true,
+            "this_run": {"units": 9, "seconds": 1.0, "prompt_tokens_per_s": 100.0, "generated_tokens_per_s": 10.0,
+                         "tally": {"units": 9, "failed_units": 3, "parse_failures": 9, "attempts": 15,
+                                   "invalid_answers": 0, "prompt_tokens": 100, "generated_tokens": 10}},
+            "by_setting": [{"attempts": 15, "failed_units": 3, "method": "sequence", "parse_failure_rate": 0.6, "parse_failures": 9, "steering": "none", "units": 9}]}"#,
     )
     .unwrap();
     let run = load_run(&tmp.path().join("run")).unwrap();

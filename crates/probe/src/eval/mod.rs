@@ -111,7 +111,7 @@ pub struct EvalOutcome {
     pub dir: PathBuf,
     pub cells: Vec<Cell>,
     /// `summary.json`: units done, this run's throughput, failures by method × steering.
-    pub summary: serde_json::Value,
+    pub summary: probe_schema::eval::EvalSummary,
     /// TV and friends against the survey (vote) or the cells' own references; `None` when
     /// nothing has a reference.
     pub scores: Option<Scores>,
@@ -321,23 +321,40 @@ pub fn eval(options: &EvalOptions) -> Result<EvalOutcome> {
             e.3 += attempts.iter().filter(|a| a.get("error").is_some()).count();
         }
     }
-    let summary = json!({
-        "units": records.len(),
-        "of": total_units,
-        "complete": records.len() >= total_units,
-        "this_run": {"units": tally.units, "seconds": seconds, "tally": tally,
-                     "prompt_tokens_per_s": tally.prompt_tokens as f64 / seconds.max(1e-9),
-                     "generated_tokens_per_s": tally.generated_tokens as f64 / seconds.max(1e-9)},
-        "by_setting": per_setting.iter().map(|((m, s), (n, failed, attempts, parse_failures))| json!({
-            "method": m, "steering": s, "units": n, "failed_units": failed,
-            "attempts": attempts, "parse_failures": parse_failures,
-            "parse_failure_rate": if *attempts > 0 { *parse_failures as f64 / *attempts as f64 } else { 0.0 },
-        })).collect::<Vec<_>>(),
-    });
-    probe_cache::write_atomic(
-        &out.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    let summary = probe_schema::eval::EvalSummary {
+        format_version: <probe_schema::eval::EvalSummary as probe_schema::Artifact>::FORMAT_VERSION,
+        units: records.len(),
+        of: total_units,
+        complete: records.len() >= total_units,
+        this_run: probe_schema::eval::EvalThisRun {
+            units: tally.units,
+            seconds,
+            tally: tally.clone(),
+            prompt_tokens_per_s: tally.prompt_tokens as f64 / seconds.max(1e-9),
+            generated_tokens_per_s: tally.generated_tokens as f64 / seconds.max(1e-9),
+        },
+        by_setting: per_setting
+            .iter()
+            .map(
+                |((m, s), &(units, failed_units, attempts, parse_failures))| {
+                    probe_schema::eval::EvalSetting {
+                        method: m.clone(),
+                        steering: s.clone(),
+                        units,
+                        failed_units,
+                        attempts,
+                        parse_failures,
+                        parse_failure_rate: Some(if attempts > 0 {
+                            parse_failures as f64 / attempts as f64
+                        } else {
+                            0.0
+                        }),
+                    }
+                },
+            )
+            .collect(),
+    };
+    probe_schema::write(&out.join("summary.json"), &summary)?;
     let mut text = String::new();
     for c in &cells {
         text.push_str(&c.to_json().to_string());

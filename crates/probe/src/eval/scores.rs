@@ -8,39 +8,17 @@ use std::path::Path;
 use anyhow::Result;
 use probe_data::cells::Cell;
 use probe_report::compare::{
-    baseline_cells, compare, join, own_references, Baseline, CompareOptions, Metric, Pair, Row,
+    baseline_cells, compare, join, own_references, Baseline, CompareOptions, Metric, Pair,
 };
-use serde_json::json;
+use probe_schema::eval::{ScopeTv, SimulationGap, TemperatureScaled};
+pub use probe_schema::eval::{TaskTvFile as OwnScores, VoteTv, VoteTvFile};
+use probe_schema::psi::Ordered;
 
-/// The scores of one eval run.
+/// The scores of one eval run: `tv.json`.
 #[derive(Debug)]
 pub enum Scores {
-    Vote(Vec<VoteTv>),
+    Vote(VoteTvFile),
     Own(OwnScores),
-}
-
-/// TV of one method × steering's pooled voting distributions against the survey.
-#[derive(Debug, Clone)]
-pub struct VoteTv {
-    pub method: String,
-    pub steering: String,
-    /// (scope `attribute=value`, TV), everyone (`all=all`) and each group the survey has.
-    pub by_scope: Vec<(String, f64)>,
-    pub tv_all: Option<f64>,
-    pub mean_tv: f64,
-}
-
-/// Scores against the cells' own references.
-#[derive(Debug)]
-pub struct OwnScores {
-    /// TV per method × steering, baselines included.
-    pub rows: Vec<Row>,
-    /// log-p with temperature scaling per steering: (steering, τ*, TV, cells), τ* fitted on
-    /// these very cells (in-sample).
-    pub logp_scaled: Vec<(String, f64, f64, usize)>,
-    /// Knowledge-to-simulation gap per steering: (steering, gap, A(sequence),
-    /// A(verbalize), shared cells).
-    pub gaps: Vec<(String, f64, f64, f64, usize)>,
 }
 
 /// The tables `probe eval` prints: TV per method × steering; for own references also the
@@ -48,13 +26,13 @@ pub struct OwnScores {
 impl std::fmt::Display for Scores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Scores::Vote(rows) => {
+            Scores::Vote(file) => {
                 writeln!(
                     f,
                     "{:<12} {:<9} {:>7} {:>10} {:>12}",
                     "method", "steering", "scopes", "TV(all)", "mean TV"
                 )?;
-                for r in rows {
+                for r in &file.tv {
                     writeln!(
                         f,
                         "{:<12} {:<9} {:>7} {:>10} {:>12.4}",
@@ -73,7 +51,7 @@ impl std::fmt::Display for Scores {
                     "method", "steering", "cells", "groups", "TV", "95% CI", "ECE", "floor"
                 )?;
                 let opt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.4}"));
-                for r in &scores.rows {
+                for r in &scores.tv {
                     writeln!(
                         f,
                         "{:<18} {:<9} {:>6} {:>6} {:>8.4}  {:<18} {:>7} {:>7}",
@@ -87,14 +65,17 @@ impl std::fmt::Display for Scores {
                         opt(r.discretization_floor)
                     )?;
                 }
-                for (steering, tau, tv, cells) in &scores.logp_scaled {
+                for (steering, TemperatureScaled { tau, tv, cells }) in
+                    &scores.logp_temperature_scaled.0
+                {
                     writeln!(
                         f,
                         "{:<18} {:<9} {:>6} {:>8.4}  (τ* = {tau:.3}, fitted on these cells)",
                         "logp-scaled", steering, cells, tv
                     )?;
                 }
-                for (steering, gap, _, _, cells) in &scores.gaps {
+                for (steering, g) in &scores.knowledge_to_simulation_gap.0 {
+                    let (gap, cells) = (g.gap, g.shared_cells);
                     writeln!(
                         f,
                         "knowledge-to-simulation gap ({steering}): {gap:+.3} over {cells} shared cells"
@@ -113,9 +94,8 @@ pub fn vote_scores(
     model: &str,
     reference: &probe_report::report::Reference,
     out: &Path,
-) -> Result<Vec<VoteTv>> {
+) -> Result<VoteTvFile> {
     let series = probe_report::report::series_from_cells(cells, model)?;
-    let mut scores = Vec::new();
     let mut rows = Vec::new();
     for s in &series {
         let mut tvs: Vec<(String, f64)> = Vec::new();
@@ -141,24 +121,25 @@ pub fn vote_scores(
         let all = tvs.iter().find(|(k, _)| k == "all=all").map(|t| t.1);
         let mean = tvs.iter().map(|t| t.1).sum::<f64>() / tvs.len() as f64;
         let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
-        rows.push(json!({"method": label("method"), "steering": label("steering"),
-            "tv_all": all, "mean_tv": mean, "by_scope": tvs.iter().map(|(k, v)| json!({"scope": k, "tv": v})).collect::<Vec<_>>()}));
-        scores.push(VoteTv {
+        rows.push(VoteTv {
             method: label("method"),
             steering: label("steering"),
-            by_scope: tvs,
+            by_scope: tvs
+                .into_iter()
+                .map(|(scope, tv)| ScopeTv { scope, tv })
+                .collect(),
             tv_all: all,
             mean_tv: mean,
         });
     }
-    probe_cache::write_atomic(
-        &out.join("tv.json"),
-        serde_json::to_string_pretty(
-            &json!({"reference": reference.name, "notes": reference.notes, "tv": rows}),
-        )?
-        .as_bytes(),
-    )?;
-    Ok(scores)
+    let file = VoteTvFile {
+        format_version: <VoteTvFile as probe_schema::Artifact>::FORMAT_VERSION,
+        reference: reference.name.clone(),
+        notes: reference.notes.clone(),
+        tv: rows,
+    };
+    probe_schema::write(&out.join("tv.json"), &file)?;
+    Ok(file)
 }
 
 /// The benchmark's A of `sequence` and of `verbalize` under `steering`, each over only the
@@ -238,10 +219,8 @@ pub fn own_scores(cells: &[Cell], out: &Path) -> Result<OwnScores> {
             ..CompareOptions::default()
         },
     )?;
-    let mut logp_scaled = Vec::new();
-    let mut gap_rows = Vec::new();
     // log-p with temperature scaling: τ* fitted per steering on these cells (in-sample)
-    let mut scaled = serde_json::Map::new();
+    let mut scaled = Ordered(Vec::new());
     for steering in ["none", "persona", "fewshot"] {
         let pairs: Vec<(&[f64], &[f64])> = cells
             .iter()
@@ -255,37 +234,36 @@ pub fn own_scores(cells: &[Cell], out: &Path) -> Result<OwnScores> {
             continue;
         }
         let (tau, tv) = probe_metrics::calibration::fit_temperature(&pairs, 0.05, 20.0)?;
-        logp_scaled.push((steering.to_string(), tau, tv, pairs.len()));
-        scaled.insert(
-            steering.into(),
-            json!({"tau": tau, "tv": tv, "cells": pairs.len()}),
-        );
+        let cells = pairs.len();
+        scaled
+            .0
+            .push((steering.to_string(), TemperatureScaled { tau, tv, cells }));
     }
     // knowledge-to-simulation gap per steering: A(sequence) / A(verbalize) − 1, both scored
     // over the (group, question) cells both methods parsed, so that neither is scored on
     // questions the other failed.
-    let mut gaps = serde_json::Map::new();
+    let mut gaps = Ordered(Vec::new());
     for steering in ["none", "persona", "fewshot"] {
         if let Some((seq, verb, cells)) = shared_cell_scores(&pairs, steering)? {
             if let Ok(ks) = probe_metrics::alignment::knowledge_to_simulation_gap(seq, verb) {
-                gap_rows.push((steering.to_string(), ks, seq, verb, cells));
-                gaps.insert(
-                    steering.into(),
-                    json!({"gap": ks, "a_sequence": seq, "a_verbalize": verb, "shared_cells": cells}),
-                );
+                let gap = SimulationGap {
+                    gap: ks,
+                    a_sequence: seq,
+                    a_verbalize: verb,
+                    shared_cells: cells,
+                };
+                gaps.0.push((steering.to_string(), gap));
             }
         }
     }
-    probe_cache::write_atomic(
-        &out.join("tv.json"),
-        serde_json::to_string_pretty(&json!({"tv": rows, "logp_temperature_scaled": scaled, "knowledge_to_simulation_gap": gaps}))?
-            .as_bytes(),
-    )?;
-    Ok(OwnScores {
-        rows,
-        logp_scaled,
-        gaps: gap_rows,
-    })
+    let file = OwnScores {
+        format_version: <OwnScores as probe_schema::Artifact>::FORMAT_VERSION,
+        tv: rows,
+        logp_temperature_scaled: scaled,
+        knowledge_to_simulation_gap: gaps,
+    };
+    probe_schema::write(&out.join("tv.json"), &file)?;
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::files::{check_out_dir, sha256_file};
 use crate::model::{check_same_model, ModelSpec};
 use crate::personas::PersonaSelection;
 use crate::progress::{note, progress_bar};
-use crate::vectors::{VectorsJson, VECTORS_JSON};
+use crate::vectors::VECTORS_JSON;
 
 /// Options of [`scale`]; `ScaleOptions::new(model, vectors_dir)` has the CLI's defaults.
 #[derive(Debug, Clone)]
@@ -74,10 +74,10 @@ impl ScaleOptions {
 /// stay sorted).
 pub fn load_psi(dir: &Path) -> Result<Summary> {
     let path = dir.join("psi.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (run `probe scale` first)", path.display()))?;
-    let mut summary: Summary =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if !path.is_file() {
+        anyhow::bail!("{} is missing (run `probe scale` first)", path.display());
+    }
+    let mut summary: Summary = probe_schema::read(&path)?;
     let parties = summary.parties.clone();
     let in_party_order = |d: &mut probe_latent::scale::Distribution| {
         if let Some(psi) = &mut d.psi {
@@ -124,8 +124,8 @@ pub fn scale(options: &ScaleOptions) -> Result<ScaleOutcome> {
         bail!("--select diametric: the scaling factor needs positively aligned vectors (joint, per-layer or iqr)");
     }
     let vectors_dir = args.vectors.clone();
-    let vectors = VectorsJson::read(&vectors_dir)?;
-    let selections = vectors.selections(&args.select)?;
+    let vectors = crate::vectors::read(&vectors_dir)?;
+    let selections = crate::vectors::selections(&vectors, &args.select)?;
     if selections.iter().all(Vec::is_empty) {
         bail!(
             "{} has no `{}` selection (known: joint, per-layer, iqr)",
@@ -351,23 +351,27 @@ pub fn scale(options: &ScaleOptions) -> Result<ScaleOutcome> {
     let (policy_sensitivity, by_language) =
         write::sensitivity_and_languages(&vectors.parties, &templates, &rows, policy);
     write::write_rows(&out, &vectors.parties, &rows, policy)?;
-    write::write_summary(
-        &out,
-        &summary,
-        serde_json::json!({
-            "vectors": vectors_dir.display().to_string(),
-            "select": args.select,
-            "k": vectors.k,
-            "vector_layers": vectors.layers,
-            "persona_spec": args.personas.spec.display().to_string(),
-            "personas": personas.len(),
-            "variants": variants,
-            "negative_coefficients": {"count": negative_coefficients, "of": coefficients.len()},
-            "policy_sensitivity": policy_sensitivity,
-            "by_language": by_language,
-            "this_run": {"prompts": pending_rows, "tokens": tokens, "seconds": seconds},
+    summary.run = Some(write::ScaleRun {
+        vectors: vectors_dir.display().to_string(),
+        select: args.select.clone(),
+        k: vectors.k,
+        vector_layers: vectors.layers.clone(),
+        persona_spec: args.personas.spec.display().to_string(),
+        personas: personas.len(),
+        variants,
+        negative_coefficients: Some(probe_latent::scale::Count {
+            count: negative_coefficients,
+            of: coefficients.len(),
         }),
-    )?;
+        policy_sensitivity,
+        by_language,
+        this_run: Some(probe_schema::psi::ThisRun {
+            prompts: pending_rows,
+            tokens,
+            seconds,
+        }),
+    });
+    write::write_summary(&out, &summary)?;
     Ok(ScaleOutcome {
         dir: out,
         summary: Some(summary),

@@ -4,44 +4,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use probe_data::personas::PersonaTemplate;
 use probe_latent::scale::{row_distributions, Distribution};
 use probe_latent::{NegativePolicy, ScaleRow, Summary};
+pub use probe_schema::psi::{LanguagePsi, PolicySensitivity, RowRecord, ScaleRun};
 
 use crate::vectors::csv_field;
-
-type JsonMap = serde_json::Map<String, serde_json::Value>;
-
-/// One line of `rows.jsonl`: a (persona, variant) row's scaling factors m_p^n by party and
-/// its own normalized distribution (None when every factor is 0 after the policy). Keys are
-/// sorted, as in the file.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RowRecord {
-    pub attributes: BTreeMap<String, String>,
-    pub distribution: Option<BTreeMap<String, f64>>,
-    pub factors: BTreeMap<String, f64>,
-    /// m' per party: the factors after the run's negative-factor policy, what ψ sums (absent
-    /// in rows of older versions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adjusted: Option<BTreeMap<String, f64>>,
-    pub persona: String,
-    pub variant: String,
-    pub weight: f64,
-}
 
 /// The rows of a finished `scale` directory (`rows.jsonl`).
 pub fn load_rows(dir: &Path) -> Result<Vec<RowRecord>> {
     let path = dir.join("rows.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (run `probe scale` first)", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))
-        })
-        .collect()
+    if !path.is_file() {
+        anyhow::bail!("{} is missing (run `probe scale` first)", path.display());
+    }
+    Ok(probe_schema::read_jsonl(&path)?)
 }
 
 /// ψ under every negative-factor policy per party, and ψ per prompt language (German and
@@ -51,7 +28,10 @@ pub fn sensitivity_and_languages(
     templates: &[PersonaTemplate],
     rows: &[ScaleRow],
     policy: NegativePolicy,
-) -> (JsonMap, JsonMap) {
+) -> (
+    BTreeMap<String, PolicySensitivity>,
+    BTreeMap<String, LanguagePsi>,
+) {
     let sensitivity = probe_latent::scale::policy_sensitivity(rows);
     // ψ per language of the prompt variants (German and English prompts are not pooled
     // silently): variant → language, then the rows of each language.
@@ -62,40 +42,30 @@ pub fn sensitivity_and_languages(
     let mut languages: Vec<&str> = templates.iter().map(|t| t.language.as_str()).collect();
     languages.sort_unstable();
     languages.dedup();
-    let by_language: serde_json::Map<String, serde_json::Value> = languages
+    let by_language = languages
         .iter()
         .map(|&lang| {
             let keep = |r: &ScaleRow| language_of.get(r.variant.as_str()) == Some(&lang);
             let psi = probe_latent::scale::psi_over(rows, policy, keep);
             let n = rows.iter().filter(|r| keep(r)).count();
-            let psi = psi.map(|d| {
-                parties
-                    .iter()
-                    .cloned()
-                    .zip(d.into_iter().map(serde_json::Value::from))
-                    .collect::<serde_json::Map<String, serde_json::Value>>()
-            });
-            (lang.to_string(), serde_json::json!({"rows": n, "psi": psi}))
+            let psi = psi.map(|d| parties.iter().cloned().zip(d).collect());
+            (lang.to_string(), LanguagePsi { rows: n, psi })
         })
         .collect();
-    let policy_sensitivity: serde_json::Map<String, serde_json::Value> = parties
+    let policy_sensitivity = parties
         .iter()
         .enumerate()
         .map(|(p, party)| {
-            let psi: serde_json::Map<String, serde_json::Value> = sensitivity
+            let psi = sensitivity
                 .psi
                 .iter()
-                .map(|(policy, d)| {
-                    (
-                        policy.name().to_string(),
-                        serde_json::json!(d.as_ref().map(|d| d[p])),
-                    )
-                })
+                .map(|(policy, d)| (policy.name().to_string(), d.as_ref().map(|d| d[p])))
                 .collect();
-            (
-                party.clone(),
-                serde_json::json!({"negative_share": sensitivity.negative_share[p], "psi": psi}),
-            )
+            let entry = PolicySensitivity {
+                negative_share: sensitivity.negative_share[p],
+                psi,
+            };
+            (party.clone(), entry)
         })
         .collect();
     (policy_sensitivity, by_language)
@@ -193,13 +163,12 @@ pub fn scopes(summary: &Summary) -> Vec<(&str, &str, &str, &Distribution)> {
     out
 }
 
-pub fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> Result<()> {
-    let mut json = serde_json::to_value(summary)?;
-    json["run"] = run;
-    // the report's rules (shares in [0, 1] summing to 1, counts, k ≥ 1, no NaN written as
-    // null) hold before anything is written; psi.json, what the report reads, comes last
+/// Writes `psi.json` (the summary with its `run`), `psi.csv` and `psi.cells.jsonl`.
+pub fn write_summary(out: &Path, summary: &Summary) -> Result<()> {
+    // the report's rules (shares in [0, 1] summing to 1, counts, k ≥ 1, a run recorded) hold
+    // before anything is written; psi.json, what the report reads, comes last
     let psi_path = out.join("psi.json");
-    probe_report::report::validate::psi(&json, &psi_path)?;
+    probe_report::report::validate::psi(summary, &psi_path)?;
     // Long format: one line per (scope, variant, attribute, value, party); and the same
     // distributions as `probe compare` cells (method=latent), one per scope.
     let mut csv = String::from("variant,attribute,value,party,psi,rows,weight\n");
@@ -243,6 +212,6 @@ pub fn write_summary(out: &Path, summary: &Summary, run: serde_json::Value) -> R
     }
     probe_cache::write_atomic(&out.join("psi.csv"), csv.as_bytes())?;
     probe_cache::write_atomic(&out.join("psi.cells.jsonl"), cells.as_bytes())?;
-    probe_cache::write_atomic(&psi_path, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    probe_schema::write(&psi_path, summary)?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use probe_eval::run::{read_records, resume, UnitLog};
 use probe_eval::simulate::{encode_prompt, item_prompt, ItemPrompt, Simulator};
 use serde_json::{json, Value};
 
-pub use scores::{SimulationScores, SplitScores};
+pub use scores::{ScoresTable, SimulationScores, SplitScores};
 
 use crate::files::check_out_dir;
 use crate::model::ModelSpec;
@@ -492,15 +492,12 @@ pub fn simulate(options: &SimulateOptions) -> Result<SimulateOutcome> {
         cells.push_str(&c.to_json().to_string());
         cells.push('\n');
     }
-    let scores_json = serde_json::to_value(&scores)?;
-    // the report's own rules: a NaN (serialized as null) is refused here, naming its field
-    probe_report::report::validate::scores(&scores_json, &out.join("scores.json"))?;
+    // the report's own rules (finite estimates, ordered intervals, marginals summing to 1)
+    // hold before anything is written
+    probe_report::report::validate::scores(&scores, &out.join("scores.json"))?;
     table.write_answers(&survey, &names, &out.join("answers.csv"))?;
     probe_cache::write_atomic(&out.join("simulate.cells.jsonl"), cells.as_bytes())?;
-    probe_cache::write_atomic(
-        &out.join("scores.json"),
-        serde_json::to_string_pretty(&scores_json)?.as_bytes(),
-    )?;
+    probe_schema::write(&out.join("scores.json"), &scores)?;
     probe_cache::mark_complete(
         &out,
         "simulate",
@@ -558,19 +555,18 @@ fn versus_table(
         );
     }
     // its scores name the model as its folders do (with `+adapter`); else the model file
-    let scored: Option<Value> = std::fs::read_to_string(dir.join("scores.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    let model = scored
-        .as_ref()
-        .and_then(|s| s["model"].as_str().map(String::from))
-        .unwrap_or_else(|| {
-            Path::new(theirs["model"].as_str().unwrap_or("other"))
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("other")
-                .to_string()
-        });
+    let scored = dir
+        .join("scores.json")
+        .is_file()
+        .then(|| probe_schema::read_in::<SimulationScores>(dir))
+        .transpose()?;
+    let model = scored.map(|s| s.model).unwrap_or_else(|| {
+        Path::new(theirs["model"].as_str().unwrap_or("other"))
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("other")
+            .to_string()
+    });
     let persona = if theirs["persona"].as_bool() == Some(false) {
         "no persona"
     } else {

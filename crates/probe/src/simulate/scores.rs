@@ -10,9 +10,13 @@ use anyhow::{bail, Context, Result};
 use probe_data::cells::Cell;
 use probe_data::survey::{ItemKind, Survey};
 use probe_metrics::correlation::Method;
-use probe_metrics::individual::{agreement, Agreement, ItemScale};
-use probe_metrics::population::{marginals, structure, MarginalFit, StructureFit};
+use probe_metrics::individual::{agreement, ItemScale};
+use probe_metrics::population::{marginals, structure};
 use serde_json::Value;
+
+pub use probe_schema::simulation::{
+    ComparatorScores, PairedComparison, SimulationScores, SplitScores, TemperatureScores,
+};
 
 use super::SimulateOptions;
 use crate::vectors::csv_field;
@@ -121,71 +125,11 @@ impl Table {
     }
 }
 
-/// Every score of one split.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SplitScores {
-    /// `all`, or a split's name.
-    pub split: String,
-    pub respondents: usize,
-    /// The marginals of the option distributions themselves (each twin's answer counted as
-    /// its distribution): what infinitely many draws at temperature 1 would give.
-    pub expected: MarginalFit,
-    pub temperatures: Vec<TemperatureScores>,
-}
-
-/// The table of one temperature's draws.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TemperatureScores {
-    pub temperature: f32,
-    pub marginals: MarginalFit,
-    pub agreement: Agreement,
-    /// `None` when fewer than two items that vary have values (`structure_note` says why);
-    /// items constant in either table are left out and named in the fit.
-    pub structure: Option<StructureFit>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub structure_note: Option<String>,
-}
-
-/// A baseline (or another simulation of the same respondents) scored by the same code.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ComparatorScores {
-    pub name: String,
-    pub description: String,
-    pub splits: Vec<SplitScores>,
-}
-
-/// The model's table against another of the same respondents (a baseline, or another run),
-/// at one split and temperature: A = the model, B = `versus`; paired bootstrap over
-/// respondents.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PairedComparison {
-    pub versus: String,
-    pub split: String,
-    pub temperature: f32,
-    pub differences: probe_metrics::paired::PairedDifferences,
-}
-
 /// A table scored beside the model's: its name, what it is, its rows.
 pub struct Comparator<'a> {
     pub name: String,
     pub description: String,
     pub table: &'a Table,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SimulationScores {
-    pub model: String,
-    pub survey: String,
-    pub persona: bool,
-    pub items: Vec<String>,
-    pub correlation: &'static str,
-    pub splits: Vec<SplitScores>,
-    /// The baselines (and `--versus` runs), scored on the same respondents by the same code.
-    #[serde(default)]
-    pub baselines: Vec<ComparatorScores>,
-    /// The model against each of them, per split and temperature (paired bootstrap).
-    #[serde(default)]
-    pub differences: Vec<PairedComparison>,
 }
 
 /// The parts scored: every simulated respondent (`all`, or the one split simulated) and, when
@@ -296,6 +240,7 @@ pub fn score(
         }
     }
     Ok(SimulationScores {
+        format_version: <SimulationScores as probe_schema::Artifact>::FORMAT_VERSION,
         model: model.to_string(),
         survey: survey.codebook.name.clone(),
         persona: options.persona,
@@ -309,7 +254,8 @@ pub fn score(
             "spearman"
         } else {
             "pearson"
-        },
+        }
+        .to_string(),
         splits,
         baselines,
         differences,
@@ -473,25 +419,29 @@ pub fn cells(
     Ok(out)
 }
 
-impl fmt::Display for SimulationScores {
+/// `scores.json` as the table `probe simulate` prints.
+pub struct ScoresTable<'a>(pub &'a SimulationScores);
+
+impl fmt::Display for ScoresTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scores = self.0;
         let ci = |e: &probe_metrics::stats::Estimate| {
             format!("{:.3} [{:.3}, {:.3}]", e.value, e.low, e.high)
         };
         writeln!(
             f,
             "{} on {} ({}), bias-corrected bootstrap CIs over respondents:",
-            self.model,
-            self.survey,
-            if self.persona {
+            scores.model,
+            scores.survey,
+            if scores.persona {
                 "persona prompts"
             } else {
                 "no persona"
             }
         )?;
         // the predictors' names set the first column's width
-        let w = std::iter::once(self.model.chars().count())
-            .chain(self.baselines.iter().map(|b| b.name.chars().count()))
+        let w = std::iter::once(scores.model.chars().count())
+            .chain(scores.baselines.iter().map(|b| b.name.chars().count()))
             .max()
             .unwrap_or(9)
             .max(9);
@@ -506,11 +456,15 @@ impl fmt::Display for SimulationScores {
             "mean TV",
             "accuracy",
             "RMSE",
-            self.correlation
+            scores.correlation
         )?;
         let mut notes = Vec::new();
-        let predictors = std::iter::once((self.model.as_str(), &self.splits))
-            .chain(self.baselines.iter().map(|b| (b.name.as_str(), &b.splits)));
+        let predictors = std::iter::once((scores.model.as_str(), &scores.splits)).chain(
+            scores
+                .baselines
+                .iter()
+                .map(|b| (b.name.as_str(), &b.splits)),
+        );
         for (name, splits) in predictors {
             for s in splits {
                 writeln!(
@@ -543,7 +497,7 @@ impl fmt::Display for SimulationScores {
                     let item_names = |items: &[usize]| {
                         items
                             .iter()
-                            .filter_map(|&i| self.items.get(i).cloned())
+                            .filter_map(|&i| scores.items.get(i).cloned())
                             .collect::<Vec<_>>()
                             .join(", ")
                     };
@@ -565,11 +519,11 @@ impl fmt::Display for SimulationScores {
                 }
             }
         }
-        if !self.differences.is_empty() {
+        if !scores.differences.is_empty() {
             writeln!(
                 f,
                 "{} minus each other predictor, paired bootstrap over the same respondents (two-sided p):",
-                self.model
+                scores.model
             )?;
             let d = |x: &probe_metrics::paired::Difference| {
                 format!(
@@ -580,7 +534,7 @@ impl fmt::Display for SimulationScores {
                     x.p.map_or("—".into(), |p| format!("{p:.3}"))
                 )
             };
-            for c in &self.differences {
+            for c in &scores.differences {
                 writeln!(
                     f,
                     "  vs {:<w$} {:<11} T {:<4} ΔKL {}  Δaccuracy {}  ΔRMSE {}",

@@ -5,109 +5,42 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use probe_latent::{PartyDirection, Selected};
 use safetensors::Dtype;
-use serde::{Deserialize, Serialize};
 
 use crate::files::write_safetensors;
 
+pub use probe_schema::vectors::{ChanceRow, VectorRow, VectorsJson};
+
 pub const VECTORS_JSON: &str = "vectors.json";
 
-/// One selected value vector, as written to vectors.json / vectors.csv.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VectorRow {
-    pub party: String,
-    pub mode: String,
-    pub rank: usize,
-    pub layer: usize,
-    pub neuron: usize,
-    pub cos: f32,
-    pub tokens: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VectorsJson {
-    pub format_version: u32,
-    pub model: String,
-    pub model_hash: String,
-    pub hidden_size: usize,
-    pub probes: String,
-    pub probe: String,
-    pub parties: Vec<String>,
-    /// Per party: `shared` or the hook of its per-layer probe.
-    pub probe_sources: Vec<String>,
-    pub layers: Vec<usize>,
-    pub neurons: usize,
-    pub k: usize,
-    pub iqr_c: f64,
-    /// Per party: the IQR threshold Q3 + c·IQR of its cosines.
-    pub iqr_thresholds: Vec<f64>,
-    pub vectors: Vec<VectorRow>,
-    /// Per party: is the joint top-k selection above chance? (Absent in older files.)
-    #[serde(default)]
-    pub chance: Vec<ChanceRow>,
-}
-
-/// One party's selection against chance: the mean cosine of its joint top-k vectors, against
-/// the same statistic for random directions and for label-shuffled probes' directions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChanceRow {
-    pub party: String,
-    pub statistic: String,
-    pub random: Option<probe_latent::null::ChanceTest>,
-    pub shuffled: Option<probe_latent::null::ChanceTest>,
-    /// p < 0.05 against every null that was run (`verdict` is `above`).
-    pub above_chance: bool,
-    /// Above chance, not above, or undetermined where a null was too small for p < 0.05
-    /// (older files: read from `above_chance`, a `false` there as undetermined).
-    #[serde(default)]
-    pub verdict: probe_latent::null::Verdict,
-}
-
-impl VectorsJson {
-    /// Reads `<dir>/vectors.json`.
-    pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(VECTORS_JSON);
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {} (run `probe vectors` on the probes first)",
-                path.display()
-            )
-        })?;
-        let mut json: VectorsJson =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        // files written before verdicts: a `true` there was p < 0.05 against every null
-        for c in json.chance.iter_mut().filter(|c| c.above_chance) {
-            c.verdict = probe_latent::null::Verdict::Above;
-        }
-        if json.format_version != 1 {
-            bail!(
-                "{}: format version {} (this probe reads 1)",
-                path.display(),
-                json.format_version
-            );
-        }
-        Ok(json)
+/// V̂ per party (in `parties` order) for one selection mode of `vectors.json`.
+pub fn selections(json: &VectorsJson, mode: &str) -> Result<Vec<Vec<Selected>>> {
+    let mut out = vec![Vec::new(); json.parties.len()];
+    for v in json.vectors.iter().filter(|v| v.mode == mode) {
+        let p = json
+            .parties
+            .iter()
+            .position(|p| p == &v.party)
+            .with_context(|| format!("vectors.json names unknown party `{}`", v.party))?;
+        out[p].push(Selected {
+            layer: v.layer,
+            neuron: v.neuron,
+            cos: v.cos,
+        });
     }
+    Ok(out)
+}
 
-    /// V̂ per party (in `parties` order) for one selection mode.
-    pub fn selections(&self, mode: &str) -> Result<Vec<Vec<Selected>>> {
-        let mut out = vec![Vec::new(); self.parties.len()];
-        for v in self.vectors.iter().filter(|v| v.mode == mode) {
-            let p = self
-                .parties
-                .iter()
-                .position(|p| p == &v.party)
-                .with_context(|| format!("vectors.json names unknown party `{}`", v.party))?;
-            out[p].push(Selected {
-                layer: v.layer,
-                neuron: v.neuron,
-                cos: v.cos,
-            });
+/// Reads `<dir>/vectors.json`.
+pub fn read(dir: &Path) -> Result<VectorsJson> {
+    probe_schema::read_in(dir).map_err(|e| match e {
+        probe_schema::SchemaError::Io { .. } => {
+            anyhow::anyhow!("{e} (run `probe vectors` on the probes first)")
         }
-        Ok(out)
-    }
+        e => e.into(),
+    })
 }
 
 /// Writes `vectors.json`, `vectors.csv` and `vectors.safetensors` (with the cosine table

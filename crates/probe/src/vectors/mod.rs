@@ -16,7 +16,9 @@ use probe_latent::{
 use probe_lm::burn::tensor::{Int, Tensor, TensorData};
 use probe_lm::{parse_layers, Model};
 
-pub use artifact::{csv_field, save, ChanceRow, VectorRow, VectorsJson, VECTORS_JSON};
+pub use artifact::{
+    csv_field, read, save, selections, ChanceRow, VectorRow, VectorsJson, VECTORS_JSON,
+};
 
 use crate::files::check_out_dir;
 use crate::model::{check_same_model, ModelSpec};
