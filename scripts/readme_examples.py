@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Runs every shell and Python code block of README.md, in order, as written, in a fresh clone.
 
-    python3 scripts/readme_examples.py            # what scripts/test.sh runs
-    python3 scripts/readme_examples.py --full     # also `bash scripts/demo.sh`, twice (manual)
+    python3 scripts/readme_examples.py            # what scripts/test.sh runs (sliced, below)
+    python3 scripts/readme_examples.py --full     # every command as written, and
+                                                  # `bash scripts/demo.sh` twice (manual)
     python3 scripts/readme_examples.py --full --demo-only   # only demo.sh, twice
     python3 scripts/readme_examples.py --list     # the blocks and what happens to each
 
@@ -18,6 +19,16 @@ blocks through `python3` in that session. What the script supplies, and says so 
   `../shared/data/wahl-o-mat/YEAR-NAME` (the fetch needs the internet);
 * Python blocks run where `numpy` and `safetensors` import (else in a venv under
   `target/readme-venv`, made once with pip).
+
+Commands that repeat what a test already runs at full size (`SLICES` below: the real 2025
+election through train → vectors → scale, and the OpinionQA / vote evaluations) run, without
+`--full`, on a smaller slice: the README's own command with a documented flag narrowed (one
+prompt template and one layer, one prompt variant, two questions, three personas). This
+checks the example for drift — it must still parse, run and feed the next command — without
+re-timing work the tests do at size (`tests/cli_train.rs`, `tests/cli_latent.rs`,
+`tests/cli_eval.rs`).
+A slice whose pattern no longer matches the README fails the run: the example changed, so the
+slice must be looked at again. `--full` runs every command exactly as written.
 
 A block right after `<!-- readme-examples: skip (reason) -->` is not run (a SLURM array, a CUDA
 build). Without `--full`, `bash scripts/demo.sh` (a cold release build of the clone: the
@@ -38,6 +49,58 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_MARK = re.compile(r"<!--\s*readme-examples:\s*skip\s*\((.*?)\)\s*-->")
 FENCE = re.compile(r"^```(\w+)?\s*$")
+
+
+# (the command it applies to, the edits that narrow it: (pattern, replacement, why)); the
+# pattern of every edit must match the README's command, so a changed example is noticed.
+SLICES = [
+    (r"^probe train \$M --election \.\./shared/data/wahl-o-mat/2025-deutschland$",
+     [(r"$", " --templates de-quiz --layers 22",
+       "one template and one layer of the real election (tests/cli_train.rs trains every "
+       "shared election so)")]),
+    (r"^probe scale \$M --probes probes/\S+ .*--variants ",
+     [(r"--variants \S+", "--variants de-stimme",
+       "one prompt variant of the five (tests/cli_latent.rs scales 40 personas × 5 variants)")]),
+    (r"^probe eval \$M --opinionqa ",
+     [(r"--limit 10\b", "--limit 2",
+       "two questions of ten, still every method and steering on real OpinionQA "
+       "questions (tests/cli_eval.rs runs the methods on the coin set)")]),
+    (r"^probe eval \$M --vote ",
+     [(r"--persona-sample 12\b", "--persona-sample 3",
+       "three personas of twelve (tests/cli_eval.rs asks the demo election's voting "
+       "question of three)")]),
+]
+
+
+def logical_lines(code: str):
+    """The block's lines with backslash continuations joined (one command per entry)."""
+    out, pending = [], ""
+    for text in code.splitlines():
+        if text.rstrip().endswith("\\") and "#" not in text:
+            pending += text.strip()[:-1].rstrip() + " "
+            continue
+        out.append(pending + text.strip() if pending else text)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return out
+
+
+def slice_command(command: str):
+    """(the sliced command, the reasons) when a slice applies, else None. A slice whose command
+    matches but one of whose edits does not is drift: SystemExit names it."""
+    for pattern, edits in SLICES:
+        if not re.search(pattern, command):
+            continue
+        reasons = []
+        for edit, replacement, why in edits:
+            if not re.search(edit, command):
+                raise SystemExit(f"readme: the slice `{edit}` no longer matches the README's "
+                                 f"`{command}`: the example changed; update SLICES")
+            command = re.sub(edit, replacement, command, count=1)
+            reasons.append(why)
+        return command, reasons
+    return None
 
 
 def blocks(readme: Path):
@@ -114,6 +177,7 @@ def main() -> int:
             "a cold release build of the clone; its study is tests/cli_report.rs (--full runs it)")
 
     script = ["set -euo pipefail"]
+    used_slices = set()
     py = None
     have_shared = (ROOT.parent / "shared").is_dir()
     plan = []
@@ -140,8 +204,14 @@ def main() -> int:
         if lang == "python":
             script.append(f"{py} - <<'README_PYTHON_BLOCK'\n{code}\nREADME_PYTHON_BLOCK")
             continue
-        for text in code.splitlines():
+        for text in logical_lines(code):
             command = text.split("#", 1)[0].strip()
+            sliced = None if args.full else slice_command(command)
+            if sliced:
+                used_slices.add(next(p for p, _ in SLICES if re.search(p, command)))
+                plan.append(f"  slice: `{sliced[0]}` ({'; '.join(sliced[1])})")
+                script.append(f"echo '   (slice: {sliced[0]})' >&2")
+                text = sliced[0]
             if command in line_skips:
                 plan.append(f"  not run: `{command}` ({line_skips[command]})")
                 script.append(f"echo '   (not run: {command}: {line_skips[command]})' >&2")
@@ -156,6 +226,11 @@ def main() -> int:
                     plan.append(f"  stand-in: `{command}` (offline)")
                     text = re.sub(pattern, replacement, command)
             script.append(text)
+    unused = [p for p, _ in SLICES if p not in used_slices]
+    if unused and not args.full and not args.demo_only:
+        print("readme: slices that match no README command (the example changed or moved; "
+              "update SLICES): " + ", ".join(unused), file=sys.stderr)
+        return 2
     if args.list:
         print("\n".join(plan))
         return 0
