@@ -23,7 +23,8 @@ blocks through `python3` in that session. What the script supplies, and says so 
 Commands that repeat what a test already runs at full size (`SLICES` below: the real 2025
 election through train → vectors → scale, and the OpinionQA / vote evaluations) run, without
 `--full`, on a smaller slice: the README's own command with a documented flag narrowed (one
-prompt template and one layer, one prompt variant, two questions, three personas). This
+prompt template and one layer, one prompt variant, two questions by log-p and sampling, three
+personas). This
 checks the example for drift — it must still parse, run and feed the next command — without
 re-timing work the tests do at size (`tests/cli_train.rs`, `tests/cli_latent.rs`,
 `tests/cli_eval.rs`).
@@ -62,9 +63,9 @@ SLICES = [
      [(r"--variants \S+", "--variants de-stimme",
        "one prompt variant of the five (tests/cli_latent.rs scales 40 personas × 5 variants)")]),
     (r"^probe eval \$M --opinionqa ",
-     [(r"--limit 10\b", "--limit 2",
-       "two questions of ten, still every method and steering on real OpinionQA "
-       "questions (tests/cli_eval.rs runs the methods on the coin set)")]),
+     [(r"--limit 10\b", "--limit 2 --methods logp,sample",
+       "two questions of ten, the two methods that need no generation, every steering; "
+       "sequence and verbalize generate in the coin example next and in tests/cli_eval.rs")]),
     (r"^probe eval \$M --vote ",
      [(r"--persona-sample 12\b", "--persona-sample 3",
        "three personas of twelve (tests/cli_eval.rs asks the demo election's voting "
