@@ -27,6 +27,11 @@ echo "test-python: $WHEEL into a fresh venv, then examples/quickstart.py"
 python3 -m venv --clear "$FRESH"
 "$FRESH/bin/pip" install --quiet "$WHEEL"
 "$FRESH/bin/python" -c 'import probe; print("test-python: import probe", probe.__version__, "from", probe.__file__)'
-"$FRESH/bin/python" examples/quickstart.py --out "$TARGET/py-quickstart"
+# a fresh folder, its printout kept: the pytest suite reads both ($PROBE_QUICKSTART) instead
+# of running the quickstart a second time
+rm -rf "$TARGET/py-quickstart"
+mkdir -p "$TARGET/py-quickstart"
+"$FRESH/bin/python" examples/quickstart.py --out "$TARGET/py-quickstart" | tee "$TARGET/py-quickstart/stdout.txt"
 "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$WHEEL"
-PROBE_BIN=$TARGET/release/probe "$VENV/bin/python" -m pytest -q crates/probe-py/tests
+PROBE_BIN=$TARGET/release/probe PROBE_QUICKSTART=$TARGET/py-quickstart \
+  "$VENV/bin/python" -m pytest -q crates/probe-py/tests
