@@ -24,7 +24,8 @@ bash scripts/test-python.sh
 # PEFT loads `probe finetune`'s adapters and gives probe's logits (needs torch + peft; skipped
 # with a notice without them).
 bash scripts/test-peft.sh
-# Every shell and Python block of README.md, in order, in a fresh clone of HEAD (~12 min; the
+# Every shell and Python block of README.md, in order, in a fresh clone of HEAD (~4 min: commands
+# that repeat a test run a slice, see the script; the
 # SLURM and CUDA blocks and demo.sh's cold build are left to a manual `--full` run, see
 # docs/TESTING.md). PROBE_README_EXAMPLES=0 leaves it out of a quick local run.
 if [[ ${PROBE_README_EXAMPLES:-1} != 0 ]]; then
