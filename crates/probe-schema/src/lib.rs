@@ -158,8 +158,8 @@ pub fn read_in<T: Artifact>(dir: &Path) -> Result<T> {
     read(&dir.join(T::FILE))
 }
 
-/// The artifact as pretty JSON with object keys sorted (the layout every earlier version wrote),
-/// ending in a newline-free closing brace as `serde_json::to_string_pretty` does.
+/// The artifact as pretty JSON with object keys sorted (as psi.json and the eval files were
+/// always written), without a trailing newline, as `serde_json::to_string_pretty` writes it.
 pub fn to_text<T: Artifact>(artifact: &T) -> Result<String> {
     let fail = |e: serde_json::Error| SchemaError::Field {
         path: PathBuf::from(T::FILE),

@@ -91,18 +91,20 @@ pub fn psi(json: &Summary, file: &Path) -> Result<()> {
     if json.parties.is_empty() {
         return Err(input_err(file, "parties is empty"));
     }
-    let shares = |psi: &Ordered<f64>, at: &str| -> Result<()> {
+    // (party, share) pairs of one ψ, from an ordered or a sorted map
+    let shares = |psi: &[(&String, f64)], at: &str| -> Result<()> {
         let values: Vec<f64> = json
             .parties
             .iter()
             .map(|p| {
-                let x = psi
-                    .get(p)
+                let (_, x) = psi
+                    .iter()
+                    .find(|(k, _)| *k == p)
                     .ok_or_else(|| input_err(file, format!("{at}.{p} is missing")))?;
                 number(*x, file, &format!("{at}.{p}"))
             })
             .collect::<Result<_>>()?;
-        if let Some((extra, _)) = psi.0.iter().find(|(k, _)| !json.parties.contains(k)) {
+        if let Some((extra, _)) = psi.iter().find(|(k, _)| !json.parties.contains(k)) {
             return Err(input_err(
                 file,
                 format!("{at}.{extra}: a party not in `parties`"),
@@ -112,7 +114,8 @@ pub fn psi(json: &Summary, file: &Path) -> Result<()> {
     };
     let scope = |d: &Distribution, at: &str| -> Result<()> {
         if let Some(psi) = &d.psi {
-            shares(psi, &format!("{at}.psi"))?;
+            let pairs: Vec<_> = psi.0.iter().map(|(k, x)| (k, *x)).collect();
+            shares(&pairs, &format!("{at}.psi"))?;
         }
         let w = number(d.weight, file, &format!("{at}.weight"))?;
         if w < 0.0 {
@@ -142,9 +145,8 @@ pub fn psi(json: &Summary, file: &Path) -> Result<()> {
     };
     for (language, l) in &run.by_language {
         if let Some(psi) = &l.psi {
-            let shares_of: Ordered<f64> =
-                Ordered(psi.iter().map(|(k, v)| (k.clone(), *v)).collect());
-            shares(&shares_of, &format!("run.by_language.{language}.psi"))?;
+            let pairs: Vec<_> = psi.iter().map(|(k, x)| (k, *x)).collect();
+            shares(&pairs, &format!("run.by_language.{language}.psi"))?;
         }
     }
     if run.vector_layers.windows(2).any(|w| w[0] >= w[1]) {
